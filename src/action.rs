@@ -1,0 +1,305 @@
+//! Effects are actions. Every built-in that would touch the world describes the effect as an
+//! [`Action`] and hands it to the run's [`Executor`]: the dry-run executor records it and answers
+//! with a planned placeholder; live executors (helm, Kubernetes, the ClearML API, files) do it.
+//!
+//! Actions serialize as `{"kind": "helm.upgrade_install", ...fields}`; secrets inside them
+//! serialize as `<redacted>`, so a plan can always be printed.
+
+use serde::Serialize;
+
+use crate::secret::Secret;
+use crate::value::{Value, json_to_yaml};
+
+/// One effect. The field names are the plan's JSON keys.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind")]
+pub enum Action {
+    #[serde(rename = "helm.repo_add")]
+    HelmRepoAdd {
+        name: String,
+        url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        username: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        password: Option<Secret>,
+    },
+    #[serde(rename = "helm.repo_update")]
+    HelmRepoUpdate {
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        names: Vec<String>,
+    },
+    #[serde(rename = "helm.registry_login")]
+    HelmRegistryLogin {
+        host: String,
+        username: Value,
+        password: Secret,
+    },
+    #[serde(rename = "helm.upgrade_install")]
+    HelmUpgradeInstall {
+        release: String,
+        chart: String,
+        namespace: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+        create_namespace: bool,
+        values: Value,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        values_files: Vec<String>,
+        wait: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
+        rollback_on_failure: bool,
+    },
+    #[serde(rename = "kube.ensure_namespace")]
+    KubeEnsureNamespace { name: String },
+    #[serde(rename = "kube.apply")]
+    KubeApply {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        manifest: Value,
+    },
+    #[serde(rename = "clearml.create_queue")]
+    ClearmlCreateQueue {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        impersonate_as: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+        api_url: String,
+    },
+    #[serde(rename = "apps.download")]
+    AppsDownload {
+        url: Value,
+        dir: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
+    #[serde(rename = "apps.convert_registry")]
+    AppsConvertRegistry {
+        apps_dir: String,
+        target_repo: String,
+        generation: String,
+        method: String,
+    },
+    #[serde(rename = "apps.upload")]
+    AppsUpload {
+        source: Vec<String>,
+        api_url: String,
+        generation: String,
+        key: Value,
+        secret: Secret,
+    },
+    #[serde(rename = "wait.ready")]
+    WaitReady {
+        namespace: String,
+        resource: String,
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timeout: Option<String>,
+    },
+}
+
+impl Action {
+    /// The kind, as it appears in the plan.
+    pub fn kind(&self) -> String {
+        self.to_json()["kind"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// The plan's JSON object for this action (secrets redacted).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("actions always serialize")
+    }
+
+    /// What the dry-run executor answers, so the script can go on: values that say they are
+    /// planned, never made-up results.
+    pub fn planned_result(&self) -> Value {
+        match self {
+            Action::ClearmlCreateQueue { name, .. } => {
+                Value::Str(format!("<planned: id of queue {name}>"))
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    DryRun,
+    Live,
+    Sandbox,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::DryRun => "dry-run",
+            Mode::Live => "live",
+            Mode::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// Carries out actions.
+pub trait Executor {
+    fn mode(&self) -> Mode;
+    /// Do (or record) the action, and answer with what the script gets back.
+    fn execute(&mut self, action: &Action) -> Result<Value, String>;
+}
+
+/// Records every action and touches nothing.
+#[derive(Default)]
+pub struct DryRunExecutor;
+
+impl Executor for DryRunExecutor {
+    fn mode(&self) -> Mode {
+        Mode::DryRun
+    }
+    fn execute(&mut self, action: &Action) -> Result<Value, String> {
+        Ok(action.planned_result())
+    }
+}
+
+/// The live executor. Each kind is carried out by the domain that owns it; a kind whose live
+/// side this build does not have yet is refused before anything is done, never faked.
+#[derive(Default)]
+pub struct LiveExecutor;
+
+impl Executor for LiveExecutor {
+    fn mode(&self) -> Mode {
+        Mode::Live
+    }
+    fn execute(&mut self, action: &Action) -> Result<Value, String> {
+        Err(format!(
+            "this build cannot carry out {} live yet; run with --dry-run to see the plan",
+            action.kind()
+        ))
+    }
+}
+
+/// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`.
+pub fn render_json(actions: &[Action], dry_run: bool) -> String {
+    let doc = serde_json::json!({
+        "dry_run": dry_run,
+        "actions": actions.iter().map(Action::to_json).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&doc).expect("plan serializes")
+}
+
+/// The plan as numbered human-readable steps. Scalar fields go on the step's line as
+/// `field=value`; maps and lists follow as indented YAML.
+pub fn render_text(actions: &[Action], dry_run: bool) -> String {
+    let mut out = String::new();
+    let what = if dry_run {
+        "Plan (dry run: nothing was changed)"
+    } else {
+        "Done"
+    };
+    let n = actions.len();
+    out.push_str(&format!(
+        "{what}: {n} step{}\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    for (i, action) in actions.iter().enumerate() {
+        let json = action.to_json();
+        let obj = json.as_object().expect("actions are objects");
+        let mut line = format!("{:>3}. {}", i + 1, action.kind());
+        let mut blocks = String::new();
+        for (field, value) in obj.iter().filter(|(k, _)| *k != "kind") {
+            match value {
+                serde_json::Value::Object(m) if m.is_empty() => {
+                    line.push_str(&format!(" {field}={{}}"))
+                }
+                serde_json::Value::Array(a) if a.iter().all(|v| !v.is_object()) => {
+                    let items: Vec<String> = a.iter().map(scalar_text).collect();
+                    line.push_str(&format!(" {field}=[{}]", items.join(",")));
+                }
+                serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+                    blocks.push_str(&format!("       {field}:\n"));
+                    let yaml = json_to_yaml(value).unwrap_or_else(|e| format!("<{e}>\n"));
+                    for l in yaml.lines() {
+                        blocks.push_str(&format!("         {l}\n"));
+                    }
+                }
+                scalar => line.push_str(&format!(" {field}={}", scalar_text(scalar))),
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+        out.push_str(&blocks);
+    }
+    out
+}
+
+fn scalar_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() && !s.contains(char::is_whitespace) => {
+            s.clone()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn install() -> Action {
+        Action::HelmUpgradeInstall {
+            release: "clearml".into(),
+            chart: "clearml-enterprise/clearml-enterprise".into(),
+            namespace: "clearml".into(),
+            version: None,
+            create_namespace: true,
+            values: Value::Map(BTreeMap::from([(
+                "imageCredentials".into(),
+                Value::Map(BTreeMap::from([(
+                    "password".into(),
+                    Value::Secret(Secret::new("dockerhub-token-123")),
+                )])),
+            )])),
+            values_files: vec![],
+            wait: false,
+            timeout: None,
+            rollback_on_failure: false,
+        }
+    }
+
+    #[test]
+    fn json_plan_redacts_and_tags_kind() {
+        let text = render_json(&[install()], true);
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["dry_run"], true);
+        assert_eq!(doc["actions"][0]["kind"], "helm.upgrade_install");
+        assert_eq!(
+            doc["actions"][0]["values"]["imageCredentials"]["password"],
+            "<redacted>"
+        );
+        assert!(!text.contains("dockerhub-token-123"));
+    }
+
+    #[test]
+    fn text_plan_numbers_steps() {
+        let text = render_text(&[install(), Action::HelmRepoUpdate { names: vec![] }], true);
+        assert!(text.starts_with("Plan (dry run: nothing was changed): 2 steps\n"));
+        assert!(text.contains("  1. helm.upgrade_install release=clearml"));
+        assert!(text.contains("password: <redacted>"), "{text}");
+        assert!(text.contains("  2. helm.repo_update\n"));
+    }
+
+    #[test]
+    fn dry_run_answers_planned_values() {
+        let q = Action::ClearmlCreateQueue {
+            name: "GPUshm".into(),
+            impersonate_as: None,
+            tags: vec![],
+            api_url: "https://api.example.com".into(),
+        };
+        assert_eq!(
+            DryRunExecutor.execute(&q).unwrap(),
+            Value::Str("<planned: id of queue GPUshm>".into())
+        );
+        assert!(LiveExecutor.execute(&q).unwrap_err().contains("--dry-run"));
+    }
+}

@@ -1,0 +1,53 @@
+//! The built-ins, one Rhai plugin module per domain. Their `///` comments are the user
+//! documentation (`clearml-script docs`, `:help` in the REPL, `.d.rhai` definitions).
+
+pub mod checks;
+pub mod run;
+pub mod secrets;
+pub mod values;
+
+use rhai::{Dynamic, Engine, EvalAltResult, Map, exported_module};
+
+use crate::failure::invalid;
+use crate::value::Value;
+
+/// Register every built-in module into the engine's global namespace.
+pub fn register(engine: &mut Engine) {
+    engine.register_global_module(exported_module!(values::values_api).into());
+    engine.register_global_module(exported_module!(checks::checks_api).into());
+    engine.register_global_module(exported_module!(secrets::secrets_api).into());
+    engine.register_global_module(exported_module!(run::run_api).into());
+    engine.register_global_module(exported_module!(run::failure_api).into());
+}
+
+/// A script value as data, or a validation error naming the built-in.
+pub fn to_value(builtin: &str, d: &Dynamic) -> Result<Value, Box<EvalAltResult>> {
+    Value::from_dynamic(d).map_err(|e| invalid(builtin, e))
+}
+
+/// The value at a dotted key path of nested maps.
+pub fn dynamic_at_path(root: &Dynamic, path: &str) -> Option<Dynamic> {
+    let mut cur = root.clone();
+    for part in path.split('.') {
+        let next = cur.read_lock::<Map>()?.get(part)?.clone();
+        cur = next;
+    }
+    Some(cur)
+}
+
+/// Deep merge of script values: maps merge, anything else in `b` replaces `a`.
+pub fn merge_dynamic(a: Dynamic, b: Dynamic) -> Dynamic {
+    match (a.clone().try_cast::<Map>(), b.clone().try_cast::<Map>()) {
+        (Some(mut am), Some(bm)) => {
+            for (k, bv) in bm {
+                let merged = match am.remove(&k) {
+                    Some(av) => merge_dynamic(av, bv),
+                    None => bv,
+                };
+                am.insert(k, merged);
+            }
+            Dynamic::from_map(am)
+        }
+        _ => b,
+    }
+}

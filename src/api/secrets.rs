@@ -1,0 +1,163 @@
+//! Secret built-ins. A secret prints as `<redacted>` everywhere; joining it with `+` keeps it
+//! secret.
+
+use rhai::plugin::*;
+
+#[export_module]
+pub mod secrets_api {
+    use crate::failure::invalid;
+    use crate::secret::{Secret, generate_hex};
+    use rhai::{Dynamic, EvalAltResult};
+
+    /// Mark a value secret: it shows as `<redacted>` in output, plans, logs and errors, and
+    /// reaches helm and APIs only through safe channels. Strings built from it with `+` stay
+    /// secret. A secret given a secret is returned as it is.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let token = secret("ghp_example");
+    /// print(token);   // <redacted>
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn secret(value: Dynamic) -> Result<Secret, Box<EvalAltResult>> {
+        if let Some(s) = value.clone().try_cast::<Secret>() {
+            return Ok(s);
+        }
+        if value.is_string() || value.is_int() || value.is_float() || value.is_char() {
+            return Ok(Secret::new(value.to_string()));
+        }
+        Err(invalid(
+            "secret",
+            format!("a secret must be a string or a number, found {}", value.type_name()),
+        ))
+    }
+
+    /// A new random secret: `bytes` bytes from the operating system's RNG, hex-encoded
+    /// (16 bytes give 32 hex digits, as the ClearML docs suggest for internal credentials).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let api_secret = generate_secret(16);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn generate_secret(bytes: i64) -> Result<Secret, Box<EvalAltResult>> {
+        if !(1..=1024).contains(&bytes) {
+            return Err(invalid(
+                "generate_secret",
+                format!("bytes must be 1 to 1024, not {bytes}"),
+            ));
+        }
+        generate_hex(bytes as usize)
+            .map(Secret::new)
+            .map_err(|e| invalid("generate_secret", format!("the OS random source failed: {e}")))
+    }
+
+    /// Is `value` a secret?
+    ///
+    /// # Example
+    /// ```rhai
+    /// is_secret(site.dockerhub_token)   // true: the key name says it is a token
+    /// ```
+    pub fn is_secret(value: Dynamic) -> bool {
+        value.is::<Secret>()
+    }
+
+    /// A secret followed by a string: the result is a secret.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let auth = secret("user") + ":pass";   // a secret
+    /// ```
+    #[rhai_fn(name = "+")]
+    pub fn secret_plus_str(a: Secret, b: &str) -> Secret {
+        Secret::new(format!("{}{b}", a.expose()))
+    }
+
+    /// A string followed by a secret: the result is a secret.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let header = "Bearer " + secret("tok");   // a secret
+    /// ```
+    #[rhai_fn(name = "+")]
+    pub fn str_plus_secret(a: &str, b: Secret) -> Secret {
+        Secret::new(format!("{a}{}", b.expose()))
+    }
+
+    /// Two secrets joined: the result is a secret.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let both = secret("key") + secret("value");
+    /// ```
+    #[rhai_fn(name = "+")]
+    pub fn secret_plus_secret(a: Secret, b: Secret) -> Secret {
+        Secret::new(format!("{}{}", a.expose(), b.expose()))
+    }
+
+    /// Do two secrets hold the same value?
+    ///
+    /// # Example
+    /// ```rhai
+    /// secret("a1b2") == secret("a1b2")   // true
+    /// ```
+    #[rhai_fn(name = "==")]
+    pub fn secret_eq(a: Secret, b: Secret) -> bool {
+        a == b
+    }
+
+    /// Do two secrets hold different values?
+    ///
+    /// # Example
+    /// ```rhai
+    /// secret("a1b2") != secret("c3d4")   // true
+    /// ```
+    #[rhai_fn(name = "!=")]
+    pub fn secret_ne(a: Secret, b: Secret) -> bool {
+        a != b
+    }
+
+    /// Is the secret empty?
+    ///
+    /// # Example
+    /// ```rhai
+    /// if site.dockerhub_token.is_empty() { fail("dockerhub_token is empty"); }
+    /// ```
+    #[rhai_fn(name = "is_empty", pure)]
+    pub fn secret_is_empty(s: &mut Secret) -> bool {
+        s.is_empty()
+    }
+
+    /// The length of the secret, in characters (the value itself stays hidden).
+    ///
+    /// # Example
+    /// ```rhai
+    /// if site.dockerhub_token.len() < 20 { fail("the DockerHub token looks too short"); }
+    /// ```
+    #[rhai_fn(name = "len", pure)]
+    pub fn secret_len(s: &mut Secret) -> i64 {
+        s.len() as i64
+    }
+
+    /// A secret shown as text: always `<redacted>`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// print(secret("x1y2"));   // <redacted>
+    /// ```
+    #[rhai_fn(name = "to_string", pure)]
+    pub fn secret_to_string(s: &mut Secret) -> String {
+        s.to_string()
+    }
+
+    /// A secret in debug output: always `<redacted>`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// debug(secret("x1y2"));   // <redacted>
+    /// ```
+    #[rhai_fn(name = "to_debug", pure)]
+    pub fn secret_to_debug(s: &mut Secret) -> String {
+        s.to_string()
+    }
+}

@@ -1,0 +1,150 @@
+//! Values built-ins: YAML in and out, deep merge, key-path lookups, environment variables.
+
+use rhai::plugin::*;
+
+#[export_module]
+pub mod values_api {
+    use crate::api::{dynamic_at_path, to_value};
+    use crate::failure::invalid;
+    use crate::runtime;
+    use crate::secret::{Secret, is_secret_key};
+    use crate::site::{mark_secrets, parse_located};
+    use crate::value::json_to_yaml;
+    use rhai::{Dynamic, EvalAltResult, Map};
+
+    /// Parse YAML text into a value (maps, arrays, strings, numbers, booleans, `()` for null).
+    /// YAML 1.2 rules: `yes` and `on` stay strings.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let v = parse_yaml("service:\n  type: ClusterIP\nports: [80, 443]");
+    /// print(v.service.type);   // ClusterIP
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn parse_yaml(text: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        parse_located(text, "YAML text")
+            .map(|(v, _)| v.to_dynamic())
+            .map_err(|e| invalid("parse_yaml", e))
+    }
+
+    /// Write a value as YAML text, the way it is handed to helm. Secrets are written as
+    /// `<redacted>`: the real value reaches helm only through the tool's own 0600 files.
+    ///
+    /// # Example
+    /// ```rhai
+    /// print(to_yaml(#{ ingress: #{ enabled: true, hostName: "app.example.com" } }));
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn to_yaml(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let v = to_value("to_yaml", &value)?;
+        json_to_yaml(&v.redacted()).map_err(|e| invalid("to_yaml", e))
+    }
+
+    /// Read a YAML file. A relative path is taken from the playbook's directory. Keys that name
+    /// credentials (password, secret, token, key/secret pairs) are marked secret, as for the site
+    /// values.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let extra = read_yaml("extra-values.yaml");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn read_yaml(path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let full = runtime::with(|rt| rt.base_dir.join(path));
+        let text = std::fs::read_to_string(&full)
+            .map_err(|e| invalid("read_yaml", format!("cannot read {}: {e}", full.display())))?;
+        let (mut v, _) = parse_located(&text, &full.display().to_string())
+            .map_err(|e| invalid("read_yaml", e))?;
+        mark_secrets(&mut v);
+        Ok(v.to_dynamic())
+    }
+
+    /// Deep merge: maps merge key by key; lists and scalars in `b` replace those in `a`.
+    /// Neither argument is changed.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let v = merge(#{ a: 1, s: #{ x: 1 } }, #{ b: 2, s: #{ y: 2 } });
+    /// // #{ a: 1, b: 2, s: #{ x: 1, y: 2 } }
+    /// ```
+    pub fn merge(a: Dynamic, b: Dynamic) -> Dynamic {
+        crate::api::merge_dynamic(a, b)
+    }
+
+    /// The value at a dotted key path, or `default` when any key on the way is missing.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let ns = get(site, "agent.namespace", "clearml-agents");
+    /// ```
+    pub fn get(map: Map, path: &str, default: Dynamic) -> Dynamic {
+        match dynamic_at_path(&map.into(), path) {
+            Some(v) if !v.is_unit() => v,
+            _ => default,
+        }
+    }
+
+    /// The value at a dotted key path; a missing key is a validation error (exit 2) that names
+    /// the key path and, for site values, how to provide it.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let domain = require(site, "base_domain");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn require(map: Map, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        match dynamic_at_path(&map.into(), path) {
+            Some(v) if !v.is_unit() => Ok(v),
+            _ => Err(invalid(
+                "require",
+                format!(
+                    "the required key `{path}` is missing: add it to the site values file, or \
+                     pass --set {path}=VALUE"
+                ),
+            )),
+        }
+    }
+
+    /// The value of an environment variable; unset is a validation error naming it. A variable
+    /// whose name says it holds a credential (`…_TOKEN`, `…_PASSWORD`, `…_SECRET`) is a secret.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let token = env("CLEARML_GITHUB_TOKEN");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn env(name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        match std::env::var(name) {
+            Ok(v) => Ok(env_value(name, v)),
+            Err(_) => Err(invalid(
+                "env",
+                format!(
+                    "the environment variable {name} is not set: export it, or use env(\"{name}\", default)"
+                ),
+            )),
+        }
+    }
+
+    /// The value of an environment variable, or `default` when it is unset.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let kube_context = env("KUBE_CONTEXT", "");
+    /// ```
+    #[rhai_fn(name = "env")]
+    pub fn env_or(name: &str, default: Dynamic) -> Dynamic {
+        match std::env::var(name) {
+            Ok(v) => env_value(name, v),
+            Err(_) => default,
+        }
+    }
+
+    #[rhai_fn(skip)]
+    pub fn env_value(name: &str, value: String) -> Dynamic {
+        if is_secret_key(name, &[]) {
+            Dynamic::from(Secret::new(value))
+        } else {
+            value.into()
+        }
+    }
+}

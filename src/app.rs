@@ -1,0 +1,247 @@
+//! Turns the command line into work: runs a playbook, or one of the other commands.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use clap::{CommandFactory, Parser};
+use rhai::{AST, Engine, Map, ParseError, Scope};
+
+use crate::action::{self, DryRunExecutor, Executor, LiveExecutor};
+use crate::cli::{Cli, Command, DocsFormat, OutputFormat, RunArgs, ScriptsAction};
+use crate::diagnostic;
+use crate::engine::{self, Sources};
+use crate::runtime::Runtime;
+use crate::site::Site;
+use crate::{check, docs, playbook, ui};
+
+/// Parse the command line, do the work, and answer with the exit code.
+pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match (cli.command, cli.run) {
+        (Some(Command::Run(args)), _) | (None, args) => run(&args, interrupted),
+        (Some(Command::Check { scripts }), _) => check_scripts(&scripts),
+        (Some(Command::Docs { function, format }), _) => show_docs(function.as_deref(), format),
+        (Some(Command::Defs { out }), _) => write_defs(&out),
+        (Some(Command::Completions { shell }), _) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "clearml-script",
+                &mut std::io::stdout(),
+            );
+            0
+        }
+        (Some(Command::Scripts { action: None }), _) => {
+            ui::out(&format!("Standard playbooks:\n{}", playbook::list()));
+            0
+        }
+        (Some(Command::Scripts {
+            action: Some(ScriptsAction::Export { dir, force }),
+        }), _) => match playbook::export(&dir, force) {
+            Ok(written) => {
+                for p in &written {
+                    ui::err(&format!("wrote {}\n", p.display()));
+                }
+                ui::err(&format!(
+                    "Run the exported copy with: clearml-script {} --values {} --dry-run\n",
+                    dir.join("install.rhai").display(),
+                    dir.join("site.yaml").display()
+                ));
+                0
+            }
+            Err(e) => {
+                ui::err(&format!("error: {e}\n"));
+                2
+            }
+        },
+    }
+}
+
+/// The scope every playbook compiles and runs with: the constant `site`.
+pub fn site_scope(site: &Site) -> Scope<'static> {
+    let mut scope = Scope::new();
+    let values = site.values.to_dynamic();
+    scope.push_constant_dynamic("site", values);
+    scope
+}
+
+/// Compile a playbook with strict variables. `scope` holds what the playbook may use besides
+/// its own variables; without one, `site` is declared (as a variable, so that an empty
+/// stand-in is not folded into the code as a constant).
+pub fn compile(engine: &Engine, text: &str, scope: Option<&Scope>) -> Result<AST, ParseError> {
+    match scope {
+        Some(scope) => engine.compile_with_scope(scope, text),
+        None => {
+            let mut scope = Scope::new();
+            scope.push("site", Map::new());
+            engine.compile_with_scope(&scope, text)
+        }
+    }
+}
+
+fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
+    let Some(script) = args.script.as_deref() else {
+        let _ = Cli::command().print_help();
+        return 2;
+    };
+    let book = match playbook::resolve(script) {
+        Ok(b) => b,
+        Err(e) => {
+            ui::err(&format!("error: {e}\n"));
+            return 2;
+        }
+    };
+    if book.embedded {
+        ui::err(&format!("running the standard playbook {}\n", book.name));
+    }
+    let site = match Site::load(&args.site.values, &args.site.set) {
+        Ok(s) => s,
+        Err(e) => {
+            ui::err(&format!("error: {e}\n"));
+            return 2;
+        }
+    };
+    let json = args.output == OutputFormat::Json;
+    ui::set_json_stdout(json);
+    let executor: Box<dyn Executor> = if args.dry_run {
+        Box::new(DryRunExecutor)
+    } else {
+        Box::new(LiveExecutor)
+    };
+    let rt = Rc::new(Runtime::new(
+        executor,
+        site,
+        book.base_dir.clone(),
+        interrupted.clone(),
+    ));
+    rt.install();
+
+    let sources = Sources::default();
+    sources.insert(&book.name, &book.text);
+    let engine = engine::build(&book.base_dir, sources.clone(), interrupted);
+    let mut scope = site_scope(&rt.site);
+    let mut ast = match compile(&engine, &book.text, Some(&scope)) {
+        Ok(ast) => ast,
+        Err(e) => {
+            let report = diagnostic::render_parse(&e, &book.name, &sources);
+            ui::err(&report.text);
+            return report.exit_code;
+        }
+    };
+    ast.set_source(book.name.as_str());
+    let result = engine.run_ast_with_scope(&mut scope, &ast);
+    let actions = rt.actions();
+    match result {
+        Ok(()) => {
+            if json {
+                ui::out(&format!("{}\n", action::render_json(&actions, args.dry_run)));
+            } else if args.dry_run {
+                ui::out(&action::render_text(&actions, true));
+            } else {
+                ui::err(&action::render_text(&actions, false));
+            }
+            0
+        }
+        Err(e) => {
+            let report = diagnostic::render(&e, &book.name, &sources);
+            ui::err(&report.text);
+            let done = if args.dry_run {
+                0
+            } else {
+                actions.len().saturating_sub(1)
+            };
+            if done > 0 {
+                ui::err(&format!(
+                    "{done} step{} finished before the failure; a re-run continues from the cluster's state\n",
+                    if done == 1 { "" } else { "s" }
+                ));
+            }
+            report.exit_code
+        }
+    }
+}
+
+fn check_scripts(scripts: &[std::path::PathBuf]) -> i32 {
+    let mut problems = 0;
+    for script in scripts {
+        match check::check_file(script) {
+            Ok(reports) => {
+                problems += reports.len();
+                for r in reports {
+                    ui::err(&r.text);
+                }
+            }
+            Err(report) => {
+                problems += 1;
+                ui::err(&report.text);
+            }
+        }
+    }
+    let n = scripts.len();
+    let s = if n == 1 { "" } else { "s" };
+    if problems == 0 {
+        ui::err(&format!("checked {n} script{s}: no problems\n"));
+        0
+    } else {
+        ui::err(&format!("checked {n} script{s}: {problems} problem(s)\n"));
+        2
+    }
+}
+
+fn builtin_engine() -> Engine {
+    engine::build(
+        Path::new("."),
+        Sources::default(),
+        Arc::new(AtomicBool::new(false)),
+    )
+}
+
+fn show_docs(function: Option<&str>, format: DocsFormat) -> i32 {
+    let all = docs::collect(&builtin_engine());
+    let selected: Vec<docs::FnDoc> = match function {
+        None => all,
+        Some(name) => match docs::lookup(&all, name) {
+            Ok(found) => found.into_iter().cloned().collect(),
+            Err(e) => {
+                ui::err(&format!("error: {e}\n"));
+                return 2;
+            }
+        },
+    };
+    match format {
+        DocsFormat::Md => ui::out(&docs::render_md(&selected)),
+        DocsFormat::Json => ui::out(&format!("{}\n", docs::render_json(&selected))),
+    }
+    0
+}
+
+fn write_defs(out: &Path) -> i32 {
+    let engine = builtin_engine();
+    let mut scope = Scope::new();
+    scope.push_constant("site", Map::new());
+    let result = std::fs::create_dir_all(out).and_then(|_| {
+        engine
+            .definitions_with_scope(&scope)
+            .with_headers(true)
+            .include_standard_packages(false)
+            .write_to_dir(out)
+    });
+    match result {
+        Ok(()) => {
+            ui::err(&format!("wrote definition files into {}\n", out.display()));
+            0
+        }
+        Err(e) => {
+            ui::err(&format!("error: cannot write into {}: {e}\n", out.display()));
+            1
+        }
+    }
+}

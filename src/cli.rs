@@ -1,0 +1,126 @@
+//! Command-line definitions only.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clearml-script",
+    version,
+    about = "Install and operate ClearML Enterprise on Kubernetes with checked, repeatable playbooks",
+    long_about = "Runs Rhai playbooks that install and operate ClearML Enterprise on Kubernetes.\n\n\
+        Start with a dry run of the standard install and your site values:\n  \
+        clearml-script install.rhai --values site.yaml --dry-run",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a playbook (the default: `clearml-script SCRIPT` is `clearml-script run SCRIPT`)
+    Run(RunArgs),
+    /// Compile playbooks with strict variables and report unknown functions; runs nothing
+    Check {
+        /// The playbooks to check
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+    },
+    /// The reference of every built-in, from the built-ins' own documentation
+    Docs {
+        /// Show one built-in only
+        function: Option<String>,
+        #[arg(long, value_enum, default_value_t = DocsFormat::Md)]
+        format: DocsFormat,
+    },
+    /// Write `.d.rhai` definition files for editors
+    Defs {
+        #[arg(long, default_value = "defs")]
+        out: PathBuf,
+    },
+    /// Print a shell completion script
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// List the standard playbooks built into the binary, or export them for customization
+    Scripts {
+        #[command(subcommand)]
+        action: Option<ScriptsAction>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScriptsAction {
+    /// Write the standard playbooks and the example site files into DIR
+    Export {
+        dir: PathBuf,
+        /// Overwrite files that already exist
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// The playbook: a file, or the name of a standard playbook such as install.rhai
+    #[arg(required = true)]
+    pub script: Option<String>,
+
+    #[command(flatten)]
+    pub site: SiteArgs,
+
+    /// Print the plan instead of doing anything; touches nothing outside the process
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// How to print the plan or result
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Site values: shared by `run` and `repl`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SiteArgs {
+    /// A site values file (YAML); several are deep-merged left to right
+    #[arg(long = "values", short = 'f', value_name = "FILE")]
+    pub values: Vec<PathBuf>,
+
+    /// Set one value after the files: dotted key, `3` is an int, `true` a bool, else a string
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// The cluster to talk to: helm and the Kubernetes client always use the same two.
+#[derive(Args, Debug, Clone, Default)]
+pub struct KubeArgs {
+    /// The kubeconfig file
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocsFormat {
+    Md,
+    Json,
+}

@@ -1,0 +1,123 @@
+//! Error reports in the shape of `just` and rustc: the message, `--> file:line:col`, the source
+//! line with a caret, then the call chain, and the exit code that goes with the error.
+
+use rhai::{EvalAltResult, ParseError, Position};
+
+use crate::engine::Sources;
+use crate::failure::Failure;
+
+pub struct Report {
+    pub text: String,
+    pub exit_code: i32,
+}
+
+/// Render an error of a run or of compiling a script.
+pub fn render(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Report {
+    let mut src = main_source.to_string();
+    let mut notes = Vec::new();
+    let mut e = err;
+    loop {
+        match e {
+            EvalAltResult::ErrorInFunctionCall(name, fn_src, inner, pos) => {
+                notes.push(format!("in the call to `{name}` at {}", place(&src, *pos)));
+                if !fn_src.is_empty() {
+                    src = fn_src.clone();
+                }
+                e = inner;
+            }
+            EvalAltResult::ErrorInModule(name, inner, pos) => {
+                notes.push(format!(
+                    "while loading the module {name}, imported at {}",
+                    place(&src, *pos)
+                ));
+                if !matches!(**inner, EvalAltResult::ErrorSystem(..)) {
+                    src = name.clone();
+                }
+                e = inner;
+            }
+            _ => break,
+        }
+    }
+    let pos = e.position();
+    let (message, problems, exit_code) = describe(e);
+    let mut text = format!("error: {message}\n");
+    text.push_str(&snippet(&src, pos, sources));
+    for p in &problems {
+        text.push_str(&format!("  - {p}\n"));
+    }
+    for n in notes.iter().rev() {
+        text.push_str(&format!("  = note: {n}\n"));
+    }
+    Report { text, exit_code }
+}
+
+/// Render a parse error of the top-level script.
+pub fn render_parse(err: &ParseError, source: &str, sources: &Sources) -> Report {
+    let e: EvalAltResult = EvalAltResult::ErrorParsing(err.err_type().clone(), err.position());
+    render(&e, source, sources)
+}
+
+fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
+    match e {
+        EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
+            Some(f) => {
+                let code = f.exit_code();
+                let head = Failure {
+                    problems: Vec::new(),
+                    ..f.clone()
+                }
+                .to_string();
+                (head, f.problems, code)
+            }
+            None => (value.to_string(), Vec::new(), 1),
+        },
+        EvalAltResult::ErrorParsing(kind, _) => (kind.to_string(), Vec::new(), 2),
+        EvalAltResult::ErrorTerminated(..) => ("interrupted".to_string(), Vec::new(), 130),
+        EvalAltResult::ErrorSystem(msg, _) => (msg.clone(), Vec::new(), 2),
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            let name = sig.split('(').next().unwrap_or(sig).trim();
+            let hint = crate::check::suggest(name, &crate::check::known_functions())
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            (format!("unknown function {sig}{hint}"), Vec::new(), 1)
+        }
+        other => (without_position(&other.to_string()), Vec::new(), 1),
+    }
+}
+
+fn place(src: &str, pos: Position) -> String {
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("{src}:{l}:{c}"),
+        (Some(l), None) => format!("{src}:{l}"),
+        _ => src.to_string(),
+    }
+}
+
+/// ` --> file:line:col`, the line, and a caret under the column.
+pub fn snippet(src: &str, pos: Position, sources: &Sources) -> String {
+    let Some(line_no) = pos.line() else {
+        return format!(" --> {src}\n");
+    };
+    let col = pos.position().unwrap_or(1);
+    let mut out = format!(" --> {src}:{line_no}:{col}\n");
+    if let Some(text) = sources.get(src)
+        && let Some(line) = text.lines().nth(line_no - 1)
+    {
+        let gutter = " ".repeat(line_no.to_string().len());
+        let pad: String = line
+            .chars()
+            .take(col.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        out.push_str(&format!("{gutter} |\n{line_no} | {line}\n{gutter} | {pad}^\n"));
+    }
+    out
+}
+
+/// Rhai's messages end in ` (line L, position C)`; the report shows the place itself.
+fn without_position(msg: &str) -> String {
+    match msg.rfind(" (line ") {
+        Some(i) if msg.ends_with(')') => msg[..i].to_string(),
+        _ => msg.to_string(),
+    }
+}

@@ -1,0 +1,154 @@
+//! Rhai engine assembly: explicit limits, strict variables, errors on unknown map properties,
+//! the module resolver (embedded stdlib, then files next to the importing script), print hooks
+//! and the interrupt check.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rhai::module_resolvers::ModuleResolver;
+use rhai::{Dynamic, Engine, EvalAltResult, Module, Position, Scope, Shared};
+
+use crate::embedded;
+use crate::failure::Failure;
+use crate::secret::Secret;
+use crate::ui;
+
+/// The limits, the same in debug and release builds (Rhai's own defaults differ between them).
+pub mod limits {
+    pub const CALL_LEVELS: usize = 64;
+    pub const EXPR_DEPTH: usize = 128;
+    pub const FN_EXPR_DEPTH: usize = 64;
+    pub const OPERATIONS: u64 = 500_000_000;
+    pub const STRING_SIZE: usize = 64 * 1024 * 1024;
+    pub const ARRAY_SIZE: usize = 1_000_000;
+    pub const MAP_SIZE: usize = 100_000;
+    pub const MODULES: usize = 1_000;
+    pub const VARIABLES: usize = 100_000;
+}
+
+/// Source texts by name, for diagnostics: the playbook, and each module as it is loaded.
+#[derive(Default, Clone)]
+pub struct Sources(Rc<RefCell<HashMap<String, String>>>);
+
+impl Sources {
+    pub fn insert(&self, name: &str, text: &str) {
+        self.0.borrow_mut().insert(name.to_string(), text.to_string());
+    }
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0.borrow().get(name).cloned()
+    }
+}
+
+/// Build the engine. `base_dir` is where imports of the top-level script resolve.
+pub fn build(base_dir: &Path, sources: Sources, interrupted: Arc<AtomicBool>) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_call_levels(limits::CALL_LEVELS)
+        .set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH)
+        .set_max_operations(limits::OPERATIONS)
+        .set_max_string_size(limits::STRING_SIZE)
+        .set_max_array_size(limits::ARRAY_SIZE)
+        .set_max_map_size(limits::MAP_SIZE)
+        .set_max_modules(limits::MODULES)
+        .set_max_variables(limits::VARIABLES)
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(true);
+
+    engine.register_type_with_name::<Secret>("Secret");
+    engine.register_type_with_name::<Failure>("Failure");
+    crate::api::register(&mut engine);
+
+    engine.on_print(ui::print);
+    engine.on_debug(|text, source, pos| {
+        let at = match (source, pos.line()) {
+            (Some(s), Some(l)) => format!("{s}:{l}: "),
+            (None, Some(l)) => format!("line {l}: "),
+            _ => String::new(),
+        };
+        ui::err(&format!("[debug] {at}{text}\n"));
+    });
+    engine.on_progress(move |_| {
+        interrupted
+            .load(Ordering::SeqCst)
+            .then(|| Dynamic::from("interrupted"))
+    });
+    engine.set_module_resolver(Resolver {
+        base_dir: base_dir.to_path_buf(),
+        sources,
+        cache: RefCell::new(HashMap::new()),
+    });
+    engine
+}
+
+/// Resolves `import "clearml/NAME"` to the embedded stdlib, and any other path to a file
+/// relative to the importing script's directory (the playbook's for the top level).
+struct Resolver {
+    base_dir: PathBuf,
+    sources: Sources,
+    cache: RefCell<HashMap<String, Shared<Module>>>,
+}
+
+impl Resolver {
+    fn locate(&self, source: Option<&str>, path: &str) -> Result<(String, String), String> {
+        if path.starts_with("clearml/") {
+            return embedded::stdlib_module(path)
+                .map(|(name, text)| (format!("<embedded>/{name}"), text.to_string()))
+                .ok_or_else(|| {
+                    let known: Vec<String> = embedded::files()
+                        .iter()
+                        .filter_map(|(p, _)| p.strip_prefix("stdlib/"))
+                        .map(|p| format!("\"{}\"", p.trim_end_matches(".rhai")))
+                        .collect();
+                    format!(
+                        "there is no stdlib module \"{path}\"; the stdlib has: {}",
+                        known.join(", ")
+                    )
+                });
+        }
+        let dir = source
+            .filter(|s| !s.starts_with("<embedded>"))
+            .and_then(|s| Path::new(s).parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| self.base_dir.clone());
+        let mut file = dir.join(path);
+        if file.extension().is_none() {
+            file.set_extension("rhai");
+        }
+        let text = std::fs::read_to_string(&file)
+            .map_err(|e| format!("cannot read module {}: {e}", file.display()))?;
+        Ok((file.display().to_string(), text))
+    }
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let (name, text) = self.locate(source, path).map_err(|msg| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                EvalAltResult::ErrorSystem(msg, "module not found".into()).into(),
+                pos,
+            ))
+        })?;
+        if let Some(m) = self.cache.borrow().get(&name) {
+            return Ok(m.clone());
+        }
+        self.sources.insert(&name, &text);
+        let in_module =
+            |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(name.clone(), err, pos));
+        let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
+        ast.set_source(name.as_str());
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
+        let module: Shared<Module> = module.into();
+        self.cache.borrow_mut().insert(name, module.clone());
+        Ok(module)
+    }
+}

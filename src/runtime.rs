@@ -1,0 +1,149 @@
+//! The state of one run, shared by the built-ins: mode, executor, the actions so far, the site
+//! values and their locations, and the interrupt flag.
+//!
+//! The engine runs on one thread of its own; built-ins reach the run through a thread-local,
+//! since Rhai's plugin functions (whose doc comments are the user documentation) are plain
+//! functions and cannot capture it.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rhai::{Dynamic, EvalAltResult};
+
+use crate::action::{Action, DryRunExecutor, Executor, Mode};
+use crate::failure::{Failure, FailureKind};
+use crate::secret::REDACTED;
+use crate::site::Site;
+use crate::ui;
+use crate::value::Value;
+
+pub struct Runtime {
+    executor: RefCell<Box<dyn Executor>>,
+    actions: RefCell<Vec<Action>>,
+    pub site: Site,
+    pub interrupted: Arc<AtomicBool>,
+    /// Where relative paths given to built-ins resolve: the playbook's directory.
+    pub base_dir: std::path::PathBuf,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Runtime>>> = const { RefCell::new(None) };
+}
+
+impl Runtime {
+    pub fn new(
+        executor: Box<dyn Executor>,
+        site: Site,
+        base_dir: std::path::PathBuf,
+        interrupted: Arc<AtomicBool>,
+    ) -> Runtime {
+        Runtime {
+            executor: RefCell::new(executor),
+            actions: RefCell::new(Vec::new()),
+            site,
+            interrupted,
+            base_dir,
+        }
+    }
+
+    /// Make this the run that built-ins on this thread see.
+    pub fn install(self: &Rc<Self>) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.executor.borrow().mode()
+    }
+
+    pub fn actions(&self) -> Vec<Action> {
+        self.actions.borrow().clone()
+    }
+
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Hand an action to the executor. Values that carry the text `<redacted>` mean a secret
+    /// was interpolated into a plain string, which would send the mask instead of the secret:
+    /// that is refused with the key path before anything happens.
+    pub fn perform(&self, builtin: &str, action: Action) -> Result<Dynamic, Box<EvalAltResult>> {
+        if self.is_interrupted() {
+            return Err(interrupted());
+        }
+        if let Some(path) = interpolated_secret(&action) {
+            return Err(Failure::validation(
+                builtin,
+                format!(
+                    "`{path}` holds the text {REDACTED}: a secret was put into a string with \
+                     interpolation (`\"${{...}}\"`), which keeps only its mask; join it with `+` \
+                     instead, so the result stays a secret"
+                ),
+            )
+            .into_rhai());
+        }
+        let step = self.actions.borrow().len() + 1;
+        let kind = action.kind();
+        if self.mode() != Mode::DryRun {
+            ui::step(step, &kind);
+        }
+        let result = self.executor.borrow_mut().execute(&action);
+        self.actions.borrow_mut().push(action);
+        match result {
+            Ok(v) => Ok(v.to_dynamic()),
+            Err(msg) => Err(Failure::step(builtin, format!("step {step} ({kind}): {msg}")).into_rhai()),
+        }
+    }
+}
+
+fn interpolated_secret(action: &Action) -> Option<String> {
+    let json = crate::secret::with_sentinel(|| action.to_json());
+    let mut found = None;
+    Value::from_json(&json).walk_leaves("", &mut |path, v| {
+        if found.is_none()
+            && let Value::Str(s) = v
+            && s.contains(REDACTED)
+        {
+            found = Some(path.to_string());
+        }
+    });
+    found
+}
+
+pub fn interrupted() -> Box<EvalAltResult> {
+    Failure {
+        kind: FailureKind::Interrupted,
+        builtin: None,
+        message: "interrupted".into(),
+        problems: Vec::new(),
+    }
+    .into_rhai()
+}
+
+/// Run `f` with the current run; outside a run (docs, check) a dry-run with empty site values.
+pub fn with<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    let rt = CURRENT.with(|c| c.borrow().clone());
+    match rt {
+        Some(rt) => f(&rt),
+        None => f(&Runtime::new(
+            Box::new(DryRunExecutor),
+            Site::default(),
+            std::path::PathBuf::from("."),
+            Arc::new(AtomicBool::new(false)),
+        )),
+    }
+}
+
+static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
+
+/// Remember the tokio runtime that built-ins use (`Handle::block_on`, from the engine's thread,
+/// which is never a runtime thread).
+pub fn set_tokio_handle(handle: tokio::runtime::Handle) {
+    let _ = HANDLE.set(handle);
+}
+
+/// The tokio runtime for built-ins that call async code.
+pub fn tokio_handle() -> Option<&'static tokio::runtime::Handle> {
+    HANDLE.get()
+}

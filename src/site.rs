@@ -1,0 +1,348 @@
+//! Site values: `--values` YAML files deep-merged left to right, then `--set KEY=VALUE` pairs,
+//! then the secret rule applied by key name. Every key path remembers where it was set
+//! (`site.yaml:12:3` or `--set a.b`), so validation errors can point at the line to fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::secret::{Secret, is_secret_key};
+use crate::value::{Value, join_path};
+
+/// Where each key path of the site values was set.
+pub type Locations = HashMap<String, String>;
+
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub values: Value,
+    pub locations: Locations,
+}
+
+impl Default for Site {
+    fn default() -> Self {
+        Site {
+            values: Value::Map(BTreeMap::new()),
+            locations: Locations::new(),
+        }
+    }
+}
+
+impl Site {
+    /// Load the files, apply the `--set` pairs and mark secrets.
+    pub fn load(files: &[impl AsRef<Path>], sets: &[String]) -> Result<Site, String> {
+        let mut site = Site::default();
+        for file in files {
+            let file = file.as_ref();
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read values file {}: {e}", file.display()))?;
+            let (values, locations) = parse_located(&text, &file.display().to_string())?;
+            match values {
+                Value::Map(_) => {}
+                Value::Null => continue,
+                other => {
+                    return Err(format!(
+                        "{}: the top level of a values file must be a map of keys, found a {}",
+                        file.display(),
+                        other.type_name()
+                    ));
+                }
+            }
+            merge_into(&mut site.values, values);
+            site.locations.extend(locations);
+        }
+        for set in sets {
+            let (key, value) = parse_set(set)?;
+            let mut nested = value;
+            for part in key.rsplit('.') {
+                nested = Value::Map(BTreeMap::from([(part.to_string(), nested)]));
+            }
+            merge_into(&mut site.values, nested);
+            site.locations.insert(key.clone(), format!("--set {key}"));
+        }
+        mark_secrets(&mut site.values);
+        Ok(site)
+    }
+
+    /// `path (where)` for messages, or just `path` when the place is unknown.
+    pub fn describe(&self, path: &str) -> String {
+        match self.locations.get(path) {
+            Some(loc) => format!("`{path}` ({loc})"),
+            None => format!("`{path}`"),
+        }
+    }
+}
+
+/// Deep merge: maps merge key by key, lists and scalars from `over` replace.
+pub fn merge_into(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Map(b), Value::Map(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(existing) => merge_into(existing, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// `a.b.c=value`: `3` becomes an int, `true`/`false` a bool, anything else a string.
+pub fn parse_set(set: &str) -> Result<(String, Value), String> {
+    let Some((key, raw)) = set.split_once('=') else {
+        return Err(format!(
+            "--set {set}: expected KEY=VALUE, for example --set base_domain=example.com"
+        ));
+    };
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(format!(
+            "--set {set}: the key must be dotted names, for example --set agent.namespace=clearml-agents"
+        ));
+    }
+    let value = if let Ok(i) = raw.parse::<i64>() {
+        Value::Int(i)
+    } else if raw == "true" || raw == "false" {
+        Value::Bool(raw == "true")
+    } else {
+        Value::Str(raw.to_string())
+    };
+    Ok((key.to_string(), value))
+}
+
+/// Apply the secret rule of [`is_secret_key`] to every map in the tree.
+pub fn mark_secrets(v: &mut Value) {
+    match v {
+        Value::Map(m) => {
+            let names: Vec<String> = m.keys().cloned().collect();
+            let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
+            for (k, child) in m.iter_mut() {
+                if is_secret_key(k, &siblings) {
+                    let plain = match child {
+                        Value::Str(s) => Some(s.clone()),
+                        Value::Int(i) => Some(i.to_string()),
+                        Value::Float(f) => Some(f.to_string()),
+                        _ => None,
+                    };
+                    if let Some(plain) = plain {
+                        *child = Value::Secret(Secret::new(plain));
+                        continue;
+                    }
+                }
+                mark_secrets(child);
+            }
+        }
+        Value::List(l) => l.iter_mut().for_each(mark_secrets),
+        _ => {}
+    }
+}
+
+/// Parse YAML text into a value and the location of every key path.
+pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), String> {
+    let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
+        match e.location() {
+            Some(loc) => format!(
+                "{source}:{}:{}: invalid YAML: {first}",
+                loc.line(),
+                loc.column()
+            ),
+            None => format!("{source}: invalid YAML: {first}"),
+        }
+    })?;
+    let mut locations = Locations::new();
+    let value = root.value.into_value("", source, &mut locations);
+    Ok((value, locations))
+}
+
+/// Parse YAML text into a value, without locations.
+pub fn parse_yaml(text: &str) -> Result<Value, String> {
+    parse_located(text, "YAML").map(|(v, _)| v)
+}
+
+enum Node {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    List(Vec<Spanned<Node>>),
+    Map(Vec<(String, Spanned<Node>)>),
+}
+
+impl Node {
+    fn into_value(self, path: &str, source: &str, locs: &mut Locations) -> Value {
+        match self {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(b),
+            Node::Int(i) => Value::Int(i),
+            Node::Float(f) => Value::Float(f),
+            Node::Str(s) => Value::Str(s),
+            Node::List(items) => Value::List(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, n)| n.value.into_value(&format!("{path}[{i}]"), source, locs))
+                    .collect(),
+            ),
+            Node::Map(entries) => {
+                let mut out = BTreeMap::new();
+                for (k, n) in entries {
+                    let p = join_path(path, &k);
+                    let loc = n.referenced;
+                    if loc.line() > 0 {
+                        locs.insert(p.clone(), format!("{source}:{}:{}", loc.line(), loc.column()));
+                    }
+                    out.insert(k, n.value.into_value(&p, source, locs));
+                }
+                Value::Map(out)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Node, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_none<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Node, D::Error> {
+        Node::deserialize(d)
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Node, E> {
+        Ok(Node::Bool(b))
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<Node, E> {
+        Ok(Node::Int(i))
+    }
+    fn visit_u64<E: de::Error>(self, u: u64) -> Result<Node, E> {
+        i64::try_from(u)
+            .map(Node::Int)
+            .map_err(|_| E::custom(format!("integer {u} is too large")))
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<Node, E> {
+        Ok(Node::Float(f))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Node, E> {
+        Ok(Node::Str(s.to_string()))
+    }
+    fn visit_string<E>(self, s: String) -> Result<Node, E> {
+        Ok(Node::Str(s))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Node>>()? {
+            items.push(item);
+        }
+        Ok(Node::List(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries: Vec<(String, Spanned<Node>)> = Vec::new();
+        while let Some(key) = map.next_key::<KeyString>()? {
+            if entries.iter().any(|(k, _)| *k == key.0) {
+                return Err(de::Error::custom(format!("duplicate key `{}`", key.0)));
+            }
+            let value = map.next_value::<Spanned<Node>>()?;
+            entries.push((key.0, value));
+        }
+        Ok(Node::Map(entries))
+    }
+}
+
+/// A map key: any scalar, as its string form.
+struct KeyString(String);
+
+impl<'de> Deserialize<'de> for KeyString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyString, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyString;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scalar map key")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<KeyString, E> {
+                Ok(KeyString(s.to_string()))
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<KeyString, E> {
+                Ok(KeyString(b.to_string()))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<KeyString, E> {
+                Ok(KeyString(i.to_string()))
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<KeyString, E> {
+                Ok(KeyString(u.to_string()))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<KeyString, E> {
+                Ok(KeyString(f.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_and_types() {
+        let text = "base_domain: example.com\nsupervisor:\n  email: a@b.c\n  port: 8080\nlist:\n  - x\nflag: yes\n";
+        let (v, locs) = parse_located(text, "site.yaml").unwrap();
+        assert_eq!(locs["base_domain"], "site.yaml:1:14");
+        assert_eq!(locs["supervisor.email"], "site.yaml:3:10");
+        assert_eq!(v.at_path("supervisor.port"), Some(&Value::Int(8080)));
+        // YAML 1.2: `yes` stays a string
+        assert_eq!(v.at_path("flag"), Some(&Value::Str("yes".into())));
+    }
+
+    #[test]
+    fn yaml_errors_name_file_and_line() {
+        let err = parse_located("a: 1\nb: [1, 2\n", "bad.yaml").unwrap_err();
+        assert!(err.starts_with("bad.yaml:"), "{err}");
+        let err = parse_located("a: 1\na: 2\n", "dup.yaml").unwrap_err();
+        assert!(err.contains("duplicate"), "{err}");
+    }
+
+    #[test]
+    fn merge_and_set() {
+        let mut a = parse_yaml("x: {a: 1, l: [1, 2]}\ny: 1").unwrap();
+        merge_into(&mut a, parse_yaml("x: {b: 2, l: [3]}").unwrap());
+        assert_eq!(a, parse_yaml("x: {a: 1, b: 2, l: [3]}\ny: 1").unwrap());
+        assert_eq!(parse_set("a.b=3").unwrap(), ("a.b".into(), Value::Int(3)));
+        assert_eq!(parse_set("a=true").unwrap().1, Value::Bool(true));
+        assert_eq!(parse_set("a=x=y").unwrap().1, Value::Str("x=y".into()));
+        assert!(parse_set("novalue").is_err());
+        assert!(parse_set("a..b=1").is_err());
+    }
+
+    #[test]
+    fn secrets_marked_by_key() {
+        let mut v = parse_yaml("dockerhub_token: abcdef\nsupervisor: {user_key: k1, user_secret: s1, email: e}\nsso: {access_token_url: u}").unwrap();
+        mark_secrets(&mut v);
+        assert!(matches!(v.at_path("dockerhub_token"), Some(Value::Secret(_))));
+        assert!(matches!(v.at_path("supervisor.user_key"), Some(Value::Secret(_))));
+        assert!(matches!(v.at_path("supervisor.user_secret"), Some(Value::Secret(_))));
+        assert!(matches!(v.at_path("supervisor.email"), Some(Value::Str(_))));
+        assert!(matches!(v.at_path("sso.access_token_url"), Some(Value::Str(_))));
+    }
+}

@@ -1,0 +1,54 @@
+//! Everything the tool writes goes through here, and through the redactor: human output to
+//! stderr, machine output (`--output json`) alone on stdout.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::secret::redact;
+
+static JSON_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// With `--output json`, stdout carries the JSON document alone, so script `print` goes to
+/// stderr.
+pub fn set_json_stdout(on: bool) {
+    JSON_STDOUT.store(on, Ordering::SeqCst);
+}
+
+/// Machine or primary output, on stdout.
+pub fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(redact(text).as_bytes());
+    let _ = o.flush();
+}
+
+/// Human output, on stderr.
+pub fn err(text: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(redact(text).as_bytes());
+    let _ = e.flush();
+}
+
+/// A script's `print`: stdout, unless stdout is reserved for JSON.
+pub fn print(text: &str) {
+    let line = format!("{text}\n");
+    if JSON_STDOUT.load(Ordering::SeqCst) {
+        err(&line)
+    } else {
+        out(&line)
+    }
+}
+
+/// A narration line.
+pub fn info(message: &str) {
+    err(&format!("• {message}\n"));
+}
+
+/// The start of a live step.
+pub fn step(n: usize, kind: &str) {
+    err(&format!("→ step {n}: {kind}\n"));
+}
+
+/// A warning.
+pub fn warn(message: &str) {
+    err(&format!("warning: {message}\n"));
+}

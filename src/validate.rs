@@ -1,0 +1,339 @@
+//! Checks for site values: domain names, emails, URLs, ports and port ranges, sizes, and strings
+//! that still hold an angle-bracket placeholder such as `<BASE_DOMAIN>`. Each check answers with
+//! what is wrong and what to write instead.
+
+use crate::secret::REDACTED;
+use crate::value::Value;
+
+/// The rule kinds that [`check`] knows.
+pub const KINDS: &[&str] = &[
+    "domain",
+    "email",
+    "url",
+    "port",
+    "port_range",
+    "size",
+    "string",
+    "secret",
+    "bool",
+    "int",
+    "list",
+    "map",
+];
+
+/// Check one value against a rule kind; `Err` says what is wrong.
+pub fn check(kind: &str, v: &Value) -> Result<(), String> {
+    match kind {
+        "domain" => domain(str_of(v)?),
+        "email" => email(str_of(v)?),
+        "url" => url(str_of(v)?),
+        "port" => port(v).map(|_| ()),
+        "port_range" => port_range(v),
+        "size" => size(v),
+        "string" => match v {
+            Value::Str(s) if !s.trim().is_empty() => Ok(()),
+            Value::Str(_) => Err("must not be empty".into()),
+            other => Err(format!("must be a string, found {}", other.type_name())),
+        },
+        "secret" => match v {
+            Value::Secret(s) if !s.is_empty() => Ok(()),
+            Value::Str(s) if !s.is_empty() => Ok(()),
+            Value::Secret(_) | Value::Str(_) => Err("must not be empty".into()),
+            other => Err(format!("must be a string, found {}", other.type_name())),
+        },
+        "bool" => match v {
+            Value::Bool(_) => Ok(()),
+            other => Err(format!(
+                "must be true or false, found {}",
+                other.type_name()
+            )),
+        },
+        "int" => match v {
+            Value::Int(_) => Ok(()),
+            other => Err(format!("must be a whole number, found {}", other.type_name())),
+        },
+        "list" => match v {
+            Value::List(_) => Ok(()),
+            other => Err(format!("must be a list, found {}", other.type_name())),
+        },
+        "map" => match v {
+            Value::Map(_) => Ok(()),
+            other => Err(format!("must be a map, found {}", other.type_name())),
+        },
+        other => Err(format!(
+            "unknown rule `{other}`; the rules are: {}",
+            KINDS.join(", ")
+        )),
+    }
+}
+
+fn str_of(v: &Value) -> Result<&str, String> {
+    match v {
+        Value::Str(s) => Ok(s),
+        Value::Secret(_) => Err("is a secret; expected a plain value".into()),
+        other => Err(format!("must be a string, found {}", other.type_name())),
+    }
+}
+
+/// A DNS name as Kubernetes ingress hosts need it: lowercase RFC 1123 labels, at least two.
+pub fn domain(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("must not be empty; write a domain such as clearml.example.com".into());
+    }
+    if s.len() > 253 {
+        return Err(format!("`{s}` is longer than 253 characters"));
+    }
+    if s.contains("://") {
+        return Err(format!(
+            "`{s}` is a URL; write the domain alone, such as clearml.example.com"
+        ));
+    }
+    if s.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(format!(
+            "`{s}` has capital letters; write it in lowercase ({})",
+            s.to_ascii_lowercase()
+        ));
+    }
+    let labels: Vec<&str> = s.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "`{s}` is a single label; write a full domain such as {s}.example.com"
+        ));
+    }
+    for label in &labels {
+        if label.is_empty() {
+            return Err(format!("`{s}` has an empty label (two dots, or a dot at an end)"));
+        }
+        if label.len() > 63 {
+            return Err(format!("`{s}`: the label `{label}` is longer than 63 characters"));
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!(
+                "`{s}`: the label `{label}` may hold only letters, digits and `-`"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "`{s}`: the label `{label}` may not start or end with `-`"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An email address as the server's HOCON configuration takes it: no quotes or spaces.
+pub fn email(s: &str) -> Result<(), String> {
+    let Some((local, host)) = s.rsplit_once('@') else {
+        return Err(format!(
+            "`{s}` is not an email address (no `@`); write one such as admin@example.com"
+        ));
+    };
+    const ALLOWED: &str = ".!#$%&'*+/=?^_`{|}~-";
+    if local.is_empty()
+        || !local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ALLOWED.contains(c))
+    {
+        return Err(format!(
+            "`{s}`: the part before `@` may hold only letters, digits and {ALLOWED}; write the plain address, without quotes"
+        ));
+    }
+    let host = host.to_ascii_lowercase();
+    domain(&host).map_err(|e| format!("`{s}`: the part after `@`: {e}"))
+}
+
+/// An http or https URL with a host.
+pub fn url(s: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(s).map_err(|e| {
+        format!("`{s}` is not a URL ({e}); write one such as https://api.example.com")
+    })?;
+    if parsed.scheme() != "http" && parsed.scheme() != "https" {
+        return Err(format!(
+            "`{s}`: the scheme must be http or https, not {}",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{s}` has no host"));
+    }
+    Ok(())
+}
+
+/// A TCP port, 1 to 65535.
+pub fn port(v: &Value) -> Result<i64, String> {
+    match v {
+        Value::Int(p) if (1..=65535).contains(p) => Ok(*p),
+        Value::Int(p) => Err(format!("port {p} is out of range: a port is 1 to 65535")),
+        other => Err(format!(
+            "a port must be a whole number from 1 to 65535, found {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// `{start, end}` with both ports valid and start ≤ end.
+pub fn port_range(v: &Value) -> Result<(), String> {
+    let Value::Map(m) = v else {
+        return Err(format!(
+            "a port range must be a map with `start` and `end`, found {}",
+            v.type_name()
+        ));
+    };
+    let get = |k: &str| {
+        m.get(k)
+            .ok_or_else(|| format!("the port range has no `{k}`"))
+            .and_then(|p| port(p).map_err(|e| format!("`{k}`: {e}")))
+    };
+    let (start, end) = (get("start")?, get("end")?);
+    if start > end {
+        return Err(format!(
+            "the port range starts at {start} after it ends at {end}: swap them, start ≤ end"
+        ));
+    }
+    Ok(())
+}
+
+/// A Kubernetes quantity such as `32Gi`, `500Mi`, `1G`, or a whole number of bytes.
+pub fn size(v: &Value) -> Result<(), String> {
+    match v {
+        Value::Int(i) if *i > 0 => Ok(()),
+        Value::Int(i) => Err(format!("size {i} must be greater than zero")),
+        Value::Str(s) => {
+            let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            let unit = &s[digits.len()..];
+            const UNITS: [&str; 13] = [
+                "", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+            ];
+            let number_ok = !digits.is_empty()
+                && digits.parse::<f64>().is_ok_and(|n| n > 0.0 && n.is_finite());
+            if number_ok && UNITS.contains(&unit) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{s}` is not a size; write a number with a unit such as 32Gi, 512Mi or 1G"
+                ))
+            }
+        }
+        other => Err(format!(
+            "a size must be a string such as 32Gi, found {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// Every string leaf that still holds an angle-bracket placeholder, as `(path, placeholder)`.
+pub fn placeholders(v: &Value) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    v.walk_leaves("", &mut |path, leaf| {
+        if let Value::Str(s) = leaf
+            && let Some(p) = find_placeholder(s)
+        {
+            found.push((path.to_string(), p));
+        }
+    });
+    found
+}
+
+/// `<SOMETHING>` where SOMETHING is a word of letters, digits, `_`, `-`, `.` or spaces.
+fn find_placeholder(s: &str) -> Option<String> {
+    let mut rest = s;
+    while let Some(start) = rest.find('<') {
+        let after = &rest[start + 1..];
+        if let Some(end) = after.find('>') {
+            let inner = &after[..end];
+            if !inner.is_empty()
+                && inner.chars().next().is_some_and(|c| c.is_alphabetic())
+                && inner
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_-. ".contains(c))
+            {
+                return Some(format!("<{inner}>"));
+            }
+        }
+        rest = after;
+    }
+    None
+}
+
+/// The message for a placeholder found at `path`.
+pub fn placeholder_message(placeholder: &str) -> String {
+    if placeholder == REDACTED {
+        "holds <redacted>: a secret was put into a string with interpolation; join it with `+` so it stays a secret".into()
+    } else {
+        format!("still holds the placeholder {placeholder}: replace it with the real value")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn domains() {
+        assert!(domain("clearml.example.com").is_ok());
+        assert!(domain("a-b.example.io").is_ok());
+        assert!(domain("localhost").unwrap_err().contains("single label"));
+        assert!(domain("Example.com").unwrap_err().contains("lowercase"));
+        assert!(domain("ex..com").unwrap_err().contains("empty label"));
+        assert!(domain("-a.com").unwrap_err().contains("start or end"));
+        assert!(domain("https://a.com").unwrap_err().contains("URL"));
+        assert!(domain("a_b.com").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert!(email("admin@example.com").is_ok());
+        assert!(email("first.last+tag@sub.example.com").is_ok());
+        assert!(email("no-at-sign").unwrap_err().contains("`@`"));
+        assert!(email("\"quoted\"@example.com").is_err());
+        assert!(email("a@b").is_err());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(url("https://api.example.com").is_ok());
+        assert!(url("http://127.0.0.1:8008/v2.31").is_ok());
+        assert!(url("ftp://x.com").unwrap_err().contains("http or https"));
+        assert!(url("api.example.com").is_err());
+    }
+
+    #[test]
+    fn ports_and_sizes() {
+        let range = |s, e| {
+            Value::Map(BTreeMap::from([
+                ("start".into(), Value::Int(s)),
+                ("end".into(), Value::Int(e)),
+            ]))
+        };
+        assert!(port_range(&range(30000, 30100)).is_ok());
+        assert!(port_range(&range(40000, 30000)).unwrap_err().contains("start ≤ end"));
+        assert!(port_range(&range(0, 10)).unwrap_err().contains("out of range"));
+        assert!(port_range(&range(1, 70000)).is_err());
+        assert!(size(&Value::Str("32Gi".into())).is_ok());
+        assert!(size(&Value::Str("1.5G".into())).is_ok());
+        assert!(size(&Value::Str("32GB".into())).is_err());
+        assert!(size(&Value::Str("Gi".into())).is_err());
+        assert!(size(&Value::Int(0)).is_err());
+    }
+
+    #[test]
+    fn finds_placeholders_with_paths() {
+        let v = crate::site::parse_yaml(
+            "base_domain: <BASE_DOMAIN>\nsso: {url: \"<KC_URL>/realms/<REALM_NAME>/\"}\nok: \"a < b > c\"\nlist: [\"x\", \"<Y>\"]",
+        )
+        .unwrap();
+        let found = placeholders(&v);
+        assert_eq!(
+            found,
+            vec![
+                ("base_domain".to_string(), "<BASE_DOMAIN>".to_string()),
+                ("list[1]".to_string(), "<Y>".to_string()),
+                ("sso.url".to_string(), "<KC_URL>".to_string()),
+            ]
+        );
+    }
+}
