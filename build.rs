@@ -27,7 +27,11 @@ fn main() {
         collect(&root.join(top), &mut files);
         files.sort();
         for file in files {
-            let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = file
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             if rel.ends_with(".rhai") || rel.ends_with(".yaml") || rel.ends_with(".yml") {
                 println!("cargo:rerun-if-changed={rel}");
                 writeln!(code, "    ({rel:?}, include_str!({:?})),", file.display()).unwrap();

@@ -102,7 +102,10 @@ pub enum Action {
 impl Action {
     /// The kind, as it appears in the plan.
     pub fn kind(&self) -> String {
-        self.to_json()["kind"].as_str().unwrap_or_default().to_string()
+        self.to_json()["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// The plan's JSON object for this action (secrets redacted).

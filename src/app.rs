@@ -43,9 +43,12 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             ui::out(&format!("Standard playbooks:\n{}", playbook::list()));
             0
         }
-        (Some(Command::Scripts {
-            action: Some(ScriptsAction::Export { dir, force }),
-        }), _) => match playbook::export(&dir, force) {
+        (
+            Some(Command::Scripts {
+                action: Some(ScriptsAction::Export { dir, force }),
+            }),
+            _,
+        ) => match playbook::export(&dir, force) {
             Ok(written) => {
                 for p in &written {
                     ui::err(&format!("wrote {}\n", p.display()));
@@ -73,18 +76,13 @@ pub fn site_scope(site: &Site) -> Scope<'static> {
     scope
 }
 
-/// Compile a playbook with strict variables. `scope` holds what the playbook may use besides
-/// its own variables; without one, `site` is declared (as a variable, so that an empty
-/// stand-in is not folded into the code as a constant).
-pub fn compile(engine: &Engine, text: &str, scope: Option<&Scope>) -> Result<AST, ParseError> {
-    match scope {
-        Some(scope) => engine.compile_with_scope(scope, text),
-        None => {
-            let mut scope = Scope::new();
-            scope.push("site", Map::new());
-            engine.compile_with_scope(&scope, text)
-        }
-    }
+/// Compile a playbook with strict variables. `site` is declared as a variable here, not a
+/// constant: Rhai's optimizer would fold a constant's value into the code, and folding formats
+/// host types such as secrets without their `to_string`. At run time it is a constant.
+pub fn compile(engine: &Engine, text: &str) -> Result<AST, ParseError> {
+    let mut scope = Scope::new();
+    scope.push("site", Map::new());
+    engine.compile_with_scope(&scope, text)
 }
 
 fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
@@ -127,8 +125,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     let sources = Sources::default();
     sources.insert(&book.name, &book.text);
     let engine = engine::build(&book.base_dir, sources.clone(), interrupted);
-    let mut scope = site_scope(&rt.site);
-    let mut ast = match compile(&engine, &book.text, Some(&scope)) {
+    let mut ast = match compile(&engine, &book.text) {
         Ok(ast) => ast,
         Err(e) => {
             let report = diagnostic::render_parse(&e, &book.name, &sources);
@@ -137,12 +134,16 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         }
     };
     ast.set_source(book.name.as_str());
+    let mut scope = site_scope(&rt.site);
     let result = engine.run_ast_with_scope(&mut scope, &ast);
     let actions = rt.actions();
     match result {
         Ok(()) => {
             if json {
-                ui::out(&format!("{}\n", action::render_json(&actions, args.dry_run)));
+                ui::out(&format!(
+                    "{}\n",
+                    action::render_json(&actions, args.dry_run)
+                ));
             } else if args.dry_run {
                 ui::out(&action::render_text(&actions, true));
             } else {
@@ -240,7 +241,10 @@ fn write_defs(out: &Path) -> i32 {
             0
         }
         Err(e) => {
-            ui::err(&format!("error: cannot write into {}: {e}\n", out.display()));
+            ui::err(&format!(
+                "error: cannot write into {}: {e}\n",
+                out.display()
+            ));
             1
         }
     }

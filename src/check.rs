@@ -56,7 +56,11 @@ pub fn suggest<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> O
     let limit = (name.chars().count() / 3).max(2);
     known
         .into_iter()
-        .filter(|k| k.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_'))
+        .filter(|k| {
+            k.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+        })
         .map(|k| (strsim::levenshtein(name, k), k))
         .filter(|(d, _)| *d <= limit)
         .min()
@@ -74,7 +78,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
     sources.insert(&name, &text);
     let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let engine = engine::build(&base, sources.clone(), Arc::new(AtomicBool::new(false)));
-    let ast = crate::app::compile(&engine, &text, None)
+    let ast = crate::app::compile(&engine, &text)
         .map_err(|e| diagnostic::render_parse(&e, &name, &sources))?;
 
     let mut known = known_in(&engine);
@@ -136,7 +140,11 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
     }
 
     for (ns, fname, pos) in calls {
-        if !fname.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_') {
+        if !fname
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+        {
             continue;
         }
         let (found, candidates): (bool, Vec<String>) = if ns.is_empty() {
@@ -168,10 +176,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
             Some(s) => text.push_str(&format!("  = help: did you mean `{ns}::{s}`?\n")),
             None => {}
         }
-        reports.push(Report {
-            text,
-            exit_code: 2,
-        });
+        reports.push(Report { text, exit_code: 2 });
     }
     Ok(reports)
 }

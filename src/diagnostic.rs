@@ -69,7 +69,7 @@ fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
                 .to_string();
                 (head, f.problems, code)
             }
-            None => (value.to_string(), Vec::new(), 1),
+            None => (crate::api::display(value), Vec::new(), 1),
         },
         EvalAltResult::ErrorParsing(kind, _) => (kind.to_string(), Vec::new(), 2),
         EvalAltResult::ErrorTerminated(..) => ("interrupted".to_string(), Vec::new(), 130),
@@ -109,7 +109,9 @@ pub fn snippet(src: &str, pos: Position, sources: &Sources) -> String {
             .take(col.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        out.push_str(&format!("{gutter} |\n{line_no} | {line}\n{gutter} | {pad}^\n"));
+        out.push_str(&format!(
+            "{gutter} |\n{line_no} | {line}\n{gutter} | {pad}^\n"
+        ));
     }
     out
 }

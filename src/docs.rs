@@ -27,7 +27,7 @@ pub fn collect(engine: &Engine) -> Vec<FnDoc> {
         .flatten()
         .filter_map(|f| {
             let name = f["name"].as_str()?.to_string();
-            let signature = f["signature"].as_str().unwrap_or(&name).to_string();
+            let signature = readable_signature(f["signature"].as_str().unwrap_or(&name));
             let lines: Vec<String> = f["docComments"]
                 .as_array()
                 .into_iter()
@@ -46,6 +46,37 @@ pub fn collect(engine: &Engine) -> Vec<FnDoc> {
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name).then(a.signature.cmp(&b.signature)));
     out
+}
+
+/// Rust types in plugin signatures, in the words of the script language.
+fn readable_signature(sig: &str) -> String {
+    let mut s = sig.to_string();
+    if let Some(inner) = s
+        .split_once("-> Result<")
+        .and_then(|(_, r)| r.rsplit_once(", Box<EvalAltResult>>"))
+        .map(|(t, _)| t.to_string())
+    {
+        let head = s
+            .split_once("-> Result<")
+            .map(|(h, _)| h.to_string())
+            .unwrap_or_default();
+        s = format!("{head}-> {inner}");
+    }
+    for (rust, script) in [
+        ("&mut ", ""),
+        ("&str", "string"),
+        ("ImmutableString", "string"),
+        ("String", "string"),
+        ("Dynamic", "any"),
+        ("i64", "int"),
+        ("f64", "float"),
+        ("Array", "array"),
+        ("Map", "map"),
+        ("()", "()"),
+    ] {
+        s = s.replace(rust, script);
+    }
+    s.trim_end_matches(" -> ()").to_string()
 }
 
 fn strip_comment(line: &str) -> String {
@@ -88,8 +119,7 @@ pub fn render_md(docs: &[FnDoc]) -> String {
 
 /// JSON: `{"functions": [{name, signature, description, example}, ...]}`.
 pub fn render_json(docs: &[FnDoc]) -> String {
-    serde_json::to_string_pretty(&serde_json::json!({ "functions": docs }))
-        .expect("docs serialize")
+    serde_json::to_string_pretty(&serde_json::json!({ "functions": docs })).expect("docs serialize")
 }
 
 /// The entries for one name, or the closest names when there is none.

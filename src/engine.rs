@@ -36,7 +36,9 @@ pub struct Sources(Rc<RefCell<HashMap<String, String>>>);
 
 impl Sources {
     pub fn insert(&self, name: &str, text: &str) {
-        self.0.borrow_mut().insert(name.to_string(), text.to_string());
+        self.0
+            .borrow_mut()
+            .insert(name.to_string(), text.to_string());
     }
     pub fn get(&self, name: &str) -> Option<String> {
         self.0.borrow().get(name).cloned()
@@ -142,8 +144,9 @@ impl ModuleResolver for Resolver {
             return Ok(m.clone());
         }
         self.sources.insert(&name, &text);
-        let in_module =
-            |err: Box<EvalAltResult>| Box::new(EvalAltResult::ErrorInModule(name.clone(), err, pos));
+        let in_module = |err: Box<EvalAltResult>| {
+            Box::new(EvalAltResult::ErrorInModule(name.clone(), err, pos))
+        };
         let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
         ast.set_source(name.as_str());
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;

@@ -92,7 +92,9 @@ impl Runtime {
         self.actions.borrow_mut().push(action);
         match result {
             Ok(v) => Ok(v.to_dynamic()),
-            Err(msg) => Err(Failure::step(builtin, format!("step {step} ({kind}): {msg}")).into_rhai()),
+            Err(msg) => {
+                Err(Failure::step(builtin, format!("step {step} ({kind}): {msg}")).into_rhai())
+            }
         }
     }
 }

@@ -196,7 +196,10 @@ impl Node {
                     let p = join_path(path, &k);
                     let loc = n.referenced;
                     if loc.line() > 0 {
-                        locs.insert(p.clone(), format!("{source}:{}:{}", loc.line(), loc.column()));
+                        locs.insert(
+                            p.clone(),
+                            format!("{source}:{}:{}", loc.line(), loc.column()),
+                        );
                     }
                     out.insert(k, n.value.into_value(&p, source, locs));
                 }
@@ -311,8 +314,8 @@ mod tests {
         assert_eq!(locs["base_domain"], "site.yaml:1:14");
         assert_eq!(locs["supervisor.email"], "site.yaml:3:10");
         assert_eq!(v.at_path("supervisor.port"), Some(&Value::Int(8080)));
-        // YAML 1.2: `yes` stays a string
-        assert_eq!(v.at_path("flag"), Some(&Value::Str("yes".into())));
+        // as Helm reads it: `yes` is a boolean
+        assert_eq!(v.at_path("flag"), Some(&Value::Bool(true)));
     }
 
     #[test]
@@ -339,10 +342,22 @@ mod tests {
     fn secrets_marked_by_key() {
         let mut v = parse_yaml("dockerhub_token: abcdef\nsupervisor: {user_key: k1, user_secret: s1, email: e}\nsso: {access_token_url: u}").unwrap();
         mark_secrets(&mut v);
-        assert!(matches!(v.at_path("dockerhub_token"), Some(Value::Secret(_))));
-        assert!(matches!(v.at_path("supervisor.user_key"), Some(Value::Secret(_))));
-        assert!(matches!(v.at_path("supervisor.user_secret"), Some(Value::Secret(_))));
+        assert!(matches!(
+            v.at_path("dockerhub_token"),
+            Some(Value::Secret(_))
+        ));
+        assert!(matches!(
+            v.at_path("supervisor.user_key"),
+            Some(Value::Secret(_))
+        ));
+        assert!(matches!(
+            v.at_path("supervisor.user_secret"),
+            Some(Value::Secret(_))
+        ));
         assert!(matches!(v.at_path("supervisor.email"), Some(Value::Str(_))));
-        assert!(matches!(v.at_path("sso.access_token_url"), Some(Value::Str(_))));
+        assert!(matches!(
+            v.at_path("sso.access_token_url"),
+            Some(Value::Str(_))
+        ));
     }
 }

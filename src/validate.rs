@@ -50,7 +50,10 @@ pub fn check(kind: &str, v: &Value) -> Result<(), String> {
         },
         "int" => match v {
             Value::Int(_) => Ok(()),
-            other => Err(format!("must be a whole number, found {}", other.type_name())),
+            other => Err(format!(
+                "must be a whole number, found {}",
+                other.type_name()
+            )),
         },
         "list" => match v {
             Value::List(_) => Ok(()),
@@ -102,10 +105,14 @@ pub fn domain(s: &str) -> Result<(), String> {
     }
     for label in &labels {
         if label.is_empty() {
-            return Err(format!("`{s}` has an empty label (two dots, or a dot at an end)"));
+            return Err(format!(
+                "`{s}` has an empty label (two dots, or a dot at an end)"
+            ));
         }
         if label.len() > 63 {
-            return Err(format!("`{s}`: the label `{label}` is longer than 63 characters"));
+            return Err(format!(
+                "`{s}`: the label `{label}` is longer than 63 characters"
+            ));
         }
         if !label
             .chars()
@@ -208,7 +215,9 @@ pub fn size(v: &Value) -> Result<(), String> {
                 "", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
             ];
             let number_ok = !digits.is_empty()
-                && digits.parse::<f64>().is_ok_and(|n| n > 0.0 && n.is_finite());
+                && digits
+                    .parse::<f64>()
+                    .is_ok_and(|n| n > 0.0 && n.is_finite());
             if number_ok && UNITS.contains(&unit) {
                 Ok(())
             } else {
@@ -310,8 +319,16 @@ mod tests {
             ]))
         };
         assert!(port_range(&range(30000, 30100)).is_ok());
-        assert!(port_range(&range(40000, 30000)).unwrap_err().contains("start ≤ end"));
-        assert!(port_range(&range(0, 10)).unwrap_err().contains("out of range"));
+        assert!(
+            port_range(&range(40000, 30000))
+                .unwrap_err()
+                .contains("start ≤ end")
+        );
+        assert!(
+            port_range(&range(0, 10))
+                .unwrap_err()
+                .contains("out of range")
+        );
         assert!(port_range(&range(1, 70000)).is_err());
         assert!(size(&Value::Str("32Gi".into())).is_ok());
         assert!(size(&Value::Str("1.5G".into())).is_ok());

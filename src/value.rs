@@ -245,7 +245,10 @@ mod tests {
         );
         assert_eq!(v.reveal()["a"], "s3cr3t-value");
         let yaml = json_to_yaml(&v.reveal()).unwrap();
-        assert!(yaml.contains("b: \"yes\"") || yaml.contains("b: 'yes'"), "{yaml}");
+        assert!(
+            yaml.contains("b: \"yes\"") || yaml.contains("b: 'yes'"),
+            "{yaml}"
+        );
     }
 
     #[test]

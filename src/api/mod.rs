@@ -51,3 +51,37 @@ pub fn merge_dynamic(a: Dynamic, b: Dynamic) -> Dynamic {
         _ => b,
     }
 }
+
+/// A script value as text, the way `print` shows it, with secrets masked. Rhai's own `Display`
+/// of a value shows host types by their Rust type name, so messages built outside a script
+/// call (logs, thrown errors) go through this.
+pub fn display(d: &Dynamic) -> String {
+    if d.is_string() {
+        return d.to_string();
+    }
+    nested(d)
+}
+
+fn nested(d: &Dynamic) -> String {
+    if let Some(s) = d.read_lock::<crate::secret::Secret>() {
+        return s.to_string();
+    }
+    if let Some(f) = d.read_lock::<crate::failure::Failure>() {
+        return f.to_string();
+    }
+    if d.is_string() {
+        return format!("{:?}", d.to_string());
+    }
+    if let Some(arr) = d.read_lock::<rhai::Array>() {
+        let items: Vec<String> = arr.iter().map(nested).collect();
+        return format!("[{}]", items.join(", "));
+    }
+    if let Some(map) = d.read_lock::<Map>() {
+        let items: Vec<String> = map
+            .iter()
+            .map(|(k, v)| format!("{:?}: {}", k.as_str(), nested(v)))
+            .collect();
+        return format!("#{{{}}}", items.join(", "));
+    }
+    d.to_string()
+}

@@ -7,6 +7,7 @@ pub mod run_api {
     use crate::action::Mode;
     use crate::runtime;
     use crate::ui;
+    use rhai::Dynamic;
 
     /// The run's mode: `dry-run`, `live` or `sandbox`.
     ///
@@ -35,8 +36,8 @@ pub mod run_api {
     /// ```rhai
     /// log("installing the control plane into " + ns);
     /// ```
-    pub fn log(message: &str) {
-        ui::info(message);
+    pub fn log(message: Dynamic) {
+        ui::info(&crate::api::display(&message));
     }
 }
 

@@ -28,7 +28,10 @@ pub mod secrets_api {
         }
         Err(invalid(
             "secret",
-            format!("a secret must be a string or a number, found {}", value.type_name()),
+            format!(
+                "a secret must be a string or a number, found {}",
+                value.type_name()
+            ),
         ))
     }
 
@@ -47,9 +50,12 @@ pub mod secrets_api {
                 format!("bytes must be 1 to 1024, not {bytes}"),
             ));
         }
-        generate_hex(bytes as usize)
-            .map(Secret::new)
-            .map_err(|e| invalid("generate_secret", format!("the OS random source failed: {e}")))
+        generate_hex(bytes as usize).map(Secret::new).map_err(|e| {
+            invalid(
+                "generate_secret",
+                format!("the OS random source failed: {e}"),
+            )
+        })
     }
 
     /// Is `value` a secret?

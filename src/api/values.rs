@@ -13,7 +13,8 @@ pub mod values_api {
     use rhai::{Dynamic, EvalAltResult, Map};
 
     /// Parse YAML text into a value (maps, arrays, strings, numbers, booleans, `()` for null).
-    /// YAML 1.2 rules: `yes` and `on` stay strings.
+    /// Scalars are read as Helm reads them: `yes`/`no` and `on`/`off` are booleans; quote them
+    /// to keep strings.
     ///
     /// # Example
     /// ```rhai

@@ -1,0 +1,80 @@
+//! `clearml-script check`.
+
+use crate::common::{Test, repo};
+
+#[test]
+fn standard_playbooks_pass() {
+    let scripts: Vec<String> = std::fs::read_dir(repo().join("scripts"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".rhai"))
+        .collect();
+    assert!(!scripts.is_empty());
+    Test::new()
+        .arg("check")
+        .args(&scripts)
+        .run()
+        .success()
+        .stderr_has("no problems");
+}
+
+#[test]
+fn unknown_function_names_line_and_closest_name() {
+    Test::new()
+        .file("bad.rhai", "let x = 1;\n\nlet y = requir(site, \"a\");\nfn f() { valdate(1, 2) }\n")
+        .args(["check", "bad.rhai"])
+        .run()
+        .code(2)
+        .stderr(
+            "error: unknown function `requir`\n --> bad.rhai:3:9\n  |\n3 | let y = requir(site, \"a\");\n  |         ^\n  = help: did you mean `require`?\n\
+             error: unknown function `valdate`\n --> bad.rhai:4:10\n  |\n4 | fn f() { valdate(1, 2) }\n  |          ^\n  = help: did you mean `validate`?\n\
+             checked 1 script: 2 problem(s)\n",
+        );
+}
+
+#[test]
+fn script_functions_imports_and_methods_are_known() {
+    Test::new()
+        .file("lib.rhai", "fn helper(x) { x + 1 }\n")
+        .file(
+            "ok.rhai",
+            "import \"lib\" as lib;\nimport \"clearml/values\" as values;\nfn mine(a) { a }\nlet f = |x| x * 2;\nlet l = [1, 2].map(|x| x + 1);\nprint(mine(lib::helper(1)) + l.len());\nprint(values::generation(site));\nprint(f.call(2));\n",
+        )
+        .args(["check", "ok.rhai"])
+        .run()
+        .success();
+}
+
+#[test]
+fn unknown_module_function_is_reported() {
+    Test::new()
+        .file(
+            "bad.rhai",
+            "import \"clearml/values\" as values;\nvalues::hostz(site);\n",
+        )
+        .args(["check", "bad.rhai"])
+        .run()
+        .code(2)
+        .stderr_has("error: unknown function `values::hostz`")
+        .stderr_has("did you mean `values::hosts`?");
+}
+
+#[test]
+fn nothing_runs_during_check() {
+    Test::new()
+        .file("side.rhai", "print(\"ran\"); fail(\"must not run\");\n")
+        .args(["check", "side.rhai"])
+        .run()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn parse_errors_are_reported_with_exit_2() {
+    Test::new()
+        .file("bad.rhai", "let x = ;\n")
+        .args(["check", "bad.rhai"])
+        .run()
+        .code(2)
+        .stderr_has(" --> bad.rhai:1:9\n");
+}

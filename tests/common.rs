@@ -1,0 +1,171 @@
+//! The `Test` builder: a temporary directory as the working directory, files written into it,
+//! the binary run with arguments, and assertions on whole outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_clearml-script");
+
+/// The repository root, for the standard playbooks and example sites.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Test {
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Test {
+    pub fn new() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("temp dir"),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a file into the test directory.
+    pub fn file(self, name: &str, text: &str) -> Test {
+        let path = self.dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, text).unwrap();
+        self
+    }
+
+    /// Write `playbook.rhai` and make it the script to run.
+    pub fn script(self, text: &str) -> Test {
+        self.file("playbook.rhai", text).arg("playbook.rhai")
+    }
+
+    pub fn arg(mut self, a: impl AsRef<str>) -> Test {
+        self.args.push(a.as_ref().to_string());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Test {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Test {
+        self.env.push((k.to_string(), v.to_string()));
+        self
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .current_dir(self.dir.path())
+            .env_remove("KUBECONFIG")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    pub fn run(&self) -> Output {
+        let mut cmd = self.command();
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("run clearml-script");
+        let out = child.wait_with_output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl Output {
+    #[track_caller]
+    pub fn code(&self, expected: i32) -> &Output {
+        assert_eq!(
+            self.code, expected,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Output {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn stdout(&self, expected: &str) -> &Output {
+        assert_eq!(
+            self.stdout, expected,
+            "stdout; stderr was:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr(&self, expected: &str) -> &Output {
+        assert_eq!(
+            self.stderr, expected,
+            "stderr; stdout was:\n{}",
+            self.stdout
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, part: &str) -> &Output {
+        assert!(
+            self.stdout.contains(part),
+            "stdout lacks {part:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, part: &str) -> &Output {
+        assert!(
+            self.stderr.contains(part),
+            "stderr lacks {part:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn nowhere(&self, part: &str) -> &Output {
+        assert!(
+            !self.stdout.contains(part) && !self.stderr.contains(part),
+            "{part:?} leaked\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}

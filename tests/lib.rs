@@ -1,0 +1,11 @@
+//! One integration-test binary: every test drives the real `clearml-script` binary through the
+//! `Test` builder, one file per feature.
+
+mod common;
+
+mod check;
+mod docs;
+mod playbooks;
+mod run;
+mod secrets;
+mod validation;

@@ -1,0 +1,194 @@
+//! Running playbooks: site values, the dry-run plan, diagnostics, exit codes.
+
+use crate::common::{Test, repo};
+
+#[test]
+fn values_files_merge_left_to_right_then_set() {
+    Test::new()
+        .file("a.yaml", "x: {a: 1, l: [1, 2]}\nname: first\n")
+        .file("b.yaml", "x: {b: 2, l: [3]}\n")
+        .script("print(site);")
+        .args(["--values", "a.yaml", "--values", "b.yaml"])
+        .args(["--set", "name=second", "--set", "x.n=3", "--set", "x.t=true"])
+        .run()
+        .success()
+        .stdout(
+            "#{\"name\": \"second\", \"x\": #{\"a\": 1, \"b\": 2, \"l\": [3], \"n\": 3, \"t\": true}}\n\
+             Done: 0 steps\n"
+                .split_once("Done")
+                .unwrap()
+                .0,
+        );
+}
+
+#[test]
+fn dry_run_json_is_alone_on_stdout() {
+    let out = Test::new()
+        .script("print(\"hello\"); log(\"narration\"); debug(1);")
+        .args(["--dry-run", "--output", "json"])
+        .run();
+    out.success();
+    let doc = out.json();
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["actions"], serde_json::json!([]));
+    out.stderr_has("hello\n").stderr_has("• narration\n");
+}
+
+#[test]
+fn dry_run_of_the_standard_install_with_the_example_site() {
+    let site = repo().join("examples/site.yaml");
+    let out = Test::new()
+        .arg(repo().join("scripts/install.rhai").display().to_string())
+        .args([
+            "--values",
+            &site.display().to_string(),
+            "--dry-run",
+            "--output",
+            "json",
+        ])
+        .run();
+    out.success();
+    assert_eq!(out.json()["dry_run"], true);
+    out.stderr_has("site clearml.example.com: generation repo");
+}
+
+#[test]
+fn syntax_error_prints_caret_and_exits_2() {
+    Test::new()
+        .script("let a = 1;\nlet b = (2 + ;\n")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr(
+            "error: Unexpected ';'\n --> playbook.rhai:2:14\n  |\n2 | let b = (2 + ;\n  |              ^\n",
+        );
+}
+
+#[test]
+fn undefined_variable_is_a_compile_error() {
+    Test::new()
+        .script("let a = 1;\nprint(b);\n")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr_has("error: Undefined variable: b\n --> playbook.rhai:2:7\n");
+}
+
+#[test]
+fn require_names_the_missing_key_path() {
+    Test::new()
+        .script("let d = require(site, \"control_plane.base_domain\");\n")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr(
+            "error: require: the required key `control_plane.base_domain` is missing: add it to the site values file, or pass --set control_plane.base_domain=VALUE\n --> playbook.rhai:1:9\n  |\n1 | let d = require(site, \"control_plane.base_domain\");\n  |         ^\n",
+        );
+}
+
+#[test]
+fn get_returns_the_default_and_env_reads_variables() {
+    Test::new()
+        .script("print(get(site, \"a.b\", \"dflt\")); print(get(site, \"x\", 0)); print(env(\"CS_TEST_VAR\")); print(env(\"CS_UNSET_VAR\", \"none\"));")
+        .args(["--set", "x=5"])
+        .env("CS_TEST_VAR", "from-env")
+        .run()
+        .success()
+        .stdout("dflt\n5\nfrom-env\nnone\n");
+}
+
+#[test]
+fn unknown_map_property_is_an_error() {
+    Test::new()
+        .script("let m = #{ a: 1 };\nprint(m.b);\n")
+        .run()
+        .code(1)
+        .stderr_has("error: Property not found: b\n --> playbook.rhai:2:9\n");
+}
+
+#[test]
+fn errors_inside_functions_show_the_call_chain() {
+    Test::new()
+        .file("lib.rhai", "fn need(m) {\n    require(m, \"k\")\n}\n")
+        .script("import \"lib\" as lib;\nlib::need(#{});\n")
+        .run()
+        .code(2)
+        .stderr_has("error: require: the required key `k` is missing")
+        .stderr_has(" --> lib.rhai:2:5\n  |\n2 |     require(m, \"k\")\n  |     ^\n")
+        .stderr_has("= note: in the call to `need` at playbook.rhai:2:6");
+}
+
+#[test]
+fn yaml_error_names_file_and_line() {
+    Test::new()
+        .file("site.yaml", "a: 1\nb: [1, 2\n")
+        .script("print(1);")
+        .args(["--values", "site.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("error: site.yaml:");
+}
+
+#[test]
+fn thrown_error_exits_1() {
+    Test::new()
+        .script("throw \"custom failure\";")
+        .run()
+        .code(1)
+        .stderr_has("error: custom failure\n");
+}
+
+#[test]
+fn merge_and_yaml_builtins() {
+    Test::new()
+        .script(
+            "let v = merge(#{ a: 1, s: #{ x: 1, l: [1] } }, #{ b: \"on\", s: #{ y: 2, l: [2] } });\n\
+             print(to_yaml(v));\n\
+             let p = parse_yaml(\"k: [1, yes, 'on']\");\n\
+             print(p.k);",
+        )
+        .run()
+        .success()
+        .stdout("a: 1\nb: \"on\"\ns:\n  l:\n  - 2\n  x: 1\n  \"y\": 2\n\n[1, true, \"on\"]\n");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_with_130() {
+    let t = Test::new().script("let i = 0; loop { i += 1; }");
+    let child = t
+        .command()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: interrupted"));
+}
+
+#[test]
+fn version_help_and_completions() {
+    Test::new()
+        .arg("--version")
+        .run()
+        .success()
+        .stdout(&format!("clearml-script {}\n", env!("CARGO_PKG_VERSION")));
+    Test::new()
+        .arg("--help")
+        .run()
+        .success()
+        .stdout_has("Usage:");
+    for shell in ["bash", "zsh", "fish"] {
+        Test::new()
+            .args(["completions", shell])
+            .run()
+            .success()
+            .stdout_has("clearml-script");
+    }
+    Test::new().run().code(2);
+}

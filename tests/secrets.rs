@@ -1,0 +1,76 @@
+//! Secrets never appear in output, plans, logs or errors.
+
+use crate::common::{Test, repo};
+
+const TOKEN: &str = "dckr_pat_TOPSECRET0123456789";
+
+#[test]
+fn a_set_secret_appears_nowhere() {
+    let site = repo().join("examples/site.yaml");
+    for output in ["json", "text"] {
+        Test::new()
+            .arg(repo().join("scripts/install.rhai").display().to_string())
+            .args(["--values", &site.display().to_string(), "--dry-run"])
+            .args(["--output", output])
+            .arg("--set")
+            .arg(format!("dockerhub_token={TOKEN}"))
+            .run()
+            .success()
+            .nowhere(TOKEN);
+    }
+}
+
+#[test]
+fn every_output_path_masks_secrets() {
+    Test::new()
+        .script(
+            "print(site);\n\
+             debug(site.dockerhub_token);\n\
+             print(`interpolated ${site.dockerhub_token}`);\n\
+             let joined = \"Bearer \" + site.dockerhub_token;\n\
+             print(joined);\n\
+             print(is_secret(joined));\n\
+             log(\"token: \" + site.dockerhub_token);\n\
+             print(to_yaml(#{ password: site.dockerhub_token }));\n\
+             try { throw \"joined \" + site.dockerhub_token; } catch (e) { print(e); }\n\
+             throw `failed with ${site.dockerhub_token}`;\n",
+        )
+        .arg("--set")
+        .arg(format!("dockerhub_token={TOKEN}"))
+        .run()
+        .code(1)
+        .stdout_has("\"dockerhub_token\": <redacted>")
+        .stdout_has("interpolated <redacted>\n<redacted>\ntrue\n")
+        .stdout_has("password: <redacted>")
+        .stdout_has("\n<redacted>\n")
+        .stderr_has("error: failed with <redacted>")
+        .nowhere(TOKEN);
+}
+
+#[test]
+fn values_files_mark_credentials_by_key_name() {
+    Test::new()
+        .file(
+            "site.yaml",
+            "supervisor:\n  user_key: KEY123456\n  user_secret: SECRET123456\n  email: admin@example.com\nsso:\n  access_token_url: https://idp.example.com/token\n",
+        )
+        .script(
+            "print(is_secret(site.supervisor.user_key));\nprint(is_secret(site.supervisor.user_secret));\nprint(is_secret(site.supervisor.email));\nprint(is_secret(site.sso.access_token_url));\nprint(site.supervisor);",
+        )
+        .args(["--values", "site.yaml"])
+        .run()
+        .success()
+        .stdout_has("true\ntrue\nfalse\nfalse\n")
+        .nowhere("KEY123456")
+        .nowhere("SECRET123456");
+}
+
+#[test]
+fn generated_secrets_are_hex_and_masked() {
+    Test::new()
+        .script("let s = generate_secret(16);\nprint(s);\nprint(s.len());\nprint(is_secret(s));\ngenerate_secret(0);")
+        .run()
+        .code(2)
+        .stdout("<redacted>\n32\ntrue\n")
+        .stderr_has("generate_secret: bytes must be 1 to 1024, not 0");
+}

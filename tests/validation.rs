@@ -1,0 +1,85 @@
+//! Validation: every problem reported together, with key paths and file lines, exit 2.
+
+use crate::common::Test;
+
+#[test]
+fn all_problems_are_reported_together_with_locations() {
+    Test::new()
+        .file(
+            "site.yaml",
+            "base_domain: <BASE_DOMAIN>\nsupervisor:\n  email: not-an-email\ngateway:\n  ports: {start: 40000, end: 30000}\napi_url: ftp://x.example.com\nshm: 32GB\n",
+        )
+        .script(
+            "validate(site, #{\n  base_domain: \"domain\",\n  \"supervisor.email\": \"email\",\n  \"gateway.ports\": \"port_range\",\n  api_url: \"url\",\n  shm: \"size\",\n  missing: \"string\",\n  optional: \"string?\",\n});\nprint(\"not reached\");",
+        )
+        .args(["--values", "site.yaml"])
+        .run()
+        .code(2)
+        .stdout("")
+        .stderr(
+            "error: validate: 6 problems in the values; nothing was changed\n --> playbook.rhai:1:1\n  |\n1 | validate(site, #{\n  | ^\n\
+             \x20 - `api_url` (site.yaml:6:10): `ftp://x.example.com`: the scheme must be http or https, not ftp\n\
+             \x20 - `gateway.ports` (site.yaml:5:10): the port range starts at 40000 after it ends at 30000: swap them, start ≤ end\n\
+             \x20 - `missing` is missing (string): add it to the site values file, or pass --set missing=VALUE\n\
+             \x20 - `shm` (site.yaml:7:6): `32GB` is not a size; write a number with a unit such as 32Gi, 512Mi or 1G\n\
+             \x20 - `supervisor.email` (site.yaml:3:10): `not-an-email` is not an email address (no `@`); write one such as admin@example.com\n\
+             \x20 - `base_domain` (site.yaml:1:14) still holds the placeholder <BASE_DOMAIN>: replace it with the real value\n",
+        );
+}
+
+#[test]
+fn playbook_problems_join_the_report() {
+    Test::new()
+        .script("validate(site, #{ base_domain: \"domain\" }, [#{ path: \"users\", message: \"duplicate user alice\" }, \"free-form problem\"]);")
+        .args(["--set", "base_domain=Example.COM"])
+        .run()
+        .code(2)
+        .stderr_has("  - `base_domain` (--set base_domain): `Example.COM` has capital letters; write it in lowercase (example.com)\n")
+        .stderr_has("  - `users`: duplicate user alice\n")
+        .stderr_has("  - free-form problem\n");
+}
+
+#[test]
+fn unknown_rule_is_named() {
+    Test::new()
+        .script("validate(site, #{ a: \"domian\" });")
+        .run()
+        .code(2)
+        .stderr_has("the rule for `a` is `domian`, which is not a rule");
+}
+
+#[test]
+fn predicates() {
+    Test::new()
+        .script("print([is_domain(\"a.example.com\"), is_domain(\"x\"), is_email(\"a@b.io\"), is_url(\"https://a.b\"), is_port(0), is_port_range(#{start: 1, end: 2}), is_size(\"32Gi\")]);")
+        .run()
+        .success()
+        .stdout("[true, false, true, true, false, true, true]\n");
+}
+
+#[test]
+fn standard_install_rejects_placeholders_before_anything() {
+    Test::new()
+        .arg(
+            crate::common::repo()
+                .join("scripts/install.rhai")
+                .display()
+                .to_string(),
+        )
+        .args([
+            "--set",
+            "base_domain=<BASE_DOMAIN>",
+            "--set",
+            "generation=helm",
+            "--dry-run",
+        ])
+        .run()
+        .code(2)
+        .stderr_has(
+            "  - `generation` (--set generation): must be \"repo\" or \"oci\", not \"helm\"",
+        )
+        .stderr_has("  - `dockerhub_token` is missing (secret)")
+        .stderr_has(
+            "  - `base_domain` (--set base_domain) still holds the placeholder <BASE_DOMAIN>",
+        );
+}
