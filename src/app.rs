@@ -28,6 +28,21 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
     match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, args) => run(&args, interrupted),
         (Some(Command::Check { scripts }), _) => check_scripts(&scripts),
+        (
+            Some(Command::Repl {
+                site,
+                dry_run,
+                kube,
+            }),
+            _,
+        ) => crate::repl::run(
+            &crate::repl::Options {
+                site,
+                dry_run,
+                kube,
+            },
+            interrupted,
+        ),
         (Some(Command::Docs { function, format }), _) => show_docs(function.as_deref(), format),
         (Some(Command::Defs { out }), _) => write_defs(&out),
         (Some(Command::Completions { shell }), _) => {

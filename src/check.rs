@@ -39,10 +39,10 @@ pub fn known_functions() -> BTreeSet<String> {
         Sources::default(),
         Arc::new(AtomicBool::new(false)),
     );
-    known_in(&engine)
+    known_functions_of(&engine)
 }
 
-fn known_in(engine: &Engine) -> BTreeSet<String> {
+pub fn known_functions_of(engine: &Engine) -> BTreeSet<String> {
     engine
         .gen_fn_signatures(true)
         .iter()
@@ -81,7 +81,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
     let ast = crate::app::compile(&engine, &text)
         .map_err(|e| diagnostic::render_parse(&e, &name, &sources))?;
 
-    let mut known = known_in(&engine);
+    let mut known = known_functions_of(&engine);
     known.extend(ast.iter_functions().map(|f| f.name.to_string()));
 
     // Variables and parameters may hold function pointers called by name.

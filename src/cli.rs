@@ -50,6 +50,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// An interactive session: every built-in at hand, `site` loaded as for a run
+    Repl {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Record actions instead of doing them (see them with :plan)
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        kube: KubeArgs,
+    },
     /// List the standard playbooks built into the binary, or export them for customization
     Scripts {
         #[command(subcommand)]

@@ -14,6 +14,7 @@ pub mod embedded;
 pub mod engine;
 pub mod failure;
 pub mod playbook;
+pub mod repl;
 pub mod runtime;
 pub mod secret;
 pub mod site;

@@ -1,6 +1,7 @@
 //! The `Test` builder: a temporary directory as the working directory, files written into it,
 //! the binary run with arguments, and assertions on whole outputs.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -14,6 +15,7 @@ pub fn repo() -> PathBuf {
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,
+    stdin: Option<String>,
     env: Vec<(String, String)>,
 }
 
@@ -28,6 +30,7 @@ impl Test {
         Test {
             dir: tempfile::tempdir().expect("temp dir"),
             args: Vec::new(),
+            stdin: None,
             env: Vec::new(),
         }
     }
@@ -62,6 +65,12 @@ impl Test {
         self
     }
 
+    /// Text for the binary's stdin (otherwise stdin is empty and not a terminal).
+    pub fn stdin(mut self, text: &str) -> Test {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Test {
         self.env.push((k.to_string(), v.to_string()));
         self
@@ -78,11 +87,17 @@ impl Test {
 
     pub fn run(&self) -> Output {
         let mut cmd = self.command();
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().expect("run clearml-script");
+        let mut child = cmd.spawn().expect("run clearml-script");
+        let input = self.stdin.clone().unwrap_or_default();
+        let mut stdin = child.stdin.take().expect("stdin");
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
         let out = child.wait_with_output().unwrap();
+        let _ = writer.join();
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -6,6 +6,7 @@ mod common;
 mod check;
 mod docs;
 mod playbooks;
+mod repl;
 mod run;
 mod secrets;
 mod validation;

@@ -1,0 +1,160 @@
+//! The REPL, driven through a pseudo-terminal as a person would, and through piped stdin.
+
+use std::process::Command;
+
+use crate::common::{BIN, Test};
+
+fn spawn(home: &std::path::Path, args: &[&str]) -> rexpect::session::PtySession {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("repl")
+        .args(args)
+        .env("HOME", home)
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("KUBECONFIG")
+        .env("TERM", "xterm");
+    rexpect::session::spawn_command(cmd, Some(20_000)).expect("spawn the REPL in a pty")
+}
+
+/// The line editor switches bracketed paste on when it starts reading a line: the one sure sign
+/// that the REPL waits for input again (the prompt itself is redrawn on every key).
+const READY: &str = "\u{1b}[?2004h";
+
+/// Type a line and Enter, and answer with what the REPL printed before it was ready for the next
+/// input, with terminal escape sequences removed. Waiting matters: the line editor drops what
+/// was typed ahead of it.
+fn enter(p: &mut rexpect::session::PtySession, line: &str) -> String {
+    p.send_line(line).unwrap();
+    plain(&p.exp_string(READY).unwrap())
+}
+
+/// Type without Enter, and give the editor a moment (completion, continuation lines).
+fn type_text(p: &mut rexpect::session::PtySession, text: &str) {
+    p.send(text).unwrap();
+    p.flush().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+}
+
+fn plain(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() || d == '~' {
+                        break;
+                    }
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn multi_line_help_completion_errors_and_exit() {
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(home.path(), &["--dry-run", "--context", "kind-lab"]);
+    p.exp_string("clearml [dry-run kind-lab]> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // multi-line input from incomplete syntax, no backslash needed
+    type_text(&mut p, "let v = #{ a: 1,\r");
+    enter(&mut p, "b: 2 };");
+    let out = enter(&mut p, "v.b");
+    assert!(out.ends_with("\n2\n"), "{out:?}");
+
+    // :help from the same documentation as `clearml-script docs`
+    let out = enter(&mut p, ":help merge");
+    assert!(out.contains("Deep merge: maps merge key by key"), "{out:?}");
+
+    // Tab completes a built-in
+    type_text(&mut p, "let y = parse_ya\t");
+    enter(&mut p, "(\"k: 41\").k + 1;");
+    let out = enter(&mut p, "y");
+    assert!(out.ends_with("\n42\n"), "{out:?}");
+
+    // an error prints the caret diagnostic and the session goes on
+    let out = enter(&mut p, "let broken = ;");
+    assert!(out.contains("error: "), "{out:?}");
+    assert!(out.contains(" --> <input>:1:"), "{out:?}");
+    assert!(out.contains("  |              ^\n"), "{out:?}");
+    let out = enter(&mut p, "v.a + 100");
+    assert!(out.ends_with("\n101\n"), "{out:?}");
+
+    // Ctrl-C cancels the current input
+    type_text(&mut p, "let partial = ");
+    p.send_control('c').unwrap();
+    p.exp_string(READY).unwrap();
+    let out = enter(&mut p, "7 * 6");
+    assert!(out.ends_with("\n42\n"), "{out:?}");
+
+    // Ctrl-D leaves
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+
+    // history was kept in the XDG state directory
+    let history =
+        std::fs::read_to_string(home.path().join(".local/state/clearml-script/history")).unwrap();
+    assert!(history.contains("v.a + 100"), "{history}");
+}
+
+#[test]
+fn completion_of_commands_modules_and_variables() {
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(home.path(), &[]);
+    p.exp_string("clearml [live]> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    enter(&mut p, "let my_long_variable = 5;");
+    type_text(&mut p, "my_long_v\t");
+    let out = enter(&mut p, " * 2");
+    assert!(out.ends_with("\n10\n"), "{out:?}");
+    type_text(&mut p, "import \"clearml/val\t");
+    enter(&mut p, "\" as values;");
+    let out = enter(&mut p, "values::generation(#{})");
+    assert!(out.ends_with("\nrepo\n"), "{out:?}");
+    type_text(&mut p, ":pl\t");
+    let out = enter(&mut p, "");
+    assert!(out.contains("Done: 0 steps"), "{out:?}");
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn piped_stdin_runs_statements() {
+    let out = Test::new()
+        .arg("repl")
+        .stdin("print(merge(#{a: 1}, #{b: 2}))\n")
+        .run();
+    out.success().stdout("#{\"a\": 1, \"b\": 2}\n");
+}
+
+#[test]
+fn piped_session_keeps_state_and_reports_errors() {
+    Test::new()
+        .args(["repl", "--dry-run", "--set", "dockerhub_token=TOKEN-VALUE-123"])
+        .stdin(
+            "let v = #{ a: 1,\nb: 2 };\nv.b\nfn sq(x) { x * x }\nimport \"clearml/values\" as values;\nnope(1)\nsq(v.b)\nvalues::generation(site)\nsite.dockerhub_token\n:scope\n",
+        )
+        .run()
+        .code(1)
+        .stdout(
+            "2\n4\nrepo\n<redacted>\nlet v = #{\"a\": 1, \"b\": 2}\nconst site = #{\"dockerhub_token\": <redacted>}\n",
+        )
+        .stderr_has("error: unknown function nope")
+        .nowhere("TOKEN-VALUE-123");
+}
+
+#[test]
+fn help_for_an_unknown_name_suggests() {
+    Test::new()
+        .arg("repl")
+        .stdin(":help mrge\n:nope\n")
+        .run()
+        .code(2)
+        .stderr_has("error: there is no built-in `mrge`; did you mean `merge`?")
+        .stderr_has("error: unknown command :nope");
+}
