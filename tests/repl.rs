@@ -92,6 +92,15 @@ fn multi_line_help_completion_errors_and_exit() {
     let out = enter(&mut p, "7 * 6");
     assert!(out.ends_with("\n42\n"), "{out:?}");
 
+    // Ctrl-C stops a running step, and the session goes on
+    p.send_line("let n = 0; loop { n += 1; }").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    p.send_control('c').unwrap();
+    let out = plain(&p.exp_string(READY).unwrap());
+    assert!(out.contains("error: interrupted"), "{out:?}");
+    let out = enter(&mut p, "1 + 1");
+    assert!(out.ends_with("\n2\n"), "{out:?}");
+
     // Ctrl-D leaves
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();
