@@ -54,6 +54,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             );
             0
         }
+        (Some(Command::Sandbox { dir, faults }), _) => sandbox(dir, &faults, interrupted),
         (Some(Command::Scripts { action: None }), _) => {
             ui::out(&format!("Standard playbooks:\n{}", playbook::list()));
             0
@@ -263,4 +264,38 @@ fn write_defs(out: &Path) -> i32 {
             1
         }
     }
+}
+
+fn sandbox(dir: Option<std::path::PathBuf>, fault_specs: &[String], interrupted: Arc<AtomicBool>) -> i32 {
+    let Some(handle) = crate::runtime::tokio_handle() else {
+        ui::err("error: no async runtime\n");
+        return 1;
+    };
+    let faults = crate::sandbox::faults::Faults::default();
+    for spec in fault_specs {
+        if let Err(e) = faults.add_spec(spec) {
+            ui::err(&format!("error: {e}\n"));
+            return 2;
+        }
+    }
+    let sandbox = match handle.block_on(crate::sandbox::Sandbox::start(dir, faults)) {
+        Ok(s) => s,
+        Err(e) => {
+            ui::err(&format!("error: cannot start the sandbox: {e}\n"));
+            return 1;
+        }
+    };
+    ui::out(&format!(
+        "kubeconfig: {}\nkubernetes API: {}\n",
+        sandbox.kubeconfig.display(),
+        sandbox.kube.url()
+    ));
+    ui::err(&format!(
+        "The sandbox runs until Ctrl-C. Try: KUBECONFIG={} helm list -A\n",
+        sandbox.kubeconfig.display()
+    ));
+    while !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    0
 }

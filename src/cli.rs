@@ -60,6 +60,15 @@ pub enum Command {
         #[command(flatten)]
         kube: KubeArgs,
     },
+    /// Run the Kubernetes and ClearML API simulators in the foreground, for helm and kubectl by hand
+    Sandbox {
+        /// Where to write the kubeconfig (a temporary directory by default)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Make requests fail or wait: METHOD:PATH:COUNT:STATUS or METHOD:PATH:COUNT:delay=MS
+        #[arg(long = "fault", value_name = "SPEC")]
+        faults: Vec<String>,
+    },
     /// List the standard playbooks built into the binary, or export them for customization
     Scripts {
         #[command(subcommand)]

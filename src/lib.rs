@@ -16,6 +16,7 @@ pub mod failure;
 pub mod playbook;
 pub mod repl;
 pub mod runtime;
+pub mod sandbox;
 pub mod secret;
 pub mod site;
 pub mod ui;

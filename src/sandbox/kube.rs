@@ -1,0 +1,387 @@
+//! The Kubernetes API simulator's HTTP side: routing of `/api` and `/apis` paths, discovery,
+//! OpenAPI, JSON and protobuf bodies, patches, watches, and fault injection. Listens on
+//! 127.0.0.1 only, on an ephemeral port.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::faults::{FaultAction, Faults};
+use super::protobuf;
+use super::resources::{self, Resource};
+use super::store::{ApiError, PatchKind, Selector, Store};
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+pub struct KubeServer {
+    pub addr: SocketAddr,
+    pub store: Arc<Store>,
+    pub faults: Faults,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl KubeServer {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig that points at this server, with the context `sandbox`.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {}\n\
+             contexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: default\n\
+             current-context: sandbox\nusers:\n- name: sandbox\n  user: {{}}\n",
+            self.url()
+        )
+    }
+}
+
+impl Drop for KubeServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+struct Shared {
+    store: Arc<Store>,
+    faults: Faults,
+}
+
+/// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
+pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let store = Arc::new(Store::new());
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        faults: faults.clone(),
+    });
+    let app = Router::new().fallback(handle).with_state(shared);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    Ok(KubeServer {
+        addr,
+        store,
+        faults,
+        shutdown: Some(tx),
+    })
+}
+
+fn json_response(code: u16, body: &Value) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("valid response")
+}
+
+fn error(e: &ApiError) -> Response {
+    json_response(e.code, &e.status())
+}
+
+fn not_served() -> Response {
+    error(&ApiError::new(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+    ))
+}
+
+fn reason_for(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query: HashMap<String, String> = req
+        .uri()
+        .query()
+        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    match shared.faults.take(method.as_str(), &path) {
+        Some(FaultAction::Status(code)) => {
+            return error(&ApiError::new(
+                code,
+                reason_for(code),
+                format!("injected fault: {method} {path} answers {code}"),
+            ));
+        }
+        Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
+        None => {}
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return error(&ApiError::new(413, "RequestEntityTooLarge", "request body too large")),
+    };
+    route(&shared.store, &method, &path, &query, &content_type, body).await
+}
+
+async fn route(
+    store: &Arc<Store>,
+    method: &Method,
+    path: &str,
+    query: &HashMap<String, String>,
+    content_type: &str,
+    body: Bytes,
+) -> Response {
+    match path {
+        "/version" => {
+            return json_response(
+                200,
+                &json!({
+                    "major": "1", "minor": "33", "gitVersion": "v1.33.0",
+                    "gitCommit": "sandbox", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                    "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64",
+                }),
+            );
+        }
+        "/api" => return json_response(200, &resources::api_versions()),
+        "/apis" => return json_response(200, &resources::api_group_list()),
+        "/openapi/v3" => return json_response(200, &resources::openapi_index()),
+        "/healthz" | "/readyz" | "/livez" => {
+            return Response::new(Body::from("ok"));
+        }
+        _ => {}
+    }
+    if let Some(doc) = path.strip_prefix("/openapi/v3/") {
+        return match resources::openapi_doc(doc) {
+            Some(d) => json_response(200, &d),
+            None => not_served(),
+        };
+    }
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return not_served(),
+    };
+    if rest.is_empty() {
+        return match resources::resource_list(group, version) {
+            Some(list) if *method == Method::GET => json_response(200, &list),
+            _ => not_served(),
+        };
+    }
+    let namespaced_plural = |p: &str| resources::find(group, version, p).filter(|r| r.namespaced);
+    let (res, ns, name, sub): (&'static Resource, Option<&str>, Option<&str>, Option<&str>) =
+        match rest {
+            ["namespaces", ns, plural, tail @ ..] if namespaced_plural(plural).is_some() => {
+                let r = namespaced_plural(plural).expect("checked");
+                match tail {
+                    [] => (r, Some(*ns), None, None),
+                    [name] => (r, Some(*ns), Some(*name), None),
+                    [name, sub] => (r, Some(*ns), Some(*name), Some(*sub)),
+                    _ => return not_served(),
+                }
+            }
+            [plural, tail @ ..] => {
+                let Some(r) = resources::find(group, version, plural) else {
+                    return not_served();
+                };
+                match tail {
+                    [] => (r, None, None, None),
+                    [name] if !r.namespaced => (r, None, Some(*name), None),
+                    [name, sub] if !r.namespaced => (r, None, Some(*name), Some(*sub)),
+                    _ => return not_served(),
+                }
+            }
+            [] => return not_served(),
+        };
+    let status_only = match sub {
+        None => false,
+        Some("status") => true,
+        Some("finalize") if res.kind == "Namespace" => false,
+        Some(_) => return not_served(),
+    };
+    let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
+    let selectors = || -> Result<(Selector, Selector), ApiError> {
+        Ok((
+            Selector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+            Selector::parse(query.get("fieldSelector").map_or("", String::as_str))?,
+        ))
+    };
+    let ns_str = ns.unwrap_or("");
+    let result: Result<Response, ApiError> = (|| async {
+        match (method.clone(), name) {
+            (Method::GET, None) => {
+                let (labels, fields) = selectors()?;
+                if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                    return Ok(watch(store.clone(), res, ns.map(str::to_string), labels, fields, query));
+                }
+                let (items, rv) = store.list(res, ns, &labels, &fields);
+                Ok(json_response(200, &list_doc(res, items, rv)))
+            }
+            (Method::POST, None) => {
+                if res.namespaced && ns.is_none() {
+                    return Err(ApiError::new(405, "MethodNotAllowed", "POST a namespaced kind under /namespaces/NAME/"));
+                }
+                let obj = decode_body(&body, content_type)?;
+                let created = store.create(res, ns_str, obj, dry_run)?;
+                Ok(json_response(201, &created))
+            }
+            (Method::DELETE, None) => {
+                let (labels, fields) = selectors()?;
+                let items = store.delete_collection(res, ns, &labels, &fields);
+                let rv = store.resource_version();
+                Ok(json_response(200, &list_doc(res, items, rv)))
+            }
+            (Method::GET, Some(name)) => Ok(json_response(200, &store.get(res, ns_str, name)?)),
+            (Method::PUT, Some(name)) => {
+                let obj = decode_body(&body, content_type)?;
+                Ok(json_response(200, &store.update(res, ns_str, name, obj, status_only)?))
+            }
+            (Method::PATCH, Some(name)) => {
+                let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
+                    ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
+                })?;
+                let patch = parse_patch(&body, kind)?;
+                let (obj, created) = store.patch(res, ns_str, name, kind, patch, dry_run)?;
+                Ok(json_response(if created { 201 } else { 200 }, &obj))
+            }
+            (Method::DELETE, Some(name)) => {
+                let obj = store.delete(res, ns_str, name)?;
+                Ok(json_response(200, &obj))
+            }
+            _ => Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here"))),
+        }
+    })()
+    .await;
+    result.unwrap_or_else(|e| error(&e))
+}
+
+fn list_doc(res: &Resource, items: Vec<Value>, rv: u64) -> Value {
+    json!({
+        "kind": format!("{}List", res.kind),
+        "apiVersion": res.api_version(),
+        "metadata": {"resourceVersion": rv.to_string()},
+        "items": items,
+    })
+}
+
+fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(body).map_err(ApiError::bad_request);
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+fn parse_patch(body: &[u8], kind: PatchKind) -> Result<Value, ApiError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => Ok(v),
+        Err(e) if kind == PatchKind::Apply => {
+            let text = std::str::from_utf8(body)
+                .map_err(|_| ApiError::bad_request("the apply body is not UTF-8"))?;
+            crate::site::parse_yaml(text)
+                .map(|v| v.reveal())
+                .map_err(|y| ApiError::bad_request(format!("the apply body is neither JSON ({e}) nor YAML ({y})")))
+        }
+        Err(e) => Err(ApiError::bad_request(format!("the patch is not valid JSON: {e}"))),
+    }
+}
+
+/// A watch: initial ADDED events (unless resuming from a resourceVersion), the initial-events
+/// bookmark when asked for, then changes as they happen, until `timeoutSeconds` or the client
+/// goes away.
+fn watch(
+    store: Arc<Store>,
+    res: &'static Resource,
+    ns: Option<String>,
+    labels: Selector,
+    fields: Selector,
+    query: &HashMap<String, String>,
+) -> Response {
+    let mut rx = store.subscribe();
+    let (items, rv) = store.list(res, ns.as_deref(), &labels, &fields);
+    let since = query.get("resourceVersion").cloned().unwrap_or_default();
+    let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .unwrap_or(1800);
+    let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let line = |kind: &str, object: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": object})));
+    let mut initial: Vec<Bytes> = Vec::new();
+    if send_initial || since.is_empty() || since == "0" {
+        initial.extend(items.iter().map(|o| line("ADDED", o)));
+    }
+    if send_initial {
+        let bookmark = json!({
+            "kind": res.kind,
+            "apiVersion": res.api_version(),
+            "metadata": {"resourceVersion": rv.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}},
+        });
+        initial.push(line("BOOKMARK", &bookmark));
+    }
+    tokio::spawn(async move {
+        for b in initial {
+            if tx.send(b).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                ev = rx.recv() => match ev {
+                    Ok(ev) => {
+                        let same = std::ptr::eq(ev.resource, res)
+                            && ns.as_deref().is_none_or(|n| n == ev.namespace)
+                            && labels.matches_labels(&ev.object)
+                            && fields.matches_fields(&ev.object);
+                        if same && tx.send(line(ev.kind, &ev.object)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(out, |mut out| async move {
+        out.recv().await.map(|b| (Ok::<_, Infallible>(b), out))
+    });
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("valid response")
+}
