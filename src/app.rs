@@ -285,10 +285,29 @@ fn sandbox(dir: Option<std::path::PathBuf>, fault_specs: &[String], interrupted:
             return 1;
         }
     };
+    // Throwaway credentials for using the ClearML API by hand: an admin of the default
+    // company, written to a 0600 file rather than printed.
+    let state = &sandbox.clearml.state;
+    let admin = crate::sandbox::store::random_hex(16);
+    state.add_user(&admin, "sandbox-admin", crate::sandbox::clearml::DEFAULT_COMPANY, crate::sandbox::clearml::Role::Admin);
+    let key = crate::sandbox::store::random_hex(10).to_uppercase();
+    let secret = crate::sandbox::store::random_hex(24);
+    state.add_credentials(&key, &secret, &admin);
+    let creds = sandbox.dir.join("clearml-credentials.json");
+    let written = write_private(
+        &creds,
+        &serde_json::json!({"api_url": sandbox.clearml.url(), "access_key": key, "secret_key": secret}).to_string(),
+    );
+    if let Err(e) = written {
+        ui::err(&format!("error: cannot write {}: {e}\n", creds.display()));
+        return 1;
+    }
     ui::out(&format!(
-        "kubeconfig: {}\nkubernetes API: {}\n",
+        "kubeconfig: {}\nkubernetes API: {}\nClearML API: {}\nClearML credentials: {}\n",
         sandbox.kubeconfig.display(),
-        sandbox.kube.url()
+        sandbox.kube.url(),
+        sandbox.clearml.url(),
+        creds.display()
     ));
     ui::err(&format!(
         "The sandbox runs until Ctrl-C. Try: KUBECONFIG={} helm list -A\n",
@@ -298,4 +317,17 @@ fn sandbox(dir: Option<std::path::PathBuf>, fault_specs: &[String], interrupted:
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     0
+}
+
+/// Write a file only its owner can read.
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
 }

@@ -2,6 +2,7 @@
 //! kube-rs, the ClearML API client) run end to end offline, in the project's tests and for
 //! users as `--sandbox` and `clearml-script sandbox`.
 
+pub mod clearml;
 pub mod faults;
 pub mod kube;
 pub mod protobuf;
@@ -13,15 +14,19 @@ use std::path::PathBuf;
 /// Both simulators, running, with the kubeconfig written for them.
 pub struct Sandbox {
     pub kube: kube::KubeServer,
+    pub clearml: clearml::ClearmlServer,
     pub kubeconfig: PathBuf,
+    pub dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Sandbox {
-    /// Start the simulators on 127.0.0.1 and write the kubeconfig into `dir` (a new temporary
-    /// directory when `None`). Must run inside a tokio runtime.
-    pub async fn start(dir: Option<PathBuf>, kube_faults: faults::Faults) -> std::io::Result<Sandbox> {
-        let kube = kube::start(kube_faults).await?;
+    /// Start both simulators on 127.0.0.1 and write the kubeconfig into `dir` (a new temporary
+    /// directory when `None`). One set of faults serves both: a fault's path names the
+    /// simulator it hits (`/api/...` or `/queues.create`). Must run inside a tokio runtime.
+    pub async fn start(dir: Option<PathBuf>, faults: faults::Faults) -> std::io::Result<Sandbox> {
+        let kube = kube::start(faults.clone()).await?;
+        let clearml = clearml::start(clearml::ClearmlState::new(faults)).await?;
         let (dir_path, guard) = match dir {
             Some(d) => {
                 std::fs::create_dir_all(&d)?;
@@ -36,7 +41,9 @@ impl Sandbox {
         std::fs::write(&kubeconfig, kube.kubeconfig())?;
         Ok(Sandbox {
             kube,
+            clearml,
             kubeconfig,
+            dir: dir_path,
             _dir: guard,
         })
     }
