@@ -266,7 +266,11 @@ fn write_defs(out: &Path) -> i32 {
     }
 }
 
-fn sandbox(dir: Option<std::path::PathBuf>, fault_specs: &[String], interrupted: Arc<AtomicBool>) -> i32 {
+fn sandbox(
+    dir: Option<std::path::PathBuf>,
+    fault_specs: &[String],
+    interrupted: Arc<AtomicBool>,
+) -> i32 {
     let Some(handle) = crate::runtime::tokio_handle() else {
         ui::err("error: no async runtime\n");
         return 1;
@@ -289,7 +293,12 @@ fn sandbox(dir: Option<std::path::PathBuf>, fault_specs: &[String], interrupted:
     // company, written to a 0600 file rather than printed.
     let state = &sandbox.clearml.state;
     let admin = crate::sandbox::store::random_hex(16);
-    state.add_user(&admin, "sandbox-admin", crate::sandbox::clearml::DEFAULT_COMPANY, crate::sandbox::clearml::Role::Admin);
+    state.add_user(
+        &admin,
+        "sandbox-admin",
+        crate::sandbox::clearml::DEFAULT_COMPANY,
+        crate::sandbox::clearml::Role::Admin,
+    );
     let key = crate::sandbox::store::random_hex(10).to_uppercase();
     let secret = crate::sandbox::store::random_hex(24);
     state.add_credentials(&key, &secret, &admin);

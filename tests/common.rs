@@ -184,3 +184,115 @@ impl Output {
         })
     }
 }
+
+/// The real helm binaries, 3 and 4, fetched (pinned and checksum-checked) by the project's own
+/// `tools/fetch-helm` when missing: `(major version, path)`.
+pub fn helm_binaries() -> Vec<(u32, PathBuf)> {
+    static HELMS: std::sync::OnceLock<Vec<(u32, PathBuf)>> = std::sync::OnceLock::new();
+    HELMS
+        .get_or_init(|| {
+            let out = Command::new(repo().join("tools/fetch-helm"))
+                .output()
+                .expect("run tools/fetch-helm");
+            assert!(
+                out.status.success(),
+                "tools/fetch-helm failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let paths: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(PathBuf::from)
+                .collect();
+            assert_eq!(paths.len(), 2, "expected helm 3 and helm 4");
+            vec![(3, paths[0].clone()), (4, paths[1].clone())]
+        })
+        .clone()
+}
+
+/// A plain HTTP request to a server on 127.0.0.1: `(status, body)`.
+pub fn http(method: &str, url: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Both simulators, in this test process, with a tokio runtime serving them.
+pub struct Sim {
+    pub rt: tokio::runtime::Runtime,
+    pub sandbox: clearml_script::sandbox::Sandbox,
+    pub faults: clearml_script::sandbox::faults::Faults,
+}
+
+impl Sim {
+    pub fn start() -> Sim {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let faults = clearml_script::sandbox::faults::Faults::default();
+        let sandbox = rt
+            .block_on(clearml_script::sandbox::Sandbox::start(
+                None,
+                faults.clone(),
+            ))
+            .expect("start the sandbox");
+        Sim {
+            rt,
+            sandbox,
+            faults,
+        }
+    }
+
+    /// Run helm against the simulator.
+    pub fn helm(&self, helm: &Path, args: &[&str]) -> Output {
+        let out = Command::new(helm)
+            .args(args)
+            .env("KUBECONFIG", &self.sandbox.kubeconfig)
+            .env("HELM_CACHE_HOME", self.sandbox.dir.join("helm-cache"))
+            .env("HELM_CONFIG_HOME", self.sandbox.dir.join("helm-config"))
+            .env("HELM_DATA_HOME", self.sandbox.dir.join("helm-data"))
+            .output()
+            .expect("run helm");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn kube_get(&self, path: &str) -> serde_json::Value {
+        let (status, body) = http(
+            "GET",
+            &format!("{}{path}", self.sandbox.kube.url()),
+            "application/json",
+            b"",
+        );
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+}

@@ -8,5 +8,6 @@ mod docs;
 mod playbooks;
 mod repl;
 mod run;
+mod sandbox;
 mod secrets;
 mod validation;

@@ -167,7 +167,13 @@ impl ClearmlState {
     }
 
     /// A fixed user (`auth.fixed_users`), whose id is md5 of `company:username`.
-    pub fn add_fixed_user(&self, username: &str, password: &str, company: &str, admin: bool) -> String {
+    pub fn add_fixed_user(
+        &self,
+        username: &str,
+        password: &str,
+        company: &str,
+        admin: bool,
+    ) -> String {
         let id = fixed_user_id(company, username);
         let role = if admin { Role::Admin } else { Role::User };
         self.add_user(&id, username, company, role);
@@ -240,7 +246,14 @@ pub async fn start(state: ClearmlState) -> std::io::Result<ClearmlServer> {
 /// An API error: HTTP status = result_code, plus the subcode and message.
 struct ApiErr(u16, u16, String);
 
-fn envelope(endpoint: &str, requested: &str, code: u16, subcode: u16, msg: &str, data: Value) -> Response {
+fn envelope(
+    endpoint: &str,
+    requested: &str,
+    code: u16,
+    subcode: u16,
+    msg: &str,
+    data: Value,
+) -> Response {
     let id = new_id();
     let ok = code == 200;
     let body = json!({
@@ -278,18 +291,44 @@ async fn handle(State(state): State<ClearmlState>, req: Request) -> Response {
         [v, e] => match v.strip_prefix('v').filter(|n| n.parse::<f64>().is_ok()) {
             Some(n) => (n.to_string(), e.to_string()),
             None => {
-                return envelope("", "", 400, 2, &format!("Invalid version prefix in path: {v}"), json!({}));
+                return envelope(
+                    "",
+                    "",
+                    400,
+                    2,
+                    &format!("Invalid version prefix in path: {v}"),
+                    json!({}),
+                );
             }
         },
         _ => return envelope("", "", 400, 0, &format!("Invalid path: {path}"), json!({})),
     };
     if !endpoint.contains('.') || endpoint.starts_with('.') || endpoint.ends_with('.') {
-        return envelope(&endpoint, &requested, 400, 0, &format!("Invalid path: {path}"), json!({}));
+        return envelope(
+            &endpoint,
+            &requested,
+            400,
+            0,
+            &format!("Invalid path: {path}"),
+            json!({}),
+        );
     }
-    state.lock().requests.entry(endpoint.clone()).and_modify(|n| *n += 1).or_insert(1);
+    state
+        .lock()
+        .requests
+        .entry(endpoint.clone())
+        .and_modify(|n| *n += 1)
+        .or_insert(1);
     match state.faults.take(&method, &path) {
         Some(FaultAction::Status(code)) => {
-            return envelope(&endpoint, &requested, code, 0, &format!("injected fault: {endpoint} answers {code}"), json!({}));
+            return envelope(
+                &endpoint,
+                &requested,
+                code,
+                0,
+                &format!("injected fault: {endpoint} answers {code}"),
+                json!({}),
+            );
         }
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
@@ -321,23 +360,43 @@ struct Identity {
     user: User,
 }
 
-fn serve(state: &ClearmlState, endpoint: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiErr> {
+fn serve(
+    state: &ClearmlState,
+    endpoint: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Value, ApiErr> {
     // 2. endpoint
     if !KNOWN.contains(&endpoint) {
-        return Err(ApiErr(404, 0, format!("Unable to find endpoint for name {endpoint} and version {API_VERSION}")));
+        return Err(ApiErr(
+            404,
+            0,
+            format!("Unable to find endpoint for name {endpoint} and version {API_VERSION}"),
+        ));
     }
     if NO_AUTH.contains(&endpoint) {
         return Ok(match endpoint {
             "debug.ping" => json!({"msg": "ClearML server"}),
-            "server.info" => json!({"version": "3.22.0", "api_version": API_VERSION, "build": "sandbox", "commit": "sandbox"}),
-            _ => json!({"basic": {"enabled": state.fixed_users_enabled(), "guest": {"enabled": false}}, "sso": {}, "sso_providers": []}),
+            "server.info" => {
+                json!({"version": "3.22.0", "api_version": API_VERSION, "build": "sandbox", "commit": "sandbox"})
+            }
+            _ => {
+                json!({"basic": {"enabled": state.fixed_users_enabled(), "guest": {"enabled": false}}, "sso": {}, "sso_providers": []})
+            }
         });
     }
     // 3. auth
     let caller = authenticate(state, headers)?;
     // 4. role
     if endpoint == "auth.create_user" && !caller.user.role.may_impersonate() {
-        return Err(ApiErr(403, 20, format!("Role not allowed: {} cannot call {endpoint}", caller.user.role.as_str())));
+        return Err(ApiErr(
+            403,
+            20,
+            format!(
+                "Role not allowed: {} cannot call {endpoint}",
+                caller.user.role.as_str()
+            ),
+        ));
     }
     // 5. impersonation
     let who = impersonate(state, &caller, headers)?;
@@ -345,17 +404,25 @@ fn serve(state: &ClearmlState, endpoint: &str, headers: &HeaderMap, body: &[u8])
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body).map_err(|e| ApiErr(400, 0, format!("Invalid JSON body: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| ApiErr(400, 0, format!("Invalid JSON body: {e}")))?
     };
     if !body.is_object() {
-        return Err(ApiErr(400, 0, "Invalid JSON body: expected an object".into()));
+        return Err(ApiErr(
+            400,
+            0,
+            "Invalid JSON body: expected an object".into(),
+        ));
     }
     // 7. validation and the call itself
     call(state, endpoint, &who, &body)
 }
 
 fn authenticate(state: &ClearmlState, headers: &HeaderMap) -> Result<Identity, ApiErr> {
-    let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(ApiErr(401, 20, "Unauthorized (missing credentials)".into()));
     };
     let d = state.lock();
@@ -379,7 +446,11 @@ fn authenticate(state: &ClearmlState, headers: &HeaderMap) -> Result<Identity, A
             .cloned()
             .ok_or_else(|| ApiErr(401, 30, "Unauthorized (invalid token)".into()))?
     } else {
-        return Err(ApiErr(401, 10, "Unauthorized (unsupported authorization scheme)".into()));
+        return Err(ApiErr(
+            401,
+            10,
+            "Unauthorized (unsupported authorization scheme)".into(),
+        ));
     };
     let user = d
         .users
@@ -389,12 +460,20 @@ fn authenticate(state: &ClearmlState, headers: &HeaderMap) -> Result<Identity, A
     Ok(Identity { user })
 }
 
-fn impersonate(state: &ClearmlState, caller: &Identity, headers: &HeaderMap) -> Result<Identity, ApiErr> {
+fn impersonate(
+    state: &ClearmlState,
+    caller: &Identity,
+    headers: &HeaderMap,
+) -> Result<Identity, ApiErr> {
     let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).map(str::trim);
     let imp = get("x-clearml-impersonate-as");
     let act = get("x-clearml-act-as");
     let (target, keep_role) = match (imp, act) {
-        (None, None) => return Ok(Identity { user: caller.user.clone() }),
+        (None, None) => {
+            return Ok(Identity {
+                user: caller.user.clone(),
+            });
+        }
         (Some(_), Some(_)) => {
             return Err(ApiErr(400, 5, "Invalid headers: X-Clearml-Impersonate-As and X-Clearml-Act-As cannot be used together".into()));
         }
@@ -402,14 +481,29 @@ fn impersonate(state: &ClearmlState, caller: &Identity, headers: &HeaderMap) -> 
         (None, Some(t)) => (t, true),
     };
     if !caller.user.role.may_impersonate() {
-        return Err(ApiErr(400, 6, format!("Impersonation error: a {} may not impersonate", caller.user.role.as_str())));
+        return Err(ApiErr(
+            400,
+            6,
+            format!(
+                "Impersonation error: a {} may not impersonate",
+                caller.user.role.as_str()
+            ),
+        ));
     }
     let d = state.lock();
     let Some(user) = d.users.get(target).cloned() else {
-        return Err(ApiErr(400, 6, format!("Impersonation error: no user with id {target}")));
+        return Err(ApiErr(
+            400,
+            6,
+            format!("Impersonation error: no user with id {target}"),
+        ));
     };
     if caller.user.role == Role::Admin && user.company != caller.user.company {
-        return Err(ApiErr(400, 6, "Impersonation error: an admin may only impersonate users of its own company".into()));
+        return Err(ApiErr(
+            400,
+            6,
+            "Impersonation error: an admin may only impersonate users of its own company".into(),
+        ));
     }
     let mut effective = user;
     if keep_role {
@@ -422,13 +516,25 @@ fn field<'a>(body: &'a Value, name: &str) -> Option<&'a Value> {
     body.get(name).filter(|v| !v.is_null())
 }
 
-fn call(state: &ClearmlState, endpoint: &str, who: &Identity, body: &Value) -> Result<Value, ApiErr> {
+fn call(
+    state: &ClearmlState,
+    endpoint: &str,
+    who: &Identity,
+    body: &Value,
+) -> Result<Value, ApiErr> {
     let company = who.user.company.clone();
     let mut d = state.lock();
     match endpoint {
         "users.get_current_user" => {
             if !who.user.has_record {
-                return Err(ApiErr(400, 300, format!("Invalid user id: {} is a system identity without a user record", who.user.id)));
+                return Err(ApiErr(
+                    400,
+                    300,
+                    format!(
+                        "Invalid user id: {} is a system identity without a user record",
+                        who.user.id
+                    ),
+                ));
             }
             let cname = d.companies.get(&company).cloned().unwrap_or_default();
             Ok(json!({"user": {
@@ -443,57 +549,125 @@ fn call(state: &ClearmlState, endpoint: &str, who: &Identity, body: &Value) -> R
             Ok(json!({"token": token, "expiration_sec": exp}))
         }
         "auth.create_user" => {
-            let name = field(body, "name").and_then(Value::as_str).ok_or_else(|| ApiErr(400, 11, "Missing required fields: name".into()))?;
-            let target_company = field(body, "company").and_then(Value::as_str).unwrap_or(&company).to_string();
+            let name = field(body, "name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiErr(400, 11, "Missing required fields: name".into()))?;
+            let target_company = field(body, "company")
+                .and_then(Value::as_str)
+                .unwrap_or(&company)
+                .to_string();
             if !d.companies.contains_key(&target_company) {
-                return Err(ApiErr(400, 12, format!("Validation error: unknown company {target_company}")));
+                return Err(ApiErr(
+                    400,
+                    12,
+                    format!("Validation error: unknown company {target_company}"),
+                ));
             }
-            let role = match field(body, "role").and_then(Value::as_str).unwrap_or("user") {
+            let role = match field(body, "role")
+                .and_then(Value::as_str)
+                .unwrap_or("user")
+            {
                 "admin" => Role::Admin,
                 "user" => Role::User,
-                other => return Err(ApiErr(400, 12, format!("Validation error: role {other} cannot be given"))),
+                other => {
+                    return Err(ApiErr(
+                        400,
+                        12,
+                        format!("Validation error: role {other} cannot be given"),
+                    ));
+                }
             };
             let id = new_id();
-            d.users.insert(id.clone(), User {
-                id: id.clone(), name: name.to_string(), company: target_company, role,
-                email: field(body, "email").and_then(Value::as_str).unwrap_or_default().to_string(),
-                has_record: true,
-            });
+            d.users.insert(
+                id.clone(),
+                User {
+                    id: id.clone(),
+                    name: name.to_string(),
+                    company: target_company,
+                    role,
+                    email: field(body, "email")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    has_record: true,
+                },
+            );
             Ok(json!({"id": id}))
         }
         "auth.create_credentials" => {
             let key = new_id()[..20].to_uppercase();
             let secret = format!("{}{}", new_id(), new_id());
-            d.credentials.insert(key.clone(), (secret.clone(), who.user.id.clone()));
-            Ok(json!({"credentials": {"access_key": key, "secret_key": secret, "label": body["label"]}}))
+            d.credentials
+                .insert(key.clone(), (secret.clone(), who.user.id.clone()));
+            Ok(
+                json!({"credentials": {"access_key": key, "secret_key": secret, "label": body["label"]}}),
+            )
         }
         "queues.create" => {
             let name = match field(body, "name") {
                 None => return Err(ApiErr(400, 12, "Validation error: name is required".into())),
                 Some(Value::String(s)) => s.clone(),
-                Some(_) => return Err(ApiErr(400, 12, "Validation error: name must be a string".into())),
+                Some(_) => {
+                    return Err(ApiErr(
+                        400,
+                        12,
+                        "Validation error: name must be a string".into(),
+                    ));
+                }
             };
             if name.chars().count() < 3 {
-                return Err(ApiErr(400, 800, format!("Data validation error: name must be at least 3 characters long: name={name}")));
+                return Err(ApiErr(
+                    400,
+                    800,
+                    format!(
+                        "Data validation error: name must be at least 3 characters long: name={name}"
+                    ),
+                ));
             }
-            if d.queues.values().any(|q| q.company == company && q.name == name) {
-                return Err(ApiErr(400, 801, format!("Value combination already exists (unique): name={name}, company={company}")));
+            if d.queues
+                .values()
+                .any(|q| q.company == company && q.name == name)
+            {
+                return Err(ApiErr(
+                    400,
+                    801,
+                    format!(
+                        "Value combination already exists (unique): name={name}, company={company}"
+                    ),
+                ));
             }
             let list = |k: &str| body[k].as_array().cloned().unwrap_or_default();
             let id = new_id();
-            d.queues.insert(id.clone(), Queue {
-                id: id.clone(), name, company, tags: list("tags"), system_tags: list("system_tags"),
-                created: super::store::now_rfc3339(),
-            });
+            d.queues.insert(
+                id.clone(),
+                Queue {
+                    id: id.clone(),
+                    name,
+                    company,
+                    tags: list("tags"),
+                    system_tags: list("system_tags"),
+                    created: super::store::now_rfc3339(),
+                },
+            );
             Ok(json!({"id": id}))
         }
         "queues.get_all" => {
             let name_re = match field(body, "name").and_then(Value::as_str) {
-                Some(p) => Some(regex::Regex::new(p).map_err(|e| ApiErr(400, 12, format!("Validation error: invalid name pattern: {e}")))?),
+                Some(p) => Some(regex::Regex::new(p).map_err(|e| {
+                    ApiErr(
+                        400,
+                        12,
+                        format!("Validation error: invalid name pattern: {e}"),
+                    )
+                })?),
                 None => None,
             };
-            let ids: Option<Vec<&str>> = field(body, "id").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect());
-            let tags: Option<Vec<&Value>> = field(body, "tags").and_then(Value::as_array).map(|a| a.iter().collect());
+            let ids: Option<Vec<&str>> = field(body, "id")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect());
+            let tags: Option<Vec<&Value>> = field(body, "tags")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().collect());
             let hidden_ok = body["search_hidden"].as_bool().unwrap_or(false);
             let queues: Vec<Value> = d
                 .queues
@@ -502,7 +676,10 @@ fn call(state: &ClearmlState, endpoint: &str, who: &Identity, body: &Value) -> R
                 .filter(|q| hidden_ok || !q.system_tags.iter().any(|t| t == "k8s-glue"))
                 .filter(|q| name_re.as_ref().is_none_or(|re| re.is_match(&q.name)))
                 .filter(|q| ids.as_ref().is_none_or(|ids| ids.contains(&q.id.as_str())))
-                .filter(|q| tags.as_ref().is_none_or(|t| t.iter().all(|t| q.tags.contains(t))))
+                .filter(|q| {
+                    tags.as_ref()
+                        .is_none_or(|t| t.iter().all(|t| q.tags.contains(t)))
+                })
                 .map(Queue::to_json)
                 .collect();
             Ok(json!({"queues": queues}))
@@ -522,7 +699,11 @@ fn call(state: &ClearmlState, endpoint: &str, who: &Identity, body: &Value) -> R
             .find(|q| q.company == company && q.system_tags.iter().any(|t| t == "default"))
             .map(|q| json!({"id": q.id, "name": q.name}))
             .ok_or_else(|| ApiErr(400, 707, "No default queue found".into())),
-        _ => Err(ApiErr(404, 0, format!("Unable to find endpoint for name {endpoint}"))),
+        _ => Err(ApiErr(
+            404,
+            0,
+            format!("Unable to find endpoint for name {endpoint}"),
+        )),
     }
 }
 

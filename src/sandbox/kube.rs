@@ -127,7 +127,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let query: HashMap<String, String> = req
         .uri()
         .query()
-        .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     match shared.faults.take(method.as_str(), &path) {
         Some(FaultAction::Status(code)) => {
@@ -148,7 +152,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .to_string();
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => return error(&ApiError::new(413, "RequestEntityTooLarge", "request body too large")),
+        Err(_) => {
+            return error(&ApiError::new(
+                413,
+                "RequestEntityTooLarge",
+                "request body too large",
+            ));
+        }
     };
     route(&shared.store, &method, &path, &query, &content_type, body).await
 }
@@ -310,9 +320,15 @@ fn parse_patch(body: &[u8], kind: PatchKind) -> Result<Value, ApiError> {
                 .map_err(|_| ApiError::bad_request("the apply body is not UTF-8"))?;
             crate::site::parse_yaml(text)
                 .map(|v| v.reveal())
-                .map_err(|y| ApiError::bad_request(format!("the apply body is neither JSON ({e}) nor YAML ({y})")))
+                .map_err(|y| {
+                    ApiError::bad_request(format!(
+                        "the apply body is neither JSON ({e}) nor YAML ({y})"
+                    ))
+                })
         }
-        Err(e) => Err(ApiError::bad_request(format!("the patch is not valid JSON: {e}"))),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the patch is not valid JSON: {e}"
+        ))),
     }
 }
 
@@ -336,7 +352,9 @@ fn watch(
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(1800);
     let (tx, out) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let line = |kind: &str, object: &Value| Bytes::from(format!("{}\n", json!({"type": kind, "object": object})));
+    let line = |kind: &str, object: &Value| {
+        Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     if send_initial || since.is_empty() || since == "0" {
         initial.extend(items.iter().map(|o| line("ADDED", o)));

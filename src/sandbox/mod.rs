@@ -33,7 +33,9 @@ impl Sandbox {
                 (d, None)
             }
             None => {
-                let t = tempfile::Builder::new().prefix("clearml-sandbox-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("clearml-sandbox-")
+                    .tempdir()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };

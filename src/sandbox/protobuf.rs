@@ -263,7 +263,12 @@ pub mod tests {
     }
 
     /// A Secret as helm sends it.
-    pub fn secret_body(name: &str, namespace: &str, labels: &[(&str, &str)], data: &[u8]) -> Vec<u8> {
+    pub fn secret_body(
+        name: &str,
+        namespace: &str,
+        labels: &[(&str, &str)],
+        data: &[u8],
+    ) -> Vec<u8> {
         let mut meta = Vec::new();
         bytes_field(1, name.as_bytes(), &mut meta);
         bytes_field(3, namespace.as_bytes(), &mut meta);
@@ -287,7 +292,12 @@ pub mod tests {
 
     #[test]
     fn decodes_a_helm_release_secret() {
-        let body = secret_body("sh.helm.release.v1.x.v1", "ns", &[("owner", "helm"), ("name", "x")], b"H4sI");
+        let body = secret_body(
+            "sh.helm.release.v1.x.v1",
+            "ns",
+            &[("owner", "helm"), ("name", "x")],
+            b"H4sI",
+        );
         let v = decode(&body).unwrap();
         assert_eq!(v["kind"], "Secret");
         assert_eq!(v["metadata"]["name"], "sh.helm.release.v1.x.v1");

@@ -63,7 +63,13 @@ pub const RESOURCES: &[Resource] = &[
     r("", "v1", "services", "Service", true),
     r("", "v1", "serviceaccounts", "ServiceAccount", true),
     r("", "v1", "pods", "Pod", true),
-    r("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true),
+    r(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        true,
+    ),
     r("", "v1", "events", "Event", true),
     r("apps", "v1", "deployments", "Deployment", true),
     r("apps", "v1", "statefulsets", "StatefulSet", true),
@@ -72,12 +78,42 @@ pub const RESOURCES: &[Resource] = &[
     r("batch", "v1", "jobs", "Job", true),
     r("batch", "v1", "cronjobs", "CronJob", true),
     r("networking.k8s.io", "v1", "ingresses", "Ingress", true),
-    r("networking.k8s.io", "v1", "ingressclasses", "IngressClass", false),
-    r("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true),
-    r("storage.k8s.io", "v1", "storageclasses", "StorageClass", false),
+    r(
+        "networking.k8s.io",
+        "v1",
+        "ingressclasses",
+        "IngressClass",
+        false,
+    ),
+    r(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        true,
+    ),
+    r(
+        "storage.k8s.io",
+        "v1",
+        "storageclasses",
+        "StorageClass",
+        false,
+    ),
     r("rbac.authorization.k8s.io", "v1", "roles", "Role", true),
-    r("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true),
-    r("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false),
+    r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        true,
+    ),
+    r(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        false,
+    ),
     r(
         "rbac.authorization.k8s.io",
         "v1",
@@ -85,8 +121,20 @@ pub const RESOURCES: &[Resource] = &[
         "ClusterRoleBinding",
         false,
     ),
-    r("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false),
-    r("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true),
+    r(
+        "scheduling.k8s.io",
+        "v1",
+        "priorityclasses",
+        "PriorityClass",
+        false,
+    ),
+    r(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        true,
+    ),
     r(
         "autoscaling",
         "v2",
@@ -235,7 +283,11 @@ pub fn openapi_doc(path: &str) -> Option<Value> {
     {
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
         let item = if r.namespaced {
-            format!("{}/namespaces/{{namespace}}/{}/{{name}}", r.prefix(), r.plural)
+            format!(
+                "{}/namespaces/{{namespace}}/{}/{{name}}",
+                r.prefix(),
+                r.plural
+            )
         } else {
             format!("{}/{}/{{name}}", r.prefix(), r.plural)
         };

@@ -134,7 +134,9 @@ impl Store {
         };
         let seed = |api_version: &str, kind: &str, ns: &str, obj: Value| {
             let r = resources::by_kind(api_version, kind).expect("seeded kinds exist");
-            store.create(r, ns, obj, false).expect("seed objects are valid");
+            store
+                .create(r, ns, obj, false)
+                .expect("seed objects are valid");
         };
         for ns in ["default", "kube-system", "kube-public"] {
             seed("v1", "Namespace", "", json!({"metadata": {"name": ns}}));
@@ -219,24 +221,47 @@ impl Store {
         (items, inner.rv)
     }
 
-    pub fn create(&self, r: &'static Resource, ns: &str, obj: Value, dry_run: bool) -> Result<Value> {
+    pub fn create(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        obj: Value,
+        dry_run: bool,
+    ) -> Result<Value> {
         let mut inner = self.lock();
         let mut obj = prepare(r, ns, obj)?;
-        let ns = if r.namespaced { ns.to_string() } else { String::new() };
+        let ns = if r.namespaced {
+            ns.to_string()
+        } else {
+            String::new()
+        };
         if obj["metadata"]["name"].as_str().unwrap_or("").is_empty() {
-            let base = obj["metadata"]["generateName"].as_str().unwrap_or("").to_string();
+            let base = obj["metadata"]["generateName"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             if base.is_empty() {
                 return Err(ApiError::new(
                     422,
                     "Invalid",
-                    format!("{} is invalid: metadata.name: Required value: name or generateName is required", r.kind),
+                    format!(
+                        "{} is invalid: metadata.name: Required value: name or generateName is required",
+                        r.kind
+                    ),
                 ));
             }
             let suffix: String = random_hex(3)[..5].to_string();
             obj["metadata"]["name"] = Value::from(format!("{base}{suffix}"));
         }
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        if r.namespaced && !inner.objects.contains_key(&key(namespace_resource(), "", &ns)) {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if r.namespaced
+            && !inner
+                .objects
+                .contains_key(&key(namespace_resource(), "", &ns))
+        {
             return Err(ApiError::not_found("namespaces", &ns));
         }
         if inner.objects.contains_key(&key(r, &ns, &name)) {
@@ -262,7 +287,14 @@ impl Store {
     }
 
     /// Replace an object (PUT). A `resourceVersion` in the body must match the stored one.
-    pub fn update(&self, r: &'static Resource, ns: &str, name: &str, obj: Value, status_only: bool) -> Result<Value> {
+    pub fn update(
+        &self,
+        r: &'static Resource,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        status_only: bool,
+    ) -> Result<Value> {
         let mut inner = self.lock();
         let ns = if r.namespaced { ns } else { "" };
         let old = inner
@@ -313,6 +345,16 @@ impl Store {
         body: Value,
         dry_run: bool,
     ) -> Result<(Value, bool)> {
+        match (kind, &body) {
+            (PatchKind::Json, Value::Array(_)) => {}
+            (PatchKind::Json, _) => {
+                return Err(ApiError::bad_request(
+                    "a JSON patch must be an array of operations",
+                ));
+            }
+            (_, Value::Object(_)) => {}
+            _ => return Err(ApiError::bad_request("the patch must be a JSON object")),
+        }
         let existing = self.get(r, ns, name).ok();
         let Some(old) = existing else {
             if kind == PatchKind::Apply {
@@ -367,7 +409,10 @@ impl Store {
                 }
             }
         }
-        let uid = obj["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+        let uid = obj["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         self.collect_garbage(&mut inner, &uid);
         Ok(obj)
     }
@@ -384,7 +429,10 @@ impl Store {
         items
             .into_iter()
             .filter_map(|o| {
-                let n = o["metadata"]["namespace"].as_str().unwrap_or("").to_string();
+                let n = o["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 let name = o["metadata"]["name"].as_str().unwrap_or("").to_string();
                 self.delete(r, &n, &name).ok()
             })
@@ -407,7 +455,10 @@ impl Store {
             .collect();
         for k in owned {
             if let Some(o) = inner.objects.remove(&k) {
-                let uid = o["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+                let uid = o["metadata"]["uid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if let Some(res) = resources::RESOURCES
                     .iter()
                     .find(|x| x.group == k.0 && x.plural == k.1)
@@ -431,11 +482,21 @@ impl Store {
     }
 
     /// Store an object after the simulated controllers ran, and announce it.
-    fn commit(&self, inner: &mut Inner, r: &'static Resource, ns: &str, mut obj: Value, event: &'static str) -> Value {
+    fn commit(
+        &self,
+        inner: &mut Inner,
+        r: &'static Resource,
+        ns: &str,
+        mut obj: Value,
+        event: &'static str,
+    ) -> Value {
         let derived = simulate(r, &mut obj, inner);
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::from(inner.rv.to_string());
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         inner.objects.insert(key(r, ns, &name), obj.clone());
         let _ = self.events.send(Event {
             kind: event,
@@ -444,7 +505,10 @@ impl Store {
             object: obj.clone(),
         });
         for (dr, dobj) in derived {
-            let dname = dobj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+            let dname = dobj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let exists = inner.objects.contains_key(&key(dr, ns, &dname));
             let mut dobj = dobj;
             if !exists {
@@ -452,7 +516,13 @@ impl Store {
                 dobj["metadata"]["creationTimestamp"] = Value::from(now_rfc3339());
                 dobj["metadata"]["generation"] = Value::from(1);
             }
-            self.commit(inner, dr, ns, dobj, if exists { "MODIFIED" } else { "ADDED" });
+            self.commit(
+                inner,
+                dr,
+                ns,
+                dobj,
+                if exists { "MODIFIED" } else { "ADDED" },
+            );
         }
         obj
     }
@@ -465,7 +535,9 @@ fn namespace_resource() -> &'static Resource {
 /// Check and complete the object's type and metadata for storing under `r` in `ns`.
 fn prepare(r: &'static Resource, ns: &str, obj: Value) -> Result<Value> {
     let Value::Object(mut map) = obj else {
-        return Err(ApiError::bad_request("the request body must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
     };
     let api_version = r.api_version();
     match map.get("apiVersion").and_then(Value::as_str) {
@@ -514,7 +586,9 @@ fn prepare(r: &'static Resource, ns: &str, obj: Value) -> Result<Value> {
     for field in ["labels", "annotations"] {
         if let Some(v) = meta.get(field)
             && !v.is_null()
-            && !v.as_object().is_some_and(|m| m.values().all(Value::is_string))
+            && !v
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_string))
         {
             return Err(ApiError::bad_request(format!(
                 "metadata.{field} must map strings to strings"
@@ -575,7 +649,11 @@ pub fn merge_patch(target: &Value, patch: &Value) -> Value {
 /// (`ports` is keyed by `containerPort` in containers and by `port` in Services).
 fn merge_key(field: &str, sample: Option<&Value>) -> Option<&'static str> {
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
         | "imagePullSecrets" => Some("name"),
         "ports" if sample.is_some_and(|s| s.get("containerPort").is_some()) => {
             Some("containerPort")
@@ -710,7 +788,11 @@ fn json_patch(old: &Value, ops: &Value) -> Result<Value> {
         match kind {
             "test" => {
                 if doc.pointer(path) != Some(&op["value"]) {
-                    return Err(ApiError::new(422, "Invalid", format!("test of {path} failed")));
+                    return Err(ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("test of {path} failed"),
+                    ));
                 }
             }
             "remove" | "add" | "replace" => {
@@ -748,7 +830,11 @@ fn json_patch(old: &Value, ops: &Value) -> Result<Value> {
                         }
                     }
                     _ => {
-                        return Err(ApiError::new(422, "Invalid", format!("cannot patch {path}")));
+                        return Err(ApiError::new(
+                            422,
+                            "Invalid",
+                            format!("cannot patch {path}"),
+                        ));
                     }
                 }
             }
@@ -808,7 +894,10 @@ impl Selector {
                 Req::In(k.trim().into(), set(rest).ok_or_else(bad)?)
             } else if let Some(k) = part.strip_prefix('!') {
                 Req::NotExists(k.trim().into())
-            } else if part.chars().all(|c| c.is_alphanumeric() || "-_./".contains(c)) {
+            } else if part
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_./".contains(c))
+            {
                 Req::Exists(part.into())
             } else {
                 return Err(bad());
@@ -830,11 +919,7 @@ impl Selector {
     }
 
     pub fn matches_labels(&self, obj: &Value) -> bool {
-        self.matches(|k| {
-            obj["metadata"]["labels"][k]
-                .as_str()
-                .map(str::to_string)
-        })
+        self.matches(|k| obj["metadata"]["labels"][k].as_str().map(str::to_string))
     }
 
     /// Field selectors: dotted paths into the object (`metadata.name`, `type`, `status.phase`).
@@ -861,7 +946,11 @@ fn set(text: &str) -> Option<Vec<String>> {
 /// The simulated controllers: fill in what a real cluster's controllers would, so that readiness
 /// checks (helm 3's polling, helm 4's kstatus watcher, kube-rs conditions) see ready workloads.
 /// Answers with derived objects to store (a Deployment's ReplicaSets).
-fn simulate(r: &'static Resource, obj: &mut Value, inner: &mut Inner) -> Vec<(&'static Resource, Value)> {
+fn simulate(
+    r: &'static Resource,
+    obj: &mut Value,
+    inner: &mut Inner,
+) -> Vec<(&'static Resource, Value)> {
     let generation = obj["metadata"]["generation"].clone();
     let replicas = |obj: &mut Value| -> i64 {
         if obj["spec"]["replicas"].is_null() && obj["spec"].is_object() {
@@ -880,11 +969,15 @@ fn simulate(r: &'static Resource, obj: &mut Value, inner: &mut Inner) -> Vec<(&'
             if !obj["spec"].is_object() {
                 obj["spec"] = json!({});
             }
-            let kind = obj["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+            let kind = obj["spec"]["type"]
+                .as_str()
+                .unwrap_or("ClusterIP")
+                .to_string();
             if obj["spec"]["type"].is_null() {
                 obj["spec"]["type"] = Value::from("ClusterIP");
             }
-            if kind != "ExternalName" && obj["spec"]["clusterIP"].as_str().unwrap_or("").is_empty() {
+            if kind != "ExternalName" && obj["spec"]["clusterIP"].as_str().unwrap_or("").is_empty()
+            {
                 inner.next_ip += 1;
                 let ip = format!("10.96.{}.{}", inner.next_ip / 250, inner.next_ip % 250 + 1);
                 obj["spec"]["clusterIP"] = Value::from(ip.clone());
@@ -982,6 +1075,9 @@ fn replica_sets(deploy: &Value, n: i64, inner: &Inner) -> Vec<(&'static Resource
     let uid = deploy["metadata"]["uid"].clone();
     let hash = template_hash(&deploy["spec"]["template"]);
     let mut template = deploy["spec"]["template"].clone();
+    if !template.is_object() {
+        template = json!({});
+    }
     if !template["metadata"].is_object() {
         template["metadata"] = json!({});
     }
@@ -1039,7 +1135,14 @@ pub fn random_hex(bytes: usize) -> String {
 
 fn uid() -> String {
     let h = random_hex(16);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// The current time as RFC 3339 in UTC, second precision.
@@ -1082,25 +1185,45 @@ mod tests {
     fn create_get_conflict_and_namespace_checks() {
         let s = Store::new();
         let cm = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
-        assert_eq!(s.create(res("configmaps"), "nope", cm.clone(), false).unwrap_err().code, 404);
-        let created = s.create(res("configmaps"), "default", cm.clone(), false).unwrap();
+        assert_eq!(
+            s.create(res("configmaps"), "nope", cm.clone(), false)
+                .unwrap_err()
+                .code,
+            404
+        );
+        let created = s
+            .create(res("configmaps"), "default", cm.clone(), false)
+            .unwrap();
         assert_eq!(created["kind"], "ConfigMap");
         assert_eq!(created["metadata"]["namespace"], "default");
-        assert_eq!(s.create(res("configmaps"), "default", cm, false).unwrap_err().code, 409);
+        assert_eq!(
+            s.create(res("configmaps"), "default", cm, false)
+                .unwrap_err()
+                .code,
+            409
+        );
         let mut stale = created.clone();
         stale["metadata"]["resourceVersion"] = Value::from("1");
-        assert_eq!(s.update(res("configmaps"), "default", "a", stale, false).unwrap_err().code, 409);
+        assert_eq!(
+            s.update(res("configmaps"), "default", "a", stale, false)
+                .unwrap_err()
+                .code,
+            409
+        );
     }
 
     #[test]
     fn selectors() {
         let sel = Selector::parse("owner=helm,name in (a, b),!gone,status!=x").unwrap();
-        let obj = json!({"metadata": {"labels": {"owner": "helm", "name": "a", "status": "deployed"}}});
+        let obj =
+            json!({"metadata": {"labels": {"owner": "helm", "name": "a", "status": "deployed"}}});
         assert!(sel.matches_labels(&obj));
         let obj2 = json!({"metadata": {"labels": {"owner": "helm", "name": "c"}}});
         assert!(!sel.matches_labels(&obj2));
         let f = Selector::parse("metadata.name=x,type=helm.sh/release.v1").unwrap();
-        assert!(f.matches_fields(&json!({"metadata": {"name": "x"}, "type": "helm.sh/release.v1"})));
+        assert!(
+            f.matches_fields(&json!({"metadata": {"name": "x"}, "type": "helm.sh/release.v1"}))
+        );
         assert!(Selector::parse("a in b").is_err());
     }
 
@@ -1110,24 +1233,44 @@ mod tests {
         let d = json!({"metadata": {"name": "web"}, "spec": {
             "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}});
-        let created = s.create(res("deployments"), "default", d.clone(), false).unwrap();
+        let created = s
+            .create(res("deployments"), "default", d.clone(), false)
+            .unwrap();
         assert_eq!(created["status"]["readyReplicas"], 1);
         assert_eq!(created["status"]["observedGeneration"], 1);
-        let (rs, _) = s.list(res("replicasets"), Some("default"), &Selector::default(), &Selector::default());
+        let (rs, _) = s.list(
+            res("replicasets"),
+            Some("default"),
+            &Selector::default(),
+            &Selector::default(),
+        );
         assert_eq!(rs.len(), 1);
-        assert_eq!(rs[0]["metadata"]["ownerReferences"][0]["uid"], created["metadata"]["uid"]);
+        assert_eq!(
+            rs[0]["metadata"]["ownerReferences"][0]["uid"],
+            created["metadata"]["uid"]
+        );
         // a template change makes a new ReplicaSet and scales the old one down
         let (patched, _) = s
             .patch(res("deployments"), "default", "web", PatchKind::Merge,
                 json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}), false)
             .unwrap();
         assert_eq!(patched["metadata"]["generation"], 2);
-        let (rs, _) = s.list(res("replicasets"), Some("default"), &Selector::default(), &Selector::default());
+        let (rs, _) = s.list(
+            res("replicasets"),
+            Some("default"),
+            &Selector::default(),
+            &Selector::default(),
+        );
         assert_eq!(rs.len(), 2);
         assert!(rs.iter().any(|r| r["spec"]["replicas"] == 0));
         // deleting the Deployment collects its ReplicaSets
         s.delete(res("deployments"), "default", "web").unwrap();
-        let (rs, _) = s.list(res("replicasets"), None, &Selector::default(), &Selector::default());
+        let (rs, _) = s.list(
+            res("replicasets"),
+            None,
+            &Selector::default(),
+            &Selector::default(),
+        );
         assert!(rs.is_empty());
     }
 
@@ -1138,14 +1281,29 @@ mod tests {
             "$setElementOrder/containers": [{"name": "b"}, {"name": "a"}],
             "containers": [{"name": "a", "image": "x2"}, {"name": "b", "$patch": "delete"}]}});
         let out = strategic_merge(&old, &patch);
-        assert_eq!(out, json!({"spec": {"containers": [{"name": "a", "image": "x2"}]}}));
+        assert_eq!(
+            out,
+            json!({"spec": {"containers": [{"name": "a", "image": "x2"}]}})
+        );
     }
 
     #[test]
     fn namespace_delete_cascades() {
         let s = Store::new();
-        s.create(res("namespaces"), "", json!({"metadata": {"name": "t"}}), false).unwrap();
-        s.create(res("secrets"), "t", json!({"metadata": {"name": "s"}}), false).unwrap();
+        s.create(
+            res("namespaces"),
+            "",
+            json!({"metadata": {"name": "t"}}),
+            false,
+        )
+        .unwrap();
+        s.create(
+            res("secrets"),
+            "t",
+            json!({"metadata": {"name": "s"}}),
+            false,
+        )
+        .unwrap();
         s.delete(res("namespaces"), "", "t").unwrap();
         assert_eq!(s.get(res("secrets"), "t", "s").unwrap_err().code, 404);
     }
