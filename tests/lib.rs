@@ -4,7 +4,9 @@
 mod common;
 
 mod check;
+mod clearml_api;
 mod docs;
+mod kube_client;
 mod playbooks;
 mod repl;
 mod run;

@@ -1,0 +1,319 @@
+//! The ClearML API simulator through reqwest: the envelope and every error code a client must
+//! handle, tenants and impersonation.
+
+use base64::Engine as _;
+use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+use serde_json::{Value, json};
+
+use crate::common::Sim;
+
+struct Api<'a> {
+    sim: &'a Sim,
+    client: reqwest::Client,
+}
+
+impl Api<'_> {
+    fn call(
+        &self,
+        endpoint: &str,
+        auth: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Value) {
+        let url = format!("{}/{endpoint}", self.sim.sandbox.clearml.url());
+        self.sim.rt.block_on(async {
+            let mut req = self
+                .client
+                .post(url)
+                .body(body.to_string())
+                .header("Content-Type", "application/json");
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(
+                v["meta"]["result_code"], status,
+                "HTTP status equals result_code"
+            );
+            (status, v)
+        })
+    }
+}
+
+fn basic(key: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{key}:{secret}"))
+    )
+}
+
+fn code(v: &Value) -> (u64, u64) {
+    (
+        v["meta"]["result_code"].as_u64().unwrap(),
+        v["meta"]["result_subcode"].as_u64().unwrap(),
+    )
+}
+
+const TENANT: &str = "0000000000000000000000000000tenant";
+
+fn seeded() -> Sim {
+    let sim = Sim::start();
+    let s = &sim.sandbox.clearml.state;
+    s.add_company(TENANT, "tenant-b");
+    s.add_user("system-id", "supervisor", DEFAULT_COMPANY, Role::System);
+    s.add_credentials("SYSKEY", "syssecret", "system-id");
+    s.add_user("admin-id", "admin", DEFAULT_COMPANY, Role::Admin);
+    s.add_credentials("ADMINKEY", "adminsecret", "admin-id");
+    s.add_user("user-id", "plain", DEFAULT_COMPANY, Role::User);
+    s.add_credentials("USERKEY", "usersecret", "user-id");
+    s.add_user("tenant-user", "bob", TENANT, Role::User);
+    s.add_fixed_user("alice", "wonderland", DEFAULT_COMPANY, true);
+    sim
+}
+
+#[test]
+fn envelope_health_and_auth_errors() {
+    let sim = seeded();
+    let api = Api {
+        sim: &sim,
+        client: reqwest::Client::new(),
+    };
+    let (status, v) = api.call("debug.ping", None, &[], "");
+    assert_eq!(status, 200);
+    assert_eq!(v["meta"]["error_stack"], "");
+    assert_eq!(v["meta"]["endpoint"]["name"], "debug.ping");
+    let (_, v) = api.call("server.info", None, &[], "{}");
+    assert_eq!(v["data"]["api_version"], "2.31");
+    let (_, v) = api.call("login.supported_modes", None, &[], "{}");
+    assert_eq!(v["data"]["basic"]["enabled"], true);
+
+    let (_, v) = api.call("queues.get_all", None, &[], "{}");
+    assert_eq!(code(&v), (401, 20));
+    assert_eq!(v["meta"]["error_stack"], Value::Null);
+    let (_, v) = api.call("queues.get_all", Some("Digest abc"), &[], "{}");
+    assert_eq!(code(&v), (401, 10));
+    let (_, v) = api.call("queues.get_all", Some("Basic !!!"), &[], "{}");
+    assert_eq!(code(&v), (401, 21));
+    let (_, v) = api.call(
+        "queues.get_all",
+        Some(&basic("ADMINKEY", "wrong")),
+        &[],
+        "{}",
+    );
+    assert_eq!(code(&v), (401, 22));
+    let (_, v) = api.call("queues.get_all", Some("Bearer nope"), &[], "{}");
+    assert_eq!(code(&v), (401, 30));
+
+    // fixed user by username:password, then a token from auth.login
+    let (_, v) = api.call("auth.login", Some(&basic("alice", "wonderland")), &[], "{}");
+    let token = v["data"]["token"].as_str().unwrap().to_string();
+    let (status, v) = api.call(
+        "users.get_current_user",
+        Some(&format!("Bearer {token}")),
+        &[],
+        "{}",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["data"]["user"]["name"], "alice");
+    assert_eq!(
+        v["data"]["user"]["id"],
+        clearml_script::sandbox::clearml::fixed_user_id(DEFAULT_COMPANY, "alice")
+    );
+    // a system identity has no user record
+    let (_, v) = api.call(
+        "users.get_current_user",
+        Some(&basic("SYSKEY", "syssecret")),
+        &[],
+        "{}",
+    );
+    assert_eq!(code(&v), (400, 300));
+
+    // path, version and endpoint errors
+    let (_, v) = api.call("nodots", None, &[], "{}");
+    assert_eq!(code(&v), (400, 0));
+    let (_, v) = api.call("vX/queues.get_all", None, &[], "{}");
+    assert_eq!(code(&v), (400, 2));
+    let (_, v) = api.call(
+        "v2.31/queues.nope",
+        Some(&basic("ADMINKEY", "adminsecret")),
+        &[],
+        "{}",
+    );
+    assert_eq!(code(&v), (404, 0));
+    let (_, v) = api.call(
+        "queues.get_all",
+        Some(&basic("ADMINKEY", "adminsecret")),
+        &[],
+        "{bad json",
+    );
+    assert_eq!(code(&v), (400, 0));
+}
+
+#[test]
+fn queues_and_their_errors() {
+    let sim = seeded();
+    let api = Api {
+        sim: &sim,
+        client: reqwest::Client::new(),
+    };
+    let admin = basic("ADMINKEY", "adminsecret");
+    let (status, v) = api.call(
+        "queues.create",
+        Some(&admin),
+        &[],
+        r#"{"name": "gpu", "tags": ["x"]}"#,
+    );
+    assert_eq!(status, 200);
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    api.call(
+        "queues.create",
+        Some(&admin),
+        &[],
+        r#"{"name": "gpu-large"}"#,
+    );
+    let (_, v) = api.call("queues.create", Some(&admin), &[], r#"{"name": "gpu"}"#);
+    assert_eq!(code(&v), (400, 801));
+    assert!(
+        v["meta"]["result_msg"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(": name=gpu, company={DEFAULT_COMPANY}"))
+    );
+    let (_, v) = api.call("queues.create", Some(&admin), &[], r#"{"name": "ab"}"#);
+    assert_eq!(code(&v), (400, 800));
+    let (_, v) = api.call("queues.create", Some(&admin), &[], r#"{}"#);
+    assert_eq!(code(&v), (400, 12));
+
+    // the name is an unanchored regular expression
+    let (_, v) = api.call("queues.get_all", Some(&admin), &[], r#"{"name": "gpu"}"#);
+    assert_eq!(v["data"]["queues"].as_array().unwrap().len(), 2);
+    let (_, v) = api.call("queues.get_all", Some(&admin), &[], r#"{"name": "^gpu$"}"#);
+    assert_eq!(v["data"]["queues"].as_array().unwrap().len(), 1);
+
+    let (_, v) = api.call(
+        "queues.get_by_id",
+        Some(&admin),
+        &[],
+        &json!({"queue": id}).to_string(),
+    );
+    assert_eq!(v["data"]["queue"]["name"], "gpu");
+    let (_, v) = api.call(
+        "queues.get_by_id",
+        Some(&admin),
+        &[],
+        r#"{"queue": "nope"}"#,
+    );
+    assert_eq!(code(&v), (400, 701));
+    let (_, v) = api.call("queues.get_default", Some(&admin), &[], "{}");
+    let default_id = v["data"]["id"].as_str().unwrap().to_string();
+    api.call(
+        "queues.delete",
+        Some(&admin),
+        &[],
+        &json!({"queue": default_id}).to_string(),
+    );
+    let (_, v) = api.call("queues.get_default", Some(&admin), &[], "{}");
+    assert_eq!(code(&v), (400, 707));
+
+    // injected faults: 503 once, then success
+    sim.faults.fail("POST", "/queues.get_all", 1, 503);
+    let (status, _) = api.call("queues.get_all", Some(&admin), &[], "{}");
+    assert_eq!(status, 503);
+    let (status, _) = api.call("queues.get_all", Some(&admin), &[], "{}");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn impersonation_rules_and_tenants() {
+    let sim = seeded();
+    let api = Api {
+        sim: &sim,
+        client: reqwest::Client::new(),
+    };
+    let system = basic("SYSKEY", "syssecret");
+    let (status, _) = api.call(
+        "queues.create",
+        Some(&system),
+        &[("X-Clearml-Impersonate-As", "tenant-user")],
+        r#"{"name": "tenant-q"}"#,
+    );
+    assert_eq!(status, 200);
+    let tenant_queues = sim.sandbox.clearml.state.queues(TENANT);
+    assert!(
+        tenant_queues.iter().any(|q| q.name == "tenant-q"),
+        "the queue lands in the tenant"
+    );
+    assert!(
+        !sim.sandbox
+            .clearml
+            .state
+            .queues(DEFAULT_COMPANY)
+            .iter()
+            .any(|q| q.name == "tenant-q")
+    );
+
+    let user = basic("USERKEY", "usersecret");
+    let (_, v) = api.call(
+        "queues.create",
+        Some(&user),
+        &[("X-Clearml-Impersonate-As", "admin-id")],
+        r#"{"name": "nope"}"#,
+    );
+    assert_eq!(code(&v), (400, 6));
+    let (_, v) = api.call(
+        "queues.get_all",
+        Some(&system),
+        &[
+            ("X-Clearml-Impersonate-As", "user-id"),
+            ("X-Clearml-Act-As", "user-id"),
+        ],
+        "{}",
+    );
+    assert_eq!(code(&v), (400, 5));
+    let admin = basic("ADMINKEY", "adminsecret");
+    let (_, v) = api.call(
+        "queues.get_all",
+        Some(&admin),
+        &[("X-Clearml-Impersonate-As", "tenant-user")],
+        "{}",
+    );
+    assert_eq!(code(&v), (400, 6), "an admin stays in its own company");
+    let (_, v) = api.call("auth.create_user", Some(&user), &[], r#"{"name": "x"}"#);
+    assert_eq!(code(&v), (403, 20));
+
+    // a tenant admin's credentials, created while impersonating
+    let (_, v) = api.call(
+        "auth.create_user",
+        Some(&system),
+        &[],
+        &json!({"name": "carol", "company": TENANT, "role": "admin"}).to_string(),
+    );
+    let carol = v["data"]["id"].as_str().unwrap().to_string();
+    let (_, v) = api.call(
+        "auth.create_credentials",
+        Some(&system),
+        &[("X-Clearml-Impersonate-As", &carol)],
+        r#"{"label": "agent"}"#,
+    );
+    let key = v["data"]["credentials"]["access_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let secret = v["data"]["credentials"]["secret_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, v) = api.call(
+        "users.get_current_user",
+        Some(&basic(&key, &secret)),
+        &[],
+        "{}",
+    );
+    assert_eq!(v["data"]["user"]["company"]["id"], TENANT);
+    assert_eq!(v["data"]["user"]["role"], "admin");
+}
