@@ -163,14 +163,26 @@ impl Executor for DryRunExecutor {
     }
 }
 
-/// The live executor. Each kind is carried out by the domain that owns it; a kind whose live
-/// side this build does not have yet is refused before anything is done, never faked.
-#[derive(Default)]
-pub struct LiveExecutor;
+/// Where the live executor acts: the cluster (helm and kube-rs always use the same kubeconfig
+/// and context) and, in the sandbox, the ClearML API that stands in for the site's.
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+    pub clearml_api_url: Option<String>,
+}
+
+/// The live executor (also the sandbox's, pointed at the simulators). Each kind is carried out
+/// by the domain that owns it; a kind whose live side this build does not have yet is refused
+/// before anything is done, never faked.
+pub struct LiveExecutor {
+    pub mode: Mode,
+    pub target: Target,
+}
 
 impl Executor for LiveExecutor {
     fn mode(&self) -> Mode {
-        Mode::Live
+        self.mode
     }
     fn execute(&mut self, action: &Action) -> Result<Value, String> {
         Err(format!(
@@ -303,6 +315,10 @@ mod tests {
             DryRunExecutor.execute(&q).unwrap(),
             Value::Str("<planned: id of queue GPUshm>".into())
         );
-        assert!(LiveExecutor.execute(&q).unwrap_err().contains("--dry-run"));
+        let mut live = LiveExecutor {
+            mode: Mode::Live,
+            target: Target::default(),
+        };
+        assert!(live.execute(&q).unwrap_err().contains("--dry-run"));
     }
 }

@@ -32,6 +32,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             Some(Command::Repl {
                 site,
                 dry_run,
+                sandbox,
                 kube,
             }),
             _,
@@ -39,6 +40,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             &crate::repl::Options {
                 site,
                 dry_run,
+                sandbox,
                 kube,
             },
             interrupted,
@@ -84,6 +86,58 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
     }
 }
 
+/// The executor for a run or a REPL session: dry-run, live against the kubeconfig's cluster,
+/// or live against the simulators (started here, seeded from the site's credentials, and kept
+/// running as long as the returned sandbox lives).
+pub fn executor_for(
+    dry_run: bool,
+    sandbox: bool,
+    kube: &crate::cli::KubeArgs,
+    site: &Site,
+) -> Result<(Box<dyn Executor>, Option<crate::sandbox::Sandbox>), String> {
+    if dry_run {
+        return Ok((Box::new(DryRunExecutor), None));
+    }
+    if !sandbox {
+        let target = crate::action::Target {
+            kubeconfig: kube.kubeconfig.clone(),
+            context: kube.context.clone(),
+            clearml_api_url: None,
+        };
+        return Ok((
+            Box::new(LiveExecutor {
+                mode: crate::action::Mode::Live,
+                target,
+            }),
+            None,
+        ));
+    }
+    let handle = crate::runtime::tokio_handle().ok_or("no async runtime")?;
+    let sb = handle
+        .block_on(crate::sandbox::Sandbox::start(None, Default::default()))
+        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    for line in sb.seed_from_site(&site.values) {
+        ui::info(&format!("sandbox: ClearML API seeded with {line}"));
+    }
+    ui::info(&format!(
+        "sandbox: Kubernetes API {}, ClearML API {}",
+        sb.kube.url(),
+        sb.clearml.url()
+    ));
+    let target = crate::action::Target {
+        kubeconfig: Some(sb.kubeconfig.clone()),
+        context: Some("sandbox".into()),
+        clearml_api_url: Some(sb.clearml.url()),
+    };
+    Ok((
+        Box::new(LiveExecutor {
+            mode: crate::action::Mode::Sandbox,
+            target,
+        }),
+        Some(sb),
+    ))
+}
+
 /// The scope every playbook compiles and runs with: the constant `site`.
 pub fn site_scope(site: &Site) -> Scope<'static> {
     let mut scope = Scope::new();
@@ -125,10 +179,12 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     };
     let json = args.output == OutputFormat::Json;
     ui::set_json_stdout(json);
-    let executor: Box<dyn Executor> = if args.dry_run {
-        Box::new(DryRunExecutor)
-    } else {
-        Box::new(LiveExecutor)
+    let (executor, sandbox) = match executor_for(args.dry_run, args.sandbox, &args.kube, &site) {
+        Ok(x) => x,
+        Err(e) => {
+            ui::err(&format!("error: {e}\n"));
+            return 1;
+        }
     };
     let rt = Rc::new(Runtime::new(
         executor,
@@ -153,6 +209,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     let mut scope = site_scope(&rt.site);
     let result = engine.run_ast_with_scope(&mut scope, &ast);
     let actions = rt.actions();
+    if let Some(sb) = &sandbox {
+        ui::err(&sb.summary());
+    }
     match result {
         Ok(()) => {
             if json {

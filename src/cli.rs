@@ -55,8 +55,11 @@ pub enum Command {
         #[command(flatten)]
         site: SiteArgs,
         /// Record actions instead of doing them (see them with :plan)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sandbox")]
         dry_run: bool,
+        /// Work against the simulators built into the binary
+        #[arg(long)]
+        sandbox: bool,
         #[command(flatten)]
         kube: KubeArgs,
     },
@@ -97,8 +100,13 @@ pub struct RunArgs {
     pub site: SiteArgs,
 
     /// Print the plan instead of doing anything; touches nothing outside the process
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sandbox")]
     pub dry_run: bool,
+
+    /// Rehearse against simulators built into the binary (a Kubernetes API that real helm and
+    /// kube-rs accept, and a ClearML API), then show what the cluster holds
+    #[arg(long)]
+    pub sandbox: bool,
 
     /// How to print the plan or result
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

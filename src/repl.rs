@@ -19,7 +19,7 @@ use rustyline::hint::Hinter;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
-use crate::action::{self, DryRunExecutor, Executor, LiveExecutor, Mode};
+use crate::action::{self, Mode};
 use crate::cli::{KubeArgs, SiteArgs};
 use crate::diagnostic::{self, Report};
 use crate::engine::{self, Sources};
@@ -36,6 +36,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     (":load", "FILE    run a script file in this session"),
     (":plan", "        the actions recorded so far"),
+    (
+        ":cluster",
+        "     what the sandbox cluster holds (with --sandbox)",
+    ),
     (":scope", "       the variables and their values"),
     (":quit", "        leave (Ctrl-D does the same)"),
 ];
@@ -49,6 +53,7 @@ const KEYWORDS: &[&str] = &[
 pub struct Options {
     pub site: SiteArgs,
     pub dry_run: bool,
+    pub sandbox: bool,
     pub kube: KubeArgs,
 }
 
@@ -66,16 +71,15 @@ pub struct Session {
     docs: Vec<docs::FnDoc>,
     /// Names for completion, refreshed after each input.
     names: Rc<RefCell<Vec<String>>>,
+    /// The simulators, while the session works against them.
+    sandbox: Option<crate::sandbox::Sandbox>,
 }
 
 impl Session {
     pub fn new(opts: &Options, interrupted: Arc<AtomicBool>) -> Result<Session, String> {
         let site = Site::load(&opts.site.values, &opts.site.set)?;
-        let executor: Box<dyn Executor> = if opts.dry_run {
-            Box::new(DryRunExecutor)
-        } else {
-            Box::new(LiveExecutor)
-        };
+        let (executor, sandbox) =
+            crate::app::executor_for(opts.dry_run, opts.sandbox, &opts.kube, &site)?;
         let base = PathBuf::from(".");
         let rt = Rc::new(Runtime::new(
             executor,
@@ -104,6 +108,7 @@ impl Session {
             interrupted,
             docs,
             names: Rc::new(RefCell::new(Vec::new())),
+            sandbox,
         };
         session.refresh_names();
         Ok(session)
@@ -177,6 +182,14 @@ impl Session {
                     ui::out(&docs::render_md(&owned));
                 }
                 Err(e) => return Err(fail(e)),
+            },
+            ":cluster" => match &self.sandbox {
+                Some(sb) => ui::out(&sb.summary()),
+                None => {
+                    return Err(fail(
+                        ":cluster needs a session started with --sandbox".into(),
+                    ));
+                }
             },
             ":plan" => ui::out(&action::render_text(
                 &self.rt.actions(),
@@ -382,7 +395,11 @@ fn interactive(session: &mut Session, opts: &Options) -> i32 {
         }
         let _ = editor.load_history(h);
     }
-    let context = kube_context(&opts.kube);
+    let context = if session.mode() == Mode::Sandbox {
+        Some("sandbox".to_string())
+    } else {
+        kube_context(&opts.kube)
+    };
     let prompt = prompt(session.mode(), context.as_deref());
     ui::err("clearml-script REPL: :help for commands, Tab to complete, Ctrl-D to leave\n");
     loop {

@@ -124,6 +124,28 @@ impl Value {
         }
     }
 
+    /// Visit every map in the tree with its dotted key path.
+    pub fn walk_maps<'a>(
+        &'a self,
+        path: &str,
+        f: &mut dyn FnMut(&str, &'a BTreeMap<String, Value>),
+    ) {
+        match self {
+            Value::Map(m) => {
+                f(path, m);
+                for (k, v) in m {
+                    v.walk_maps(&join_path(path, k), f);
+                }
+            }
+            Value::List(l) => {
+                for (i, v) in l.iter().enumerate() {
+                    v.walk_maps(&format!("{path}[{i}]"), f);
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Null => "null",

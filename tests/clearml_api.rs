@@ -317,3 +317,36 @@ fn impersonation_rules_and_tenants() {
     assert_eq!(v["data"]["user"]["company"]["id"], TENANT);
     assert_eq!(v["data"]["user"]["role"], "admin");
 }
+
+#[test]
+fn the_sandbox_is_seeded_from_the_site_credentials() {
+    let sim = Sim::start();
+    let mut site = clearml_script::site::parse_yaml(
+        "supervisor:\n  user_key: SUPKEY\n  user_secret: supsecret\nagent:\n  apiKey: AGENTKEY\n  apiSecret: agentsecret\nfixed_users:\n  - {username: dana, password: pw-dana-1, admin: true}\n",
+    )
+    .unwrap();
+    clearml_script::site::mark_secrets(&mut site);
+    let seeded = sim.sandbox.seed_from_site(&site);
+    assert_eq!(seeded.len(), 3, "{seeded:?}");
+    let api = Api {
+        sim: &sim,
+        client: reqwest::Client::new(),
+    };
+    let (_, v) = api.call(
+        "users.get_current_user",
+        Some(&basic("SUPKEY", "supsecret")),
+        &[],
+        "{}",
+    );
+    assert_eq!(code(&v), (400, 300), "the supervisor is a system identity");
+    let (status, v) = api.call(
+        "users.get_current_user",
+        Some(&basic("AGENTKEY", "agentsecret")),
+        &[],
+        "{}",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["data"]["user"]["role"], "admin");
+    let (status, _) = api.call("auth.login", Some(&basic("dana", "pw-dana-1")), &[], "{}");
+    assert_eq!(status, 200);
+}

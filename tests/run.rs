@@ -192,3 +192,26 @@ fn version_help_and_completions() {
     }
     Test::new().run().code(2);
 }
+
+#[test]
+fn a_sandbox_run_shows_what_the_cluster_holds() {
+    Test::new()
+        .arg(repo().join("scripts/install.rhai").display().to_string())
+        .args(["--values", &repo().join("examples/site.yaml").display().to_string(), "--sandbox"])
+        .run()
+        .success()
+        .stderr_has("• sandbox: Kubernetes API http://127.0.0.1:")
+        .stderr_has("The sandbox cluster now holds:\n  releases:\n    (none)\n  namespaces: default, kube-public, kube-system\n");
+    Test::new()
+        .args(["repl", "--sandbox"])
+        .stdin("mode()\n:cluster\n")
+        .run()
+        .success()
+        .stdout_has("sandbox\nThe sandbox cluster now holds:");
+    Test::new()
+        .script("print(1);")
+        .args(["--sandbox", "--dry-run"])
+        .run()
+        .code(2)
+        .stderr_has("cannot be used with");
+}

@@ -160,10 +160,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             ));
         }
     };
-    route(&shared.store, &method, &path, &query, &content_type, body).await
+    route(&shared.store, &method, &path, &query, &content_type, body)
 }
 
-async fn route(
+fn route(
     store: &Arc<Store>,
     method: &Method,
     path: &str,
@@ -239,6 +239,33 @@ async fn route(
         Some("finalize") if res.kind == "Namespace" => false,
         Some(_) => return not_served(),
     };
+    let call = Call {
+        method,
+        query,
+        content_type,
+        body: &body,
+        res,
+        ns,
+        name,
+        status_only,
+    };
+    resource_request(store, &call).unwrap_or_else(|e| error(&e))
+}
+
+/// A request on a resource, its collection or its status.
+struct Call<'a> {
+    method: &'a Method,
+    query: &'a HashMap<String, String>,
+    content_type: &'a str,
+    body: &'a [u8],
+    res: &'static Resource,
+    ns: Option<&'a str>,
+    name: Option<&'a str>,
+    status_only: bool,
+}
+
+fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> {
+    let (res, ns, query) = (c.res, c.ns, c.query);
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let selectors = || -> Result<(Selector, Selector), ApiError> {
         Ok((
@@ -247,52 +274,75 @@ async fn route(
         ))
     };
     let ns_str = ns.unwrap_or("");
-    let result: Result<Response, ApiError> = (|| async {
-        match (method.clone(), name) {
-            (Method::GET, None) => {
-                let (labels, fields) = selectors()?;
-                if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
-                    return Ok(watch(store.clone(), res, ns.map(str::to_string), labels, fields, query));
-                }
-                let (items, rv) = store.list(res, ns, &labels, &fields);
-                Ok(json_response(200, &list_doc(res, items, rv)))
+    match (c.method.clone(), c.name) {
+        (Method::GET, None) => {
+            let (labels, fields) = selectors()?;
+            if query.get("watch").is_some_and(|w| w == "true" || w == "1") {
+                return Ok(watch(
+                    store.clone(),
+                    res,
+                    ns.map(str::to_string),
+                    labels,
+                    fields,
+                    query,
+                ));
             }
-            (Method::POST, None) => {
-                if res.namespaced && ns.is_none() {
-                    return Err(ApiError::new(405, "MethodNotAllowed", "POST a namespaced kind under /namespaces/NAME/"));
-                }
-                let obj = decode_body(&body, content_type)?;
-                let created = store.create(res, ns_str, obj, dry_run)?;
-                Ok(json_response(201, &created))
-            }
-            (Method::DELETE, None) => {
-                let (labels, fields) = selectors()?;
-                let items = store.delete_collection(res, ns, &labels, &fields);
-                let rv = store.resource_version();
-                Ok(json_response(200, &list_doc(res, items, rv)))
-            }
-            (Method::GET, Some(name)) => Ok(json_response(200, &store.get(res, ns_str, name)?)),
-            (Method::PUT, Some(name)) => {
-                let obj = decode_body(&body, content_type)?;
-                Ok(json_response(200, &store.update(res, ns_str, name, obj, status_only)?))
-            }
-            (Method::PATCH, Some(name)) => {
-                let kind = PatchKind::from_content_type(content_type).ok_or_else(|| {
-                    ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"))
-                })?;
-                let patch = parse_patch(&body, kind)?;
-                let (obj, created) = store.patch(res, ns_str, name, kind, patch, dry_run)?;
-                Ok(json_response(if created { 201 } else { 200 }, &obj))
-            }
-            (Method::DELETE, Some(name)) => {
-                let obj = store.delete(res, ns_str, name)?;
-                Ok(json_response(200, &obj))
-            }
-            _ => Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here"))),
+            let (items, rv) = store.list(res, ns, &labels, &fields);
+            Ok(json_response(200, &list_doc(res, items, rv)))
         }
-    })()
-    .await;
-    result.unwrap_or_else(|e| error(&e))
+        (Method::POST, None) => {
+            if res.namespaced && ns.is_none() {
+                return Err(ApiError::new(
+                    405,
+                    "MethodNotAllowed",
+                    "POST a namespaced kind under /namespaces/NAME/",
+                ));
+            }
+            let obj = decode_body(c.body, c.content_type)?;
+            let created = store.create(res, ns_str, obj, dry_run)?;
+            Ok(json_response(201, &created))
+        }
+        (Method::DELETE, None) => {
+            let (labels, fields) = selectors()?;
+            let items = store.delete_collection(res, ns, &labels, &fields);
+            let rv = store.resource_version();
+            Ok(json_response(200, &list_doc(res, items, rv)))
+        }
+        (Method::GET, Some(name)) => Ok(json_response(200, &store.get(res, ns_str, name)?)),
+        (Method::PUT, Some(name)) => {
+            let obj = decode_body(c.body, c.content_type)?;
+            Ok(json_response(
+                200,
+                &store.update(res, ns_str, name, obj, c.status_only)?,
+            ))
+        }
+        (Method::PATCH, Some(name)) => {
+            let kind = PatchKind::from_content_type(c.content_type).ok_or_else(|| {
+                ApiError::new(
+                    415,
+                    "UnsupportedMediaType",
+                    format!(
+                        "the body of the request was in an unknown format - accepted media types include: \
+                         application/json-patch+json, application/merge-patch+json, \
+                         application/apply-patch+yaml, application/strategic-merge-patch+json (got {:?})",
+                        c.content_type
+                    ),
+                )
+            })?;
+            let patch = parse_patch(c.body, kind)?;
+            let (obj, created) = store.patch(res, ns_str, name, kind, patch, dry_run)?;
+            Ok(json_response(if created { 201 } else { 200 }, &obj))
+        }
+        (Method::DELETE, Some(name)) => {
+            let obj = store.delete(res, ns_str, name)?;
+            Ok(json_response(200, &obj))
+        }
+        (m, _) => Err(ApiError::new(
+            405,
+            "MethodNotAllowed",
+            format!("{m} is not supported here"),
+        )),
+    }
 }
 
 fn list_doc(res: &Resource, items: Vec<Value>, rv: u64) -> Value {

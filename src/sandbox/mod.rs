@@ -50,3 +50,159 @@ impl Sandbox {
         })
     }
 }
+
+impl Sandbox {
+    /// Seed the ClearML simulator from the site values, so that a playbook's credentials work
+    /// against it: every map holding a key/secret pair (`apiserverKey`/`apiserverSecret`,
+    /// `key`/`secret`, `user_key`/`user_secret`, …) becomes credentials of a user of the default
+    /// company, with the role `system` under a `supervisor` map and `admin` elsewhere; each entry
+    /// of a `fixed_users` list becomes a fixed user. Answers with what was seeded, for the log.
+    pub fn seed_from_site(&self, site: &crate::value::Value) -> Vec<String> {
+        use crate::value::Value;
+        let mut seeded = Vec::new();
+        let state = &self.clearml.state;
+        site.walk_maps("", &mut |path, map| {
+            for (k, v) in map {
+                let norm = k.to_ascii_lowercase().replace(['_', '-'], "");
+                let Some(prefix) = norm.strip_suffix("key") else {
+                    continue;
+                };
+                let Some((_, sv)) = map.iter().find(|(n, _)| {
+                    n.to_ascii_lowercase().replace(['_', '-'], "") == format!("{prefix}secret")
+                }) else {
+                    continue;
+                };
+                let text = |v: &Value| match v {
+                    Value::Str(s) => Some(s.clone()),
+                    Value::Secret(s) => Some(s.expose().to_string()),
+                    _ => None,
+                };
+                let (Some(key), Some(secret)) = (text(v), text(sv)) else {
+                    continue;
+                };
+                let system = path.split('.').any(|p| p == "supervisor");
+                let role = if system {
+                    clearml::Role::System
+                } else {
+                    clearml::Role::Admin
+                };
+                let id = store::random_hex(16);
+                let at = crate::value::join_path(path, k);
+                state.add_user(&id, &at, clearml::DEFAULT_COMPANY, role.clone());
+                state.add_credentials(&key, &secret, &id);
+                seeded.push(format!("credentials at `{at}` ({})", role.as_str()));
+            }
+            if let Some(Value::List(users)) = map.get("fixed_users") {
+                for u in users {
+                    if let (Some(Value::Str(name)), Some(pw)) =
+                        (u.at_path("username"), u.at_path("password"))
+                    {
+                        let pw = match pw {
+                            Value::Secret(s) => s.expose().to_string(),
+                            Value::Str(s) => s.clone(),
+                            _ => continue,
+                        };
+                        let admin = matches!(u.at_path("admin"), Some(Value::Bool(true)));
+                        state.add_fixed_user(name, &pw, clearml::DEFAULT_COMPANY, admin);
+                        seeded.push(format!("fixed user `{name}`"));
+                    }
+                }
+            }
+        });
+        seeded
+    }
+
+    /// What the cluster holds: helm releases, namespaces, and workloads with their readiness.
+    pub fn summary(&self) -> String {
+        use serde_json::Value as J;
+        let store = &self.kube.store;
+        let all = |group: &str, plural: &str| {
+            let r = resources::RESOURCES
+                .iter()
+                .find(|r| r.group == group && r.plural == plural)
+                .expect("served");
+            store
+                .list(
+                    r,
+                    None,
+                    &store::Selector::default(),
+                    &store::Selector::default(),
+                )
+                .0
+        };
+        let label = |o: &J, k: &str| {
+            o["metadata"]["labels"][k]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut out = String::from("The sandbox cluster now holds:\n  releases:\n");
+        let mut releases: Vec<(String, String, String, String)> = all("", "secrets")
+            .iter()
+            .filter(|s| label(s, "owner") == "helm")
+            .map(|s| {
+                (
+                    s["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                    label(s, "name"),
+                    label(s, "version"),
+                    label(s, "status"),
+                )
+            })
+            .filter(|r| r.3 != "superseded")
+            .collect();
+        releases.sort();
+        if releases.is_empty() {
+            out.push_str("    (none)\n");
+        }
+        for (ns, name, version, status) in releases {
+            out.push_str(&format!("    {ns}/{name} revision {version}: {status}\n"));
+        }
+        let namespaces: Vec<String> = all("", "namespaces")
+            .iter()
+            .filter_map(|n| n["metadata"]["name"].as_str().map(str::to_string))
+            .collect();
+        out.push_str(&format!(
+            "  namespaces: {}\n  workloads:\n",
+            namespaces.join(", ")
+        ));
+        let mut any = false;
+        for (group, plural, kind) in [
+            ("apps", "deployments", "Deployment"),
+            ("apps", "statefulsets", "StatefulSet"),
+            ("apps", "daemonsets", "DaemonSet"),
+            ("batch", "jobs", "Job"),
+        ] {
+            for o in all(group, plural) {
+                any = true;
+                let ready = match kind {
+                    "Job" => format!(
+                        "{} succeeded",
+                        o["status"]["succeeded"].as_i64().unwrap_or(0)
+                    ),
+                    "DaemonSet" => format!(
+                        "{}/{} ready",
+                        o["status"]["numberReady"].as_i64().unwrap_or(0),
+                        o["status"]["desiredNumberScheduled"].as_i64().unwrap_or(0)
+                    ),
+                    _ => format!(
+                        "{}/{} ready",
+                        o["status"]["readyReplicas"].as_i64().unwrap_or(0),
+                        o["spec"]["replicas"].as_i64().unwrap_or(1)
+                    ),
+                };
+                out.push_str(&format!(
+                    "    {kind} {}/{}: {ready}\n",
+                    o["metadata"]["namespace"].as_str().unwrap_or(""),
+                    o["metadata"]["name"].as_str().unwrap_or("")
+                ));
+            }
+        }
+        if !any {
+            out.push_str("    (none)\n");
+        }
+        out
+    }
+}
