@@ -50,6 +50,12 @@ pub enum Action {
         timeout: Option<String>,
         rollback_on_failure: bool,
     },
+    #[serde(rename = "helm.uninstall")]
+    HelmUninstall {
+        release: String,
+        namespace: String,
+        wait: bool,
+    },
     #[serde(rename = "kube.ensure_namespace")]
     KubeEnsureNamespace { name: String },
     #[serde(rename = "kube.apply")]
@@ -120,7 +126,34 @@ impl Action {
             Action::ClearmlCreateQueue { name, .. } => {
                 Value::Str(format!("<planned: id of queue {name}>"))
             }
+            Action::HelmUpgradeInstall {
+                release, namespace, ..
+            } => Value::from_json(&serde_json::json!({
+                "release": release,
+                "namespace": namespace,
+                "status": "planned",
+            })),
             _ => Value::Null,
+        }
+    }
+}
+
+/// A read of the world: answered by the executor, never part of the plan.
+#[derive(Clone, Debug)]
+pub enum Query {
+    HelmStatus { release: String, namespace: String },
+    HelmList { namespace: Option<String> },
+    GetSecret { namespace: String, name: String },
+    KubeVersion,
+}
+
+impl Query {
+    /// What a dry run answers: nothing found, so the script plans as for a first install.
+    pub fn planned_result(&self) -> Value {
+        match self {
+            Query::HelmList { .. } => Value::List(Vec::new()),
+            Query::KubeVersion => Value::Str("<planned: the cluster's version>".into()),
+            Query::HelmStatus { .. } | Query::GetSecret { .. } => Value::Null,
         }
     }
 }
@@ -148,6 +181,8 @@ pub trait Executor {
     fn mode(&self) -> Mode;
     /// Do (or record) the action, and answer with what the script gets back.
     fn execute(&mut self, action: &Action) -> Result<Value, String>;
+    /// Read something of the world.
+    fn query(&mut self, query: &Query) -> Result<Value, String>;
 }
 
 /// Records every action and touches nothing.
@@ -161,6 +196,9 @@ impl Executor for DryRunExecutor {
     fn execute(&mut self, action: &Action) -> Result<Value, String> {
         Ok(action.planned_result())
     }
+    fn query(&mut self, query: &Query) -> Result<Value, String> {
+        Ok(query.planned_result())
+    }
 }
 
 /// Where the live executor acts: the cluster (helm and kube-rs always use the same kubeconfig
@@ -170,26 +208,6 @@ pub struct Target {
     pub kubeconfig: Option<std::path::PathBuf>,
     pub context: Option<String>,
     pub clearml_api_url: Option<String>,
-}
-
-/// The live executor (also the sandbox's, pointed at the simulators). Each kind is carried out
-/// by the domain that owns it; a kind whose live side this build does not have yet is refused
-/// before anything is done, never faked.
-pub struct LiveExecutor {
-    pub mode: Mode,
-    pub target: Target,
-}
-
-impl Executor for LiveExecutor {
-    fn mode(&self) -> Mode {
-        self.mode
-    }
-    fn execute(&mut self, action: &Action) -> Result<Value, String> {
-        Err(format!(
-            "this build cannot carry out {} live yet; run with --dry-run to see the plan",
-            action.kind()
-        ))
-    }
 }
 
 /// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`.
@@ -315,10 +333,5 @@ mod tests {
             DryRunExecutor.execute(&q).unwrap(),
             Value::Str("<planned: id of queue GPUshm>".into())
         );
-        let mut live = LiveExecutor {
-            mode: Mode::Live,
-            target: Target::default(),
-        };
-        assert!(live.execute(&q).unwrap_err().contains("--dry-run"));
     }
 }

@@ -8,10 +8,11 @@ use std::sync::atomic::AtomicBool;
 use clap::{CommandFactory, Parser};
 use rhai::{AST, Engine, Map, ParseError, Scope};
 
-use crate::action::{self, DryRunExecutor, Executor, LiveExecutor};
+use crate::action::{self, DryRunExecutor, Executor};
 use crate::cli::{Cli, Command, DocsFormat, OutputFormat, RunArgs, ScriptsAction};
 use crate::diagnostic;
 use crate::engine::{self, Sources};
+use crate::live::LiveExecutor;
 use crate::runtime::Runtime;
 use crate::site::Site;
 use crate::{check, docs, playbook, ui};
@@ -94,6 +95,7 @@ pub fn executor_for(
     sandbox: bool,
     kube: &crate::cli::KubeArgs,
     site: &Site,
+    needs_helm: bool,
 ) -> Result<(Box<dyn Executor>, Option<crate::sandbox::Sandbox>), String> {
     if dry_run {
         return Ok((Box::new(DryRunExecutor), None));
@@ -104,13 +106,17 @@ pub fn executor_for(
             context: kube.context.clone(),
             clearml_api_url: None,
         };
-        return Ok((
-            Box::new(LiveExecutor {
-                mode: crate::action::Mode::Live,
-                target,
-            }),
-            None,
-        ));
+        let live = LiveExecutor::new(
+            crate::action::Mode::Live,
+            target,
+            kube.helm.clone(),
+            needs_helm,
+        )?;
+        return Ok((Box::new(live), None));
+    }
+    // helm first: a missing helm is reported before anything starts
+    if needs_helm {
+        crate::helm::locate(kube.helm.as_deref())?;
     }
     let handle = crate::runtime::tokio_handle().ok_or("no async runtime")?;
     let sb = handle
@@ -129,13 +135,13 @@ pub fn executor_for(
         context: Some("sandbox".into()),
         clearml_api_url: Some(sb.clearml.url()),
     };
-    Ok((
-        Box::new(LiveExecutor {
-            mode: crate::action::Mode::Sandbox,
-            target,
-        }),
-        Some(sb),
-    ))
+    let live = LiveExecutor::new(
+        crate::action::Mode::Sandbox,
+        target,
+        kube.helm.clone(),
+        needs_helm,
+    )?;
+    Ok((Box::new(live), Some(sb)))
 }
 
 /// The scope every playbook compiles and runs with: the constant `site`.
@@ -179,13 +185,55 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     };
     let json = args.output == OutputFormat::Json;
     ui::set_json_stdout(json);
-    let (executor, sandbox) = match executor_for(args.dry_run, args.sandbox, &args.kube, &site) {
+
+    // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
+    // only checks: every validation of every step runs before anything is touched.
+    ui::set_quiet(!args.dry_run);
+    let plan = execute(
+        &book,
+        site.clone(),
+        Box::new(DryRunExecutor),
+        interrupted.clone(),
+    );
+    ui::set_quiet(false);
+    if args.dry_run {
+        return finish(&plan, None, json, true);
+    }
+    if let Err(report) = &plan.result
+        && report.exit_code != 1
+    {
+        ui::err(&report.text);
+        return report.exit_code;
+    }
+    // helm is looked for now when the plan holds a helm step. When the plan pass stopped early
+    // (at a value only a live cluster gives), helm is looked for at the first helm step.
+    let needs_helm =
+        plan.result.is_ok() && plan.actions.iter().any(|a| a.kind().starts_with("helm."));
+    let (executor, sandbox) = match executor_for(false, args.sandbox, &args.kube, &site, needs_helm)
+    {
         Ok(x) => x,
         Err(e) => {
-            ui::err(&format!("error: {e}\n"));
-            return 1;
+            ui::err(&format!("error: {e}; nothing was changed\n"));
+            return 2;
         }
     };
+    let outcome = execute(&book, site, executor, interrupted);
+    finish(&outcome, sandbox.as_ref(), json, false)
+}
+
+/// What running a playbook gave: the actions, and the error report if it failed.
+struct Outcome {
+    actions: Vec<action::Action>,
+    result: Result<(), diagnostic::Report>,
+}
+
+/// Run a playbook with an executor.
+fn execute(
+    book: &playbook::Playbook,
+    site: Site,
+    executor: Box<dyn Executor>,
+    interrupted: Arc<AtomicBool>,
+) -> Outcome {
     let rt = Rc::new(Runtime::new(
         executor,
         site,
@@ -193,46 +241,59 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         interrupted.clone(),
     ));
     rt.install();
-
     let sources = Sources::default();
     sources.insert(&book.name, &book.text);
     let engine = engine::build(&book.base_dir, sources.clone(), interrupted);
     let mut ast = match compile(&engine, &book.text) {
         Ok(ast) => ast,
         Err(e) => {
-            let report = diagnostic::render_parse(&e, &book.name, &sources);
-            ui::err(&report.text);
-            return report.exit_code;
+            return Outcome {
+                actions: Vec::new(),
+                result: Err(diagnostic::render_parse(&e, &book.name, &sources)),
+            };
         }
     };
     ast.set_source(book.name.as_str());
     let mut scope = site_scope(&rt.site);
-    let result = engine.run_ast_with_scope(&mut scope, &ast);
-    let actions = rt.actions();
-    if let Some(sb) = &sandbox {
+    let result = engine
+        .run_ast_with_scope(&mut scope, &ast)
+        .map_err(|e| diagnostic::render(&e, &book.name, &sources));
+    Outcome {
+        actions: rt.actions(),
+        result,
+    }
+}
+
+/// Print the plan or the result, or the error, and answer the exit code.
+fn finish(
+    outcome: &Outcome,
+    sandbox: Option<&crate::sandbox::Sandbox>,
+    json: bool,
+    dry_run: bool,
+) -> i32 {
+    if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    match result {
+    match &outcome.result {
         Ok(()) => {
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&actions, args.dry_run)
+                    action::render_json(&outcome.actions, dry_run)
                 ));
-            } else if args.dry_run {
-                ui::out(&action::render_text(&actions, true));
+            } else if dry_run {
+                ui::out(&action::render_text(&outcome.actions, true));
             } else {
-                ui::err(&action::render_text(&actions, false));
+                ui::err(&action::render_text(&outcome.actions, false));
             }
             0
         }
-        Err(e) => {
-            let report = diagnostic::render(&e, &book.name, &sources);
+        Err(report) => {
             ui::err(&report.text);
-            let done = if args.dry_run {
+            let done = if dry_run {
                 0
             } else {
-                actions.len().saturating_sub(1)
+                outcome.actions.len().saturating_sub(1)
             };
             if done > 0 {
                 ui::err(&format!(

@@ -138,6 +138,10 @@ pub struct KubeArgs {
     /// The kubeconfig context
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
+
+    /// The helm binary (otherwise HELM_BIN, then PATH)
+    #[arg(long, value_name = "PATH")]
+    pub helm: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

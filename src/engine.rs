@@ -66,6 +66,9 @@ pub fn build(base_dir: &Path, sources: Sources, interrupted: Arc<AtomicBool>) ->
 
     engine.on_print(ui::print);
     engine.on_debug(|text, source, pos| {
+        if ui::is_quiet() {
+            return;
+        }
         let at = match (source, pos.line()) {
             (Some(s), Some(l)) => format!("{s}:{l}: "),
             (None, Some(l)) => format!("line {l}: "),

@@ -79,7 +79,7 @@ impl Session {
     pub fn new(opts: &Options, interrupted: Arc<AtomicBool>) -> Result<Session, String> {
         let site = Site::load(&opts.site.values, &opts.site.set)?;
         let (executor, sandbox) =
-            crate::app::executor_for(opts.dry_run, opts.sandbox, &opts.kube, &site)?;
+            crate::app::executor_for(opts.dry_run, opts.sandbox, &opts.kube, &site, false)?;
         let base = PathBuf::from(".");
         let rt = Rc::new(Runtime::new(
             executor,

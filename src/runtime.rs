@@ -99,6 +99,24 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Ask the executor to read something; a failure names the built-in.
+    pub fn query(
+        &self,
+        builtin: &str,
+        query: crate::action::Query,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        if self.is_interrupted() {
+            return Err(interrupted());
+        }
+        self.executor
+            .borrow_mut()
+            .query(&query)
+            .map(|v| v.to_dynamic())
+            .map_err(|msg| Failure::step(builtin, msg).into_rhai())
+    }
+}
+
 fn interpolated_secret(action: &Action) -> Option<String> {
     let json = crate::secret::with_sentinel(|| action.to_json());
     let mut found = None;

@@ -7,6 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::secret::redact;
 
 static JSON_STDOUT: AtomicBool = AtomicBool::new(false);
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// While quiet, a playbook's own output (`print`, `debug`, `log`) is dropped: the silent plan
+/// pass before a live run.
+pub fn set_quiet(on: bool) {
+    QUIET.store(on, Ordering::SeqCst);
+}
+
+pub fn is_quiet() -> bool {
+    QUIET.load(Ordering::SeqCst)
+}
 
 /// With `--output json`, stdout carries the JSON document alone, so script `print` goes to
 /// stderr.
@@ -30,6 +41,9 @@ pub fn err(text: &str) {
 
 /// A script's `print`: stdout, unless stdout is reserved for JSON.
 pub fn print(text: &str) {
+    if is_quiet() {
+        return;
+    }
     let line = format!("{text}\n");
     if JSON_STDOUT.load(Ordering::SeqCst) {
         err(&line)
@@ -40,6 +54,9 @@ pub fn print(text: &str) {
 
 /// A narration line.
 pub fn info(message: &str) {
+    if is_quiet() {
+        return;
+    }
     err(&format!("• {message}\n"));
 }
 

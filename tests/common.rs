@@ -71,6 +71,30 @@ impl Test {
         self
     }
 
+    /// Give the binary the project's Helm `major` (3 or 4) through HELM_BIN, with helm's own
+    /// configuration kept inside the test directory.
+    pub fn helm(self, major: u32) -> Test {
+        let path = helm_binaries()
+            .into_iter()
+            .find(|(m, _)| *m == major)
+            .expect("helm 3 and 4")
+            .1;
+        let dir = self.dir.path().to_path_buf();
+        self.env("HELM_BIN", &path.display().to_string())
+            .env(
+                "HELM_CACHE_HOME",
+                &dir.join(".helm/cache").display().to_string(),
+            )
+            .env(
+                "HELM_CONFIG_HOME",
+                &dir.join(".helm/config").display().to_string(),
+            )
+            .env(
+                "HELM_DATA_HOME",
+                &dir.join(".helm/data").display().to_string(),
+            )
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Test {
         self.env.push((k.to_string(), v.to_string()));
         self

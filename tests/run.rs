@@ -198,12 +198,14 @@ fn a_sandbox_run_shows_what_the_cluster_holds() {
     Test::new()
         .arg(repo().join("scripts/install.rhai").display().to_string())
         .args(["--values", &repo().join("examples/site.yaml").display().to_string(), "--sandbox"])
+        .helm(4)
         .run()
         .success()
         .stderr_has("• sandbox: Kubernetes API http://127.0.0.1:")
         .stderr_has("The sandbox cluster now holds:\n  releases:\n    (none)\n  namespaces: default, kube-public, kube-system\n");
     Test::new()
         .args(["repl", "--sandbox"])
+        .helm(3)
         .stdin("mode()\n:cluster\n")
         .run()
         .success()
@@ -214,4 +216,34 @@ fn a_sandbox_run_shows_what_the_cluster_holds() {
         .run()
         .code(2)
         .stderr_has("cannot be used with");
+}
+
+#[test]
+fn a_live_run_without_helm_stops_before_anything() {
+    let script = "print(\"before\");\nensure_namespace(\"ns\");\ninstall_chart(\"r\", \"repo/chart\", #{ namespace: \"ns\" });\n";
+    Test::new()
+        .script(script)
+        .env("HELM_BIN", "/nonexistent/helm")
+        .run()
+        .code(2)
+        .stderr("error: HELM_BIN=/nonexistent/helm: there is no such file; nothing was changed\n");
+    // a playbook without helm steps needs no helm
+    Test::new()
+        .script("print(\"no helm needed\");")
+        .env("HELM_BIN", "/nonexistent/helm")
+        .run()
+        .success()
+        .stdout("no helm needed\n");
+}
+
+#[test]
+fn a_live_run_validates_every_step_before_the_first() {
+    // the second install_chart has a bad release name: nothing runs, not even the first step
+    Test::new()
+        .script("print(\"planning\");\nensure_namespace(\"ns\");\ninstall_chart(\"Bad_Name\", \"repo/chart\", #{ namespace: \"ns\" });\n")
+        .env("HELM_BIN", "/nonexistent/helm")
+        .run()
+        .code(2)
+        .stdout("")
+        .stderr_has("error: install_chart: the release name `Bad_Name` is not valid");
 }

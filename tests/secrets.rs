@@ -69,6 +69,7 @@ fn values_files_mark_credentials_by_key_name() {
 fn generated_secrets_are_hex_and_masked() {
     Test::new()
         .script("let s = generate_secret(16);\nprint(s);\nprint(s.len());\nprint(is_secret(s));\ngenerate_secret(0);")
+        .arg("--dry-run")
         .run()
         .code(2)
         .stdout("<redacted>\n32\ntrue\n")

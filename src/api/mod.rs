@@ -2,6 +2,8 @@
 //! documentation (`clearml-script docs`, `:help` in the REPL, `.d.rhai` definitions).
 
 pub mod checks;
+pub mod cluster;
+pub mod options;
 pub mod run;
 pub mod secrets;
 pub mod values;
@@ -16,6 +18,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(values::values_api).into());
     engine.register_global_module(exported_module!(checks::checks_api).into());
     engine.register_global_module(exported_module!(secrets::secrets_api).into());
+    engine.register_global_module(exported_module!(cluster::cluster_api).into());
     engine.register_global_module(exported_module!(run::run_api).into());
     engine.register_global_module(exported_module!(run::failure_api).into());
 }

@@ -959,6 +959,25 @@ fn simulate(
         obj["spec"]["replicas"].as_i64().unwrap_or(1)
     };
     match r.kind {
+        "Secret" => {
+            // stringData is write-only: the server folds it into data
+            if let Some(Value::Object(sd)) =
+                obj.as_object_mut().and_then(|o| o.remove("stringData"))
+            {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD;
+                if !obj["data"].is_object() {
+                    obj["data"] = json!({});
+                }
+                for (k, v) in sd {
+                    let text = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    obj["data"][k] = Value::from(b64.encode(text));
+                }
+            }
+        }
         "Namespace" => {
             obj["status"] = json!({"phase": "Active"});
             if obj["spec"]["finalizers"].is_null() {

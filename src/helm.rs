@@ -1,0 +1,235 @@
+//! The real `helm` CLI, driven with the flags right for its major version (3 or 4), always with
+//! the same kubeconfig and context as the Kubernetes client. Passwords go through stdin and
+//! values through 0600 temporary files removed afterwards: never through argv.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value as J;
+
+use crate::action::Target;
+
+pub struct Helm {
+    pub bin: PathBuf,
+    pub major: u32,
+    pub version: String,
+    target: Target,
+}
+
+/// Where helm is: `--helm`, then `HELM_BIN`, then `PATH`.
+pub fn locate(flag: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = flag {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("--helm {}: there is no such file", p.display()))
+        };
+    }
+    if let Some(p) = std::env::var_os("HELM_BIN") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("HELM_BIN={}: there is no such file", p.display()))
+        };
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|d| d.join("helm"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "helm was not found: install Helm 3 or 4 (https://helm.sh/docs/intro/install/), \
+             or point to it with --helm PATH or HELM_BIN"
+                .to_string()
+        })
+}
+
+impl Helm {
+    /// Find helm and ask its version once.
+    pub fn new(flag: Option<&Path>, target: Target) -> Result<Helm, String> {
+        let bin = locate(flag)?;
+        let out = Command::new(&bin)
+            .args(["version", "--template", "{{.Version}}"])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let major = version
+            .trim_start_matches('v')
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok())
+            .filter(|m| *m == 3 || *m == 4)
+            .ok_or_else(|| {
+                format!(
+                    "{} says its version is {version:?}; Helm 3 or 4 is needed",
+                    bin.display()
+                )
+            })?;
+        Ok(Helm {
+            bin,
+            major,
+            version,
+            target,
+        })
+    }
+
+    fn command(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(args);
+        if let Some(k) = &self.target.kubeconfig {
+            cmd.arg("--kubeconfig").arg(k);
+        }
+        if let Some(c) = &self.target.context {
+            cmd.arg("--kube-context").arg(c);
+        }
+        cmd
+    }
+
+    /// Run helm; `stdin` carries a password. The error holds helm's own message.
+    pub fn run(&self, args: &[String], stdin: Option<&str>) -> Result<String, String> {
+        let mut cmd = self.command(args);
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            pipe.write_all(input.as_bytes())
+                .map_err(|e| format!("cannot pass the password to helm: {e}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("helm did not finish: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let err = err.trim();
+            let shown: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+            Err(format!(
+                "helm {} failed: {}",
+                shown.join(" "),
+                if err.is_empty() { "no message" } else { err }
+            ))
+        }
+    }
+
+    /// `helm status` as JSON, or `None` when there is no such release.
+    pub fn status(&self, release: &str, namespace: &str) -> Result<Option<J>, String> {
+        let args = strings(&["status", release, "-n", namespace, "-o", "json"]);
+        match self.run(&args, None) {
+            Ok(out) => serde_json::from_str(&out)
+                .map(Some)
+                .map_err(|e| format!("helm status printed no JSON: {e}")),
+            Err(e) if e.contains("release: not found") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `helm list -o json`, in a namespace or all.
+    pub fn list(&self, namespace: Option<&str>) -> Result<J, String> {
+        let mut args = strings(&["list", "-o", "json"]);
+        match namespace {
+            Some(ns) => args.extend(strings(&["-n", ns])),
+            None => args.push("-A".into()),
+        }
+        if self.major == 3 {
+            args.push("-a".into());
+        }
+        let out = self.run(&args, None)?;
+        serde_json::from_str(&out).map_err(|e| format!("helm list printed no JSON: {e}"))
+    }
+
+    /// `helm upgrade --install` with values from a 0600 file. Refuses a release stuck in a
+    /// pending state, with the choices, instead of forcing it.
+    pub fn upgrade_install(&self, u: &UpgradeInstall) -> Result<J, String> {
+        if let Some(status) = self.status(&u.release, &u.namespace)? {
+            let state = status["info"]["status"].as_str().unwrap_or("");
+            if state.starts_with("pending-") {
+                return Err(format!(
+                    "the release {} in {} is {state}: another helm operation is running or was \
+                     interrupted. Wait for it to finish and run again, or roll it back with \
+                     `helm rollback {} -n {}` (or uninstall a pending-install); nothing was changed",
+                    u.release, u.namespace, u.release, u.namespace
+                ));
+            }
+        }
+        let mut file = tempfile::Builder::new()
+            .prefix("clearml-values-")
+            .suffix(".yaml")
+            .tempfile()
+            .map_err(|e| format!("cannot create the values file: {e}"))?;
+        let yaml = crate::value::json_to_yaml(&u.values)?;
+        file.write_all(yaml.as_bytes())
+            .and_then(|_| file.flush())
+            .map_err(|e| format!("cannot write the values file: {e}"))?;
+        let mut args = strings(&[
+            "upgrade",
+            "--install",
+            &u.release,
+            &u.chart,
+            "-n",
+            &u.namespace,
+        ]);
+        if u.create_namespace {
+            args.push("--create-namespace".into());
+        }
+        for f in &u.values_files {
+            args.extend(["-f".to_string(), f.clone()]);
+        }
+        args.extend(["-f".to_string(), file.path().display().to_string()]);
+        if let Some(v) = &u.version {
+            args.extend(["--version".to_string(), v.clone()]);
+        }
+        if u.wait {
+            args.push("--wait".into());
+        }
+        if let Some(t) = &u.timeout {
+            args.extend(["--timeout".to_string(), t.clone()]);
+        }
+        if u.rollback_on_failure {
+            args.push(if self.major == 3 {
+                "--atomic".into()
+            } else {
+                "--rollback-on-failure".into()
+            });
+        }
+        self.run(&args, None)?;
+        drop(file);
+        let status = self
+            .status(&u.release, &u.namespace)?
+            .ok_or("helm reported success but the release is not there")?;
+        Ok(serde_json::json!({
+            "release": u.release,
+            "namespace": u.namespace,
+            "revision": status["version"],
+            "status": status["info"]["status"],
+        }))
+    }
+}
+
+/// What `helm upgrade --install` needs; `values` are the real (revealed) values.
+pub struct UpgradeInstall {
+    pub release: String,
+    pub chart: String,
+    pub namespace: String,
+    pub version: Option<String>,
+    pub create_namespace: bool,
+    pub values: J,
+    pub values_files: Vec<String>,
+    pub wait: bool,
+    pub timeout: Option<String>,
+    pub rollback_on_failure: bool,
+}
+
+pub fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}

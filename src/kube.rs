@@ -1,0 +1,148 @@
+//! The Kubernetes client side (kube-rs), with the same kubeconfig and context as helm.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Secret as KSecret;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::GroupVersionKind;
+use serde_json::{Value as J, json};
+
+use crate::action::Target;
+
+/// The field manager of everything the tool applies.
+pub const MANAGER: &str = "clearml-script";
+
+pub struct Kube {
+    client: kube::Client,
+}
+
+fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        other => other.to_string(),
+    }
+}
+
+impl Kube {
+    pub async fn connect(target: &Target) -> Result<Kube, String> {
+        let kubeconfig = match &target.kubeconfig {
+            Some(p) => Kubeconfig::read_from(p)
+                .map_err(|e| format!("cannot read the kubeconfig {}: {e}", p.display()))?,
+            None => Kubeconfig::read().map_err(|e| {
+                format!("cannot read the kubeconfig (KUBECONFIG or ~/.kube/config): {e}")
+            })?,
+        };
+        let options = KubeConfigOptions {
+            context: target.context.clone(),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| format!("cannot use the kubeconfig: {e}"))?;
+        let client = kube::Client::try_from(config)
+            .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
+        Ok(Kube { client })
+    }
+
+    pub async fn version(&self) -> Result<String, String> {
+        self.client
+            .apiserver_version()
+            .await
+            .map(|v| v.git_version)
+            .map_err(|e| format!("cannot reach the Kubernetes API: {}", describe(&e)))
+    }
+
+    /// Create the namespace if it is missing (server-side apply: a re-run changes nothing).
+    pub async fn ensure_namespace(&self, name: &str) -> Result<J, String> {
+        self.apply(
+            None,
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        )
+        .await
+    }
+
+    /// Server-side apply of any manifest, its kind looked up through discovery.
+    pub async fn apply(&self, namespace: Option<&str>, manifest: &J) -> Result<J, String> {
+        let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
+        let kind = manifest["kind"].as_str().unwrap_or_default();
+        let name = manifest["metadata"]["name"]
+            .as_str()
+            .ok_or("the manifest has no metadata.name")?;
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| {
+                format!(
+                    "the cluster does not serve {api_version} {kind}: {}",
+                    describe(&e)
+                )
+            })?;
+        let api: Api<DynamicObject> = match (caps.scope, namespace) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &ar)
+            }
+            (kube::discovery::Scope::Namespaced, None) => {
+                return Err(format!("{kind} {name} needs a namespace"));
+            }
+            (kube::discovery::Scope::Cluster, _) => Api::all_with(self.client.clone(), &ar),
+        };
+        let params = PatchParams::apply(MANAGER).force();
+        let obj = api
+            .patch(name, &params, &Patch::Apply(manifest))
+            .await
+            .map_err(|e| format!("cannot apply {kind} {name}: {}", describe(&e)))?;
+        serde_json::to_value(obj).map_err(|e| e.to_string())
+    }
+
+    /// A Secret's data, decoded, or `None` when it does not exist.
+    pub async fn get_secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, String> {
+        let api: Api<KSecret> = Api::namespaced(self.client.clone(), namespace);
+        let secret = api.get_opt(name).await.map_err(|e| {
+            format!(
+                "cannot read the Secret {namespace}/{name}: {}",
+                describe(&e)
+            )
+        })?;
+        let Some(secret) = secret else {
+            return Ok(None);
+        };
+        let mut out = BTreeMap::new();
+        for (k, v) in secret.data.unwrap_or_default() {
+            out.insert(k, String::from_utf8_lossy(&v.0).into_owned());
+        }
+        for (k, v) in secret.string_data.unwrap_or_default() {
+            out.insert(k, v);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// A Secret manifest for `apply`: data base64-encoded, owned by the tool.
+pub fn secret_manifest(namespace: &str, name: &str, data: &BTreeMap<String, String>) -> J {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let data: serde_json::Map<String, J> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), J::from(b64.encode(v))))
+        .collect();
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/managed-by": MANAGER},
+        },
+        "type": "Opaque",
+        "data": data,
+    })
+}
