@@ -88,3 +88,26 @@ fn nested(d: &Dynamic) -> String {
     }
     d.to_string()
 }
+
+/// Compact JSON with `, ` between list items and `: `-less maps, the form the install guide
+/// writes lists in (`["users", "admins", "queue_admins"]`).
+pub fn spaced_json(compact: &str) -> String {
+    let mut out = String::with_capacity(compact.len() + 8);
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in compact.chars() {
+        out.push(c);
+        if in_string {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => in_string = false,
+                _ => escaped = false,
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if c == ',' {
+            out.push(' ');
+        }
+    }
+    out
+}

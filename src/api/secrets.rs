@@ -58,6 +58,29 @@ pub mod secrets_api {
         })
     }
 
+    /// A password for the server's fixed users with `pass_hashed: true`: base64 of its bcrypt
+    /// hash (cost 12, `$2b$`), as a secret.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let hashed = bcrypt_hash(user.password);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn bcrypt_hash(password: Dynamic) -> Result<Secret, Box<EvalAltResult>> {
+        use base64::Engine as _;
+        let plain = match password.clone().try_cast::<Secret>() {
+            Some(s) => s.expose().to_string(),
+            None if password.is_string() => password.to_string(),
+            None => {
+                return Err(invalid("bcrypt_hash", format!("expected a string or a secret, not {}", password.type_name())));
+            }
+        };
+        let hash = bcrypt::hash_with_result(plain, 12)
+            .map_err(|e| invalid("bcrypt_hash", e.to_string()))?
+            .format_for_version(bcrypt::Version::TwoB);
+        Ok(Secret::new(base64::engine::general_purpose::STANDARD.encode(hash)))
+    }
+
     /// Is `value` a secret?
     ///
     /// # Example

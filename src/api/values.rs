@@ -41,6 +41,52 @@ pub mod values_api {
         json_to_yaml(&v.redacted()).map_err(|e| invalid("to_yaml", e))
     }
 
+    /// Write a value as compact JSON (list items separated by `, `, as the ClearML server's
+    /// HOCON settings take them in environment variables). Secrets are written as `<redacted>`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// to_json(["users", "admins"])   // ["users", "admins"]
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn to_json(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+        let v = to_value("to_json", &value)?;
+        let compact = serde_json::to_string(&v.redacted()).map_err(|e| invalid("to_json", e.to_string()))?;
+        Ok(crate::api::spaced_json(&compact))
+    }
+
+    /// A string as a quoted HOCON (and JSON) string: `"` and `\` escaped, wrapped in double
+    /// quotes. A secret stays a secret. The ClearML server reads `CLEARML__…` environment values
+    /// as HOCON, where an unquoted `@` or `:` breaks the value.
+    ///
+    /// # Example
+    /// ```rhai
+    /// hocon_quote("admin@example.com")   // "\"admin@example.com\""
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn hocon_quote(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
+        let quote = |s: &str| {
+            let mut out = String::from("\"");
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        };
+        if let Some(s) = value.clone().try_cast::<Secret>() {
+            return Ok(Dynamic::from(Secret::new(quote(s.expose()))));
+        }
+        if value.is_string() {
+            return Ok(quote(&value.to_string()).into());
+        }
+        Err(invalid("hocon_quote", format!("expected a string or a secret, not {}", value.type_name())))
+    }
+
     /// Read a YAML file. A relative path is taken from the playbook's directory. Keys that name
     /// credentials (password, secret, token, key/secret pairs) are marked secret, as for the site
     /// values.
