@@ -320,3 +320,63 @@ impl Sim {
         serde_json::from_str(&body).unwrap()
     }
 }
+
+/// Serve the files of `dir` over HTTP on 127.0.0.1 (a local chart repository); answers the URL.
+/// The server thread ends with the test process.
+pub fn serve_dir(dir: &Path) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let root = dir.to_path_buf();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("/");
+                let file = root.join(path.trim_start_matches('/'));
+                let mut stream = stream;
+                match std::fs::read(&file) {
+                    Ok(body) if !path.contains("..") => {
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = stream.write_all(&body);
+                    }
+                    _ => {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Package the server-shaped fixture chart into a local chart repository and serve it.
+pub fn chart_repo(helm: &Path, dir: &Path) -> String {
+    let repo_dir = dir.join("chart-repo");
+    std::fs::create_dir_all(&repo_dir).unwrap();
+    let url = serve_dir(&repo_dir);
+    let chart = repo().join("tests/fixtures/charts/clearml-enterprise");
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    ok(Command::new(helm)
+        .args(["package", &chart.display().to_string(), "-d", &repo_dir.display().to_string()])
+        .output()
+        .unwrap());
+    ok(Command::new(helm)
+        .args(["repo", "index", &repo_dir.display().to_string(), "--url", &url])
+        .output()
+        .unwrap());
+    url
+}

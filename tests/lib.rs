@@ -5,6 +5,7 @@ mod common;
 
 mod check;
 mod clearml_api;
+mod control_plane;
 mod docs;
 mod kube_client;
 mod playbooks;
