@@ -1,4 +1,5 @@
-//! Embeds every file of `scripts/`, `stdlib/` and `examples/` in the binary: a new playbook or
+//! Embeds every file of `scripts/`, `stdlib/` and `examples/` (and the sandbox's stand-in
+//! charts, `src/sandbox/charts/`) in the binary: a new playbook or
 //! module is picked up by being added to its folder, with no list kept by hand.
 
 use std::fmt::Write as _;
@@ -37,6 +38,23 @@ fn main() {
                 writeln!(code, "    ({rel:?}, include_str!({:?})),", file.display()).unwrap();
             }
         }
+    }
+    code.push_str("];\n");
+    // The stand-in charts the sandbox serves: every file, whatever its extension.
+    code.push_str("pub static SANDBOX_CHARTS: &[(&str, &[u8])] = &[\n");
+    let charts = root.join("src/sandbox/charts");
+    println!("cargo:rerun-if-changed=src/sandbox/charts");
+    let mut files = Vec::new();
+    collect(&charts, &mut files);
+    files.sort();
+    for file in files {
+        let rel = file
+            .strip_prefix(&charts)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        println!("cargo:rerun-if-changed={}", file.display());
+        writeln!(code, "    ({rel:?}, include_bytes!({:?})),", file.display()).unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("embedded.rs");

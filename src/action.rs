@@ -208,6 +208,8 @@ pub struct Target {
     pub kubeconfig: Option<std::path::PathBuf>,
     pub context: Option<String>,
     pub clearml_api_url: Option<String>,
+    /// In the sandbox: the stand-in chart repository that every `helm repo add` points to.
+    pub chart_repo_url: Option<String>,
 }
 
 /// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`.
@@ -220,7 +222,8 @@ pub fn render_json(actions: &[Action], dry_run: bool) -> String {
 }
 
 /// The plan as numbered human-readable steps. Scalar fields go on the step's line as
-/// `field=value`; maps and lists follow as indented YAML.
+/// `field=value`; in a plan, maps and lists follow as indented YAML (after a live run, the
+/// step lines alone).
 pub fn render_text(actions: &[Action], dry_run: bool) -> String {
     let mut out = String::new();
     let what = if dry_run {
@@ -259,7 +262,9 @@ pub fn render_text(actions: &[Action], dry_run: bool) -> String {
         }
         out.push_str(&line);
         out.push('\n');
-        out.push_str(&blocks);
+        if dry_run {
+            out.push_str(&blocks);
+        }
     }
     out
 }

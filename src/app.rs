@@ -105,6 +105,7 @@ pub fn executor_for(
             kubeconfig: kube.kubeconfig.clone(),
             context: kube.context.clone(),
             clearml_api_url: None,
+            chart_repo_url: None,
         };
         let live = LiveExecutor::new(
             crate::action::Mode::Live,
@@ -134,6 +135,7 @@ pub fn executor_for(
         kubeconfig: Some(sb.kubeconfig.clone()),
         context: Some("sandbox".into()),
         clearml_api_url: Some(sb.clearml.url()),
+        chart_repo_url: Some(sb.kube.chart_repo_url()),
     };
     let live = LiveExecutor::new(
         crate::action::Mode::Sandbox,

@@ -9,6 +9,11 @@ pub fn files() -> &'static [(&'static str, &'static str)] {
     files::FILES
 }
 
+/// The sandbox's stand-in charts: `(chart/relative/path, bytes)`.
+pub fn sandbox_chart_files() -> &'static [(&'static str, &'static [u8])] {
+    files::SANDBOX_CHARTS
+}
+
 /// The text of an embedded file by its repository path (`scripts/install.rhai`).
 pub fn file(path: &str) -> Option<&'static str> {
     files().iter().find(|(p, _)| *p == path).map(|(_, t)| *t)

@@ -102,6 +102,15 @@ impl Executor for LiveExecutor {
                 username,
                 password,
             } => {
+                let url = match &self.target.chart_repo_url {
+                    Some(standin) => {
+                        crate::ui::info(&format!(
+                            "sandbox: the repository {name} ({url}) is served by the sandbox's stand-in charts"
+                        ));
+                        standin
+                    }
+                    None => url,
+                };
                 let mut args = strings(&["repo", "add", name, url, "--force-update"]);
                 if let Some(u) = username {
                     args.extend(["--username".to_string(), expose(u)]);
@@ -119,6 +128,11 @@ impl Executor for LiveExecutor {
                 self.helm()?.run(&args, None)?;
                 Ok(Value::Null)
             }
+            Action::HelmRegistryLogin { .. } if self.mode == Mode::Sandbox => Err(
+                "the sandbox serves charts from a Helm repository only, not from an OCI registry: \
+                 rehearse with generation: repo"
+                    .into(),
+            ),
             Action::HelmRegistryLogin {
                 host,
                 username,

@@ -348,7 +348,11 @@ pub fn serve_dir(dir: &Path) -> String {
                 let mut stream = stream;
                 match std::fs::read(&file) {
                     Ok(body) if !path.contains("..") => {
-                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
                         let _ = stream.write_all(&body);
                     }
                     _ => {
@@ -366,16 +370,31 @@ pub fn chart_repo(helm: &Path, dir: &Path) -> String {
     let repo_dir = dir.join("chart-repo");
     std::fs::create_dir_all(&repo_dir).unwrap();
     let url = serve_dir(&repo_dir);
-    let chart = repo().join("tests/fixtures/charts/clearml-enterprise");
+    let chart = repo().join("src/sandbox/charts/clearml-enterprise");
     let ok = |out: std::process::Output| {
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     ok(Command::new(helm)
-        .args(["package", &chart.display().to_string(), "-d", &repo_dir.display().to_string()])
+        .args([
+            "package",
+            &chart.display().to_string(),
+            "-d",
+            &repo_dir.display().to_string(),
+        ])
         .output()
         .unwrap());
     ok(Command::new(helm)
-        .args(["repo", "index", &repo_dir.display().to_string(), "--url", &url])
+        .args([
+            "repo",
+            "index",
+            &repo_dir.display().to_string(),
+            "--url",
+            &url,
+        ])
         .output()
         .unwrap());
     url

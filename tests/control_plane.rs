@@ -8,12 +8,20 @@ use serde_json::{Value, json};
 use crate::common::{Sim, Test, chart_repo, helm_binaries, repo};
 
 fn guide_site() -> String {
-    repo().join("tests/fixtures/guide-site.yaml").display().to_string()
+    repo()
+        .join("tests/fixtures/guide-site.yaml")
+        .display()
+        .to_string()
 }
 
 fn plan_of(args: &[&str]) -> Value {
     let out = Test::new()
-        .arg(repo().join("scripts/install-control-plane.rhai").display().to_string())
+        .arg(
+            repo()
+                .join("scripts/install-control-plane.rhai")
+                .display()
+                .to_string(),
+        )
         .args(args)
         .args(["--dry-run", "--output", "json"])
         .run();
@@ -34,18 +42,37 @@ fn install_values(plan: &Value) -> Value {
 #[test]
 fn the_guides_example_gives_the_guides_overrides_key_by_key() {
     let creds = repo().join("tests/fixtures/guide-internal-credentials.yaml");
-    let plan = plan_of(&["--values", &guide_site(), "--values", &creds.display().to_string()]);
-    let kinds: Vec<&str> = plan["actions"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    let plan = plan_of(&[
+        "--values",
+        &guide_site(),
+        "--values",
+        &creds.display().to_string(),
+    ]);
+    let kinds: Vec<&str> = plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
-        ["helm.repo_add", "helm.repo_update", "kube.ensure_namespace", "kube.apply", "helm.upgrade_install"]
+        [
+            "helm.repo_add",
+            "helm.repo_update",
+            "kube.ensure_namespace",
+            "kube.apply",
+            "helm.upgrade_install"
+        ]
     );
     let install = &plan["actions"][4];
     assert_eq!(install["release"], "clearml");
     assert_eq!(install["chart"], "clearml-enterprise/clearml-enterprise");
     assert_eq!(install["namespace"], "clearml");
     assert_eq!(install["create_namespace"], true);
-    assert_eq!(plan["actions"][0]["url"], "https://raw.githubusercontent.com/clearml/clearml-enterprise-helm-charts/gh-pages");
+    assert_eq!(
+        plan["actions"][0]["url"],
+        "https://raw.githubusercontent.com/clearml/clearml-enterprise-helm-charts/gh-pages"
+    );
     assert_eq!(plan["actions"][0]["password"], "<redacted>");
 
     let text = std::fs::read_to_string(repo().join("tests/fixtures/guide-overrides.yaml")).unwrap();
@@ -70,29 +97,54 @@ fn the_guides_example_gives_the_guides_overrides_key_by_key() {
 
 #[test]
 fn the_oci_generation() {
-    let plan = plan_of(&["--values", &repo().join("examples/site-oci.yaml").display().to_string()]);
+    let plan = plan_of(&[
+        "--values",
+        &repo().join("examples/site-oci.yaml").display().to_string(),
+    ]);
     let actions = plan["actions"].as_array().unwrap();
     assert_eq!(actions[0]["kind"], "helm.registry_login");
     assert_eq!(actions[0]["host"], "docker.io");
     assert_eq!(actions[0]["username"], "allegroaienterprise");
     let install = actions.last().unwrap();
-    assert_eq!(install["chart"], "oci://docker.io/clearml/clearml-enterprise");
+    assert_eq!(
+        install["chart"],
+        "oci://docker.io/clearml/clearml-enterprise"
+    );
     assert_eq!(install["release"], "clearml-enterprise");
     let v = &install["values"];
     assert_eq!(v["mongodb"]["enabled"], false);
     assert_eq!(v["mckMongodb"], json!({"enabled": true, "migrated": true}));
-    assert_eq!(v["fileserver"]["ingress"]["hostName"], "files.clearml.example.com");
+    assert_eq!(
+        v["fileserver"]["ingress"]["hostName"],
+        "files.clearml.example.com"
+    );
     let envs = v["apiserver"]["extraEnvs"].as_array().unwrap();
-    assert!(!envs.iter().any(|e| e["name"].as_str().unwrap().contains("supervisor")));
-    assert!(v["clearml"].get("apiserverKey").is_none(), "the chart generates them");
+    assert!(
+        !envs
+            .iter()
+            .any(|e| e["name"].as_str().unwrap().contains("supervisor"))
+    );
+    assert!(
+        v["clearml"].get("apiserverKey").is_none(),
+        "the chart generates them"
+    );
 }
 
 #[test]
 fn sso_and_fixed_users() {
     let plan = plan_of(&[
-        "--values", &guide_site(),
-        "--set", "sso.provider=keycloak", "--set", "sso.client_id=kc-client", "--set", "sso.client_secret=kc-secret-1",
-        "--set", "sso.url=https://kc.example.com", "--set", "sso.realm=ml",
+        "--values",
+        &guide_site(),
+        "--set",
+        "sso.provider=keycloak",
+        "--set",
+        "sso.client_id=kc-client",
+        "--set",
+        "sso.client_secret=kc-secret-1",
+        "--set",
+        "sso.url=https://kc.example.com",
+        "--set",
+        "sso.realm=ml",
     ]);
     let envs = install_values(&plan)["apiserver"]["extraEnvs"].clone();
     let tail: Vec<Value> = envs.as_array().unwrap()[11..].to_vec();
@@ -114,7 +166,10 @@ fn sso_and_fixed_users() {
     );
     let users = t.dir().join("users.yaml").display().to_string();
     let plan = plan_of(&["--values", &guide_site(), "--values", &users]);
-    assert_eq!(install_values(&plan)["apiserver"]["additionalConfigs"]["apiserver.conf"], "<redacted>");
+    assert_eq!(
+        install_values(&plan)["apiserver"]["additionalConfigs"]["apiserver.conf"],
+        "<redacted>"
+    );
 }
 
 #[test]
@@ -148,35 +203,62 @@ impl Live {
     fn new(major: u32) -> Live {
         let sim = Sim::start();
         let home = tempfile::tempdir().unwrap();
-        let helm = helm_binaries().into_iter().find(|(m, _)| *m == major).unwrap().1;
+        let helm = helm_binaries()
+            .into_iter()
+            .find(|(m, _)| *m == major)
+            .unwrap()
+            .1;
         let repo_url = chart_repo(&helm, home.path());
-        Live { sim, home, repo_url, major }
+        Live {
+            sim,
+            home,
+            repo_url,
+            major,
+        }
     }
 
     fn run(&self, extra: &[&str]) -> crate::common::Output {
         let kubeconfig = self.sim.sandbox.kubeconfig.display().to_string();
         let home = self.home.path();
         Test::new()
-            .arg(repo().join("scripts/install-control-plane.rhai").display().to_string())
-            .args(["--values", &guide_site(), "--kubeconfig", &kubeconfig, "--set"])
+            .arg(
+                repo()
+                    .join("scripts/install-control-plane.rhai")
+                    .display()
+                    .to_string(),
+            )
+            .args([
+                "--values",
+                &guide_site(),
+                "--kubeconfig",
+                &kubeconfig,
+                "--set",
+            ])
             .arg(format!("chart_repo_url={}", self.repo_url))
             .args(["--set", "timeout=60s"])
             .args(extra)
             .helm(self.major)
-            .env("HELM_CONFIG_HOME", &home.join("config").display().to_string())
+            .env(
+                "HELM_CONFIG_HOME",
+                &home.join("config").display().to_string(),
+            )
             .env("HELM_CACHE_HOME", &home.join("cache").display().to_string())
             .env("HELM_DATA_HOME", &home.join("data").display().to_string())
             .run()
     }
 
     fn secret(&self, name: &str) -> std::collections::BTreeMap<String, String> {
-        let s = self.sim.kube_get(&format!("/api/v1/namespaces/clearml/secrets/{name}"));
+        let s = self
+            .sim
+            .kube_get(&format!("/api/v1/namespaces/clearml/secrets/{name}"));
         s["data"]
             .as_object()
             .unwrap()
             .iter()
             .map(|(k, v)| {
-                let raw = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(v.as_str().unwrap())
+                    .unwrap();
                 (k.clone(), String::from_utf8(raw).unwrap())
             })
             .collect()
@@ -185,8 +267,13 @@ impl Live {
 
 fn live_install(major: u32) {
     let live = Live::new(major);
-    live.run(&["--set", "internal_credentials=", "--set", "fixed_users_pass_hashed=true"])
-        .code(2); // `internal_credentials=` is a string, not a map
+    live.run(&[
+        "--set",
+        "internal_credentials=",
+        "--set",
+        "fixed_users_pass_hashed=true",
+    ])
+    .code(2); // `internal_credentials=` is a string, not a map
     // generated credentials this time
     let t = Test::new().file("no-creds.yaml", "fixed_users_pass_hashed: true\nfixed_users:\n  - {username: my_user, password: my_password, name: My User, admin: true}\n");
     let extra = t.dir().join("no-creds.yaml").display().to_string();
@@ -198,36 +285,83 @@ fn live_install(major: u32) {
         .nowhere("dckr-test-token-0001")
         .nowhere("supervisor-secret-0001");
     // the real values reached the cluster
-    assert_eq!(live.secret("clearml-image-credentials")["password"], "dckr-test-token-0001");
-    let deploy = live.sim.kube_get("/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver");
-    let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap().clone();
-    let value = |name: &str| env.iter().find(|e| e["name"].as_str().unwrap().ends_with(name)).unwrap()["value"].clone();
+    assert_eq!(
+        live.secret("clearml-image-credentials")["password"],
+        "dckr-test-token-0001"
+    );
+    let deploy = live
+        .sim
+        .kube_get("/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver");
+    let env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"].as_str().unwrap().ends_with(name))
+            .unwrap()["value"]
+            .clone()
+    };
     assert_eq!(value("supervisor__user_key"), "SUPERVISORKEY0001");
     assert_eq!(value("supervisor__email"), "\"admin@example.com\"");
-    assert_eq!(value("supervisor__sec_groups"), "[\"users\", \"admins\", \"queue_admins\"]");
-    let ingress = live.sim.kube_get("/apis/networking.k8s.io/v1/namespaces/clearml/ingresses/clearml-apiserver");
-    assert_eq!(ingress["spec"]["rules"][0]["host"], "api.clearml.example.com");
+    assert_eq!(
+        value("supervisor__sec_groups"),
+        "[\"users\", \"admins\", \"queue_admins\"]"
+    );
+    let ingress = live
+        .sim
+        .kube_get("/apis/networking.k8s.io/v1/namespaces/clearml/ingresses/clearml-apiserver");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "api.clearml.example.com"
+    );
     // fixed users: the password is base64 of a bcrypt hash of the real one
     let conf = live.sim.kube_get("/api/v1/namespaces/clearml/configmaps/clearml-apiserver-configs")["data"]["apiserver.conf"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(conf.contains("pass_hashed: true"), "{conf}");
-    let hashed = conf.lines().find(|l| l.trim().starts_with("password:")).unwrap().split('"').nth(1).unwrap();
-    let bcrypt_hash = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(hashed).unwrap()).unwrap();
+    let hashed = conf
+        .lines()
+        .find(|l| l.trim().starts_with("password:"))
+        .unwrap()
+        .split('"')
+        .nth(1)
+        .unwrap();
+    let bcrypt_hash = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(hashed)
+            .unwrap(),
+    )
+    .unwrap();
     assert!(bcrypt::verify("my_password", &bcrypt_hash).unwrap());
 
     // the generated internal credentials are kept and passed to the chart
     let kept = live.secret("clearml-script-internal-credentials");
     assert_eq!(kept.len(), 7);
-    assert_eq!(live.secret("clearml-conf")["apiserver_key"], kept["apiserverKey"]);
+    assert_eq!(
+        live.secret("clearml-conf")["apiserver_key"],
+        kept["apiserverKey"]
+    );
 
     // a re-run reuses them
-    live.run(&["--values", &extra]).success().stderr_has("internal credentials: 7 reused");
+    live.run(&["--values", &extra])
+        .success()
+        .stderr_has("internal credentials: 7 reused");
     assert_eq!(live.secret("clearml-script-internal-credentials"), kept);
-    assert_eq!(live.secret("clearml-conf")["apiserver_key"], kept["apiserverKey"]);
+    assert_eq!(
+        live.secret("clearml-conf")["apiserver_key"],
+        kept["apiserverKey"]
+    );
     let status: Value = serde_json::from_str(
-        &live.sim.helm(&helm_binaries()[(major - 3) as usize].1, &["status", "clearml", "-n", "clearml", "-o", "json"]).success().stdout,
+        &live
+            .sim
+            .helm(
+                &helm_binaries()[(major - 3) as usize].1,
+                &["status", "clearml", "-n", "clearml", "-o", "json"],
+            )
+            .success()
+            .stdout,
     )
     .unwrap();
     assert_eq!(status["version"], 2);
@@ -248,14 +382,30 @@ fn live_install_with_helm_4() {
 fn a_broken_install_is_repaired_by_a_re_run() {
     let live = Live::new(4);
     // the Kubernetes API fails while the chart's Deployments are written
-    live.sim.faults.fail("PATCH", "/apis/apps/v1/namespaces/clearml/deployments", 1, 500);
+    live.sim.faults.fail(
+        "PATCH",
+        "/apis/apps/v1/namespaces/clearml/deployments",
+        1,
+        500,
+    );
     live.run(&[])
         .code(1)
-        .stderr_has("error: install_chart: step 5 (helm.upgrade_install): helm upgrade --install failed")
-        .stderr_has("4 steps finished before the failure; a re-run continues from the cluster's state");
+        .stderr_has(
+            "error: install_chart: step 5 (helm.upgrade_install): helm upgrade --install failed",
+        )
+        .stderr_has(
+            "4 steps finished before the failure; a re-run continues from the cluster's state",
+        );
     live.run(&[]).success();
     let status: Value = serde_json::from_str(
-        &live.sim.helm(&helm_binaries()[1].1, &["status", "clearml", "-n", "clearml", "-o", "json"]).success().stdout,
+        &live
+            .sim
+            .helm(
+                &helm_binaries()[1].1,
+                &["status", "clearml", "-n", "clearml", "-o", "json"],
+            )
+            .success()
+            .stdout,
     )
     .unwrap();
     assert_eq!(status["info"]["status"], "deployed");
@@ -264,16 +414,37 @@ fn a_broken_install_is_repaired_by_a_re_run() {
 #[test]
 fn the_server_shaped_chart_renders_the_guides_overrides_with_both_helms() {
     let overrides = repo().join("tests/fixtures/guide-overrides.yaml");
-    let chart = repo().join("tests/fixtures/charts/clearml-enterprise");
+    let chart = repo().join("src/sandbox/charts/clearml-enterprise");
     for (major, helm) in helm_binaries() {
         let out = std::process::Command::new(&helm)
-            .args(["template", "clearml", &chart.display().to_string(), "-n", "clearml", "-f", &overrides.display().to_string()])
+            .args([
+                "template",
+                "clearml",
+                &chart.display().to_string(),
+                "-n",
+                "clearml",
+                "-f",
+                &overrides.display().to_string(),
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "helm {major}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "helm {major}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.contains("value: '\"admin@example.com\"'"), "helm {major}:\n{text}");
-        assert!(text.contains("host: \"app.clearml.example.com\""), "helm {major}");
-        assert!(text.contains("applications_enabled: \"true\""), "helm {major}");
+        assert!(
+            text.contains("value: '\"admin@example.com\"'"),
+            "helm {major}:\n{text}"
+        );
+        assert!(
+            text.contains("host: \"app.clearml.example.com\""),
+            "helm {major}"
+        );
+        assert!(
+            text.contains("applications_enabled: \"true\""),
+            "helm {major}"
+        );
     }
 }

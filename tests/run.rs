@@ -202,14 +202,23 @@ fn a_sandbox_run_shows_what_the_cluster_holds() {
         .run()
         .success()
         .stderr_has("• sandbox: Kubernetes API http://127.0.0.1:")
-        .stderr_has("The sandbox cluster now holds:\n  releases:\n    (none)\n  namespaces: default, kube-public, kube-system\n");
+        .stderr_has("is served by the sandbox's stand-in charts")
+        .stderr_has("The sandbox cluster now holds:\n  releases:\n    clearml/clearml revision 1: deployed\n  namespaces: clearml, default, kube-public, kube-system\n  workloads:\n    Deployment clearml/clearml-apiserver: 1/1 ready\n")
+        .stderr_has("Done: 5 steps\n  1. helm.repo_add")
+        .nowhere("example-dockerhub-token-replace-me");
+    // in one sandbox session, a second install keeps the generated credentials
     Test::new()
-        .args(["repl", "--sandbox"])
+        .args(["repl", "--sandbox", "--values", &repo().join("examples/site.yaml").display().to_string()])
         .helm(3)
-        .stdin("mode()\n:cluster\n")
+        .stdin(
+            "mode()\nimport \"clearml/control_plane\" as cp;\ncp::install(site).status\n\
+             let first = get_secret(\"clearml\", cp::credentials_secret());\n\
+             cp::install(site).revision\n\
+             first == get_secret(\"clearml\", cp::credentials_secret())\n:cluster\n",
+        )
         .run()
         .success()
-        .stdout_has("sandbox\nThe sandbox cluster now holds:");
+        .stdout_has("sandbox\ndeployed\n2\ntrue\nThe sandbox cluster now holds:\n  releases:\n    clearml/clearml revision 2: deployed\n");
     Test::new()
         .script("print(1);")
         .args(["--sandbox", "--dry-run"])

@@ -72,13 +72,21 @@ pub mod secrets_api {
             Some(s) => s.expose().to_string(),
             None if password.is_string() => password.to_string(),
             None => {
-                return Err(invalid("bcrypt_hash", format!("expected a string or a secret, not {}", password.type_name())));
+                return Err(invalid(
+                    "bcrypt_hash",
+                    format!(
+                        "expected a string or a secret, not {}",
+                        password.type_name()
+                    ),
+                ));
             }
         };
         let hash = bcrypt::hash_with_result(plain, 12)
             .map_err(|e| invalid("bcrypt_hash", e.to_string()))?
             .format_for_version(bcrypt::Version::TwoB);
-        Ok(Secret::new(base64::engine::general_purpose::STANDARD.encode(hash)))
+        Ok(Secret::new(
+            base64::engine::general_purpose::STANDARD.encode(hash),
+        ))
     }
 
     /// Is `value` a secret?

@@ -51,7 +51,8 @@ pub mod values_api {
     #[rhai_fn(return_raw)]
     pub fn to_json(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
         let v = to_value("to_json", &value)?;
-        let compact = serde_json::to_string(&v.redacted()).map_err(|e| invalid("to_json", e.to_string()))?;
+        let compact =
+            serde_json::to_string(&v.redacted()).map_err(|e| invalid("to_json", e.to_string()))?;
         Ok(crate::api::spaced_json(&compact))
     }
 
@@ -84,7 +85,10 @@ pub mod values_api {
         if value.is_string() {
             return Ok(quote(&value.to_string()).into());
         }
-        Err(invalid("hocon_quote", format!("expected a string or a secret, not {}", value.type_name())))
+        Err(invalid(
+            "hocon_quote",
+            format!("expected a string or a secret, not {}", value.type_name()),
+        ))
     }
 
     /// Read a YAML file. A relative path is taken from the playbook's directory. Keys that name

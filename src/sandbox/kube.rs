@@ -36,6 +36,11 @@ impl KubeServer {
         format!("http://{}", self.addr)
     }
 
+    /// The stand-in chart repository served beside the API.
+    pub fn chart_repo_url(&self) -> String {
+        format!("http://{}/charts", self.addr)
+    }
+
     /// A kubeconfig that points at this server, with the context `sandbox`.
     pub fn kubeconfig(&self) -> String {
         format!(
@@ -58,6 +63,8 @@ impl Drop for KubeServer {
 struct Shared {
     store: Arc<Store>,
     faults: Faults,
+    /// The stand-in chart repository: file name → bytes (`index.yaml` included).
+    charts: HashMap<String, Vec<u8>>,
 }
 
 /// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
@@ -65,9 +72,19 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let store = Arc::new(Store::new());
+    let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
+    let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
+    charts.insert(
+        "index.yaml".into(),
+        super::charts::index(&packaged, &format!("http://{addr}/charts")).into_bytes(),
+    );
+    for p in packaged {
+        charts.insert(p.file, p.bytes);
+    }
     let shared = Arc::new(Shared {
         store: store.clone(),
         faults: faults.clone(),
+        charts,
     });
     let app = Router::new().fallback(handle).with_state(shared);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -143,6 +160,15 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         Some(FaultAction::Delay(d)) => tokio::time::sleep(d).await,
         None => {}
+    }
+    if let Some(file) = path.strip_prefix("/charts/") {
+        return match shared.charts.get(file) {
+            Some(bytes) => Response::builder()
+                .status(200)
+                .body(Body::from(bytes.clone()))
+                .expect("valid response"),
+            None => not_served(),
+        };
     }
     let content_type = req
         .headers()

@@ -2,6 +2,7 @@
 //! kube-rs, the ClearML API client) run end to end offline, in the project's tests and for
 //! users as `--sandbox` and `clearml-script sandbox`.
 
+pub mod charts;
 pub mod clearml;
 pub mod faults;
 pub mod kube;
