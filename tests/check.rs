@@ -19,6 +19,20 @@ fn standard_playbooks_pass() {
 }
 
 #[test]
+fn a_misspelt_builtin_gets_the_closest_name() {
+    Test::new()
+        .file(
+            "bad.rhai",
+            "instal_chart(\"clearml\", \"repo/chart\", #{ namespace: \"clearml\" });\n",
+        )
+        .args(["check", "bad.rhai"])
+        .run()
+        .code(2)
+        .stderr_has("error: unknown function `instal_chart`\n --> bad.rhai:1:1\n")
+        .stderr_has("= help: did you mean `install_chart`?");
+}
+
+#[test]
 fn unknown_function_names_line_and_closest_name() {
     Test::new()
         .file("bad.rhai", "let x = 1;\n\nlet y = requir(site, \"a\");\nfn f() { valdate(1, 2) }\n")

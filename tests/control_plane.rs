@@ -448,3 +448,57 @@ fn the_server_shaped_chart_renders_the_guides_overrides_with_both_helms() {
         );
     }
 }
+
+#[test]
+fn a_release_stuck_pending_is_reported_with_the_choices() {
+    let live = Live::new(4);
+    // a helm install interrupted while it applies the chart leaves the release pending-install
+    live.sim.faults.delay(
+        "PATCH",
+        "/apis/apps/v1/namespaces/clearml/deployments",
+        1,
+        std::time::Duration::from_secs(30),
+    );
+    let helm = &helm_binaries()[1].1;
+    let chart = repo().join("src/sandbox/charts/clearml-enterprise");
+    let mut stuck = std::process::Command::new(helm)
+        .args([
+            "upgrade",
+            "--install",
+            "clearml",
+            &chart.display().to_string(),
+            "-n",
+            "clearml",
+            "--create-namespace",
+        ])
+        .env("KUBECONFIG", &live.sim.sandbox.kubeconfig)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut pending = false;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let (_, body) = crate::common::http(
+            "GET",
+            &format!(
+                "{}/api/v1/namespaces/clearml/secrets?labelSelector=status%3Dpending-install",
+                live.sim.sandbox.kube.url()
+            ),
+            "application/json",
+            b"",
+        );
+        if body.contains("sh.helm.release.v1.clearml.v1") {
+            pending = true;
+            break;
+        }
+    }
+    stuck.kill().unwrap();
+    let _ = stuck.wait();
+    assert!(pending, "helm wrote its pending release record");
+    live.run(&[])
+        .code(1)
+        .stderr_has("the release clearml in clearml is pending-install")
+        .stderr_has("`helm rollback clearml -n clearml`")
+        .stderr_has("nothing was changed");
+}
