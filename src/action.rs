@@ -71,7 +71,16 @@ pub enum Action {
         impersonate_as: Option<String>,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         tags: Vec<String>,
-        api_url: String,
+        #[serde(flatten)]
+        api: ApiTarget,
+    },
+    #[serde(rename = "clearml.delete_queue")]
+    ClearmlDeleteQueue {
+        name: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        impersonate_as: Option<String>,
+        #[serde(flatten)]
+        api: ApiTarget,
     },
     #[serde(rename = "apps.download")]
     AppsDownload {
@@ -138,13 +147,37 @@ impl Action {
     }
 }
 
+/// The ClearML API a call goes to, and as whom. The secret is redacted in every plan.
+#[derive(Clone, Debug, Serialize)]
+pub struct ApiTarget {
+    pub api_url: String,
+    pub key: Value,
+    pub secret: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    #[serde(skip)]
+    pub attempts: u32,
+    #[serde(skip)]
+    pub timeout_secs: u64,
+}
+
 /// A read of the world: answered by the executor, never part of the plan.
 #[derive(Clone, Debug)]
 pub enum Query {
+    ClearmlPing(ApiTarget),
+    ClearmlWhoami(ApiTarget),
+    ClearmlGetQueue {
+        api: ApiTarget,
+        name: String,
+        impersonate_as: Option<String>,
+    },
     HelmStatus { release: String, namespace: String },
     HelmList { namespace: Option<String> },
     GetSecret { namespace: String, name: String },
     KubeVersion,
+    RouterAddress,
 }
 
 impl Query {
@@ -153,7 +186,18 @@ impl Query {
         match self {
             Query::HelmList { .. } => Value::List(Vec::new()),
             Query::KubeVersion => Value::Str("<planned: the cluster's version>".into()),
-            Query::HelmStatus { .. } | Query::GetSecret { .. } => Value::Null,
+            Query::HelmStatus { .. } | Query::GetSecret { .. } | Query::ClearmlGetQueue { .. } => {
+                Value::Null
+            }
+            Query::ClearmlPing(_) => Value::Bool(true),
+            Query::RouterAddress => Value::from_json(&serde_json::json!({
+                "address": "<planned: discovered in the cluster at run time>",
+                "source": "a dry run discovers nothing",
+            })),
+            Query::ClearmlWhoami(_) => Value::from_json(&serde_json::json!({
+                "id": "<planned: the user's id>",
+                "name": "<planned: the user's name>",
+            })),
         }
     }
 }
@@ -332,11 +376,22 @@ mod tests {
             name: "GPUshm".into(),
             impersonate_as: None,
             tags: vec![],
-            api_url: "https://api.example.com".into(),
+            api: ApiTarget {
+                api_url: "https://api.example.com".into(),
+                key: Value::Str("KEY".into()),
+                secret: Secret::new("queue-test-secret"),
+                ca_file: None,
+                insecure: false,
+                attempts: 1,
+                timeout_secs: 1,
+            },
         };
         assert_eq!(
             DryRunExecutor.execute(&q).unwrap(),
             Value::Str("<planned: id of queue GPUshm>".into())
         );
+        let json = q.to_json();
+        assert_eq!(json["api_url"], "https://api.example.com");
+        assert_eq!(json["secret"], "<redacted>");
     }
 }

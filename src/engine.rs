@@ -61,6 +61,7 @@ pub fn build(base_dir: &Path, sources: Sources, interrupted: Arc<AtomicBool>) ->
         .set_fail_on_invalid_map_property(true);
 
     engine.register_type_with_name::<Secret>("Secret");
+    engine.register_type_with_name::<crate::api::clearml_api::ClearmlSession>("ClearmlSession");
     engine.register_type_with_name::<Failure>("Failure");
     crate::api::register(&mut engine);
 

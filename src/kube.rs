@@ -100,6 +100,57 @@ impl Kube {
         serde_json::to_value(obj).map_err(|e| e.to_string())
     }
 
+    /// The address a router is reached at from outside: a LoadBalancer Service's ingress
+    /// hostname or IP, else a node's ExternalIP, else a node's InternalIP; with what it came from.
+    pub async fn router_address(&self) -> Result<(String, String), String> {
+        use k8s_openapi::api::core::v1::{Node, Service};
+        let services: Api<Service> = Api::all(self.client.clone());
+        let list = services
+            .list(&Default::default())
+            .await
+            .map_err(|e| format!("cannot list Services: {}", describe(&e)))?;
+        for s in list.items {
+            let is_lb = s.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer");
+            let ingress = s
+                .status
+                .and_then(|st| st.load_balancer)
+                .and_then(|lb| lb.ingress)
+                .unwrap_or_default();
+            if let (true, Some(first)) = (is_lb, ingress.first()) {
+                let name = format!(
+                    "{}/{}",
+                    s.metadata.namespace.unwrap_or_default(),
+                    s.metadata.name.unwrap_or_default()
+                );
+                if let Some(h) = &first.hostname {
+                    return Ok((h.clone(), format!("the hostname of the LoadBalancer Service {name}")));
+                }
+                if let Some(ip) = &first.ip {
+                    return Ok((ip.clone(), format!("the IP of the LoadBalancer Service {name}")));
+                }
+            }
+        }
+        let nodes: Api<Node> = Api::all(self.client.clone());
+        let list = nodes
+            .list(&Default::default())
+            .await
+            .map_err(|e| format!("cannot list Nodes: {}", describe(&e)))?;
+        for wanted in ["ExternalIP", "InternalIP"] {
+            for n in &list.items {
+                let addresses = n
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.addresses.clone())
+                    .unwrap_or_default();
+                if let Some(a) = addresses.iter().find(|a| a.type_ == wanted) {
+                    let node = n.metadata.name.clone().unwrap_or_default();
+                    return Ok((a.address.clone(), format!("the {wanted} of the node {node}")));
+                }
+            }
+        }
+        Err("no LoadBalancer Service with an address and no node address: set gateway.router_address".into())
+    }
+
     /// A Secret's data, decoded, or `None` when it does not exist.
     pub async fn get_secret(
         &self,

@@ -7,6 +7,7 @@ pub mod action;
 pub mod api;
 pub mod app;
 pub mod check;
+pub mod clearml;
 pub mod cli;
 pub mod diagnostic;
 pub mod docs;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::action::{Action, Executor, Mode, Query, Target};
+use crate::action::{Action, ApiTarget, Executor, Mode, Query, Target};
 use crate::helm::{Helm, UpgradeInstall, strings};
 use crate::kube::{Kube, secret_manifest};
 use crate::secret::Secret;
@@ -16,6 +16,8 @@ pub struct LiveExecutor {
     helm_flag: Option<PathBuf>,
     helm: Option<Helm>,
     kube: Option<Kube>,
+    /// ClearML API clients by URL and key.
+    clients: std::collections::HashMap<(String, String), crate::clearml::Client>,
 }
 
 impl LiveExecutor {
@@ -33,11 +35,42 @@ impl LiveExecutor {
             helm_flag,
             helm: None,
             kube: None,
+            clients: Default::default(),
         };
         if require_helm {
             live.helm()?;
         }
         Ok(live)
+    }
+
+    /// The client for an API target; in the sandbox, pointed at the simulator instead.
+    fn clearml(&mut self, api: &ApiTarget) -> Result<&crate::clearml::Client, String> {
+        let url = match &self.target.clearml_api_url {
+            Some(sim) => sim.clone(),
+            None => api.api_url.clone(),
+        };
+        let key = expose(&api.key);
+        let id = (url.clone(), key.clone());
+        if !self.clients.contains_key(&id) {
+            if self.target.clearml_api_url.is_some() {
+                crate::ui::info(&format!(
+                    "sandbox: the ClearML API {} is served by the simulator",
+                    api.api_url
+                ));
+            }
+            let client = crate::clearml::Client::new(crate::clearml::Connection {
+                api_url: url,
+                key,
+                secret: api.secret.clone(),
+                ca_file: api.ca_file.clone().map(PathBuf::from),
+                insecure: api.insecure,
+                timeout: std::time::Duration::from_secs(api.timeout_secs.max(1)),
+                retry_base: std::time::Duration::from_millis(250),
+                attempts: api.attempts.max(1),
+            })?;
+            self.clients.insert(id.clone(), client);
+        }
+        Ok(self.clients.get(&id).expect("inserted"))
     }
 
     fn helm(&mut self) -> Result<&Helm, String> {
@@ -53,6 +86,21 @@ impl LiveExecutor {
             self.kube = Some(block_on(Kube::connect(&target))?);
         }
         Ok(self.kube.as_ref().expect("connected"))
+    }
+}
+
+/// An API error, saying which credentials an endpoint rejected.
+fn api_failure(e: &crate::clearml::ApiError, api: &ApiTarget) -> String {
+    match e.code {
+        Some((401, _)) => {
+            let key = expose(&api.key);
+            let shown: String = key.chars().take(4).collect();
+            format!(
+                "{e}: the credentials with the access key {shown}… were rejected by the endpoint {} of {}",
+                e.endpoint, api.api_url
+            )
+        }
+        _ => e.to_string(),
     }
 }
 
@@ -210,6 +258,32 @@ impl Executor for LiveExecutor {
                         .to_string(),
                 ))
             }
+            Action::ClearmlCreateQueue {
+                name,
+                impersonate_as,
+                tags,
+                api,
+            } => {
+                let client = self.clearml(api)?;
+                let (id, created) =
+                    block_on(client.create_queue(name, tags, impersonate_as.as_deref()))
+                        .map_err(|e| api_failure(&e, api))?;
+                crate::ui::info(&format!(
+                    "queue {name}: {} ({id})",
+                    if created { "created" } else { "already there" }
+                ));
+                Ok(Value::Str(id))
+            }
+            Action::ClearmlDeleteQueue {
+                name,
+                impersonate_as,
+                api,
+            } => {
+                let client = self.clearml(api)?;
+                let deleted = block_on(client.delete_queue(name, impersonate_as.as_deref()))
+                    .map_err(|e| api_failure(&e, api))?;
+                Ok(Value::Bool(deleted))
+            }
             other => Err(format!(
                 "this build cannot carry out {} live yet; run with --dry-run to see the plan",
                 other.kind()
@@ -239,6 +313,30 @@ impl Executor for LiveExecutor {
                 })
             }
             Query::KubeVersion => Ok(Value::Str(block_on(self.kube()?.version())?)),
+            Query::RouterAddress => {
+                let (address, source) = block_on(self.kube()?.router_address())?;
+                Ok(Value::from_json(&serde_json::json!({"address": address, "source": source})))
+            }
+            Query::ClearmlPing(api) => {
+                let client = self.clearml(api)?;
+                block_on(client.ping()).map_err(|e| api_failure(&e, api))?;
+                Ok(Value::Bool(true))
+            }
+            Query::ClearmlWhoami(api) => {
+                let client = self.clearml(api)?;
+                let user = block_on(client.whoami()).map_err(|e| api_failure(&e, api))?;
+                Ok(Value::from_json(&user))
+            }
+            Query::ClearmlGetQueue {
+                api,
+                name,
+                impersonate_as,
+            } => {
+                let client = self.clearml(api)?;
+                let q = block_on(client.find_queue(name, impersonate_as.as_deref()))
+                    .map_err(|e| api_failure(&e, api))?;
+                Ok(q.map(|q| Value::from_json(&q)).unwrap_or(Value::Null))
+            }
         }
     }
 }

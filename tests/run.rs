@@ -211,7 +211,7 @@ fn a_sandbox_run_shows_what_the_cluster_holds() {
         .args(["repl", "--sandbox", "--values", &repo().join("examples/site.yaml").display().to_string()])
         .helm(3)
         .stdin(
-            "mode()\nimport \"clearml/control_plane\" as cp;\ncp::install(site).status\n\
+            "mode()\nimport \"clearml/control_plane\" as cp;\nimport \"clearml/values\" as values;\nvalues::add_chart_source(site);\ncp::install(site).status\n\
              let first = get_secret(\"clearml\", cp::credentials_secret());\n\
              cp::install(site).revision\n\
              first == get_secret(\"clearml\", cp::credentials_secret())\n:cluster\n",

@@ -396,6 +396,19 @@ pub mod cluster_api {
         )
     }
 
+    /// Where a router is reached from outside, as `#{address, source}`: a LoadBalancer
+    /// Service's ingress hostname or IP, else a node's ExternalIP, else its InternalIP.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let r = discover_router_address();
+    /// log(`routerAddress ${r.address} (${r.source})`);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn discover_router_address() -> R<Dynamic> {
+        query("discover_router_address", Query::RouterAddress)
+    }
+
     /// The Kubernetes version of the cluster (`gitVersion`, such as `v1.33.0`).
     ///
     /// # Example

@@ -2,6 +2,7 @@
 //! documentation (`clearml-script docs`, `:help` in the REPL, `.d.rhai` definitions).
 
 pub mod checks;
+pub mod clearml_api;
 pub mod cluster;
 pub mod options;
 pub mod run;
@@ -19,6 +20,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(checks::checks_api).into());
     engine.register_global_module(exported_module!(secrets::secrets_api).into());
     engine.register_global_module(exported_module!(cluster::cluster_api).into());
+    engine.register_global_module(exported_module!(clearml_api::clearml_api).into());
     engine.register_global_module(exported_module!(run::run_api).into());
     engine.register_global_module(exported_module!(run::failure_api).into());
 }

@@ -1,0 +1,176 @@
+//! ClearML API built-ins: a session from `clearml_connect`, and its calls. Writes are actions
+//! (planned in a dry run); reads are queries.
+
+use rhai::plugin::*;
+
+/// A connection to a ClearML API: where, and as whom (the secret stays a secret).
+#[derive(Clone, Debug)]
+pub struct ClearmlSession(pub crate::action::ApiTarget);
+
+type R<T> = Result<T, Box<rhai::EvalAltResult>>;
+
+pub(crate) fn queue_name(builtin: &str, name: &str) -> R<()> {
+    use crate::failure::invalid;
+    if name.chars().count() < 3 {
+        return Err(invalid(builtin, format!("the queue name `{name}` is too short: a queue name has at least 3 characters")));
+    }
+    Ok(())
+}
+
+pub(crate) fn queue(session: &ClearmlSession, name: &str, opts: rhai::Map) -> R<rhai::Dynamic> {
+    use crate::action::Action;
+    use crate::api::options::Opts;
+    use crate::runtime;
+    const B: &str = "create_queue";
+    queue_name(B, name)?;
+    let mut o = Opts::new(B, opts);
+    let impersonate_as = o.string("impersonate_as")?;
+    let tags = o.strings("tags")?;
+    o.finish()?;
+    runtime::with(|rt| {
+        rt.perform(B, Action::ClearmlCreateQueue { name: name.to_string(), impersonate_as, tags, api: session.0.clone() })
+    })
+}
+
+#[export_module]
+pub mod clearml_api {
+    use super::{ClearmlSession, queue, queue_name};
+    use crate::action::{Action, ApiTarget, Query};
+    use crate::api::options::Opts;
+    use crate::failure::invalid;
+    use crate::runtime;
+    use crate::value::Value;
+    use rhai::{Dynamic, EvalAltResult, Map};
+
+    type R<T> = Result<T, Box<EvalAltResult>>;
+
+    /// A session with a ClearML API server. Nothing is sent until a call is made.
+    ///
+    /// # Options
+    /// - `api_url` (required): such as `https://api.clearml.example.com`
+    /// - `key`, `secret` (required): API credentials (`secret` is kept a secret)
+    /// - `ca_file`: a PEM file of the CA that signed the server's certificate
+    /// - `insecure`: do not verify the server's certificate (default false)
+    /// - `timeout`: seconds per request (default 30)
+    /// - `retries`: attempts for a call that failed transiently (default 5)
+    ///
+    /// # Example
+    /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn clearml_connect(opts: Map) -> R<ClearmlSession> {
+        const B: &str = "clearml_connect";
+        let mut o = Opts::new(B, opts);
+        let api_url = o.string("api_url")?.ok_or_else(|| invalid(B, "the option `api_url` is required"))?;
+        crate::validate::url(&api_url).map_err(|e| invalid(B, format!("api_url: {e}")))?;
+        let key = o.value("key")?.ok_or_else(|| invalid(B, "the option `key` is required"))?;
+        let secret = o.secret("secret")?.ok_or_else(|| invalid(B, "the option `secret` is required"))?;
+        let ca_file = o.string("ca_file")?;
+        let insecure = o.bool("insecure")?.unwrap_or(false);
+        let timeout = o.value("timeout")?;
+        let retries = o.value("retries")?;
+        o.finish()?;
+        let num = |v: Option<Value>, name: &str, default: i64, max: i64| -> R<i64> {
+            match v {
+                None => Ok(default),
+                Some(Value::Int(n)) if (1..=max).contains(&n) => Ok(n),
+                Some(other) => Err(invalid(B, format!("`{name}` must be a whole number from 1 to {max}, not {other:?}"))),
+            }
+        };
+        let timeout_secs = num(timeout, "timeout", 30, 3600)? as u64;
+        let attempts = num(retries, "retries", 5, 20)? as u32;
+        if matches!(&key, Value::Str(s) if s.is_empty()) || secret.is_empty() {
+            return Err(invalid(B, "`key` and `secret` must not be empty"));
+        }
+        Ok(ClearmlSession(ApiTarget { api_url, key, secret, ca_file, insecure, attempts, timeout_secs }))
+    }
+
+    /// Is the API answering (`debug.ping`)? Errors name the endpoint and the server's code.
+    ///
+    /// # Example
+    /// ```rhai
+    /// api.ping();
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn ping(session: &mut ClearmlSession) -> R<Dynamic> {
+        runtime::with(|rt| rt.query("ping", Query::ClearmlPing(session.0.clone())))
+    }
+
+    /// The user the session's credentials belong to (`users.get_current_user`): checks them.
+    ///
+    /// # Example
+    /// ```rhai
+    /// log("connected as " + api.whoami().name);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn whoami(session: &mut ClearmlSession) -> R<Dynamic> {
+        runtime::with(|rt| rt.query("whoami", Query::ClearmlWhoami(session.0.clone())))
+    }
+
+    /// Create a queue unless it exists, and answer its id. The name is looked up exactly (the
+    /// API takes a regular expression: it is anchored and escaped), a queue is created only
+    /// when missing, and "already exists" (400/801) counts as there: a re-run creates nothing.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let id = api.create_queue("default");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn create_queue(session: &mut ClearmlSession, name: &str) -> R<Dynamic> {
+        queue(session, name, Map::new())
+    }
+
+    /// Create a queue unless it exists, as another user (in their tenant) or with tags.
+    ///
+    /// # Options
+    /// - `impersonate_as`: a user id (`X-Clearml-Impersonate-As`): the queue lands in their tenant
+    /// - `tags`: a list of tags for a new queue
+    ///
+    /// # Example
+    /// ```rhai
+    /// api.create_queue("GPUshm", #{ impersonate_as: site.agent.impersonate_as });
+    /// ```
+    #[rhai_fn(name = "create_queue", return_raw)]
+    pub fn create_queue_with(session: &mut ClearmlSession, name: &str, opts: Map) -> R<Dynamic> {
+        queue(session, name, opts)
+    }
+
+    /// The queue of exactly this name, or `()`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// if api.get_queue("default") == () { log("no default queue"); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn get_queue(session: &mut ClearmlSession, name: &str) -> R<Dynamic> {
+        runtime::with(|rt| {
+            rt.query("get_queue", Query::ClearmlGetQueue { api: session.0.clone(), name: name.to_string(), impersonate_as: None })
+        })
+    }
+
+    /// Delete the queue of this name if there is one; answers whether there was.
+    ///
+    /// # Example
+    /// ```rhai
+    /// api.delete_queue("old-queue");
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn delete_queue(session: &mut ClearmlSession, name: &str) -> R<Dynamic> {
+        queue_name("delete_queue", name)?;
+        runtime::with(|rt| {
+            rt.perform("delete_queue", Action::ClearmlDeleteQueue { name: name.to_string(), impersonate_as: None, api: session.0.clone() })
+        })
+    }
+
+    /// A session shown as text: its API URL (the credentials stay hidden).
+    ///
+    /// # Example
+    /// ```rhai
+    /// print(api);   // ClearML API https://api.example.com
+    /// ```
+    #[rhai_fn(name = "to_string", pure)]
+    pub fn session_to_string(session: &mut ClearmlSession) -> String {
+        format!("ClearML API {}", session.0.api_url)
+    }
+}

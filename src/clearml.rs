@@ -1,0 +1,283 @@
+//! The ClearML API client (reqwest with rustls): the envelope, errors that name the endpoint,
+//! result code, subcode and message, retries with backoff and jitter where a call certainly did
+//! not take effect, and idempotent queue creation.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value as J, json};
+
+use crate::secret::Secret;
+
+/// How to reach the API and as whom.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub api_url: String,
+    pub key: String,
+    pub secret: Secret,
+    pub ca_file: Option<std::path::PathBuf>,
+    pub insecure: bool,
+    pub timeout: Duration,
+    /// The first retry's delay; each next one doubles, with jitter.
+    pub retry_base: Duration,
+    pub attempts: u32,
+}
+
+/// An error from the API or on the way to it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub endpoint: String,
+    /// HTTP status and the envelope's result code/subcode, when the server answered.
+    pub code: Option<(u16, u64)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.code {
+            Some((code, sub)) => write!(f, "{}: {code}/{sub} {}", self.endpoint, self.message),
+            None => write!(f, "{}: {}", self.endpoint, self.message),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn is(&self, code: u16, sub: u64) -> bool {
+        self.code == Some((code, sub))
+    }
+}
+
+pub struct Client {
+    conn: Connection,
+    http: reqwest::Client,
+    /// Requests sent, for the benchmark and the tests.
+    pub requests: std::sync::atomic::AtomicU64,
+}
+
+/// Whether a failed call may be sent again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Reads: any transient failure.
+    Safe,
+    /// Writes: only when the call certainly did not take effect (no connection, 429, 503).
+    IfNotApplied,
+}
+
+impl Client {
+    pub fn new(conn: Connection) -> Result<Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(conn.timeout)
+            .connect_timeout(conn.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("clearml-script/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = &conn.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("the CA file {} is not a PEM certificate: {e}", ca.display()))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        if conn.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot create the HTTP client: {e}"))?;
+        Ok(Client {
+            conn,
+            http,
+            requests: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    pub fn api_url(&self) -> &str {
+        &self.conn.api_url
+    }
+
+    /// Call `service.action` with a JSON body, as the connection's identity or impersonating a
+    /// user; answers the envelope's `data`.
+    pub async fn call(
+        &self,
+        endpoint: &str,
+        body: &J,
+        impersonate_as: Option<&str>,
+        retry: Retry,
+    ) -> Result<J, ApiError> {
+        let url = format!("{}/{endpoint}", self.conn.api_url.trim_end_matches('/'));
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .post(&url)
+                .basic_auth(&self.conn.key, Some(self.conn.secret.expose()))
+                .json(body);
+            if let Some(user) = impersonate_as {
+                req = req.header("X-Clearml-Impersonate-As", user);
+            }
+            self.requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let outcome = match req.send().await {
+                Ok(resp) => Self::envelope(endpoint, resp).await,
+                Err(e) => Err((
+                    ApiError {
+                        endpoint: endpoint.to_string(),
+                        code: None,
+                        message: describe(&e, &self.conn.api_url),
+                    },
+                    // a request that never connected did not take effect
+                    e.is_connect() || (retry == Retry::Safe && e.is_timeout()),
+                )),
+            };
+            match outcome {
+                Ok(data) => return Ok(data),
+                Err((err, transient)) => {
+                    let retry_status = match err.code {
+                        Some((429 | 503, _)) => true,
+                        Some((502 | 504, _)) => retry == Retry::Safe,
+                        _ => false,
+                    };
+                    if attempt >= self.conn.attempts || !(transient || retry_status) {
+                        return Err(err);
+                    }
+                    tokio::time::sleep(backoff(self.conn.retry_base, attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn envelope(endpoint: &str, resp: reqwest::Response) -> Result<J, (ApiError, bool)> {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let parsed: Option<J> = serde_json::from_str(&text).ok();
+        let meta = parsed.as_ref().map(|v| &v["meta"]);
+        if status == StatusCode::OK
+            && let Some(v) = &parsed
+        {
+            return Ok(v["data"].clone());
+        }
+        let sub = meta.and_then(|m| m["result_subcode"].as_u64()).unwrap_or(0);
+        let msg = meta
+            .and_then(|m| m["result_msg"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let snippet: String = text.chars().take(200).collect();
+                format!(
+                    "the server answered HTTP {status} without a ClearML envelope{}",
+                    if snippet.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {snippet}")
+                    }
+                )
+            });
+        Err((
+            ApiError {
+                endpoint: endpoint.to_string(),
+                code: Some((status.as_u16(), sub)),
+                message: msg,
+            },
+            false,
+        ))
+    }
+
+    pub async fn ping(&self) -> Result<J, ApiError> {
+        self.call("debug.ping", &json!({}), None, Retry::Safe).await
+    }
+
+    pub async fn whoami(&self) -> Result<J, ApiError> {
+        self.call("users.get_current_user", &json!({}), None, Retry::Safe)
+            .await
+            .map(|d| d["user"].clone())
+    }
+
+    pub async fn login(&self) -> Result<Secret, ApiError> {
+        let data = self
+            .call("auth.login", &json!({}), None, Retry::IfNotApplied)
+            .await?;
+        Ok(Secret::new(data["token"].as_str().unwrap_or_default()))
+    }
+
+    /// The queue of exactly this name (the API's `name` is a regular expression: it is anchored
+    /// and escaped here, and the answer compared exactly).
+    pub async fn find_queue(&self, name: &str, impersonate_as: Option<&str>) -> Result<Option<J>, ApiError> {
+        let body = json!({
+            "name": format!("^{}$", regex::escape(name)),
+            "only_fields": ["id", "name", "tags", "system_tags"],
+            "search_hidden": true,
+        });
+        let data = self
+            .call("queues.get_all", &body, impersonate_as, Retry::Safe)
+            .await?;
+        Ok(data["queues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|q| q["name"] == name)
+            .cloned())
+    }
+
+    /// Create the queue unless it exists; answers `(id, created)`. Never lists all queues.
+    pub async fn create_queue(
+        &self,
+        name: &str,
+        tags: &[String],
+        impersonate_as: Option<&str>,
+    ) -> Result<(String, bool), ApiError> {
+        if let Some(q) = self.find_queue(name, impersonate_as).await? {
+            return Ok((q["id"].as_str().unwrap_or_default().to_string(), false));
+        }
+        let body = json!({"name": name, "tags": tags});
+        match self
+            .call("queues.create", &body, impersonate_as, Retry::IfNotApplied)
+            .await
+        {
+            Ok(data) => Ok((data["id"].as_str().unwrap_or_default().to_string(), true)),
+            // created meanwhile, or by an earlier attempt whose answer was lost
+            Err(e) if e.is(400, 801) || matches!(e.code, Some((502 | 504, _))) => {
+                match self.find_queue(name, impersonate_as).await? {
+                    Some(q) => Ok((q["id"].as_str().unwrap_or_default().to_string(), false)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn delete_queue(&self, name: &str, impersonate_as: Option<&str>) -> Result<bool, ApiError> {
+        let Some(q) = self.find_queue(name, impersonate_as).await? else {
+            return Ok(false);
+        };
+        self.call(
+            "queues.delete",
+            &json!({"queue": q["id"], "force": true}),
+            impersonate_as,
+            Retry::IfNotApplied,
+        )
+        .await
+        .map(|_| true)
+    }
+}
+
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(1 << attempt.min(8).saturating_sub(1));
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let jitter = f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX);
+    exp.mul_f64(0.5 + jitter * 0.5)
+}
+
+fn describe(e: &reqwest::Error, url: &str) -> String {
+    if e.is_connect() {
+        format!("cannot connect to {url} (is the API server reachable from here?)")
+    } else if e.is_timeout() {
+        format!("no answer from {url} in time")
+    } else {
+        let mut msg = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            msg.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        msg
+    }
+}
