@@ -173,9 +173,17 @@ pub enum Query {
         name: String,
         impersonate_as: Option<String>,
     },
-    HelmStatus { release: String, namespace: String },
-    HelmList { namespace: Option<String> },
-    GetSecret { namespace: String, name: String },
+    HelmStatus {
+        release: String,
+        namespace: String,
+    },
+    HelmList {
+        namespace: Option<String>,
+    },
+    GetSecret {
+        namespace: String,
+        name: String,
+    },
     KubeVersion,
     RouterAddress,
 }

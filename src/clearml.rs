@@ -72,8 +72,9 @@ impl Client {
         if let Some(ca) = &conn.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| format!("the CA file {} is not a PEM certificate: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                format!("the CA file {} is not a PEM certificate: {e}", ca.display())
+            })?;
             builder = builder.add_root_certificate(cert);
         }
         if conn.insecure {
@@ -199,7 +200,11 @@ impl Client {
 
     /// The queue of exactly this name (the API's `name` is a regular expression: it is anchored
     /// and escaped here, and the answer compared exactly).
-    pub async fn find_queue(&self, name: &str, impersonate_as: Option<&str>) -> Result<Option<J>, ApiError> {
+    pub async fn find_queue(
+        &self,
+        name: &str,
+        impersonate_as: Option<&str>,
+    ) -> Result<Option<J>, ApiError> {
         let body = json!({
             "name": format!("^{}$", regex::escape(name)),
             "only_fields": ["id", "name", "tags", "system_tags"],
@@ -243,7 +248,11 @@ impl Client {
         }
     }
 
-    pub async fn delete_queue(&self, name: &str, impersonate_as: Option<&str>) -> Result<bool, ApiError> {
+    pub async fn delete_queue(
+        &self,
+        name: &str,
+        impersonate_as: Option<&str>,
+    ) -> Result<bool, ApiError> {
         let Some(q) = self.find_queue(name, impersonate_as).await? else {
             return Ok(false);
         };

@@ -123,10 +123,16 @@ impl Kube {
                     s.metadata.name.unwrap_or_default()
                 );
                 if let Some(h) = &first.hostname {
-                    return Ok((h.clone(), format!("the hostname of the LoadBalancer Service {name}")));
+                    return Ok((
+                        h.clone(),
+                        format!("the hostname of the LoadBalancer Service {name}"),
+                    ));
                 }
                 if let Some(ip) = &first.ip {
-                    return Ok((ip.clone(), format!("the IP of the LoadBalancer Service {name}")));
+                    return Ok((
+                        ip.clone(),
+                        format!("the IP of the LoadBalancer Service {name}"),
+                    ));
                 }
             }
         }
@@ -144,7 +150,10 @@ impl Kube {
                     .unwrap_or_default();
                 if let Some(a) = addresses.iter().find(|a| a.type_ == wanted) {
                     let node = n.metadata.name.clone().unwrap_or_default();
-                    return Ok((a.address.clone(), format!("the {wanted} of the node {node}")));
+                    return Ok((
+                        a.address.clone(),
+                        format!("the {wanted} of the node {node}"),
+                    ));
                 }
             }
         }

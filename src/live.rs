@@ -315,7 +315,9 @@ impl Executor for LiveExecutor {
             Query::KubeVersion => Ok(Value::Str(block_on(self.kube()?.version())?)),
             Query::RouterAddress => {
                 let (address, source) = block_on(self.kube()?.router_address())?;
-                Ok(Value::from_json(&serde_json::json!({"address": address, "source": source})))
+                Ok(Value::from_json(
+                    &serde_json::json!({"address": address, "source": source}),
+                ))
             }
             Query::ClearmlPing(api) => {
                 let client = self.clearml(api)?;

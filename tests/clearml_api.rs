@@ -350,3 +350,51 @@ fn the_sandbox_is_seeded_from_the_site_credentials() {
     let (status, _) = api.call("auth.login", Some(&basic("dana", "pw-dana-1")), &[], "{}");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn create_queue_is_idempotent_even_when_racing() {
+    let sim = seeded();
+    let conn = clearml_script::clearml::Connection {
+        api_url: sim.sandbox.clearml.url(),
+        key: "ADMINKEY".into(),
+        secret: clearml_script::secret::Secret::new("adminsecret"),
+        ca_file: None,
+        insecure: false,
+        timeout: std::time::Duration::from_secs(10),
+        retry_base: std::time::Duration::from_millis(10),
+        attempts: 3,
+    };
+    let a = clearml_script::clearml::Client::new(conn.clone()).unwrap();
+    let b = clearml_script::clearml::Client::new(conn).unwrap();
+    let (ra, rb) = sim.rt.block_on(async {
+        tokio::join!(
+            a.create_queue("race-q", &[], None),
+            b.create_queue("race-q", &[], None)
+        )
+    });
+    let (ida, ca) = ra.unwrap();
+    let (idb, cb) = rb.unwrap();
+    assert_eq!(ida, idb, "both answer the one queue");
+    assert!(ca ^ cb || (!ca && !cb), "at most one created it");
+    let named: Vec<_> = sim
+        .sandbox
+        .clearml
+        .state
+        .queues(DEFAULT_COMPANY)
+        .into_iter()
+        .filter(|q| q.name == "race-q")
+        .collect();
+    assert_eq!(named.len(), 1);
+    // a name with regular-expression characters is matched exactly
+    let (other, created) = sim
+        .rt
+        .block_on(a.create_queue("gpuxlarge", &[], None))
+        .unwrap();
+    assert!(created);
+    let (dot, created) = sim
+        .rt
+        .block_on(a.create_queue("gpu.large", &[], None))
+        .unwrap();
+    assert!(created, "`gpu.large` must not match gpuxlarge");
+    assert_ne!(dot, other);
+}

@@ -365,12 +365,12 @@ pub fn serve_dir(dir: &Path) -> String {
     url
 }
 
-/// Package the server-shaped fixture chart into a local chart repository and serve it.
+/// Package the stand-in charts (shaped like the ClearML Enterprise charts) into a local chart
+/// repository and serve it.
 pub fn chart_repo(helm: &Path, dir: &Path) -> String {
     let repo_dir = dir.join("chart-repo");
     std::fs::create_dir_all(&repo_dir).unwrap();
     let url = serve_dir(&repo_dir);
-    let chart = repo().join("src/sandbox/charts/clearml-enterprise");
     let ok = |out: std::process::Output| {
         assert!(
             out.status.success(),
@@ -378,15 +378,19 @@ pub fn chart_repo(helm: &Path, dir: &Path) -> String {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    ok(Command::new(helm)
-        .args([
-            "package",
-            &chart.display().to_string(),
-            "-d",
-            &repo_dir.display().to_string(),
-        ])
-        .output()
-        .unwrap());
+    // every stand-in chart shaped like the ClearML Enterprise charts
+    for chart in std::fs::read_dir(repo().join("src/sandbox/charts")).unwrap() {
+        let chart = chart.unwrap().path();
+        ok(Command::new(helm)
+            .args([
+                "package",
+                &chart.display().to_string(),
+                "-d",
+                &repo_dir.display().to_string(),
+            ])
+            .output()
+            .unwrap());
+    }
     ok(Command::new(helm)
         .args([
             "repo",

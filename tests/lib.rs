@@ -14,3 +14,4 @@ mod run;
 mod sandbox;
 mod secrets;
 mod validation;
+mod workloads;

@@ -12,7 +12,10 @@ type R<T> = Result<T, Box<rhai::EvalAltResult>>;
 pub(crate) fn queue_name(builtin: &str, name: &str) -> R<()> {
     use crate::failure::invalid;
     if name.chars().count() < 3 {
-        return Err(invalid(builtin, format!("the queue name `{name}` is too short: a queue name has at least 3 characters")));
+        return Err(invalid(
+            builtin,
+            format!("the queue name `{name}` is too short: a queue name has at least 3 characters"),
+        ));
     }
     Ok(())
 }
@@ -28,7 +31,15 @@ pub(crate) fn queue(session: &ClearmlSession, name: &str, opts: rhai::Map) -> R<
     let tags = o.strings("tags")?;
     o.finish()?;
     runtime::with(|rt| {
-        rt.perform(B, Action::ClearmlCreateQueue { name: name.to_string(), impersonate_as, tags, api: session.0.clone() })
+        rt.perform(
+            B,
+            Action::ClearmlCreateQueue {
+                name: name.to_string(),
+                impersonate_as,
+                tags,
+                api: session.0.clone(),
+            },
+        )
     })
 }
 
@@ -62,10 +73,16 @@ pub mod clearml_api {
     pub fn clearml_connect(opts: Map) -> R<ClearmlSession> {
         const B: &str = "clearml_connect";
         let mut o = Opts::new(B, opts);
-        let api_url = o.string("api_url")?.ok_or_else(|| invalid(B, "the option `api_url` is required"))?;
+        let api_url = o
+            .string("api_url")?
+            .ok_or_else(|| invalid(B, "the option `api_url` is required"))?;
         crate::validate::url(&api_url).map_err(|e| invalid(B, format!("api_url: {e}")))?;
-        let key = o.value("key")?.ok_or_else(|| invalid(B, "the option `key` is required"))?;
-        let secret = o.secret("secret")?.ok_or_else(|| invalid(B, "the option `secret` is required"))?;
+        let key = o
+            .value("key")?
+            .ok_or_else(|| invalid(B, "the option `key` is required"))?;
+        let secret = o
+            .secret("secret")?
+            .ok_or_else(|| invalid(B, "the option `secret` is required"))?;
         let ca_file = o.string("ca_file")?;
         let insecure = o.bool("insecure")?.unwrap_or(false);
         let timeout = o.value("timeout")?;
@@ -75,7 +92,10 @@ pub mod clearml_api {
             match v {
                 None => Ok(default),
                 Some(Value::Int(n)) if (1..=max).contains(&n) => Ok(n),
-                Some(other) => Err(invalid(B, format!("`{name}` must be a whole number from 1 to {max}, not {other:?}"))),
+                Some(other) => Err(invalid(
+                    B,
+                    format!("`{name}` must be a whole number from 1 to {max}, not {other:?}"),
+                )),
             }
         };
         let timeout_secs = num(timeout, "timeout", 30, 3600)? as u64;
@@ -83,7 +103,15 @@ pub mod clearml_api {
         if matches!(&key, Value::Str(s) if s.is_empty()) || secret.is_empty() {
             return Err(invalid(B, "`key` and `secret` must not be empty"));
         }
-        Ok(ClearmlSession(ApiTarget { api_url, key, secret, ca_file, insecure, attempts, timeout_secs }))
+        Ok(ClearmlSession(ApiTarget {
+            api_url,
+            key,
+            secret,
+            ca_file,
+            insecure,
+            attempts,
+            timeout_secs,
+        }))
     }
 
     /// Is the API answering (`debug.ping`)? Errors name the endpoint and the server's code.
@@ -145,7 +173,14 @@ pub mod clearml_api {
     #[rhai_fn(return_raw)]
     pub fn get_queue(session: &mut ClearmlSession, name: &str) -> R<Dynamic> {
         runtime::with(|rt| {
-            rt.query("get_queue", Query::ClearmlGetQueue { api: session.0.clone(), name: name.to_string(), impersonate_as: None })
+            rt.query(
+                "get_queue",
+                Query::ClearmlGetQueue {
+                    api: session.0.clone(),
+                    name: name.to_string(),
+                    impersonate_as: None,
+                },
+            )
         })
     }
 
@@ -159,7 +194,14 @@ pub mod clearml_api {
     pub fn delete_queue(session: &mut ClearmlSession, name: &str) -> R<Dynamic> {
         queue_name("delete_queue", name)?;
         runtime::with(|rt| {
-            rt.perform("delete_queue", Action::ClearmlDeleteQueue { name: name.to_string(), impersonate_as: None, api: session.0.clone() })
+            rt.perform(
+                "delete_queue",
+                Action::ClearmlDeleteQueue {
+                    name: name.to_string(),
+                    impersonate_as: None,
+                    api: session.0.clone(),
+                },
+            )
         })
     }
 

@@ -284,6 +284,16 @@ async fn handle(State(state): State<ClearmlState>, req: Request) -> Response {
         .await
         .unwrap_or_default();
 
+    // the sandbox's own introspection, not part of the API: requests served by endpoint
+    if path == "/_sandbox/requests" {
+        let counts = state.requests();
+        return Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(
+                serde_json::to_string(&counts).unwrap_or_default(),
+            ))
+            .expect("valid response");
+    }
     // 1. path: /[vX.Y/]service.action
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (requested, endpoint) = match segs.as_slice() {
