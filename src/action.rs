@@ -35,21 +35,7 @@ pub enum Action {
         password: Secret,
     },
     #[serde(rename = "helm.upgrade_install")]
-    HelmUpgradeInstall {
-        release: String,
-        chart: String,
-        namespace: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        version: Option<String>,
-        create_namespace: bool,
-        values: Value,
-        #[serde(skip_serializing_if = "Vec::is_empty")]
-        values_files: Vec<String>,
-        wait: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        timeout: Option<String>,
-        rollback_on_failure: bool,
-    },
+    HelmUpgradeInstall(ChartInstall),
     #[serde(rename = "helm.uninstall")]
     HelmUninstall {
         release: String,
@@ -135,11 +121,9 @@ impl Action {
             Action::ClearmlCreateQueue { name, .. } => {
                 Value::Str(format!("<planned: id of queue {name}>"))
             }
-            Action::HelmUpgradeInstall {
-                release, namespace, ..
-            } => Value::from_json(&serde_json::json!({
-                "release": release,
-                "namespace": namespace,
+            Action::HelmUpgradeInstall(c) => Value::from_json(&serde_json::json!({
+                "release": c.release,
+                "namespace": c.namespace,
                 "status": "planned",
             })),
             _ => Value::Null,
@@ -161,6 +145,24 @@ pub struct ApiTarget {
     pub attempts: u32,
     #[serde(skip)]
     pub timeout_secs: u64,
+}
+
+/// `helm upgrade --install`: what to install where, and how.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChartInstall {
+    pub release: String,
+    pub chart: String,
+    pub namespace: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub create_namespace: bool,
+    pub values: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub values_files: Vec<String>,
+    pub wait: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    pub rollback_on_failure: bool,
 }
 
 /// A read of the world: answered by the executor, never part of the plan.
@@ -336,7 +338,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn install() -> Action {
-        Action::HelmUpgradeInstall {
+        Action::HelmUpgradeInstall(ChartInstall {
             release: "clearml".into(),
             chart: "clearml-enterprise/clearml-enterprise".into(),
             namespace: "clearml".into(),
@@ -353,7 +355,7 @@ mod tests {
             wait: false,
             timeout: None,
             rollback_on_failure: false,
-        }
+        })
     }
 
     #[test]

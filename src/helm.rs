@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value as J;
 
-use crate::action::Target;
+use crate::action::{ChartInstall, Target};
 
 pub struct Helm {
     pub bin: PathBuf,
@@ -150,7 +150,7 @@ impl Helm {
 
     /// `helm upgrade --install` with values from a 0600 file. Refuses a release stuck in a
     /// pending state, with the choices, instead of forcing it.
-    pub fn upgrade_install(&self, u: &UpgradeInstall) -> Result<J, String> {
+    pub fn upgrade_install(&self, u: &ChartInstall) -> Result<J, String> {
         if let Some(status) = self.status(&u.release, &u.namespace)? {
             let state = status["info"]["status"].as_str().unwrap_or("");
             if state.starts_with("pending-") {
@@ -167,7 +167,7 @@ impl Helm {
             .suffix(".yaml")
             .tempfile()
             .map_err(|e| format!("cannot create the values file: {e}"))?;
-        let yaml = crate::value::json_to_yaml(&u.values)?;
+        let yaml = crate::value::json_to_yaml(&u.values.reveal())?;
         file.write_all(yaml.as_bytes())
             .and_then(|_| file.flush())
             .map_err(|e| format!("cannot write the values file: {e}"))?;
@@ -214,20 +214,6 @@ impl Helm {
             "status": status["info"]["status"],
         }))
     }
-}
-
-/// What `helm upgrade --install` needs; `values` are the real (revealed) values.
-pub struct UpgradeInstall {
-    pub release: String,
-    pub chart: String,
-    pub namespace: String,
-    pub version: Option<String>,
-    pub create_namespace: bool,
-    pub values: J,
-    pub values_files: Vec<String>,
-    pub wait: bool,
-    pub timeout: Option<String>,
-    pub rollback_on_failure: bool,
 }
 
 pub fn strings(args: &[&str]) -> Vec<String> {

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::action::{Action, ApiTarget, Executor, Mode, Query, Target};
-use crate::helm::{Helm, UpgradeInstall, strings};
+use crate::helm::{Helm, strings};
 use crate::kube::{Kube, secret_manifest};
 use crate::secret::Secret;
 use crate::value::Value;
@@ -197,30 +197,8 @@ impl Executor for LiveExecutor {
                 self.helm()?.run(&args, Some(password.expose()))?;
                 Ok(Value::Null)
             }
-            Action::HelmUpgradeInstall {
-                release,
-                chart,
-                namespace,
-                version,
-                create_namespace,
-                values,
-                values_files,
-                wait,
-                timeout,
-                rollback_on_failure,
-            } => {
-                let result = self.helm()?.upgrade_install(&UpgradeInstall {
-                    release: release.clone(),
-                    chart: chart.clone(),
-                    namespace: namespace.clone(),
-                    version: version.clone(),
-                    create_namespace: *create_namespace,
-                    values: values.reveal(),
-                    values_files: values_files.clone(),
-                    wait: *wait,
-                    timeout: timeout.clone(),
-                    rollback_on_failure: *rollback_on_failure,
-                })?;
+            Action::HelmUpgradeInstall(spec) => {
+                let result = self.helm()?.upgrade_install(spec)?;
                 Ok(Value::from_json(&result))
             }
             Action::HelmUninstall {

@@ -403,3 +403,50 @@ pub fn chart_repo(helm: &Path, dir: &Path) -> String {
         .unwrap());
     url
 }
+
+/// A simulated cluster to run playbooks against live: the simulators, a chart repository of
+/// the stand-in charts, and helm's own files kept for the cluster's lifetime.
+pub struct Cluster {
+    pub sim: Sim,
+    pub home: tempfile::TempDir,
+    pub repo_url: String,
+    pub major: u32,
+}
+
+impl Cluster {
+    pub fn new(major: u32) -> Cluster {
+        let sim = Sim::start();
+        let home = tempfile::tempdir().unwrap();
+        let helm = helm_binaries()
+            .into_iter()
+            .find(|(m, _)| *m == major)
+            .unwrap()
+            .1;
+        let repo_url = chart_repo(&helm, home.path());
+        Cluster {
+            sim,
+            home,
+            repo_url,
+            major,
+        }
+    }
+
+    /// A run of the binary against this cluster: its kubeconfig, the helm `major`, the chart
+    /// repository in place of the site's, and a short helm timeout.
+    pub fn test(&self) -> Test {
+        let home = self.home.path();
+        Test::new()
+            .arg("--kubeconfig")
+            .arg(self.sim.sandbox.kubeconfig.display().to_string())
+            .arg("--set")
+            .arg(format!("chart_repo_url={}", self.repo_url))
+            .args(["--set", "timeout=60s"])
+            .helm(self.major)
+            .env(
+                "HELM_CONFIG_HOME",
+                &home.join("config").display().to_string(),
+            )
+            .env("HELM_CACHE_HOME", &home.join("cache").display().to_string())
+            .env("HELM_DATA_HOME", &home.join("data").display().to_string())
+    }
+}

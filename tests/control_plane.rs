@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::common::{Sim, Test, chart_repo, helm_binaries, repo};
+use crate::common::{Test, helm_binaries, repo};
 
 fn guide_site() -> String {
     repo()
@@ -193,57 +193,33 @@ fn bad_input_lists_every_problem_and_runs_nothing() {
 }
 
 struct Live {
-    sim: Sim,
-    home: tempfile::TempDir,
-    repo_url: String,
-    major: u32,
+    cluster: crate::common::Cluster,
+}
+
+impl std::ops::Deref for Live {
+    type Target = crate::common::Cluster;
+    fn deref(&self) -> &crate::common::Cluster {
+        &self.cluster
+    }
 }
 
 impl Live {
     fn new(major: u32) -> Live {
-        let sim = Sim::start();
-        let home = tempfile::tempdir().unwrap();
-        let helm = helm_binaries()
-            .into_iter()
-            .find(|(m, _)| *m == major)
-            .unwrap()
-            .1;
-        let repo_url = chart_repo(&helm, home.path());
         Live {
-            sim,
-            home,
-            repo_url,
-            major,
+            cluster: crate::common::Cluster::new(major),
         }
     }
 
     fn run(&self, extra: &[&str]) -> crate::common::Output {
-        let kubeconfig = self.sim.sandbox.kubeconfig.display().to_string();
-        let home = self.home.path();
-        Test::new()
+        self.test()
             .arg(
                 repo()
                     .join("scripts/install-control-plane.rhai")
                     .display()
                     .to_string(),
             )
-            .args([
-                "--values",
-                &guide_site(),
-                "--kubeconfig",
-                &kubeconfig,
-                "--set",
-            ])
-            .arg(format!("chart_repo_url={}", self.repo_url))
-            .args(["--set", "timeout=60s"])
+            .args(["--values", &guide_site()])
             .args(extra)
-            .helm(self.major)
-            .env(
-                "HELM_CONFIG_HOME",
-                &home.join("config").display().to_string(),
-            )
-            .env("HELM_CACHE_HOME", &home.join("cache").display().to_string())
-            .env("HELM_DATA_HOME", &home.join("data").display().to_string())
             .run()
     }
 

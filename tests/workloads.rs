@@ -4,7 +4,7 @@
 use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
 use serde_json::{Value, json};
 
-use crate::common::{Sim, Test, chart_repo, helm_binaries, repo};
+use crate::common::{Test, repo};
 
 fn site() -> String {
     repo().join("examples/site.yaml").display().to_string()
@@ -175,48 +175,28 @@ fn bad_ports_and_queue_names_are_reported_together() {
 
 /// The simulators, a chart repository of the stand-in charts, and a site pointed at them.
 struct Live {
-    sim: Sim,
-    home: tempfile::TempDir,
-    repo_url: String,
-    major: u32,
+    cluster: crate::common::Cluster,
+}
+
+impl std::ops::Deref for Live {
+    type Target = crate::common::Cluster;
+    fn deref(&self) -> &crate::common::Cluster {
+        &self.cluster
+    }
 }
 
 impl Live {
     fn new(major: u32) -> Live {
-        let sim = Sim::start();
-        let state = &sim.sandbox.clearml.state;
+        let cluster = crate::common::Cluster::new(major);
+        let state = &cluster.sim.sandbox.clearml.state;
         state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
         state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
-        let home = tempfile::tempdir().unwrap();
-        let helm = helm_binaries()
-            .into_iter()
-            .find(|(m, _)| *m == major)
-            .unwrap()
-            .1;
-        let repo_url = chart_repo(&helm, home.path());
-        Live {
-            sim,
-            home,
-            repo_url,
-            major,
-        }
+        Live { cluster }
     }
 
     fn run(&self, script: &str, extra: &[&str]) -> crate::common::Output {
-        let kubeconfig = self.sim.sandbox.kubeconfig.display().to_string();
-        let home = self.home.path();
-        Test::new()
-            .args([
-                script,
-                "--values",
-                &site(),
-                "--values",
-                &gpu_site(),
-                "--kubeconfig",
-                &kubeconfig,
-            ])
-            .arg("--set")
-            .arg(format!("chart_repo_url={}", self.repo_url))
+        self.test()
+            .args([script, "--values", &site(), "--values", &gpu_site()])
             .arg("--set")
             .arg(format!("agent.redis.chart_repo_url={}", self.repo_url))
             .arg("--set")
@@ -227,18 +207,9 @@ impl Live {
                 "--set",
                 "agent.secret=agent-secret-1",
                 "--set",
-                "timeout=60s",
-                "--set",
                 "control_plane=false",
             ])
             .args(extra)
-            .helm(self.major)
-            .env(
-                "HELM_CONFIG_HOME",
-                &home.join("config").display().to_string(),
-            )
-            .env("HELM_CACHE_HOME", &home.join("cache").display().to_string())
-            .env("HELM_DATA_HOME", &home.join("data").display().to_string())
             .run()
     }
 

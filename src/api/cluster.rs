@@ -210,7 +210,7 @@ pub mod cluster_api {
             .collect::<R<Vec<_>>>()?;
         perform(
             B,
-            Action::HelmUpgradeInstall {
+            Action::HelmUpgradeInstall(crate::action::ChartInstall {
                 release: release.to_string(),
                 chart: chart.to_string(),
                 namespace,
@@ -221,7 +221,7 @@ pub mod cluster_api {
                 wait,
                 timeout,
                 rollback_on_failure,
-            },
+            }),
         )
     }
 

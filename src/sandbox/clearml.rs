@@ -225,17 +225,9 @@ impl Drop for ClearmlServer {
 
 /// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
 pub async fn start(state: ClearmlState) -> std::io::Result<ClearmlServer> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let (listener, addr) = super::bind().await?;
     let app = Router::new().fallback(handle).with_state(state.clone());
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let tx = super::serve(listener, app);
     Ok(ClearmlServer {
         addr,
         state,

@@ -69,8 +69,7 @@ struct Shared {
 
 /// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
 pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
+    let (listener, addr) = super::bind().await?;
     let store = Arc::new(Store::new());
     let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
     let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
@@ -87,14 +86,7 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
         charts,
     });
     let app = Router::new().fallback(handle).with_state(shared);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await;
-    });
+    let tx = super::serve(listener, app);
     Ok(KubeServer {
         addr,
         store,

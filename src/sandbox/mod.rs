@@ -12,6 +12,29 @@ pub mod store;
 
 use std::path::PathBuf;
 
+/// A listener on an ephemeral port of 127.0.0.1, and its address.
+pub(crate) async fn bind() -> std::io::Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+/// Serve `app` on the listener until the returned sender is dropped or fired.
+pub(crate) fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    tx
+}
+
 /// Both simulators, running, with the kubeconfig written for them.
 pub struct Sandbox {
     pub kube: kube::KubeServer,
