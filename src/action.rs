@@ -80,15 +80,24 @@ pub enum Action {
         apps_dir: String,
         target_repo: String,
         generation: String,
+        /// `vendor script` (the package's convert_image_registry.py when present, or the one
+        /// given), else `native`: decided when the step runs, after the download.
         method: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        images_file: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mirror_file: Option<String>,
     },
     #[serde(rename = "apps.upload")]
     AppsUpload {
         source: Vec<String>,
-        api_url: String,
         generation: String,
-        key: Value,
-        secret: Secret,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        script: Option<String>,
+        #[serde(flatten)]
+        api: ApiTarget,
     },
     #[serde(rename = "wait.ready")]
     WaitReady {
@@ -126,6 +135,9 @@ impl Action {
                 "namespace": c.namespace,
                 "status": "planned",
             })),
+            Action::AppsDownload { .. } | Action::AppsConvertRegistry { .. } => {
+                Value::List(Vec::new())
+            }
             _ => Value::Null,
         }
     }

@@ -211,6 +211,13 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     // (at a value only a live cluster gives), helm is looked for at the first helm step.
     let needs_helm =
         plan.result.is_ok() && plan.actions.iter().any(|a| a.kind().starts_with("helm."));
+    // the upload always runs the vendor's script: python3 must be there before anything starts
+    if plan.actions.iter().any(|a| a.kind() == "apps.upload")
+        && let Err(e) = crate::apps::python()
+    {
+        ui::err(&format!("error: {e}; nothing was changed\n"));
+        return 2;
+    }
     let (executor, sandbox) = match executor_for(false, args.sandbox, &args.kube, &site, needs_helm)
     {
         Ok(x) => x,

@@ -89,6 +89,11 @@ impl LiveExecutor {
     }
 }
 
+/// A path made absolute, so the vendor's scripts may run in another directory.
+fn absolute(p: &str) -> Result<PathBuf, String> {
+    std::fs::canonicalize(p).map_err(|e| format!("{p}: {e}"))
+}
+
 /// An API error, saying which credentials an endpoint rejected.
 fn api_failure(e: &crate::clearml::ApiError, api: &ApiTarget) -> String {
     match e.code {
@@ -261,6 +266,185 @@ impl Executor for LiveExecutor {
                 let deleted = block_on(client.delete_queue(name, impersonate_as.as_deref()))
                     .map_err(|e| api_failure(&e, api))?;
                 Ok(Value::Bool(deleted))
+            }
+            Action::AppsDownload { url, dir, sha256 } => {
+                let dir = PathBuf::from(dir);
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let zip = dir.join("apps.zip");
+                let fresh = match sha256 {
+                    Some(want) if zip.is_file() => {
+                        !crate::apps::sha256_file(&zip)?.eq_ignore_ascii_case(want)
+                    }
+                    _ => !zip.is_file(),
+                };
+                if fresh {
+                    block_on(crate::apps::download(&expose(url), &zip, sha256.as_deref()))?;
+                } else {
+                    crate::ui::info(&format!("download: {} is there already", zip.display()));
+                }
+                let files = crate::apps::extract(&zip, &dir)?;
+                crate::ui::info(&format!(
+                    "download: extracted {} new files into {}",
+                    files.len(),
+                    dir.display()
+                ));
+                Ok(Value::List(
+                    files
+                        .iter()
+                        .map(|f| Value::Str(f.display().to_string()))
+                        .collect(),
+                ))
+            }
+            Action::AppsConvertRegistry {
+                apps_dir,
+                target_repo,
+                generation,
+                script,
+                images_file,
+                mirror_file,
+                ..
+            } => {
+                crate::apps::app_zips(std::path::Path::new(apps_dir))?;
+                let dir = absolute(apps_dir)?;
+                let script = script.as_ref().map(PathBuf::from).or_else(|| {
+                    Some(dir.join("convert_image_registry.py")).filter(|p| p.is_file())
+                });
+                let moves = match script {
+                    Some(script) => {
+                        let flag = if generation == "oci" {
+                            "--artifactory"
+                        } else {
+                            "--repo"
+                        };
+                        let args = vec![
+                            "--apps-dir".to_string(),
+                            dir.display().to_string(),
+                            flag.to_string(),
+                            target_repo.clone(),
+                        ];
+                        crate::ui::info(&format!("convert: running {}", script.display()));
+                        let out = crate::apps::run_vendor(
+                            &crate::apps::python()?,
+                            &script,
+                            &args,
+                            &[],
+                            &dir,
+                        )?;
+                        crate::apps::parse_vendor_output(&out)
+                    }
+                    None => {
+                        crate::ui::info(
+                            "convert: no convert_image_registry.py in the package: converting natively",
+                        );
+                        crate::apps::convert_native(
+                            &dir,
+                            target_repo,
+                            &crate::apps::default_image_pattern(),
+                        )?
+                    }
+                };
+                if let Some(f) = images_file {
+                    let text: String = moves
+                        .iter()
+                        .map(|m| format!("{} {}\n", m.image, m.target))
+                        .collect();
+                    std::fs::write(f, text).map_err(|e| format!("{f}: {e}"))?;
+                }
+                if let Some(f) = mirror_file {
+                    std::fs::write(f, crate::apps::mirror_commands(&moves))
+                        .map_err(|e| format!("{f}: {e}"))?;
+                }
+                for m in &moves {
+                    crate::ui::info(&format!(
+                        "convert: make sure {} is in the registry as {}",
+                        m.image, m.target
+                    ));
+                }
+                Ok(Value::from_json(&serde_json::Value::Array(
+                    moves
+                        .iter()
+                        .map(|m| serde_json::json!({"image": m.image, "target": m.target}))
+                        .collect(),
+                )))
+            }
+            Action::AppsUpload {
+                source,
+                generation,
+                script,
+                api,
+            } => {
+                let python = crate::apps::python()?;
+                // the API answers and the credentials are valid, before anything is uploaded
+                let client = self.clearml(api)?;
+                block_on(client.ping()).map_err(|e| api_failure(&e, api))?;
+                let identity = block_on(client.whoami());
+                match identity {
+                    Ok(_) => {}
+                    // a system identity has no user record but valid credentials
+                    Err(e) if e.is(400, 300) => {}
+                    Err(e) => return Err(api_failure(&e, api)),
+                }
+                let api_url = self
+                    .target
+                    .clearml_api_url
+                    .clone()
+                    .unwrap_or_else(|| api.api_url.clone());
+                let source: Vec<String> = source
+                    .iter()
+                    .map(|s| absolute(s).map(|p| p.display().to_string()))
+                    .collect::<Result<_, _>>()?;
+                let first = PathBuf::from(&source[0]);
+                let is_dir = source.len() == 1 && first.is_dir();
+                let base = if is_dir {
+                    first.clone()
+                } else {
+                    first.parent().map(PathBuf::from).unwrap_or_default()
+                };
+                let script = script
+                    .as_ref()
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| base.join("upload_apps.py"));
+                if !script.is_file() {
+                    return Err(format!(
+                        "{} is missing: the applications package brings upload_apps.py; give it with `script`",
+                        script.display()
+                    ));
+                }
+                let mut args = vec!["--host".to_string(), api_url];
+                if generation == "oci" {
+                    args.extend([
+                        "--key".into(),
+                        expose(&api.key),
+                        "--secret".into(),
+                        "{secret:0}".into(),
+                        "--command".into(),
+                        "upload".into(),
+                    ]);
+                } else {
+                    args.extend([
+                        "--user".into(),
+                        expose(&api.key),
+                        "--password".into(),
+                        "{secret:0}".into(),
+                    ]);
+                }
+                if is_dir {
+                    args.extend(["--dir".into(), first.display().to_string(), "-ml".into()]);
+                } else {
+                    args.push("--files".into());
+                    args.extend(source.iter().cloned());
+                }
+                let out = crate::apps::run_vendor(
+                    &python,
+                    &script,
+                    &args,
+                    &[api.secret.expose()],
+                    &base,
+                )?;
+                for line in out.lines().filter(|l| !l.trim().is_empty()) {
+                    crate::ui::info(&format!("upload: {line}"));
+                }
+                Ok(Value::Null)
             }
             other => Err(format!(
                 "this build cannot carry out {} live yet; run with --dry-run to see the plan",

@@ -3,6 +3,8 @@
 
 mod common;
 
+mod apps;
+
 mod check;
 mod clearml_api;
 mod control_plane;
