@@ -96,7 +96,7 @@ pub fn app_zips(dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, String> {
     let f = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    zip::ZipArchive::new(BufReader::new(f))
+    zip::ZipArchive::new(BufReader::with_capacity(1 << 20, f))
         .map_err(|e| format!("{} is not a readable zip archive: {e}", path.display()))
 }
 
@@ -195,7 +195,8 @@ fn convert_zip(
         .suffix(".zip.partial")
         .tempfile_in(dir)
         .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
-    let mut writer = zip::ZipWriter::new(std::io::BufWriter::new(
+    let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(
+        1 << 20,
         tmp.reopen().map_err(|e| e.to_string())?,
     ));
     for (i, new_text) in changed.into_iter().enumerate() {
