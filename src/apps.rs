@@ -12,6 +12,9 @@ use std::path::{Component, Path, PathBuf};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+/// The largest text entry searched for image references.
+const MAX_TEXT_ENTRY: u64 = 8 << 20;
+
 /// An image to mirror: where it is now, and where the converted apps expect it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ImageMove {
@@ -164,7 +167,18 @@ fn convert_zip(
                 entry.name()
             ));
         }
-        if entry.is_dir() || !is_text_entry(entry.name()) || entry.size() > 64 * 1024 * 1024 {
+        if entry.is_dir() || !is_text_entry(entry.name()) {
+            changed.push(None);
+            continue;
+        }
+        // text entries are rewritten in memory: the cap keeps the peak memory bounded whatever
+        // the package holds
+        if entry.size() > MAX_TEXT_ENTRY {
+            crate::ui::warn(&format!(
+                "{name}: `{}` is larger than {} MiB and was not searched for images",
+                entry.name(),
+                MAX_TEXT_ENTRY >> 20
+            ));
             changed.push(None);
             continue;
         }
