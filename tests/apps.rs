@@ -167,16 +167,23 @@ fn a_kill_during_conversion_leaves_the_original_or_the_whole_result() {
     let t = Test::new();
     let apps = t.dir().join("apps");
     std::fs::create_dir_all(&apps).unwrap();
-    // a large app: the conversion takes a while
+    // a large app: the conversion takes a while (its .app.conf is small, its asset large)
     let path = apps.join("big.zip");
     {
         let f = std::fs::File::create(&path).unwrap();
         let mut z = zip::ZipWriter::new(f);
         let deflated = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Deflated);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
         z.start_file("big.app.conf", deflated).unwrap();
-        for _ in 0..400_000 {
+        for _ in 0..1000 {
             writeln!(z, "step: \"{IMAGE}\"").unwrap();
+        }
+        z.start_file("assets/weights.bin", stored).unwrap();
+        let block = vec![7u8; 1 << 20];
+        for _ in 0..120 {
+            z.write_all(&block).unwrap();
         }
         z.finish().unwrap();
     }
@@ -442,4 +449,28 @@ fn bad_input_is_refused_and_nothing_is_modified() {
         .code(2)
         .stderr_has("is not a target repository");
     let _ = Path::new("");
+}
+
+#[test]
+fn a_huge_text_entry_is_copied_raw_with_a_warning() {
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let path = apps.join("huge.zip");
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        z.start_file("huge.app.conf", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        for _ in 0..250_000 {
+            writeln!(z, "step: \"{IMAGE}\"").unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+    let t = t.script("print(convert_registry(\"apps\", \"registry.local/clearml-apps\"));");
+    t.run()
+        .success()
+        .stdout("[]\n")
+        .stderr_has("huge.app.conf` is larger than 8 MiB and was not searched for images");
+    assert_eq!(std::fs::read(&path).unwrap(), before, "left as it was");
 }
