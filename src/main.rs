@@ -15,17 +15,30 @@ fn main() {
     };
     clearml_script::runtime::set_tokio_handle(tokio.handle().clone());
 
-    // The first Ctrl-C asks the run to stop between steps; a second one stops at once.
+    // The first Ctrl-C asks the run to stop between steps; a second one stops at once. The
+    // handler is registered here, before anything runs, so no early Ctrl-C is lost.
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
-    tokio.spawn(async move {
-        while tokio::signal::ctrl_c().await.is_ok() {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupted: stopping after the current step (Ctrl-C again to stop now)");
-        }
+    let signals = tokio.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
     });
+    match signals {
+        Ok(mut sigint) => {
+            tokio.spawn(async move {
+                while sigint.recv().await.is_some() {
+                    if flag.swap(true, Ordering::SeqCst) {
+                        std::process::exit(130);
+                    }
+                    eprintln!(
+                        "\ninterrupted: stopping after the current step (Ctrl-C again to stop now)"
+                    );
+                }
+            });
+        }
+        Err(e) => {
+            eprintln!("warning: Ctrl-C cannot be handled ({e}); it will stop the run at once")
+        }
+    }
 
     // The engine runs here, on the main thread, which is not a runtime thread: built-ins may
     // call `Handle::block_on`.
