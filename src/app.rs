@@ -457,6 +457,15 @@ fn sandbox(
     0
 }
 
+/// Create an empty file only its owner can read, unless it exists; make an existing one so too.
+pub fn write_private_if_missing(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if path.exists() {
+        return std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    write_private(path, "")
+}
+
 /// Write a file only its owner can read.
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;

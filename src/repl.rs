@@ -393,6 +393,8 @@ fn interactive(session: &mut Session, opts: &Options) -> i32 {
         if let Some(dir) = h.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
+        // what is typed may hold a secret: the history is for its owner only
+        let _ = crate::app::write_private_if_missing(h);
         let _ = editor.load_history(h);
     }
     let context = if session.mode() == Mode::Sandbox {

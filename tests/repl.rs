@@ -106,9 +106,12 @@ fn multi_line_help_completion_errors_and_exit() {
     p.exp_eof().unwrap();
 
     // history was kept in the XDG state directory
-    let history =
-        std::fs::read_to_string(home.path().join(".local/state/clearml-script/history")).unwrap();
+    let path = home.path().join(".local/state/clearml-script/history");
+    let history = std::fs::read_to_string(&path).unwrap();
     assert!(history.contains("v.a + 100"), "{history}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the history is private");
 }
 
 #[test]
