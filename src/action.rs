@@ -276,6 +276,9 @@ pub struct Target {
     pub clearml_api_url: Option<String>,
     /// In the sandbox: the stand-in chart repository that every `helm repo add` points to.
     pub chart_repo_url: Option<String>,
+    /// In the sandbox: helm's own configuration, cache and data, apart from the user's, so that
+    /// the sandbox's repositories never reach the user's helm.
+    pub helm_home: Option<std::path::PathBuf>,
 }
 
 /// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`.

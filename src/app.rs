@@ -34,6 +34,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
                 site,
                 dry_run,
                 sandbox,
+                sandbox_state,
                 kube,
             }),
             _,
@@ -42,6 +43,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
                 site,
                 dry_run,
                 sandbox,
+                sandbox_state,
                 kube,
             },
             interrupted,
@@ -93,6 +95,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
 pub fn executor_for(
     dry_run: bool,
     sandbox: bool,
+    sandbox_state: Option<&Path>,
     kube: &crate::cli::KubeArgs,
     site: &Site,
     needs_helm: bool,
@@ -106,6 +109,7 @@ pub fn executor_for(
             context: kube.context.clone(),
             clearml_api_url: None,
             chart_repo_url: None,
+            helm_home: None,
         };
         let live = LiveExecutor::new(
             crate::action::Mode::Live,
@@ -120,9 +124,22 @@ pub fn executor_for(
         crate::helm::locate(kube.helm.as_deref())?;
     }
     let handle = crate::runtime::tokio_handle().ok_or("no async runtime")?;
-    let sb = handle
+    let mut sb = handle
         .block_on(crate::sandbox::Sandbox::start(None, Default::default()))
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
+    if let Some(dir) = sandbox_state {
+        if sb.keep_state(dir)? {
+            ui::info(&format!(
+                "sandbox: continuing the cluster kept in {}",
+                dir.display()
+            ));
+        } else {
+            ui::info(&format!(
+                "sandbox: a new cluster, kept in {} afterwards",
+                dir.display()
+            ));
+        }
+    }
     for line in sb.seed_from_site(&site.values) {
         ui::info(&format!("sandbox: ClearML API seeded with {line}"));
     }
@@ -136,6 +153,7 @@ pub fn executor_for(
         context: Some("sandbox".into()),
         clearml_api_url: Some(sb.clearml.url()),
         chart_repo_url: Some(sb.kube.chart_repo_url()),
+        helm_home: Some(sb.dir.join("helm")),
     };
     let live = LiveExecutor::new(
         crate::action::Mode::Sandbox,
@@ -218,8 +236,14 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         ui::err(&format!("error: {e}; nothing was changed\n"));
         return 2;
     }
-    let (executor, sandbox) = match executor_for(false, args.sandbox, &args.kube, &site, needs_helm)
-    {
+    let (executor, sandbox) = match executor_for(
+        false,
+        args.sandbox,
+        args.sandbox_state.as_deref(),
+        &args.kube,
+        &site,
+        needs_helm,
+    ) {
         Ok(x) => x,
         Err(e) => {
             ui::err(&format!("error: {e}; nothing was changed\n"));

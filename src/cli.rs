@@ -60,6 +60,9 @@ pub enum Command {
         /// Work against the simulators built into the binary
         #[arg(long)]
         sandbox: bool,
+        /// With --sandbox: keep the simulated cluster in DIR between sessions and runs
+        #[arg(long, value_name = "DIR", requires = "sandbox")]
+        sandbox_state: Option<PathBuf>,
         #[command(flatten)]
         kube: KubeArgs,
     },
@@ -107,6 +110,10 @@ pub struct RunArgs {
     /// kube-rs accept, and a ClearML API), then show what the cluster holds
     #[arg(long)]
     pub sandbox: bool,
+
+    /// With --sandbox: keep the simulated cluster in DIR, so that a next run continues from it
+    #[arg(long, value_name = "DIR", requires = "sandbox")]
+    pub sandbox_state: Option<PathBuf>,
 
     /// How to print the plan or result
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]

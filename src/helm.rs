@@ -84,6 +84,11 @@ impl Helm {
         if let Some(c) = &self.target.context {
             cmd.arg("--kube-context").arg(c);
         }
+        if let Some(home) = &self.target.helm_home {
+            cmd.env("HELM_CONFIG_HOME", home.join("config"))
+                .env("HELM_CACHE_HOME", home.join("cache"))
+                .env("HELM_DATA_HOME", home.join("data"));
+        }
         cmd
     }
 

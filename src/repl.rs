@@ -54,6 +54,7 @@ pub struct Options {
     pub site: SiteArgs,
     pub dry_run: bool,
     pub sandbox: bool,
+    pub sandbox_state: Option<PathBuf>,
     pub kube: KubeArgs,
 }
 
@@ -78,8 +79,14 @@ pub struct Session {
 impl Session {
     pub fn new(opts: &Options, interrupted: Arc<AtomicBool>) -> Result<Session, String> {
         let site = Site::load(&opts.site.values, &opts.site.set)?;
-        let (executor, sandbox) =
-            crate::app::executor_for(opts.dry_run, opts.sandbox, &opts.kube, &site, false)?;
+        let (executor, sandbox) = crate::app::executor_for(
+            opts.dry_run,
+            opts.sandbox,
+            opts.sandbox_state.as_deref(),
+            &opts.kube,
+            &site,
+            false,
+        )?;
         let base = PathBuf::from(".");
         let rt = Rc::new(Runtime::new(
             executor,

@@ -258,3 +258,39 @@ fn a_live_run_validates_every_step_before_the_first() {
         .stdout("")
         .stderr_has("error: install_chart: the release name `Bad_Name` is not valid");
 }
+
+#[test]
+fn a_kept_sandbox_continues_on_the_next_run() {
+    let t = Test::new();
+    let state = t.dir().join("state").display().to_string();
+    let run = || {
+        Test::new()
+            .args(["install.rhai", "--values"])
+            .arg(repo().join("examples/site.yaml").display().to_string())
+            .arg("--values")
+            .arg(repo().join("examples/site-gpu.yaml").display().to_string())
+            .args(["--sandbox", "--sandbox-state", &state])
+            .helm(4)
+            .run()
+    };
+    run()
+        .success()
+        .stderr_has("sandbox: a new cluster, kept in")
+        .stderr_has("internal credentials: 7 generated")
+        .stderr_has("• queue GPUshm: created")
+        .stderr_has("    clearml/clearml revision 1: deployed\n");
+    run()
+        .success()
+        .stderr_has("sandbox: continuing the cluster kept in")
+        .stderr_has("internal credentials: 7 reused")
+        .stderr_has("• queue GPUshm: already there")
+        .stderr_has("    clearml/clearml revision 2: deployed\n")
+        .stderr_has("    clearml-agents/clearml-agent revision 2: deployed\n")
+        .nowhere("example-dockerhub-token-replace-me");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(t.dir().join("state/sandbox-state.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

@@ -21,7 +21,7 @@ use super::faults::{FaultAction, Faults};
 pub const DEFAULT_COMPANY: &str = "d1bd92a3b039400cbafc60a7a5b1e52b";
 const API_VERSION: &str = "2.31";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     Root,
     System,
@@ -44,7 +44,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub id: String,
     pub name: String,
@@ -55,7 +55,7 @@ pub struct User {
     pub has_record: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Queue {
     pub id: String,
     pub name: String,
@@ -191,6 +191,23 @@ impl ClearmlState {
             .filter(|q| q.company == company)
             .cloned()
             .collect()
+    }
+
+    /// Tenants, users and queues, for `--sandbox-state`. Credentials, passwords and tokens are
+    /// left out: they are seeded again from the site values on every run.
+    pub fn snapshot(&self) -> Value {
+        let d = self.lock();
+        json!({"companies": d.companies, "users": d.users, "queues": d.queues})
+    }
+
+    /// Put back what [`ClearmlState::snapshot`] took.
+    pub fn restore(&self, snap: &Value) -> Result<(), String> {
+        let mut d = self.lock();
+        d.companies =
+            serde_json::from_value(snap["companies"].clone()).map_err(|e| e.to_string())?;
+        d.users = serde_json::from_value(snap["users"].clone()).map_err(|e| e.to_string())?;
+        d.queues = serde_json::from_value(snap["queues"].clone()).map_err(|e| e.to_string())?;
+        Ok(())
     }
 
     /// Requests served so far, by endpoint.

@@ -41,7 +41,22 @@ pub struct Sandbox {
     pub clearml: clearml::ClearmlServer,
     pub kubeconfig: PathBuf,
     pub dir: PathBuf,
+    /// Where the simulated cluster is kept between runs (`--sandbox-state`), saved on drop.
+    state_file: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(path) = self.state_file.clone()
+            && let Err(e) = self.save(&path)
+        {
+            crate::ui::warn(&format!(
+                "the sandbox state could not be saved to {}: {e}",
+                path.display()
+            ));
+        }
+    }
 }
 
 impl Sandbox {
@@ -70,8 +85,38 @@ impl Sandbox {
             clearml,
             kubeconfig,
             dir: dir_path,
+            state_file: None,
             _dir: guard,
         })
+    }
+
+    /// Keep the simulated cluster in `dir` between runs: restore what an earlier run left
+    /// there, and save it again when this sandbox ends (also after a failed run). The state holds
+    /// what the cluster holds, Secrets included, as a real cluster's store does: it is written
+    /// readable by its owner only. ClearML credentials are not kept; they are seeded again from
+    /// the site values.
+    pub fn keep_state(&mut self, dir: &std::path::Path) -> Result<bool, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let path = dir.join("sandbox-state.json");
+        self.state_file = Some(path.clone());
+        if !path.exists() {
+            return Ok(false);
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let snap: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a sandbox state: {e}", path.display()))?;
+        self.kube.store.restore(&snap["kubernetes"])?;
+        self.clearml.state.restore(&snap["clearml"])?;
+        Ok(true)
+    }
+
+    fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let snap = serde_json::json!({
+            "kubernetes": self.kube.store.snapshot(),
+            "clearml": self.clearml.state.snapshot(),
+        });
+        crate::app::write_private(path, &snap.to_string())
     }
 }
 

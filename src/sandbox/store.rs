@@ -186,6 +186,47 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Everything stored, for `--sandbox-state`: objects with their resource, and the counters.
+    pub fn snapshot(&self) -> Value {
+        let inner = self.lock();
+        let objects: Vec<Value> = inner
+            .objects
+            .iter()
+            .map(|((g, p, _, _), o)| json!({"group": g, "plural": p, "object": o}))
+            .collect();
+        json!({"rv": inner.rv, "next_ip": inner.next_ip, "objects": objects})
+    }
+
+    /// Put back what [`Store::snapshot`] took (replacing what is stored now).
+    pub fn restore(&self, snap: &Value) -> std::result::Result<(), String> {
+        let mut inner = self.lock();
+        let mut objects = BTreeMap::new();
+        for entry in snap["objects"]
+            .as_array()
+            .ok_or("the sandbox state has no objects")?
+        {
+            let (g, p) = (
+                entry["group"].as_str().unwrap_or(""),
+                entry["plural"].as_str().unwrap_or(""),
+            );
+            let r = resources::RESOURCES
+                .iter()
+                .find(|r| r.group == g && r.plural == p)
+                .ok_or_else(|| format!("the sandbox state holds an unknown resource {g}/{p}"))?;
+            let obj = entry["object"].clone();
+            let ns = obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
+            let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
+            objects.insert(key(r, &ns, &name), obj);
+        }
+        inner.objects = objects;
+        inner.rv = snap["rv"].as_u64().unwrap_or(inner.rv);
+        inner.next_ip = snap["next_ip"].as_u64().map_or(inner.next_ip, |n| n as u32);
+        Ok(())
+    }
+
     pub fn resource_version(&self) -> u64 {
         self.lock().rv
     }
