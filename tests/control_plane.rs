@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::common::{Test, helm_binaries, repo};
+use crate::common::{Cluster, Test, helm_binaries, repo};
 
 fn guide_site() -> String {
     repo()
@@ -192,25 +192,9 @@ fn bad_input_lists_every_problem_and_runs_nothing() {
         .stderr_has("error: validate: 4 problems in the values; nothing was changed");
 }
 
-struct Live {
-    cluster: crate::common::Cluster,
-}
-
-impl std::ops::Deref for Live {
-    type Target = crate::common::Cluster;
-    fn deref(&self) -> &crate::common::Cluster {
-        &self.cluster
-    }
-}
-
-impl Live {
-    fn new(major: u32) -> Live {
-        Live {
-            cluster: crate::common::Cluster::new(major),
-        }
-    }
-
-    fn run(&self, extra: &[&str]) -> crate::common::Output {
+/// Runs of the control-plane playbook against a simulated cluster.
+impl Cluster {
+    fn control_plane(&self, extra: &[&str]) -> crate::common::Output {
         self.test()
             .arg(
                 repo()
@@ -242,8 +226,8 @@ impl Live {
 }
 
 fn live_install(major: u32) {
-    let live = Live::new(major);
-    live.run(&[
+    let live = Cluster::new(major);
+    live.control_plane(&[
         "--set",
         "internal_credentials=",
         "--set",
@@ -253,7 +237,7 @@ fn live_install(major: u32) {
     // generated credentials this time
     let t = Test::new().file("no-creds.yaml", "fixed_users_pass_hashed: true\nfixed_users:\n  - {username: my_user, password: my_password, name: My User, admin: true}\n");
     let extra = t.dir().join("no-creds.yaml").display().to_string();
-    let out = live.run(&["--values", &extra]);
+    let out = live.control_plane(&["--values", &extra]);
     out.success()
         .stderr_has("→ step 1: helm.repo_add")
         .stderr_has("→ step 5: helm.upgrade_install")
@@ -321,7 +305,7 @@ fn live_install(major: u32) {
     );
 
     // a re-run reuses them
-    live.run(&["--values", &extra])
+    live.control_plane(&["--values", &extra])
         .success()
         .stderr_has("internal credentials: 7 reused");
     assert_eq!(live.secret("clearml-script-internal-credentials"), kept);
@@ -356,7 +340,7 @@ fn live_install_with_helm_4() {
 
 #[test]
 fn a_broken_install_is_repaired_by_a_re_run() {
-    let live = Live::new(4);
+    let live = Cluster::new(4);
     // the Kubernetes API fails while the chart's Deployments are written
     live.sim.faults.fail(
         "PATCH",
@@ -364,7 +348,7 @@ fn a_broken_install_is_repaired_by_a_re_run() {
         1,
         500,
     );
-    live.run(&[])
+    live.control_plane(&[])
         .code(1)
         .stderr_has(
             "error: install_chart: step 5 (helm.upgrade_install): helm upgrade --install failed",
@@ -372,7 +356,7 @@ fn a_broken_install_is_repaired_by_a_re_run() {
         .stderr_has(
             "4 steps finished before the failure; a re-run continues from the cluster's state",
         );
-    live.run(&[]).success();
+    live.control_plane(&[]).success();
     let status: Value = serde_json::from_str(
         &live
             .sim
@@ -427,7 +411,7 @@ fn the_server_shaped_chart_renders_the_guides_overrides_with_both_helms() {
 
 #[test]
 fn a_release_stuck_pending_is_reported_with_the_choices() {
-    let live = Live::new(4);
+    let live = Cluster::new(4);
     // a helm install interrupted while it applies the chart leaves the release pending-install
     live.sim.faults.delay(
         "PATCH",
@@ -472,7 +456,7 @@ fn a_release_stuck_pending_is_reported_with_the_choices() {
     stuck.kill().unwrap();
     let _ = stuck.wait();
     assert!(pending, "helm wrote its pending release record");
-    live.run(&[])
+    live.control_plane(&[])
         .code(1)
         .stderr_has("the release clearml in clearml is pending-install")
         .stderr_has("`helm rollback clearml -n clearml`")

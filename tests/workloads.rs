@@ -4,7 +4,7 @@
 use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
 use serde_json::{Value, json};
 
-use crate::common::{Test, repo};
+use crate::common::{Cluster, Test, repo};
 
 fn site() -> String {
     repo().join("examples/site.yaml").display().to_string()
@@ -173,28 +173,26 @@ fn bad_ports_and_queue_names_are_reported_together() {
         .stderr_has("error: create_queue: the queue name `ab` is too short");
 }
 
-/// The simulators, a chart repository of the stand-in charts, and a site pointed at them.
-struct Live {
-    cluster: crate::common::Cluster,
+/// A simulated cluster whose ClearML API knows the example site's agent credentials.
+fn seeded(major: u32) -> Cluster {
+    let cluster = Cluster::new(major);
+    let state = &cluster.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+    cluster
 }
 
-impl std::ops::Deref for Live {
-    type Target = crate::common::Cluster;
-    fn deref(&self) -> &crate::common::Cluster {
-        &self.cluster
-    }
-}
+/// The site with the shared Redis enabled.
+const WITH_REDIS: &[&str] = &[
+    "--set",
+    "agent.redis.enabled=true",
+    "--set",
+    "agent.redis.password=redis-pass-1",
+];
 
-impl Live {
-    fn new(major: u32) -> Live {
-        let cluster = crate::common::Cluster::new(major);
-        let state = &cluster.sim.sandbox.clearml.state;
-        state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
-        state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
-        Live { cluster }
-    }
-
-    fn run(&self, script: &str, extra: &[&str]) -> crate::common::Output {
+/// Runs of the workload playbooks against a simulated cluster.
+impl Cluster {
+    fn workloads(&self, script: &str, extra: &[&str]) -> crate::common::Output {
         self.test()
             .args([script, "--values", &site(), "--values", &gpu_site()])
             .arg("--set")
@@ -229,23 +227,15 @@ impl Live {
 }
 
 fn agent_and_gateway(major: u32) {
-    let live = Live::new(major);
-    live.run(
-        "install.rhai",
-        &[
-            "--set",
-            "agent.redis.enabled=true",
-            "--set",
-            "agent.redis.password=redis-pass-1",
-        ],
-    )
-    .success()
-    .stderr_has("• queue default: already there")
-    .stderr_has("• queue GPUshm: created")
-    .stderr_has("agent: release clearml-agent in clearml-agents: deployed")
-    .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed")
-    .nowhere("agent-secret-1")
-    .nowhere("redis-pass-1");
+    let live = seeded(major);
+    live.workloads("install.rhai", WITH_REDIS)
+        .success()
+        .stderr_has("• queue default: already there")
+        .stderr_has("• queue GPUshm: created")
+        .stderr_has("agent: release clearml-agent in clearml-agents: deployed")
+        .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed")
+        .nowhere("agent-secret-1")
+        .nowhere("redis-pass-1");
     assert_eq!(live.queue_names(DEFAULT_COMPANY), ["GPUshm", "default"]);
     let cm = live
         .sim
@@ -284,17 +274,9 @@ fn agent_and_gateway(major: u32) {
         .get("queues.create")
         .copied()
         .unwrap_or(0);
-    live.run(
-        "install.rhai",
-        &[
-            "--set",
-            "agent.redis.enabled=true",
-            "--set",
-            "agent.redis.password=redis-pass-1",
-        ],
-    )
-    .success()
-    .stderr_has("• queue GPUshm: already there");
+    live.workloads("install.rhai", WITH_REDIS)
+        .success()
+        .stderr_has("• queue GPUshm: already there");
     assert_eq!(live.queue_names(DEFAULT_COMPANY), ["GPUshm", "default"]);
     let after = live
         .sim
@@ -320,7 +302,7 @@ fn agent_and_gateway_with_helm_4() {
 
 #[test]
 fn queues_land_in_the_impersonated_users_tenant() {
-    let live = Live::new(4);
+    let live = seeded(4);
     let state = &live.sim.sandbox.clearml.state;
     let tenant = "0000000000000000000000000000tenant";
     state.add_company(tenant, "tenant-b");
@@ -335,10 +317,10 @@ fn queues_land_in_the_impersonated_users_tenant() {
         "--set",
         "agent.impersonate_as=tenant-user",
     ];
-    live.run("create-queue.rhai", &args).success();
+    live.workloads("create-queue.rhai", &args).success();
     assert_eq!(live.queue_names(tenant), ["GPUshm", "default"]);
     assert_eq!(live.queue_names(DEFAULT_COMPANY), ["default"]);
-    live.run("create-queue.rhai", &args)
+    live.workloads("create-queue.rhai", &args)
         .success()
         .stderr_has("• queue GPUshm: already there");
     assert_eq!(live.queue_names(tenant), ["GPUshm", "default"]);
@@ -346,24 +328,24 @@ fn queues_land_in_the_impersonated_users_tenant() {
 
 #[test]
 fn api_errors_stop_the_run_with_the_endpoint_and_the_credentials() {
-    let live = Live::new(4);
+    let live = seeded(4);
     // wrong key: the failing step names the endpoint and the rejected credentials; the
     // gateway after it is not installed
-    live.run("install.rhai", &["--set", "agent.secret=wrong-secret-9"])
+    live.workloads("install.rhai", &["--set", "agent.secret=wrong-secret-9"])
         .code(1)
         .stderr_has("error: create_queue: step 4 (clearml.create_queue): queues.get_all: 401/22 Unauthorized (invalid credentials): the credentials with the access key AGEN… were rejected by the endpoint queues.get_all of http://127.0.0.1:")
         .nowhere("wrong-secret-9")
         .nowhere("→ step 5");
     // 503 once, then success: retried
     live.sim.faults.fail("POST", "/queues.create", 1, 503);
-    live.run("create-queue.rhai", &[])
+    live.workloads("create-queue.rhai", &[])
         .success()
         .stderr_has("• queue GPUshm: created");
     // connection refused: the message says where
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    live.run(
+    live.workloads(
         "create-queue.rhai",
         &["--set", &format!("agent.api_url={url}")],
     )
@@ -373,10 +355,10 @@ fn api_errors_stop_the_run_with_the_endpoint_and_the_credentials() {
 
 #[test]
 fn the_router_address_is_discovered_when_not_given() {
-    let live = Live::new(4);
+    let live = seeded(4);
     let t = Test::new().file("no-addr.yaml", "gateway:\n  router_address: null\n");
     let extra = t.dir().join("no-addr.yaml").display().to_string();
-    live.run("install-app-gateway.rhai", &["--values", &extra])
+    live.workloads("install-app-gateway.rhai", &["--values", &extra])
         .success()
         .stderr_has(
             "gateway: routerAddress 203.0.113.10 (the ExternalIP of the node sandbox-node-1)",
