@@ -43,8 +43,14 @@ for i in range(n):
 
 
 def requests(api):
-    with urllib.request.urlopen(f"{api}/_sandbox/requests") as r:
+    # the counters need valid credentials, like every endpoint of the simulator
+    auth = "Basic " + base64.b64encode(f"{CREDS[0]}:{CREDS[1]}".encode()).decode()
+    req = urllib.request.Request(f"{api}/_sandbox/requests", headers={"Authorization": auth})
+    with urllib.request.urlopen(req) as r:
         return sum(json.load(r).values())
+
+
+CREDS = ("", "")
 
 
 def timed(cmd, env=None):
@@ -61,6 +67,7 @@ with tempfile.TemporaryDirectory() as d:
             raise SystemExit(f"the sandbox did not start: {lines[0]!r}")
         creds = json.load(open(os.path.join(d, "clearml-credentials.json")))
         api, key, secret = creds["api_url"], creds["access_key"], creds["secret_key"]
+        CREDS = (key, secret)
         rows = {"clearml-script (new queues)": [], "python3 urllib (new queues)": [], "clearml-script (all exist)": []}
         per_queue = {}
         for run in range(RUNS):

@@ -219,16 +219,22 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     if args.dry_run {
         return finish(&plan, None, json, true);
     }
-    if let Err(report) = &plan.result
-        && report.exit_code != 1
-    {
-        ui::err(&report.text);
-        return report.exit_code;
-    }
+    // The plan pass may stop early only where the script needs for real a value only the
+    // cluster gives; any other error stops here, before anything is started.
+    let needs_live = match &plan.result {
+        Ok(()) => false,
+        Err(report) if report.needs_live => true,
+        Err(report) => {
+            ui::err(&report.text);
+            return plan_pass_exit(report, false);
+        }
+    };
     // helm is looked for now when the plan holds a helm step. When the plan pass stopped early
     // (at a value only a live cluster gives), helm is looked for at the first helm step.
-    let needs_helm =
-        plan.result.is_ok() && plan.actions.iter().any(|a| a.kind().starts_with("helm."));
+    if needs_live {
+        ui::info("the plan pass stopped at a value only the cluster gives: the rest is checked as it runs");
+    }
+    let needs_helm = !needs_live && plan.actions.iter().any(|a| a.kind().starts_with("helm."));
     // the upload always runs the vendor's script: python3 must be there before anything starts
     if plan.actions.iter().any(|a| a.kind() == "apps.upload")
         && let Err(e) = crate::apps::python()
@@ -254,10 +260,26 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     finish(&outcome, sandbox.as_ref(), json, false)
 }
 
-/// What running a playbook gave: the actions, and the error report if it failed.
+/// What running a playbook gave: the actions, how many steps finished, whether the failure (if
+/// any) was a step's, and the error report if it failed.
 struct Outcome {
     actions: Vec<action::Action>,
+    finished: usize,
+    step_failed: bool,
     result: Result<(), diagnostic::Report>,
+}
+
+/// The exit code of a plan pass that stopped on an error: nothing was started, so every error
+/// of the script or its values is bad input (2); an interruption keeps its own code.
+fn plan_pass_exit(report: &diagnostic::Report, dry_run: bool) -> i32 {
+    if report.exit_code > 2 {
+        report.exit_code
+    } else {
+        if !dry_run && !report.text.contains("nothing was changed") {
+            ui::err("nothing was started: nothing was changed\n");
+        }
+        2
+    }
 }
 
 /// Run a playbook with an executor.
@@ -282,6 +304,8 @@ fn execute(
         Err(e) => {
             return Outcome {
                 actions: Vec::new(),
+                finished: 0,
+                step_failed: false,
                 result: Err(diagnostic::render_parse(&e, &book.name, &sources)),
             };
         }
@@ -293,6 +317,8 @@ fn execute(
         .map_err(|e| diagnostic::render(&e, &book.name, &sources));
     Outcome {
         actions: rt.actions(),
+        finished: rt.finished(),
+        step_failed: rt.step_failed(),
         result,
     }
 }
@@ -321,21 +347,51 @@ fn finish(
             }
             0
         }
+        Err(report) if dry_run && report.needs_live => {
+            ui::err(&report.text);
+            ui::err(
+                "note: the plan ends here: the script needs a value only the cluster gives; \
+                 the steps above are planned so far\n",
+            );
+            if json {
+                ui::out(&format!("{}\n", action::render_json(&outcome.actions, true)));
+            } else {
+                ui::out(&action::render_text(&outcome.actions, true));
+            }
+            0
+        }
+        Err(report) if dry_run => {
+            ui::err(&report.text);
+            plan_pass_exit(report, true)
+        }
         Err(report) => {
             ui::err(&report.text);
-            let done = if dry_run {
-                0
-            } else {
-                outcome.actions.len().saturating_sub(1)
-            };
-            if done > 0 {
-                ui::err(&format!(
-                    "{done} step{} finished before the failure; a re-run continues from the cluster's state\n",
-                    if done == 1 { "" } else { "s" }
-                ));
-            }
+            ui::err(&after_failure(outcome, report.exit_code));
             report.exit_code
         }
+    }
+}
+
+/// What a failed run says about the cluster after the error: how many steps finished, and
+/// whether a re-run continues.
+fn after_failure(outcome: &Outcome, exit_code: i32) -> String {
+    let done = outcome.finished;
+    let steps = format!("{done} step{}", if done == 1 { "" } else { "s" });
+    let interrupted = exit_code > 2;
+    match (done, outcome.step_failed, interrupted, exit_code) {
+        (0, false, _, _) => "no step was started: nothing was changed\n".into(),
+        (_, _, true, _) => format!(
+            "{steps} finished before the interruption; a re-run continues from the cluster's state\n"
+        ),
+        (_, true, _, _) => format!(
+            "{steps} finished before the failing step; a re-run continues from the cluster's state\n"
+        ),
+        (_, false, _, 2) => format!(
+            "{steps} finished before the failure; fix the problem above, then run again\n"
+        ),
+        _ => format!(
+            "{steps} finished before the failure; a re-run continues from the cluster's state\n"
+        ),
     }
 }
 
@@ -490,15 +546,18 @@ pub fn write_private_if_missing(path: &Path) -> std::io::Result<()> {
     write_private(path, "")
 }
 
-/// Write a file only its owner can read.
+/// Write a file only its owner can read; an existing file is made so before it is written.
 pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
         .mode(0o600)
         .open(path)?;
+    // the mode of `open` applies to a new file only: an existing 0644 file is narrowed first,
+    // before the secret is written into it
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.set_len(0)?;
     f.write_all(text.as_bytes())
 }

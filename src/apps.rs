@@ -471,7 +471,7 @@ pub fn run_vendor(
         sys.argv = [script] + args\n\
         sys.path.insert(0, __import__('os').path.dirname(script))\n\
         runpy.run_path(script, run_name='__main__')\n";
-    let mut child = std::process::Command::new(python)
+    let mut child = crate::process::command(python)
         .arg("-c")
         .arg(SHIM)
         .arg(script)
@@ -489,9 +489,7 @@ pub fn run_vendor(
         .expect("piped")
         .write_all(format!("{payload}\n").as_bytes())
         .map_err(|e| format!("cannot pass the credentials to {}: {e}", script.display()))?;
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("{} did not finish: {e}", script.display()))?;
+    let out = crate::process::wait(child, &script.display().to_string(), None)?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.success() {
         Ok(stdout)

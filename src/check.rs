@@ -72,6 +72,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
     let name = path.display().to_string();
     let sources = Sources::default();
     let text = std::fs::read_to_string(path).map_err(|e| Report {
+        needs_live: false,
         text: format!("error: cannot read {name}: {e}\n"),
         exit_code: 2,
     })?;
@@ -176,7 +177,11 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
             Some(s) => text.push_str(&format!("  = help: did you mean `{ns}::{s}`?\n")),
             None => {}
         }
-        reports.push(Report { text, exit_code: 2 });
+        reports.push(Report {
+            text,
+            exit_code: 2,
+            needs_live: false,
+        });
     }
     Ok(reports)
 }

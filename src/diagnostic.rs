@@ -9,7 +9,14 @@ use crate::failure::Failure;
 pub struct Report {
     pub text: String,
     pub exit_code: i32,
+    /// The error is the plan pass reaching a value only the cluster gives (a query's
+    /// `<planned: …>` placeholder) where the script needs the real one: a
+    /// [`crate::failure::FailureKind::NeedsLive`] failure, or an error about such a value.
+    pub needs_live: bool,
 }
+
+/// What the dry-run executor answers for a value only the cluster gives.
+pub const PLANNED_MARK: &str = "<planned:";
 
 /// Render an error of a run or of compiling a script.
 pub fn render(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Report {
@@ -39,6 +46,16 @@ pub fn render(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Repo
         }
     }
     let pos = e.position();
+    let needs_live = match e {
+        EvalAltResult::ErrorRuntime(value, _) if value.is::<Failure>() => value
+            .clone()
+            .try_cast::<Failure>()
+            .is_some_and(|f| f.kind == crate::failure::FailureKind::NeedsLive),
+        // an error about a placeholder itself (`parse_int` of `<planned: …>`, a thrown message
+        // quoting it): the script needed the real value
+        EvalAltResult::ErrorTerminated(..) | EvalAltResult::ErrorParsing(..) => false,
+        other => other.to_string().contains(PLANNED_MARK),
+    };
     let (message, problems, exit_code) = describe(e);
     let mut text = format!("error: {message}\n");
     text.push_str(&snippet(&src, pos, sources));
@@ -48,7 +65,11 @@ pub fn render(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Repo
     for n in notes.iter().rev() {
         text.push_str(&format!("  = note: {n}\n"));
     }
-    Report { text, exit_code }
+    Report {
+        text,
+        exit_code,
+        needs_live,
+    }
 }
 
 /// Render a parse error of the top-level script.
@@ -72,7 +93,11 @@ fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
             None => (crate::api::display(value), Vec::new(), 1),
         },
         EvalAltResult::ErrorParsing(kind, _) => (kind.to_string(), Vec::new(), 2),
-        EvalAltResult::ErrorTerminated(..) => ("interrupted".to_string(), Vec::new(), 130),
+        EvalAltResult::ErrorTerminated(..) => (
+            "interrupted".to_string(),
+            Vec::new(),
+            crate::process::interrupted_exit_code(),
+        ),
         EvalAltResult::ErrorSystem(msg, _) => (msg.clone(), Vec::new(), 2),
         EvalAltResult::ErrorFunctionNotFound(sig, _) => {
             let name = sig.split('(').next().unwrap_or(sig).trim();

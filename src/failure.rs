@@ -14,8 +14,12 @@ pub enum FailureKind {
     Validation,
     /// A step (an action, or a built-in at run time) failed: exit 1.
     Step,
-    /// Stopped by Ctrl-C: exit 130.
+    /// Stopped by Ctrl-C (exit 130) or SIGTERM (exit 143).
     Interrupted,
+    /// In the plan pass, a query was answered with a placeholder (`<planned: …>`) and the script
+    /// needs the real value to go on: only a run against the cluster can get further. The one
+    /// condition under which a plan pass that did not finish lets a live run start.
+    NeedsLive,
 }
 
 #[derive(Clone, Debug)]
@@ -47,6 +51,16 @@ impl Failure {
         }
     }
 
+    /// The plan pass cannot go further than a value only the cluster gives.
+    pub fn needs_live(builtin: &str, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::NeedsLive,
+            builtin: Some(builtin.to_string()),
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+
     pub fn with_problems(mut self, problems: Vec<String>) -> Failure {
         self.problems = problems;
         self
@@ -55,8 +69,8 @@ impl Failure {
     pub fn exit_code(&self) -> i32 {
         match self.kind {
             FailureKind::Validation => 2,
-            FailureKind::Step => 1,
-            FailureKind::Interrupted => 130,
+            FailureKind::Step | FailureKind::NeedsLive => 1,
+            FailureKind::Interrupted => crate::process::interrupted_exit_code(),
         }
     }
 

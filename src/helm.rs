@@ -6,9 +6,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+
 use serde_json::Value as J;
 
 use crate::action::{ChartInstall, Target};
+
+/// How long `helm version` may take: it reads no network, so more means a broken helm.
+const VERSION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 pub struct Helm {
     pub bin: PathBuf,
@@ -50,10 +54,15 @@ impl Helm {
     /// Find helm and ask its version once.
     pub fn new(flag: Option<&Path>, target: Target) -> Result<Helm, String> {
         let bin = locate(flag)?;
-        let out = Command::new(&bin)
+        let child = crate::process::command(&bin)
             .args(["version", "--template", "{{.Version}}"])
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        let what = format!("`{} version`", bin.display());
+        let out = crate::process::wait(child, &what, Some(VERSION_DEADLINE))?;
         let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let major = version
             .trim_start_matches('v')
@@ -76,7 +85,7 @@ impl Helm {
     }
 
     fn command(&self, args: &[String]) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = crate::process::command(&self.bin);
         cmd.args(args);
         if let Some(k) = &self.target.kubeconfig {
             cmd.arg("--kubeconfig").arg(k);
@@ -110,15 +119,13 @@ impl Helm {
             pipe.write_all(input.as_bytes())
                 .map_err(|e| format!("cannot pass the password to helm: {e}"))?;
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("helm did not finish: {e}"))?;
+        let shown: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
+        let out = crate::process::wait(child, &format!("helm {}", shown.join(" ")), None)?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             let err = String::from_utf8_lossy(&out.stderr);
             let err = err.trim();
-            let shown: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
             Err(format!(
                 "helm {} failed: {}",
                 shown.join(" "),
@@ -170,7 +177,7 @@ impl Helm {
         let mut file = tempfile::Builder::new()
             .prefix("clearml-values-")
             .suffix(".yaml")
-            .tempfile()
+            .tempfile_in(crate::process::run_dir()?)
             .map_err(|e| format!("cannot create the values file: {e}"))?;
         let yaml = crate::value::json_to_yaml(&u.values.reveal())?;
         file.write_all(yaml.as_bytes())

@@ -19,6 +19,7 @@ pub mod helm;
 pub mod kube;
 pub mod live;
 pub mod playbook;
+pub mod process;
 pub mod repl;
 pub mod runtime;
 pub mod sandbox;

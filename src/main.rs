@@ -1,6 +1,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use clearml_script::process;
+use tokio::signal::unix::{SignalKind, signal};
+
 fn main() {
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -15,34 +18,49 @@ fn main() {
     };
     clearml_script::runtime::set_tokio_handle(tokio.handle().clone());
 
-    // The first Ctrl-C asks the run to stop between steps; a second one stops at once. The
-    // handler is registered here, before anything runs, so no early Ctrl-C is lost.
+    // The first Ctrl-C (or SIGTERM) asks the run to stop between steps, while the current
+    // child (in a process group of its own, so the terminal's Ctrl-C does not reach it) finishes
+    // its work; a second one is forwarded to the child. The handlers are registered here, before
+    // anything runs, so no early signal is lost.
     let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
-    let signals = tokio.block_on(async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-    });
-    match signals {
-        Ok(mut sigint) => {
-            tokio.spawn(async move {
-                while sigint.recv().await.is_some() {
-                    if flag.swap(true, Ordering::SeqCst) {
-                        std::process::exit(130);
+    for (kind, number, name) in [
+        (SignalKind::interrupt(), libc::SIGINT, "Ctrl-C"),
+        (SignalKind::terminate(), libc::SIGTERM, "SIGTERM"),
+    ] {
+        let flag = interrupted.clone();
+        match tokio.block_on(async { signal(kind) }) {
+            Ok(mut stream) => {
+                tokio.spawn(async move {
+                    let mut forwarded = false;
+                    while stream.recv().await.is_some() {
+                        let again = process::note_signal(number);
+                        flag.store(true, Ordering::SeqCst);
+                        if again {
+                            // forwarded to a running child once; with none (or a third time),
+                            // the tool stops at once, its private files removed
+                            if !forwarded && process::interrupt_child() {
+                                forwarded = true;
+                                eprintln!("\n{name} again: interrupting the running step");
+                            } else {
+                                process::cleanup();
+                                std::process::exit(process::interrupted_exit_code());
+                            }
+                        } else {
+                            eprintln!(
+                                "\ninterrupted ({name}): stopping after the current step (Ctrl-C again to interrupt it)"
+                            );
+                        }
                     }
-                    eprintln!(
-                        "\ninterrupted: stopping after the current step (Ctrl-C again to stop now)"
-                    );
-                }
-            });
-        }
-        Err(e) => {
-            eprintln!("warning: Ctrl-C cannot be handled ({e}); it will stop the run at once")
+                });
+            }
+            Err(e) => eprintln!("warning: {name} cannot be handled ({e}); it will stop the run at once"),
         }
     }
 
     // The engine runs here, on the main thread, which is not a runtime thread: built-ins may
     // call `Handle::block_on`.
     let code = clearml_script::app::main(interrupted);
+    process::cleanup();
     tokio.shutdown_background();
     std::process::exit(code);
 }

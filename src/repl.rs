@@ -165,6 +165,7 @@ impl Session {
             .map(|(c, a)| (c, a.trim()))
             .unwrap_or((line, ""));
         let fail = |text: String| Report {
+            needs_live: false,
             text: format!("error: {text}\n"),
             exit_code: 2,
         };

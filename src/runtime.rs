@@ -22,6 +22,9 @@ use crate::value::Value;
 pub struct Runtime {
     executor: RefCell<Box<dyn Executor>>,
     actions: RefCell<Vec<Action>>,
+    /// Steps that finished, and whether the last one handed to the executor failed.
+    finished: std::cell::Cell<usize>,
+    step_failed: std::cell::Cell<bool>,
     pub site: Site,
     pub interrupted: Arc<AtomicBool>,
     /// Where relative paths given to built-ins resolve: the playbook's directory.
@@ -42,6 +45,8 @@ impl Runtime {
         Runtime {
             executor: RefCell::new(executor),
             actions: RefCell::new(Vec::new()),
+            finished: std::cell::Cell::new(0),
+            step_failed: std::cell::Cell::new(false),
             site,
             interrupted,
             base_dir,
@@ -59,6 +64,16 @@ impl Runtime {
 
     pub fn actions(&self) -> Vec<Action> {
         self.actions.borrow().clone()
+    }
+
+    /// How many steps finished.
+    pub fn finished(&self) -> usize {
+        self.finished.get()
+    }
+
+    /// Did the last step handed to the executor fail (rather than a read or the script)?
+    pub fn step_failed(&self) -> bool {
+        self.step_failed.get()
     }
 
     pub fn is_interrupted(&self) -> bool {
@@ -91,8 +106,13 @@ impl Runtime {
         let result = self.executor.borrow_mut().execute(&action);
         self.actions.borrow_mut().push(action);
         match result {
-            Ok(v) => Ok(v.to_dynamic()),
+            Ok(v) => {
+                self.finished.set(self.finished.get() + 1);
+                self.step_failed.set(false);
+                Ok(v.to_dynamic())
+            }
             Err(msg) => {
+                self.step_failed.set(true);
                 Err(Failure::step(builtin, format!("step {step} ({kind}): {msg}")).into_rhai())
             }
         }

@@ -235,6 +235,17 @@ pub fn helm_binaries() -> Vec<(u32, PathBuf)> {
 
 /// A plain HTTP request to a server on 127.0.0.1: `(status, body)`.
 pub fn http(method: &str, url: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    http_with(method, url, content_type, body, None)
+}
+
+/// [`http`] with an `Authorization` header.
+pub fn http_with(
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    authorization: Option<&str>,
+) -> (u16, String) {
     use std::io::Read;
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -243,8 +254,11 @@ pub fn http(method: &str, url: &str, content_type: &str, body: &[u8]) -> (u16, S
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n{auth}Connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -310,14 +324,29 @@ impl Sim {
     }
 
     pub fn kube_get(&self, path: &str) -> serde_json::Value {
-        let (status, body) = http(
-            "GET",
-            &format!("{}{path}", self.sandbox.kube.url()),
-            "application/json",
-            b"",
-        );
+        let (status, body) = self.kube_http("GET", path, "application/json", b"");
         assert_eq!(status, 200, "GET {path}: {body}");
         serde_json::from_str(&body).unwrap()
+    }
+}
+
+impl Sim {
+    /// A request to the Kubernetes API simulator, with its bearer token.
+    pub fn kube_http(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (u16, String) {
+        let kube = &self.sandbox.kube;
+        http_with(
+            method,
+            &format!("{}{path}", kube.plain_url()),
+            content_type,
+            body,
+            Some(&format!("Bearer {}", kube.token())),
+        )
     }
 }
 

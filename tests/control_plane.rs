@@ -439,12 +439,9 @@ fn a_release_stuck_pending_is_reported_with_the_choices() {
     let mut pending = false;
     for _ in 0..100 {
         std::thread::sleep(std::time::Duration::from_millis(100));
-        let (_, body) = crate::common::http(
+        let (_, body) = live.sim.kube_http(
             "GET",
-            &format!(
-                "{}/api/v1/namespaces/clearml/secrets?labelSelector=status%3Dpending-install",
-                live.sim.sandbox.kube.url()
-            ),
+            "/api/v1/namespaces/clearml/secrets?labelSelector=status%3Dpending-install",
             "application/json",
             b"",
         );

@@ -102,7 +102,7 @@ fn unknown_map_property_is_an_error() {
     Test::new()
         .script("let m = #{ a: 1 };\nprint(m.b);\n")
         .run()
-        .code(1)
+        .code(2)
         .stderr_has("error: Property not found: b\n --> playbook.rhai:2:9\n");
 }
 
@@ -130,12 +130,13 @@ fn yaml_error_names_file_and_line() {
 }
 
 #[test]
-fn thrown_error_exits_1() {
+fn a_thrown_error_before_any_step_exits_2() {
     Test::new()
         .script("throw \"custom failure\";")
         .run()
-        .code(1)
-        .stderr_has("error: custom failure\n");
+        .code(2)
+        .stderr_has("error: custom failure\n")
+        .stderr_has("nothing was started: nothing was changed\n");
 }
 
 #[test]
@@ -203,7 +204,7 @@ fn a_sandbox_run_shows_what_the_cluster_holds() {
         .helm(4)
         .run()
         .success()
-        .stderr_has("• sandbox: Kubernetes API http://127.0.0.1:")
+        .stderr_has("• sandbox: Kubernetes API https://127.0.0.1:")
         .stderr_has("is served by the sandbox's stand-in charts")
         .stderr_has("The sandbox cluster now holds:\n  releases:\n    clearml/clearml revision 1: deployed\n  namespaces: clearml, default, kube-public, kube-system\n  workloads:\n    Deployment clearml/clearml-apiserver: 1/1 ready\n")
         .stderr_has("Done: 5 steps\n  1. helm.repo_add")

@@ -4,7 +4,7 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::common::{BIN, Sim, helm_binaries, http, repo};
+use crate::common::{BIN, Sim, helm_binaries, http, http_with, repo};
 
 fn chart() -> String {
     repo()
@@ -193,19 +193,15 @@ fn the_sandbox_command_serves_helm_by_hand() {
             "60s",
         ]);
         run(&["uninstall", &release, "-n", &release]);
-        let (code, body) = http(
-            "GET",
-            &format!("{api}/api/v1/secrets?labelSelector=owner%3Dhelm"),
-            "application/json",
-            b"",
-        );
-        assert_eq!(code, 200);
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(
-            v["items"],
-            serde_json::json!([]),
-            "helm {major} left a release secret"
-        );
+        let all: &[&str] = if major == 3 { &["-a"] } else { &[] };
+        let out = std::process::Command::new(&helm)
+            .args(["list", "-A", "-o", "json"])
+            .args(all)
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v, serde_json::json!([]), "helm {major} left a release");
     }
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -217,37 +213,16 @@ fn the_sandbox_command_serves_helm_by_hand() {
 #[test]
 fn unknown_kinds_and_malformed_bodies_are_answered_like_a_real_server() {
     let sim = Sim::start();
-    let url = sim.sandbox.kube.url();
-    let (code, body) = http(
-        "GET",
-        &format!("{url}/apis/example.com/v1/widgets"),
-        "application/json",
-        b"",
-    );
+    let (code, body) = sim.kube_http("GET", "/apis/example.com/v1/widgets", "application/json", b"");
     assert_eq!(code, 404);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["kind"], "Status");
     assert_eq!(v["reason"], "NotFound");
-    let (code, body) = http(
-        "POST",
-        &format!("{url}/api/v1/namespaces/default/configmaps"),
-        "application/json",
-        b"{not json",
-    );
+    let (code, body) = sim.kube_http("POST", "/api/v1/namespaces/default/configmaps", "application/json", b"{not json");
     assert_eq!(code, 400, "{body}");
-    let (code, _) = http(
-        "GET",
-        &format!("{url}/api/v1/namespaces/default/configmaps/missing"),
-        "application/json",
-        b"",
-    );
+    let (code, _) = sim.kube_http("GET", "/api/v1/namespaces/default/configmaps/missing", "application/json", b"");
     assert_eq!(code, 404);
-    let (code, body) = http(
-        "POST",
-        &format!("{url}/api/v1/namespaces/default/secrets"),
-        "application/vnd.kubernetes.protobuf",
-        b"k8s\0\x0a\x05",
-    );
+    let (code, body) = sim.kube_http("POST", "/api/v1/namespaces/default/secrets", "application/vnd.kubernetes.protobuf", b"k8s\0\x0a\x05");
     assert_eq!(code, 400, "{body}");
 }
 
@@ -270,8 +245,9 @@ impl Rng {
 #[test]
 fn no_request_body_crashes_the_simulators() {
     let sim = Sim::start();
-    let kube = sim.sandbox.kube.url();
+    let kube = sim.sandbox.kube.plain_url();
     let api = sim.sandbox.clearml.url();
+    let token = format!("Bearer {}", sim.sandbox.kube.token());
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let seeds: Vec<Vec<u8>> = vec![
         br#"{"metadata":{"name":"x","labels":{"a":1}}}"#.to_vec(),
@@ -344,7 +320,8 @@ fn no_request_body_crashes_the_simulators() {
                 body = rng.bytes(n);
             }
         }
-        let (code, text) = http(method, url, ct, &body);
+        let auth = url.starts_with(&kube).then_some(token.as_str());
+        let (code, text) = http_with(method, url, ct, &body, auth);
         assert!(
             (200..500).contains(&code),
             "{method} {url} with {body:?} answered {code}: {text}"
@@ -354,8 +331,15 @@ fn no_request_body_crashes_the_simulators() {
             "not JSON: {text}"
         );
     }
-    let (code, _) = http("GET", &format!("{kube}/version"), "application/json", b"");
+    let (code, _) = sim.kube_http("GET", "/version", "application/json", b"");
     assert_eq!(code, 200);
+    // without the bearer token, or with another, the API answers 401 to everything
+    for auth in [None, Some("Bearer wrong"), Some("Basic dXNlcjpwdw==")] {
+        let (code, _) = http_with("GET", &format!("{kube}/api/v1/secrets"), "application/json", b"", auth);
+        assert_eq!(code, 401, "{auth:?}");
+    }
+    let (code, _) = http("GET", &format!("{api}/_sandbox/requests"), "application/json", b"");
+    assert_eq!(code, 401);
     let (code, _) = http("GET", &format!("{api}/debug.ping"), "application/json", b"");
     assert_eq!(code, 200);
 }

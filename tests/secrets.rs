@@ -38,7 +38,8 @@ fn every_output_path_masks_secrets() {
         .arg("--set")
         .arg(format!("dockerhub_token={TOKEN}"))
         .run()
-        .code(1)
+        // the script's own error, in the plan pass: nothing was started
+        .code(2)
         .stdout_has("\"dockerhub_token\": <redacted>")
         .stdout_has("interpolated <redacted>\n<redacted>\ntrue\n")
         .stdout_has("password: <redacted>")

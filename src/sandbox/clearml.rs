@@ -295,6 +295,10 @@ async fn handle(State(state): State<ClearmlState>, req: Request) -> Response {
 
     // the sandbox's own introspection, not part of the API: requests served by endpoint
     if path == "/_sandbox/requests" {
+        // like every endpoint, only for valid credentials
+        if let Err(ApiErr(code, sub, msg)) = authenticate(&state, &headers) {
+            return envelope("", "", code, sub, &msg, json!({}));
+        }
         let counts = state.requests();
         return Response::builder()
             .header(header::CONTENT_TYPE, "application/json")

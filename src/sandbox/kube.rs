@@ -25,29 +25,54 @@ use super::store::{ApiError, PatchKind, Selector, Store};
 const MAX_BODY: usize = 32 * 1024 * 1024;
 
 pub struct KubeServer {
+    /// The API over TLS (the kubeconfig's server): Kubernetes clients send a bearer token only
+    /// over TLS.
     pub addr: SocketAddr,
+    /// The same API over plain HTTP, for tools by hand and tests (the token is required here
+    /// too), and the stand-in chart repository (public).
+    pub plain_addr: SocketAddr,
+    /// The self-signed certificate of the TLS side, PEM (in the kubeconfig as its CA).
+    pub ca_pem: String,
+    /// The bearer token every API request must carry (random per sandbox, kept in the 0600
+    /// kubeconfig): another local user cannot read the cluster's Secrets.
+    token: String,
+    _plain_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub store: Arc<Store>,
     pub faults: Faults,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl KubeServer {
+    /// The API's URL, as in the kubeconfig (TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The API over plain HTTP; every request needs [`KubeServer::token`] as a bearer token.
+    pub fn plain_url(&self) -> String {
+        format!("http://{}", self.plain_addr)
+    }
+
+    /// The bearer token the API requires.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     /// The stand-in chart repository served beside the API.
     pub fn chart_repo_url(&self) -> String {
-        format!("http://{}/charts", self.addr)
+        format!("http://{}/charts", self.plain_addr)
     }
 
     /// A kubeconfig that points at this server, with the context `sandbox`.
     pub fn kubeconfig(&self) -> String {
+        use base64::Engine as _;
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\n\
              contexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: default\n\
-             current-context: sandbox\nusers:\n- name: sandbox\n  user: {{}}\n",
-            self.url()
+             current-context: sandbox\nusers:\n- name: sandbox\n  user:\n    token: {}\n",
+            self.url(),
+            self.token
         )
     }
 }
@@ -61,6 +86,7 @@ impl Drop for KubeServer {
 }
 
 struct Shared {
+    token: String,
     store: Arc<Store>,
     faults: Faults,
     /// The stand-in chart repository: file name → bytes (`index.yaml` included).
@@ -70,29 +96,75 @@ struct Shared {
 /// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
 pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let (listener, addr) = super::bind().await?;
+    let (plain, plain_addr) = super::bind().await?;
+    let (acceptor, ca_pem) = tls_acceptor()?;
     let store = Arc::new(Store::new());
     let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
     let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
     charts.insert(
         "index.yaml".into(),
-        super::charts::index(&packaged, &format!("http://{addr}/charts")).into_bytes(),
+        super::charts::index(&packaged, &format!("http://{plain_addr}/charts")).into_bytes(),
     );
     for p in packaged {
         charts.insert(p.file, p.bytes);
     }
+    let token = super::store::random_hex(32);
     let shared = Arc::new(Shared {
+        token: token.clone(),
         store: store.clone(),
         faults: faults.clone(),
         charts,
     });
     let app = Router::new().fallback(handle).with_state(shared);
-    let tx = super::serve(listener, app);
+    let tx = super::serve(super::TlsListener::new(listener, acceptor), app.clone());
+    let tx_plain = super::serve(plain, app);
     Ok(KubeServer {
         addr,
+        plain_addr,
+        ca_pem,
+        _plain_shutdown: Some(tx_plain),
+        token,
         store,
         faults,
         shutdown: Some(tx),
     })
+}
+
+/// A self-signed certificate for 127.0.0.1, new for each sandbox, and the acceptor serving it.
+fn tls_acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, String)> {
+    use tokio_rustls::rustls;
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .map_err(std::io::Error::other)?;
+    let pem = key.cert.pem();
+    let der = key.cert.der().clone();
+    let private = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der())
+        .map_err(std::io::Error::other)?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(std::io::Error::other)?
+    .with_no_client_auth()
+    .with_single_cert(vec![der], private)
+    .map_err(std::io::Error::other)?;
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), pem))
+}
+
+/// Does the request carry the sandbox's bearer token? Compared in constant time.
+fn authorized(req: &Request, token: &str) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 fn json_response(code: u16, body: &Value) -> Response {
@@ -142,6 +214,15 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 .collect()
         })
         .unwrap_or_default();
+    // the stand-in charts are public (helm fetches them without the cluster's credentials);
+    // every API request needs the sandbox's bearer token
+    if !path.starts_with("/charts/") && !authorized(&req, &shared.token) {
+        return error(&ApiError::new(
+            401,
+            "Unauthorized",
+            "Unauthorized: the sandbox's API needs the bearer token of its kubeconfig",
+        ));
+    }
     match shared.faults.take(method.as_str(), &path) {
         Some(FaultAction::Status(code)) => {
             return error(&ApiError::new(

@@ -19,11 +19,75 @@ pub(crate) async fn bind() -> std::io::Result<(tokio::net::TcpListener, std::net
     Ok((listener, addr))
 }
 
+/// A listener that answers TLS: each connection's handshake runs in a task of its own (a
+/// client that stalls in it holds up no other), and only connections that completed it are
+/// handed to the server.
+pub(crate) struct TlsListener {
+    accepted: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    addr: std::net::SocketAddr,
+}
+
+impl TlsListener {
+    pub(crate) fn new(
+        listener: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> TlsListener {
+        let addr = listener.local_addr().expect("bound");
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
+                if tx.is_closed() {
+                    break;
+                }
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(tcp),
+                    );
+                    if let Ok(Ok(tls)) = handshake.await {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        TlsListener { accepted: rx, addr }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.accepted.recv().await {
+            Some(conn) => conn,
+            // the accepting task ended: no more connections, ever
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
 /// Serve `app` on the listener until the returned sender is dropped or fired.
-pub(crate) fn serve(
-    listener: tokio::net::TcpListener,
+pub(crate) fn serve<L: axum::serve::Listener>(
+    listener: L,
     app: axum::Router,
-) -> tokio::sync::oneshot::Sender<()> {
+) -> tokio::sync::oneshot::Sender<()>
+where
+    L::Addr: std::fmt::Debug,
+{
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app)
@@ -72,14 +136,18 @@ impl Sandbox {
                 (d, None)
             }
             None => {
+                // inside the run's private directory, so a killed run's sandbox (its
+                // kubeconfig and helm configuration) is removed by the next run
+                let parent = crate::process::run_dir().map_err(std::io::Error::other)?;
                 let t = tempfile::Builder::new()
                     .prefix("clearml-sandbox-")
-                    .tempdir()?;
+                    .tempdir_in(parent)?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
         let kubeconfig = dir_path.join("kubeconfig");
-        std::fs::write(&kubeconfig, kube.kubeconfig())?;
+        // it holds the API's bearer token
+        crate::app::write_private(&kubeconfig, &kube.kubeconfig())?;
         Ok(Sandbox {
             kube,
             clearml,

@@ -1,0 +1,264 @@
+//! The tool's children and its own temporary files.
+//!
+//! - Children (helm, python) run in a process group of their own, so the terminal's Ctrl-C
+//!   (sent to the whole foreground group) reaches the tool only: the tool then stops between
+//!   steps and lets the current child finish. A second Ctrl-C is forwarded to the child.
+//! - Children get the environment without secrets: variables named like a secret
+//!   (`*_TOKEN`, `*PASSWORD*`, …) and variables holding a known secret value are removed.
+//! - Files that hold secrets for a child live in a directory of the run, readable by its owner
+//!   only (0700), removed on every exit the process sees; the directories of runs that were
+//!   killed (SIGKILL) are removed by the next run.
+//! - A child that must answer quickly (`helm version`) is given a deadline.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The signal that asked the run to stop (SIGINT or SIGTERM), 0 while none did.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+/// The process group of the child running now, 0 when none runs.
+static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
+
+/// Record the signal that asked the run to stop. Answers whether one had already come.
+pub fn note_signal(sig: i32) -> bool {
+    SIGNAL.swap(sig, Ordering::SeqCst) != 0
+}
+
+/// The exit code of a run stopped by a signal: 128 + its number (130 for Ctrl-C, 143 for
+/// SIGTERM), as shells report it.
+pub fn interrupted_exit_code() -> i32 {
+    match SIGNAL.load(Ordering::SeqCst) {
+        0 => 130,
+        s => 128 + s,
+    }
+}
+
+/// Send SIGINT to the running child's process group, if a child runs.
+pub fn interrupt_child() -> bool {
+    let group = CHILD_GROUP.load(Ordering::SeqCst);
+    if group > 0 {
+        // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
+        unsafe { libc::kill(-group, libc::SIGINT) };
+        true
+    } else {
+        false
+    }
+}
+
+/// A command for a child: in a process group of its own, with a scrubbed environment.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.process_group(0);
+    scrub_env(&mut cmd);
+    cmd
+}
+
+/// Remove from a child's environment every variable named like a secret, and every variable
+/// whose value is a known secret (or holds one).
+pub fn scrub_env(cmd: &mut Command) {
+    for (name, value) in std::env::vars_os() {
+        let name_s = name.to_string_lossy();
+        let value_s = value.to_string_lossy();
+        if is_secret_env(&name_s, &value_s) {
+            cmd.env_remove(&name);
+        }
+    }
+}
+
+/// Is an environment variable one a child must not inherit?
+pub fn is_secret_env(name: &str, value: &str) -> bool {
+    // where the cluster and helm are: never secrets themselves
+    const KEEP: &[&str] = &["KUBECONFIG", "PATH", "HOME", "TMPDIR"];
+    if KEEP.contains(&name) {
+        return false;
+    }
+    crate::secret::is_secret_key(name, &[]) || crate::secret::redact(value) != value
+}
+
+/// Wait for a spawned child, with its process group marked as the current one so a second
+/// Ctrl-C reaches it; with a deadline, a child that overruns it is killed and an error says
+/// which command it was.
+pub fn wait(
+    mut child: Child,
+    what: &str,
+    deadline: Option<Duration>,
+) -> Result<std::process::Output, String> {
+    let _current = Current::new(child.id() as i32);
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    // read both pipes on threads so a chatty child never blocks on a full pipe
+    let out_t = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let status = match deadline {
+        None => child
+            .wait()
+            .map_err(|e| format!("{what} did not finish: {e}"))?,
+        Some(limit) => wait_until(&mut child, what, limit)?,
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
+fn wait_until(child: &mut Child, what: &str, limit: Duration) -> Result<ExitStatus, String> {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status),
+            Ok(None) if start.elapsed() >= limit => {
+                // SAFETY: as in interrupt_child; the group is the child's own.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(format!(
+                    "{what} did not answer within {}s and was stopped",
+                    limit.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("{what} did not finish: {e}")),
+        }
+    }
+}
+
+/// Marks a child's process group as the current one while it lives.
+struct Current;
+
+impl Current {
+    fn new(group: i32) -> Current {
+        CHILD_GROUP.store(group, Ordering::SeqCst);
+        Current
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CHILD_GROUP.store(0, Ordering::SeqCst);
+    }
+}
+
+static RUN_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Where this user's runs keep their private directories: `$TMPDIR/clearml-script-UID`, 0700.
+fn runs_root() -> PathBuf {
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("clearml-script-{uid}"))
+}
+
+/// The run's private directory (0700), created on first use. Holds the files that carry secrets
+/// to a child (helm's values); removed by [`cleanup`]. Directories left by killed runs are
+/// removed first.
+pub fn run_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let mut guard = RUN_DIR.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(d) = guard.as_ref() {
+        return Ok(d.clone());
+    }
+    let root = runs_root();
+    let made = std::fs::DirBuilder::new().mode(0o700).create(&root);
+    if let Err(e) = made
+        && e.kind() != std::io::ErrorKind::AlreadyExists
+    {
+        return Err(format!("cannot create {}: {e}", root.display()));
+    }
+    // the root must be ours and private: another user could otherwise read or plant files
+    let meta = std::fs::symlink_metadata(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: as in runs_root.
+        if !meta.is_dir() || meta.uid() != unsafe { libc::getuid() } {
+            return Err(format!(
+                "{} is not a directory of this user: remove it and run again",
+                root.display()
+            ));
+        }
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("{}: {e}", root.display()))?;
+    }
+    remove_stale(&root);
+    let dir = root.join(format!("run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    *guard = Some(dir.clone());
+    Ok(dir)
+}
+
+/// Remove the directories of runs whose process is gone.
+fn remove_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("run-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Remove the run's private directory. Called on every way out of the process it controls.
+pub fn cleanup() {
+    let dir = RUN_DIR.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_variables_are_not_inherited() {
+        assert!(is_secret_env("CLEARML_GITHUB_TOKEN", "x"));
+        assert!(is_secret_env("DOCKERHUB_PASSWORD", "x"));
+        assert!(!is_secret_env("KUBECONFIG", "/home/u/.kube/config"));
+        assert!(!is_secret_env("LANG", "C.UTF-8"));
+        crate::secret::register("value-of-a-secret-xyz");
+        assert!(is_secret_env("SOMETHING", "a value-of-a-secret-xyz b"));
+    }
+
+    #[test]
+    fn a_child_over_its_deadline_is_stopped() {
+        let child = command("sleep")
+            .arg("30")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let err = wait(child, "sleep 30", Some(Duration::from_millis(200))).unwrap_err();
+        assert!(err.contains("sleep 30 did not answer within"), "{err}");
+    }
+}
