@@ -79,7 +79,9 @@ impl OpsQuery {
             })),
             OpsQuery::PodLogs { .. } => Value::Str(String::new()),
             OpsQuery::ClearmlServer(_) => Value::from_json(&json!({
-                "version": "<planned: the server's version>", "queues": [], "workers": []
+                "version": "<planned: the server's version>", "api_version": "<planned>",
+                "login": {"ok": true, "detail": "<planned: tried at run time>"},
+                "queues": [], "workers": []
             })),
         }
     }
@@ -211,12 +213,27 @@ impl LiveExecutor {
             }
             OpsQuery::ClearmlServer(api) => {
                 let client = self.clearml(api)?;
+                block_on(client.ping()).map_err(|e| api_failure(&e, api))?;
                 let info = block_on(client.server_info()).map_err(|e| api_failure(&e, api))?;
-                let queues = block_on(client.queues()).map_err(|e| api_failure(&e, api))?;
-                let workers = block_on(client.workers()).map_err(|e| api_failure(&e, api))?;
+                let login = match block_on(client.whoami()) {
+                    Ok(u) => json!({"ok": true, "detail": format!("as {}", u["name"].as_str().unwrap_or("?"))}),
+                    // a system identity (the supervisor) has no user record but valid credentials
+                    Err(e) if e.is(400, 300) => json!({"ok": true, "detail": "as a system identity"}),
+                    Err(e) => json!({"ok": false, "detail": api_failure(&e, api)}),
+                };
+                let (queues, workers) = if login["ok"] == true {
+                    let client = self.clearml(api)?;
+                    (
+                        block_on(client.queues()).map_err(|e| api_failure(&e, api))?,
+                        block_on(client.workers()).map_err(|e| api_failure(&e, api))?,
+                    )
+                } else {
+                    (json!([]), json!([]))
+                };
                 Ok(Value::from_json(&json!({
                     "version": info["version"],
                     "api_version": info["api_version"],
+                    "login": login,
                     "queues": queues,
                     "workers": workers,
                 })))

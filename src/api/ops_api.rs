@@ -223,8 +223,9 @@ pub mod ops_api {
         )
     }
 
-    /// The ClearML server's `version`, its `queues` and its registered `workers` (each with the
-    /// queues it serves), as the session's identity.
+    /// The ClearML server as the session's identity: its `version` and `api_version`, whether
+    /// the credentials log in (`login: #{ok, detail}`), its `queues` and its registered
+    /// `workers` (each with the `queues` it serves). An API that does not answer is an error.
     ///
     /// # Example
     /// ```rhai
