@@ -99,6 +99,15 @@ pub enum Action {
         #[serde(flatten)]
         api: ApiTarget,
     },
+    /// Delete one object (idempotent: a missing one is not an error).
+    #[serde(rename = "kube.delete")]
+    KubeDelete {
+        api_version: String,
+        object_kind: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        name: String,
+    },
     #[serde(rename = "wait.ready")]
     WaitReady {
         namespace: String,
@@ -200,6 +209,8 @@ pub enum Query {
     },
     KubeVersion,
     RouterAddress,
+    /// The reads of operations (preflight, status, diagnosis, support bundle).
+    Ops(crate::ops::OpsQuery),
 }
 
 impl Query {
@@ -216,6 +227,7 @@ impl Query {
                 "address": "<planned: discovered in the cluster at run time>",
                 "source": "a dry run discovers nothing",
             })),
+            Query::Ops(q) => q.planned_result(),
             Query::ClearmlWhoami(_) => Value::from_json(&serde_json::json!({
                 "id": "<planned: the user's id>",
                 "name": "<planned: the user's name>",

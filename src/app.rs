@@ -28,6 +28,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
     };
     match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, args) => run(&args, interrupted),
+        (Some(Command::Status(args)), _) => run(&args.run_args("status.rhai"), interrupted),
         (Some(Command::Check { scripts }), _) => check_scripts(&scripts),
         (
             Some(Command::Repl {
@@ -205,6 +206,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     };
     let json = args.output == OutputFormat::Json;
     ui::set_json_stdout(json);
+    crate::ops::set_switches(args.skip_preflight, args.yes);
 
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
     // only checks: every validation of every step runs before anything is touched.
@@ -333,7 +335,18 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
+    // reports of checks (preflight, status) are the JSON document of a run that changed nothing
+    let reports = crate::ops::take_reports();
+    if json && !reports.is_empty() && outcome.actions.is_empty() {
+        let doc = if reports.len() == 1 {
+            reports[0].clone()
+        } else {
+            serde_json::Value::Array(reports.clone())
+        };
+        ui::out(&format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()));
+    }
     match &outcome.result {
+        Ok(()) if json && !reports.is_empty() && outcome.actions.is_empty() => 0,
         Ok(()) => {
             if json {
                 ui::out(&format!(
@@ -365,6 +378,9 @@ fn finish(
             plan_pass_exit(report, true)
         }
         Err(report) => {
+            if json && !reports.is_empty() && !outcome.actions.is_empty() {
+                ui::out(&format!("{}\n", serde_json::to_string_pretty(&reports).unwrap_or_default()));
+            }
             ui::err(&report.text);
             ui::err(&after_failure(outcome, report.exit_code));
             report.exit_code

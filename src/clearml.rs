@@ -185,6 +185,26 @@ impl Client {
         self.call("debug.ping", &json!({}), None, Retry::Safe).await
     }
 
+    /// The server's version (`server.info`).
+    pub async fn server_info(&self) -> Result<J, ApiError> {
+        self.call("server.info", &json!({}), None, Retry::Safe).await
+    }
+
+    /// Every queue of the identity's company.
+    pub async fn queues(&self) -> Result<J, ApiError> {
+        let body = json!({"only_fields": ["id", "name"], "search_hidden": true});
+        self.call("queues.get_all", &body, None, Retry::Safe)
+            .await
+            .map(|d| d["queues"].clone())
+    }
+
+    /// The registered workers, with the queues each serves.
+    pub async fn workers(&self) -> Result<J, ApiError> {
+        self.call("workers.get_all", &json!({}), None, Retry::Safe)
+            .await
+            .map(|d| d["workers"].clone())
+    }
+
     pub async fn whoami(&self) -> Result<J, ApiError> {
         self.call("users.get_current_user", &json!({}), None, Retry::Safe)
             .await

@@ -75,6 +75,9 @@ pub enum Command {
         #[arg(long = "fault", value_name = "SPEC")]
         faults: Vec<String>,
     },
+    /// The health of an install: releases, workloads, ingress hosts, the ClearML API, queues and
+    /// workers, the gateway (runs the standard status.rhai; exit 1 when anything is unhealthy)
+    Status(OpsArgs),
     /// List the standard playbooks built into the binary, or export them for customization
     Scripts {
         #[command(subcommand)]
@@ -121,6 +124,45 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub kube: KubeArgs,
+
+    /// Do not run the preflight checks before the install
+    #[arg(long)]
+    pub skip_preflight: bool,
+
+    /// Answer yes to confirmations (such as the uninstall's)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// The arguments of the shortcuts for standard playbooks (`status`).
+#[derive(Args, Debug, Clone)]
+pub struct OpsArgs {
+    #[command(flatten)]
+    pub site: SiteArgs,
+
+    /// How to print the result
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+impl OpsArgs {
+    /// The run of the standard playbook `script` with these arguments.
+    pub fn run_args(self, script: &str) -> RunArgs {
+        RunArgs {
+            script: Some(script.to_string()),
+            site: self.site,
+            dry_run: false,
+            sandbox: false,
+            sandbox_state: None,
+            output: self.output,
+            kube: self.kube,
+            skip_preflight: false,
+            yes: false,
+        }
+    }
 }
 
 /// Site values: shared by `run` and `repl`.

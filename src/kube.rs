@@ -18,7 +18,7 @@ pub struct Kube {
     client: kube::Client,
 }
 
-fn describe(e: &kube::Error) -> String {
+pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
         other => other.to_string(),
@@ -44,6 +44,11 @@ impl Kube {
         let client = kube::Client::try_from(config)
             .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
         Ok(Kube { client })
+    }
+
+    /// The client, for the reads of [`crate::inspect`].
+    pub fn client(&self) -> &kube::Client {
+        &self.client
     }
 
     pub async fn version(&self) -> Result<String, String> {
@@ -98,6 +103,38 @@ impl Kube {
             .await
             .map_err(|e| format!("cannot apply {kind} {name}: {}", describe(&e)))?;
         serde_json::to_value(obj).map_err(|e| e.to_string())
+    }
+
+    /// Delete one object, its kind looked up through discovery; answers whether it was there.
+    pub async fn delete(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, String> {
+        let (group, version) = match api_version.split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+            .await
+            .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {}", describe(&e)))?;
+        let api: Api<DynamicObject> = match (caps.scope, namespace) {
+            (kube::discovery::Scope::Namespaced, Some(ns)) => {
+                Api::namespaced_with(self.client.clone(), ns, &ar)
+            }
+            (kube::discovery::Scope::Namespaced, None) => {
+                return Err(format!("{kind} {name} needs a namespace"));
+            }
+            (kube::discovery::Scope::Cluster, _) => Api::all_with(self.client.clone(), &ar),
+        };
+        match api.delete(name, &Default::default()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+            Err(e) => Err(format!("cannot delete {kind} {name}: {}", describe(&e))),
+        }
     }
 
     /// The address a router is reached at from outside: a LoadBalancer Service's ingress

@@ -44,7 +44,7 @@ impl LiveExecutor {
     }
 
     /// The client for an API target; in the sandbox, pointed at the simulator instead.
-    fn clearml(&mut self, api: &ApiTarget) -> Result<&crate::clearml::Client, String> {
+    pub(crate) fn clearml(&mut self, api: &ApiTarget) -> Result<&crate::clearml::Client, String> {
         let url = match &self.target.clearml_api_url {
             Some(sim) => sim.clone(),
             None => api.api_url.clone(),
@@ -73,14 +73,14 @@ impl LiveExecutor {
         Ok(self.clients.get(&id).expect("inserted"))
     }
 
-    fn helm(&mut self) -> Result<&Helm, String> {
+    pub(crate) fn helm(&mut self) -> Result<&Helm, String> {
         if self.helm.is_none() {
             self.helm = Some(Helm::new(self.helm_flag.as_deref(), self.target.clone())?);
         }
         Ok(self.helm.as_ref().expect("found"))
     }
 
-    fn kube(&mut self) -> Result<&Kube, String> {
+    pub(crate) fn kube(&mut self) -> Result<&Kube, String> {
         if self.kube.is_none() {
             let target = self.target.clone();
             self.kube = Some(block_on(Kube::connect(&target))?);
@@ -95,7 +95,7 @@ fn absolute(p: &str) -> Result<PathBuf, String> {
 }
 
 /// An API error, saying which credentials an endpoint rejected.
-fn api_failure(e: &crate::clearml::ApiError, api: &ApiTarget) -> String {
+pub(crate) fn api_failure(e: &crate::clearml::ApiError, api: &ApiTarget) -> String {
     match e.code {
         Some((401, _)) => {
             let key = expose(&api.key);
@@ -109,7 +109,7 @@ fn api_failure(e: &crate::clearml::ApiError, api: &ApiTarget) -> String {
     }
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
     crate::runtime::tokio_handle()
         .expect("the async runtime is started in main")
         .block_on(f)
@@ -203,8 +203,27 @@ impl Executor for LiveExecutor {
                 Ok(Value::Null)
             }
             Action::HelmUpgradeInstall(spec) => {
-                let result = self.helm()?.upgrade_install(spec)?;
+                let result = match self.helm()?.upgrade_install(spec) {
+                    Ok(r) => r,
+                    // a failed wait: the diagnosis first, then the release's state and choices
+                    Err(e) if spec.wait => return Err(self.explain_failed_wait(spec, e)),
+                    Err(e) => return Err(e),
+                };
                 Ok(Value::from_json(&result))
+            }
+            Action::KubeDelete {
+                api_version,
+                object_kind,
+                namespace,
+                name,
+            } => {
+                let gone = block_on(self.kube()?.delete(
+                    api_version,
+                    object_kind,
+                    namespace.as_deref(),
+                    name,
+                ))?;
+                Ok(Value::Bool(gone))
             }
             Action::HelmUninstall {
                 release,
@@ -481,6 +500,7 @@ impl Executor for LiveExecutor {
                     &serde_json::json!({"address": address, "source": source}),
                 ))
             }
+            Query::Ops(q) => self.ops_query(q),
             Query::ClearmlPing(api) => {
                 let client = self.clearml(api)?;
                 block_on(client.ping()).map_err(|e| api_failure(&e, api))?;

@@ -25,6 +25,10 @@ pub fn set_json_stdout(on: bool) {
     JSON_STDOUT.store(on, Ordering::SeqCst);
 }
 
+pub fn is_json_stdout() -> bool {
+    JSON_STDOUT.load(Ordering::SeqCst)
+}
+
 /// Machine or primary output, on stdout.
 pub fn out(text: &str) {
     let mut o = std::io::stdout().lock();

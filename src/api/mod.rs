@@ -5,6 +5,7 @@ pub mod apps_api;
 pub mod checks;
 pub mod clearml_api;
 pub mod cluster;
+pub mod ops_api;
 pub mod options;
 pub mod run;
 pub mod secrets;
@@ -23,6 +24,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(cluster::cluster_api).into());
     engine.register_global_module(exported_module!(apps_api::apps_api).into());
     engine.register_global_module(exported_module!(clearml_api::clearml_api).into());
+    engine.register_global_module(exported_module!(ops_api::ops_api).into());
     engine.register_global_module(exported_module!(run::run_api).into());
     engine.register_global_module(exported_module!(run::failure_api).into());
 }

@@ -85,6 +85,8 @@ struct Data {
     fixed_users: HashMap<String, (String, String)>,
     tokens: HashMap<String, String>,
     queues: BTreeMap<String, Queue>,
+    /// workers by id: (company, the names of the queues they serve)
+    workers: BTreeMap<String, (String, Vec<String>)>,
     /// requests served, by endpoint
     requests: BTreeMap<String, u64>,
 }
@@ -121,6 +123,17 @@ impl ClearmlState {
         };
         s.add_company(DEFAULT_COMPANY, "clearml");
         s
+    }
+
+    /// A worker of a company serving the queues named, as an agent registers one.
+    pub fn add_worker(&self, id: &str, company: &str, queues: &[&str]) {
+        self.lock().workers.insert(
+            id.to_string(),
+            (
+                company.to_string(),
+                queues.iter().map(|q| q.to_string()).collect(),
+            ),
+        );
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Data> {
@@ -376,6 +389,7 @@ const KNOWN: &[&str] = &[
     "queues.get_by_id",
     "queues.delete",
     "queues.get_default",
+    "workers.get_all",
 ];
 
 /// The identity a call runs as: the user whose company and role apply.
@@ -706,6 +720,26 @@ fn call(
                 .map(Queue::to_json)
                 .collect();
             Ok(json!({"queues": queues}))
+        }
+        "workers.get_all" => {
+            let workers: Vec<Value> = d
+                .workers
+                .iter()
+                .filter(|(_, (c, _))| *c == company)
+                .map(|(id, (_, queues))| {
+                    let queues: Vec<Value> = queues
+                        .iter()
+                        .filter_map(|name| {
+                            d.queues
+                                .values()
+                                .find(|q| q.company == company && &q.name == name)
+                                .map(|q| json!({"id": q.id, "name": q.name}))
+                        })
+                        .collect();
+                    json!({"id": id, "key": id, "company": {"id": company}, "queues": queues})
+                })
+                .collect();
+            Ok(json!({"workers": workers}))
         }
         "queues.get_by_id" => {
             let q = queue_of(&d, body, &company)?;

@@ -23,7 +23,33 @@ pub struct Fault {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Faults(Arc<Mutex<Vec<Fault>>>);
+pub struct Faults {
+    requests: Arc<Mutex<Vec<Fault>>>,
+    /// Workloads (by name) that the simulated controllers keep from becoming ready, and why.
+    workloads: Arc<Mutex<std::collections::BTreeMap<String, WorkloadFault>>>,
+    /// Seeded objects to remove when the sandbox starts (`remove:storageclass`).
+    removals: Arc<Mutex<Vec<Removal>>>,
+}
+
+/// Why a faulted workload's pods are not ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadFault {
+    /// The scheduler cannot place the pod.
+    Pending,
+    /// The image cannot be pulled.
+    ImagePullBackOff,
+    /// The container exits with an error again and again.
+    CrashLoopBackOff,
+    /// The container runs but fails its readiness probe.
+    ProbeFailure,
+}
+
+/// A seeded object the sandbox starts without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    DefaultStorageClass,
+    IngressClass,
+}
 
 impl Faults {
     /// The next `count` requests matching `method` (`*` for any) and path prefix fail with `status`.
@@ -38,7 +64,7 @@ impl Faults {
 
     pub fn add(&self, method: &str, path: &str, count: u32, action: FaultAction) {
         let method = (method != "*").then(|| method.to_ascii_uppercase());
-        self.lock().push(Fault {
+        self.requests().push(Fault {
             method,
             path: path.to_string(),
             remaining: count,
@@ -46,8 +72,65 @@ impl Faults {
         });
     }
 
-    /// Parse `METHOD:PATH:COUNT:STATUS` or `METHOD:PATH:COUNT:delay=MS` (the CLI's `--fault`).
+    /// Keep the workload `name` (a Deployment or StatefulSet, in any namespace) from becoming
+    /// ready, for `why`: its pods show what a real cluster would (events, container states,
+    /// logs of a crashing container).
+    pub fn break_workload(&self, name: &str, why: WorkloadFault) {
+        lock(&self.workloads).insert(name.to_string(), why);
+    }
+
+    /// Let a workload become ready again.
+    pub fn heal_workload(&self, name: &str) {
+        lock(&self.workloads).remove(name);
+    }
+
+    /// The fault of a workload, if it has one.
+    pub fn workload(&self, name: &str) -> Option<WorkloadFault> {
+        lock(&self.workloads).get(name).copied()
+    }
+
+    /// The seeded objects to remove when the sandbox starts.
+    pub fn removals(&self) -> Vec<Removal> {
+        lock(&self.removals).clone()
+    }
+
+    /// Parse a `--fault`: `METHOD:PATH:COUNT:STATUS`, `METHOD:PATH:COUNT:delay=MS`,
+    /// `workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|ProbeFailure`, or
+    /// `remove:storageclass|ingressclass`.
     pub fn add_spec(&self, spec: &str) -> Result<(), String> {
+        if let Some(rest) = spec.strip_prefix("workload:") {
+            let (name, why) = rest.rsplit_once(':').unwrap_or((rest, ""));
+            let why = match why {
+                "Pending" => WorkloadFault::Pending,
+                "ImagePullBackOff" => WorkloadFault::ImagePullBackOff,
+                "CrashLoopBackOff" => WorkloadFault::CrashLoopBackOff,
+                "ProbeFailure" => WorkloadFault::ProbeFailure,
+                _ => {
+                    return Err(format!(
+                        "--fault {spec}: expected workload:NAME:Pending, ImagePullBackOff, \
+                         CrashLoopBackOff or ProbeFailure"
+                    ));
+                }
+            };
+            if name.is_empty() {
+                return Err(format!("--fault {spec}: the workload NAME is empty"));
+            }
+            self.break_workload(name, why);
+            return Ok(());
+        }
+        if let Some(what) = spec.strip_prefix("remove:") {
+            let r = match what {
+                "storageclass" => Removal::DefaultStorageClass,
+                "ingressclass" => Removal::IngressClass,
+                _ => {
+                    return Err(format!(
+                        "--fault {spec}: expected remove:storageclass or remove:ingressclass"
+                    ));
+                }
+            };
+            lock(&self.removals).push(r);
+            return Ok(());
+        }
         let parts: Vec<&str> = spec.splitn(4, ':').collect();
         let [method, path, count, what] = parts[..] else {
             return Err(format!(
@@ -76,7 +159,7 @@ impl Faults {
 
     /// The action for this request, if a fault matches; counts it down.
     pub fn take(&self, method: &str, path: &str) -> Option<FaultAction> {
-        let mut faults = self.lock();
+        let mut faults = self.requests();
         let f = faults.iter_mut().find(|f| {
             f.remaining > 0
                 && f.method.as_deref().is_none_or(|m| m == method)
@@ -88,9 +171,142 @@ impl Faults {
         Some(action)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Fault>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn requests(&self) -> std::sync::MutexGuard<'_, Vec<Fault>> {
+        lock(&self.requests)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove from a new cluster the seeded objects that `remove:` faults name.
+pub fn remove_seeded(faults: &Faults, store: &super::store::Store) {
+    for r in faults.removals() {
+        let (group, plural, name) = match r {
+            Removal::DefaultStorageClass => ("storage.k8s.io", "storageclasses", "standard"),
+            Removal::IngressClass => ("networking.k8s.io", "ingressclasses", "nginx"),
+        };
+        if let Some(res) = super::resources::find(group, "v1", plural) {
+            let _ = store.delete(res, "", name);
+        }
+    }
+}
+
+/// The annotation that marks a pod made by a faulted workload; its status is left as made.
+pub const FAULT_ANNOTATION: &str = "sandbox.clearml-script/fault";
+/// The annotation holding what the sandbox serves as a faulted pod's log.
+pub const LOG_ANNOTATION: &str = "sandbox.clearml-script/log";
+
+/// A faulted workload's status and the objects a real cluster would show for it: one pod (not
+/// ready, for `why`) and a Warning event about it. `name`/`ns`/`uid` are the workload's.
+pub fn broken_workload(
+    kind: &str,
+    obj: &mut serde_json::Value,
+    replicas: i64,
+    why: WorkloadFault,
+) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let generation = obj["metadata"]["generation"].clone();
+    obj["status"] = match kind {
+        "StatefulSet" => json!({
+            "observedGeneration": generation, "replicas": replicas, "readyReplicas": 0,
+            "currentReplicas": replicas, "updatedReplicas": replicas, "availableReplicas": 0,
+        }),
+        _ => json!({
+            "observedGeneration": generation,
+            "replicas": replicas, "updatedReplicas": replicas, "readyReplicas": 0,
+            "availableReplicas": 0, "unavailableReplicas": replicas,
+            "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet is progressing."},
+            ],
+        }),
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let container = obj["spec"]["template"]["spec"]["containers"][0].clone();
+    let cname = container["name"].as_str().unwrap_or("main").to_string();
+    let image = container["image"].as_str().unwrap_or("unknown").to_string();
+    let pod_name = format!("{name}-sbx0");
+    let now = super::store::now_rfc3339();
+    let waiting = |reason: &str, message: String| {
+        json!([{"name": cname, "image": image, "ready": false, "started": false,
+                "restartCount": if reason == "CrashLoopBackOff" { 5 } else { 0 },
+                "state": {"waiting": {"reason": reason, "message": message}},
+                "lastState": if reason == "CrashLoopBackOff" {
+                    json!({"terminated": {"exitCode": 1, "reason": "Error", "finishedAt": now}})
+                } else { json!({}) }}])
+    };
+    let (status, event_reason, event_message, log) = match why {
+        WorkloadFault::Pending => {
+            let msg = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
+            (
+                json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}]}),
+                "FailedScheduling",
+                msg.to_string(),
+                String::new(),
+            )
+        }
+        WorkloadFault::ImagePullBackOff => {
+            let msg = format!("Back-off pulling image \"{image}\": ErrImagePull: pull access denied for {image}, repository does not exist or may require authorization");
+            (
+                json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                       "containerStatuses": waiting("ImagePullBackOff", msg.clone())}),
+                "Failed",
+                msg,
+                String::new(),
+            )
+        }
+        WorkloadFault::CrashLoopBackOff => {
+            let msg = format!("back-off 2m40s restarting failed container={cname} pod={pod_name}");
+            (
+                json!({"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                       "containerStatuses": waiting("CrashLoopBackOff", msg.clone())}),
+                "BackOff",
+                msg,
+                "starting (sandbox fault CrashLoopBackOff)\nloading configuration\nERROR: cannot connect to mongodb://mongodb:27017: connection refused\nexiting with status 1\n".to_string(),
+            )
+        }
+        WorkloadFault::ProbeFailure => {
+            let msg = "Readiness probe failed: HTTP probe failed with statuscode: 503".to_string();
+            (
+                json!({"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
+                       "containerStatuses": [{"name": cname, "image": image, "ready": false, "started": true, "restartCount": 0,
+                                              "state": {"running": {"startedAt": now}}}]}),
+                "Unhealthy",
+                msg,
+                "serving on :8008\nwaiting for the database\n".to_string(),
+            )
+        }
+    };
+    let mut labels = obj["spec"]["template"]["metadata"]["labels"].clone();
+    if !labels.is_object() {
+        labels = json!({});
+    }
+    let why_text = format!("{why:?}");
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": pod_name, "namespace": ns, "labels": labels,
+            "annotations": {FAULT_ANNOTATION: why_text, LOG_ANNOTATION: log},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": name,
+                                  "uid": obj["metadata"]["uid"], "controller": true}],
+        },
+        "spec": obj["spec"]["template"]["spec"].clone(),
+        "status": status,
+    });
+    let event = json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{pod_name}.sbx"), "namespace": ns,
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": name,
+                                           "uid": obj["metadata"]["uid"]}]},
+        "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": ns},
+        "reason": event_reason, "message": event_message, "type": "Warning", "count": 5,
+        "firstTimestamp": now, "lastTimestamp": now,
+        "source": {"component": if why == WorkloadFault::Pending { "default-scheduler" } else { "kubelet" }},
+    });
+    vec![pod, event]
 }
 
 #[cfg(test)]
@@ -115,5 +331,14 @@ mod tests {
         );
         assert!(f.add_spec("GET:/x:one:500").is_err());
         assert!(f.add_spec("GET:/x").is_err());
+        f.add_spec("workload:clearml-apiserver:ImagePullBackOff").unwrap();
+        assert_eq!(
+            f.workload("clearml-apiserver"),
+            Some(WorkloadFault::ImagePullBackOff)
+        );
+        assert!(f.add_spec("workload:x:Sleepy").is_err());
+        f.add_spec("remove:ingressclass").unwrap();
+        assert_eq!(f.removals(), [Removal::IngressClass]);
+        assert!(f.add_spec("remove:nodes").is_err());
     }
 }

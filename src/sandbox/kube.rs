@@ -98,7 +98,8 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let (listener, addr) = super::bind().await?;
     let (plain, plain_addr) = super::bind().await?;
     let (acceptor, ca_pem) = tls_acceptor()?;
-    let store = Arc::new(Store::new());
+    let store = Arc::new(Store::with_faults(faults.clone()));
+    super::faults::remove_seeded(&faults, &store);
     let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
     let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
     charts.insert(
@@ -289,6 +290,15 @@ fn route(
         }
         _ => {}
     }
+    if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && *method == Method::POST
+    {
+        // no RBAC in the sandbox: every identity may do everything, as the review says
+        let mut review = decode_body(&body, content_type).unwrap_or_else(|_| json!({}));
+        review["apiVersion"] = json!("authorization.k8s.io/v1");
+        review["kind"] = json!("SelfSubjectAccessReview");
+        review["status"] = json!({"allowed": true, "reason": "the sandbox has no RBAC: everything is allowed"});
+        return json_response(201, &review);
+    }
     if let Some(doc) = path.strip_prefix("/openapi/v3/") {
         return match resources::openapi_doc(doc) {
             Some(d) => json_response(200, &d),
@@ -336,6 +346,22 @@ fn route(
         None => false,
         Some("status") => true,
         Some("finalize") if res.kind == "Namespace" => false,
+        Some("log") if res.kind == "Pod" && *method == Method::GET => {
+            // a faulted pod's log is kept in an annotation; other pods have written nothing
+            return match store.get(res, ns.unwrap_or(""), name.unwrap_or("")) {
+                Ok(pod) => Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, "text/plain")
+                    .body(Body::from(
+                        pod["metadata"]["annotations"][super::faults::LOG_ANNOTATION]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string(),
+                    ))
+                    .expect("valid response"),
+                Err(e) => error(&e),
+            };
+        }
         Some(_) => return not_served(),
     };
     let call = Call {

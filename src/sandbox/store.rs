@@ -82,6 +82,8 @@ struct Inner {
     objects: BTreeMap<Key, Value>,
     rv: u64,
     next_ip: u32,
+    /// Workloads the controllers keep from becoming ready (`--fault workload:…`).
+    faults: super::faults::Faults,
 }
 
 pub struct Store {
@@ -123,12 +125,18 @@ impl Store {
     /// An empty cluster with what a real one starts with: namespaces `default`, `kube-system`
     /// and `kube-public`, a node with addresses, a default StorageClass and IngressClass.
     pub fn new() -> Store {
+        Store::with_faults(Default::default())
+    }
+
+    /// A new cluster whose controllers honour the workload faults of `faults`.
+    pub fn with_faults(faults: super::faults::Faults) -> Store {
         let (events, _) = broadcast::channel(8192);
         let store = Store {
             inner: Mutex::new(Inner {
                 objects: BTreeMap::new(),
                 rv: 1000,
                 next_ip: 10,
+                faults,
             }),
             events,
         };
@@ -154,6 +162,8 @@ impl Store {
                         {"type": "Hostname", "address": "sandbox-node-1"},
                     ],
                     "conditions": [{"type": "Ready", "status": "True"}],
+                    "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+                    "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
                 },
             }),
         );
@@ -1050,6 +1060,28 @@ fn simulate(
                 obj["status"] = json!({"loadBalancer": {}});
             }
         }
+        "Deployment" | "StatefulSet"
+            if inner
+                .faults
+                .workload(obj["metadata"]["name"].as_str().unwrap_or_default())
+                .is_some() =>
+        {
+            let n = replicas(obj);
+            let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+            let why = inner.faults.workload(name).expect("checked");
+            let mut derived: Vec<(&'static Resource, Value)> =
+                super::faults::broken_workload(r.kind, obj, n, why)
+                    .into_iter()
+                    .filter_map(|o| {
+                        let kind = o["kind"].as_str().unwrap_or_default().to_string();
+                        resources::by_kind("v1", &kind).map(|res| (res, o))
+                    })
+                    .collect();
+            if r.kind == "Deployment" {
+                derived.extend(replica_sets(obj, n, inner));
+            }
+            return derived;
+        }
         "Deployment" => {
             let n = replicas(obj);
             obj["status"] = json!({
@@ -1064,9 +1096,17 @@ fn simulate(
         }
         "ReplicaSet" => {
             let n = replicas(obj);
+            let owner = obj["metadata"]["ownerReferences"][0]["name"]
+                .as_str()
+                .unwrap_or_default();
+            let ready = if inner.faults.workload(owner).is_some() {
+                0
+            } else {
+                n
+            };
             obj["status"] = json!({
                 "observedGeneration": generation,
-                "replicas": n, "fullyLabeledReplicas": n, "readyReplicas": n, "availableReplicas": n,
+                "replicas": n, "fullyLabeledReplicas": n, "readyReplicas": ready, "availableReplicas": ready,
             });
         }
         "StatefulSet" => {
@@ -1102,6 +1142,7 @@ fn simulate(
         "PersistentVolumeClaim" => {
             obj["status"] = json!({"phase": "Bound", "accessModes": obj["spec"]["accessModes"], "capacity": obj["spec"]["resources"]["requests"]});
         }
+        "Pod" if !obj["metadata"]["annotations"][super::faults::FAULT_ANNOTATION].is_null() => {}
         "Pod" => {
             obj["status"] = json!({
                 "phase": "Running",
