@@ -26,6 +26,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    ui::set_debug(cli.debug);
     match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, args) => run(&args, interrupted),
         (Some(Command::Status(args)), _) => run(&args.run_args("status.rhai"), interrupted),
@@ -197,7 +198,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     if book.embedded {
         ui::err(&format!("running the standard playbook {}\n", book.name));
     }
-    let site = match Site::load(&args.site.values, &args.site.set) {
+    let site = match Site::load(&args.site.values, &args.site.sets()) {
         Ok(s) => s,
         Err(e) => {
             ui::err(&format!("error: {e}\n"));

@@ -379,6 +379,7 @@ pub async fn download(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
+    crate::ui::debug(&format!("GET {url}"));
     let mut req = client.get(url);
     if have > 0 {
         req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
@@ -471,6 +472,15 @@ pub fn run_vendor(
         sys.argv = [script] + args\n\
         sys.path.insert(0, __import__('os').path.dirname(script))\n\
         runpy.run_path(script, run_name='__main__')\n";
+    crate::ui::debug(&format!(
+        "$ {} {} {} (secrets on stdin)",
+        python.display(),
+        script.display(),
+        args.iter()
+            .map(|a| crate::helm::shell_word(a))
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
     let mut child = crate::process::command(python)
         .arg("-c")
         .arg(SHIM)

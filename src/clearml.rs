@@ -117,6 +117,11 @@ impl Client {
             }
             self.requests
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::ui::debug(&format!(
+                "POST {url} as {}{} {body}",
+                self.conn.key,
+                impersonate_as.map_or(String::new(), |u| format!(", impersonating {u},"))
+            ));
             let outcome = match req.send().await {
                 Ok(resp) => Self::envelope(endpoint, resp).await,
                 Err(e) => Err((

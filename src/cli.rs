@@ -21,6 +21,10 @@ pub struct Cli {
 
     #[command(flatten)]
     pub run: RunArgs,
+
+    /// Print each helm command and ClearML API call as it runs (secrets masked)
+    #[arg(short = 'v', long = "debug", global = true)]
+    pub debug: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,7 +123,7 @@ pub struct RunArgs {
     pub sandbox_state: Option<PathBuf>,
 
     /// How to print the plan or result
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
     #[command(flatten)]
@@ -168,13 +172,44 @@ impl OpsArgs {
 /// Site values: shared by `run` and `repl`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SiteArgs {
-    /// A site values file (YAML); several are deep-merged left to right
+    /// A site values file (YAML), `-` for stdin; several are deep-merged left to right
     #[arg(long = "values", short = 'f', value_name = "FILE")]
     pub values: Vec<PathBuf>,
 
-    /// Set one value after the files: dotted key, `3` is an int, `true` a bool, else a string
+    /// Set values after the files, as helm does: `a.b=1,c={x,y},d[0].e=true` (`\,` and `\.`
+    /// escape); `3` is an int, `true` a bool, `00123` a string. Not for secrets: every user of the
+    /// machine can read a command line; use `{env: NAME}` or `{file: PATH}` in the site file
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+
+    /// As --set, but every value stays a string (`tenant_id=00123`)
+    #[arg(long = "set-string", value_name = "KEY=VALUE")]
+    pub set_string: Vec<String>,
+
+    /// As --set, each value read from a file (a secret, whatever its key; one final newline dropped)
+    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    pub set_file: Vec<String>,
+
+    /// As --set, each value a JSON value: `a={"b":[1,2]}`
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    pub set_json: Vec<String>,
+}
+
+impl SiteArgs {
+    /// Every `--set…` flag with how its values are read.
+    pub fn sets(&self) -> Vec<(crate::strvals::Mode, String)> {
+        use crate::strvals::Mode;
+        let tagged = |mode: Mode, v: &Vec<String>| {
+            v.iter().map(move |s| (mode, s.clone())).collect::<Vec<_>>()
+        };
+        [
+            tagged(Mode::Json, &self.set_json),
+            tagged(Mode::Typed, &self.set),
+            tagged(Mode::Str, &self.set_string),
+            tagged(Mode::File, &self.set_file),
+        ]
+        .concat()
+    }
 }
 
 /// The cluster to talk to: helm and the Kubernetes client always use the same two.
@@ -185,7 +220,7 @@ pub struct KubeArgs {
     pub kubeconfig: Option<PathBuf>,
 
     /// The kubeconfig context
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, visible_alias = "kube-context", value_name = "NAME")]
     pub context: Option<String>,
 
     /// The helm binary (otherwise HELM_BIN, then PATH)

@@ -50,6 +50,18 @@ pub fn locate(flag: Option<&Path>) -> Result<PathBuf, String> {
         })
 }
 
+/// An argument as a shell would need it written, for `-v` output.
+pub fn shell_word(a: &str) -> String {
+    if !a.is_empty()
+        && a.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
+    {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', "'\\''"))
+    }
+}
+
 impl Helm {
     /// Find helm and ask its version once.
     pub fn new(flag: Option<&Path>, target: Target) -> Result<Helm, String> {
@@ -93,6 +105,14 @@ impl Helm {
         if let Some(c) = &self.target.context {
             cmd.arg("--kube-context").arg(c);
         }
+        crate::ui::debug(&format!(
+            "$ {} {}",
+            self.bin.display(),
+            cmd.get_args()
+                .map(|a| shell_word(&a.to_string_lossy()))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
         if let Some(home) = &self.target.helm_home {
             cmd.env("HELM_CONFIG_HOME", home.join("config"))
                 .env("HELM_CACHE_HOME", home.join("cache"))
@@ -115,6 +135,7 @@ impl Helm {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
         if let Some(input) = stdin {
+            crate::ui::debug("  (the password on helm's stdin)");
             let mut pipe = child.stdin.take().expect("piped stdin");
             pipe.write_all(input.as_bytes())
                 .map_err(|e| format!("cannot pass the password to helm: {e}"))?;

@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod secret;
 pub mod site;
+pub mod strvals;
 pub mod ui;
 pub mod validate;
 pub mod value;

@@ -78,7 +78,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(opts: &Options, interrupted: Arc<AtomicBool>) -> Result<Session, String> {
-        let site = Site::load(&opts.site.values, &opts.site.set)?;
+        let site = Site::load(&opts.site.values, &opts.site.sets())?;
         let (executor, sandbox) = crate::app::executor_for(
             opts.dry_run,
             opts.sandbox,

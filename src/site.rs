@@ -1,15 +1,17 @@
-//! Site values: `--values` YAML files deep-merged left to right, then `--set KEY=VALUE` pairs,
-//! then the secret rule applied by key name. Every key path remembers where it was set
-//! (`site.yaml:12:3` or `--set a.b`), so validation errors can point at the line to fix.
+//! Site values: `--values` YAML files deep-merged left to right (each file's `{env: NAME}` and
+//! `{file: PATH}` values read first), then the `--set…` flags (see [`crate::strvals`]), then the
+//! secret rule applied by key name. Every key path remembers where it was set (`site.yaml:12:3`
+//! or `--set a.b`), so validation errors can point at the line to fix.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 use crate::secret::{Secret, is_secret_key};
+use crate::strvals::{self, Mode};
 use crate::value::{Value, join_path};
 
 /// Where each key path of the site values was set.
@@ -31,36 +33,58 @@ impl Default for Site {
 }
 
 impl Site {
-    /// Load the files, apply the `--set` pairs and mark secrets.
-    pub fn load(files: &[impl AsRef<Path>], sets: &[String]) -> Result<Site, String> {
+    /// Load the files (`-` is stdin), apply the `--set…` flags in helm's order (`--set-json`,
+    /// `--set`, `--set-string`, `--set-file`), read `{env: NAME}` and `{file: PATH}` values, and
+    /// mark secrets.
+    pub fn load(files: &[impl AsRef<Path>], sets: &[(Mode, String)]) -> Result<Site, String> {
         let mut site = Site::default();
+        let mut stdin_read = false;
         for file in files {
             let file = file.as_ref();
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read values file {}: {e}", file.display()))?;
-            let (values, locations) = parse_located(&text, &file.display().to_string())?;
+            let (text, source, dir) = if file == Path::new("-") {
+                if std::mem::replace(&mut stdin_read, true) {
+                    return Err("--values - is given twice: stdin can be read once".into());
+                }
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map_err(|e| format!("cannot read values from stdin: {e}"))?;
+                (text, "<stdin>".to_string(), PathBuf::from("."))
+            } else {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("cannot read values file {}: {e}", file.display()))?;
+                let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+                (text, file.display().to_string(), dir)
+            };
+            let (mut values, locations) = parse_located(&text, &source)?;
             match values {
                 Value::Map(_) => {}
                 Value::Null => continue,
                 other => {
                     return Err(format!(
-                        "{}: the top level of a values file must be a map of keys, found a {}",
-                        file.display(),
+                        "{source}: the top level of a values file must be a map of keys, found a {}",
                         other.type_name()
                     ));
                 }
             }
+            let mut problems = Vec::new();
+            resolve_refs(&mut values, "", &dir, &locations, &mut problems);
+            if !problems.is_empty() {
+                return Err(problems.join("\n"));
+            }
             merge_into(&mut site.values, values);
             site.locations.extend(locations);
         }
-        for set in sets {
-            let (key, value) = parse_set(set)?;
-            let mut nested = value;
-            for part in key.rsplit('.') {
-                nested = Value::Map(BTreeMap::from([(part.to_string(), nested)]));
+        let order = [Mode::Json, Mode::Typed, Mode::Str, Mode::File];
+        for mode in order {
+            for (_, spec) in sets.iter().filter(|(m, _)| *m == mode) {
+                let paths = strvals::apply(&mut site.values, spec, mode, &|path| {
+                    read_secret_file(Path::new(path))
+                })?;
+                for p in paths {
+                    let flag = mode.flag();
+                    site.locations.insert(p.clone(), format!("{flag} {p}"));
+                }
             }
-            merge_into(&mut site.values, nested);
-            site.locations.insert(key.clone(), format!("--set {key}"));
         }
         mark_secrets(&mut site.values);
         Ok(site)
@@ -72,6 +96,21 @@ impl Site {
             Some(loc) => format!("`{path}` ({loc})"),
             None => format!("`{path}`"),
         }
+    }
+}
+
+/// What to do about a missing key: a secret is best given from the environment or a file (a
+/// command line is readable by every user of the machine), anything else in the file or by --set.
+pub fn missing_hint(path: &str) -> String {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    if is_secret_key(last, &[]) {
+        format!(
+            "add it to the site values file as `{last}: {{env: VARIABLE}}` or \
+             `{last}: {{file: PATH}}` (better than --set: every user of the machine can read a \
+             command line)"
+        )
+    } else {
+        format!("add it to the site values file, or pass --set {path}=VALUE")
     }
 }
 
@@ -92,26 +131,76 @@ pub fn merge_into(base: &mut Value, over: Value) {
     }
 }
 
-/// `a.b.c=value`: `3` becomes an int, `true`/`false` a bool, anything else a string.
-pub fn parse_set(set: &str) -> Result<(String, Value), String> {
-    let Some((key, raw)) = set.split_once('=') else {
-        return Err(format!(
-            "--set {set}: expected KEY=VALUE, for example --set base_domain=example.com"
-        ));
-    };
-    if key.is_empty() || key.split('.').any(str::is_empty) {
-        return Err(format!(
-            "--set {set}: the key must be dotted names, for example --set agent.namespace=clearml-agents"
-        ));
+/// The text of a secret file (`{file: PATH}`, `--set-file`), as a secret. One trailing line
+/// end is dropped: `echo TOKEN > file` must give `TOKEN`.
+fn read_secret_file(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the file {}: {e}", path.display()))?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    Ok(Value::Secret(Secret::new(text)))
+}
+
+/// A value given as `{env: NAME}` or `{file: PATH}`: the map's only key, naming a string.
+fn value_ref(v: &Value) -> Option<(&'static str, &str)> {
+    let Value::Map(m) = v else { return None };
+    if m.len() != 1 {
+        return None;
     }
-    let value = if let Ok(i) = raw.parse::<i64>() {
-        Value::Int(i)
-    } else if raw == "true" || raw == "false" {
-        Value::Bool(raw == "true")
-    } else {
-        Value::Str(raw.to_string())
-    };
-    Ok((key.to_string(), value))
+    match m.iter().next() {
+        Some((k, Value::Str(s))) if k == "env" => Some(("env", s)),
+        Some((k, Value::Str(s))) if k == "file" => Some(("file", s)),
+        _ => None,
+    }
+}
+
+/// Replace every `{env: NAME}` and `{file: PATH}` with the variable's value or the file's
+/// text, as a secret whatever its key. A relative path is relative to the values file's folder.
+/// Each missing variable or file is a problem naming the key and where it was set.
+fn resolve_refs(
+    v: &mut Value,
+    path: &str,
+    dir: &Path,
+    locs: &Locations,
+    problems: &mut Vec<String>,
+) {
+    if let Some((kind, name)) = value_ref(v) {
+        let at = match locs.get(path) {
+            Some(loc) => format!("{loc}: `{path}`"),
+            None => format!("`{path}`"),
+        };
+        let got = if kind == "env" {
+            match std::env::var(name) {
+                Ok(val) => Ok(Value::Secret(Secret::new(val))),
+                Err(_) => Err(format!(
+                    "{at}: the environment variable {name} is not set: export it before the run, \
+                     or give the value as {{file: PATH}}"
+                )),
+            }
+        } else {
+            read_secret_file(&dir.join(name)).map_err(|e| format!("{at}: {e}"))
+        };
+        match got {
+            Ok(val) => *v = val,
+            Err(e) => problems.push(e),
+        }
+        return;
+    }
+    match v {
+        Value::Map(m) => {
+            for (k, child) in m.iter_mut() {
+                resolve_refs(child, &join_path(path, k), dir, locs, problems);
+            }
+        }
+        Value::List(l) => {
+            for (i, child) in l.iter_mut().enumerate() {
+                resolve_refs(child, &format!("{path}[{i}]"), dir, locs, problems);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Apply the secret rule of [`is_secret_key`] to every map in the tree.
@@ -331,11 +420,6 @@ mod tests {
         let mut a = parse_yaml("x: {a: 1, l: [1, 2]}\ny: 1").unwrap();
         merge_into(&mut a, parse_yaml("x: {b: 2, l: [3]}").unwrap());
         assert_eq!(a, parse_yaml("x: {a: 1, b: 2, l: [3]}\ny: 1").unwrap());
-        assert_eq!(parse_set("a.b=3").unwrap(), ("a.b".into(), Value::Int(3)));
-        assert_eq!(parse_set("a=true").unwrap().1, Value::Bool(true));
-        assert_eq!(parse_set("a=x=y").unwrap().1, Value::Str("x=y".into()));
-        assert!(parse_set("novalue").is_err());
-        assert!(parse_set("a..b=1").is_err());
     }
 
     #[test]

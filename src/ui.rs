@@ -8,6 +8,19 @@ use crate::secret::redact;
 
 static JSON_STDOUT: AtomicBool = AtomicBool::new(false);
 static QUIET: AtomicBool = AtomicBool::new(false);
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// `-v/--debug`: each helm command and ClearML API call is printed as it runs.
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, Ordering::SeqCst);
+}
+
+/// A debug line (`-v`), on stderr and through the redactor like everything else.
+pub fn debug(message: &str) {
+    if DEBUG.load(Ordering::SeqCst) {
+        err(&format!("debug: {message}\n"));
+    }
+}
 
 /// While quiet, a playbook's own output (`print`, `debug`, `log`) is dropped: the silent plan
 /// pass before a live run.

@@ -8,6 +8,7 @@ mod apps;
 mod check;
 mod clearml_api;
 mod control_plane;
+mod conventions;
 mod docs;
 mod kube_client;
 mod playbooks;

@@ -76,7 +76,8 @@ pub mod checks_api {
             match leaf {
                 None | Some(Value::Null) if optional => {}
                 None | Some(Value::Null) => found.push(format!(
-                    "`{path}` is missing ({kind}): add it to the site values file, or pass --set {path}=VALUE"
+                    "`{path}` is missing ({kind}): {}",
+                    crate::site::missing_hint(path)
                 )),
                 Some(value) => {
                     let under_placeholder = placeholders

@@ -149,8 +149,8 @@ pub mod values_api {
             _ => Err(invalid(
                 "require",
                 format!(
-                    "the required key `{path}` is missing: add it to the site values file, or \
-                     pass --set {path}=VALUE"
+                    "the required key `{path}` is missing: {}",
+                    crate::site::missing_hint(path)
                 ),
             )),
         }

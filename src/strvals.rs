@@ -1,0 +1,417 @@
+//! `--set`, `--set-string`, `--set-file` and `--set-json`, parsed the way helm parses them
+//! (helm's `pkg/strvals`): `a=1,b=2` sets two keys; `\` takes the next character literally
+//! (`a\.b=1` is the key `a.b`, `x=a\,b` the value `a,b`); `a={x,y}` is a list; `a[0].b=1` and
+//! `a[1][0]=x` index lists, padding them with nulls.
+//!
+//! Values of `--set` are typed as helm types them: `true`/`false` (any case) a bool, `null` a
+//! null, an integer without a leading zero an int (`00123` stays the string `"00123"`), anything
+//! else a string. `--set-string` keeps every value a string, `--set-json` reads each as JSON, and
+//! `--set-file` reads each as the path of a file whose text is the value.
+
+use std::collections::BTreeMap;
+
+use crate::value::Value;
+
+/// The most a list index may be, as in helm: a typo must not allocate gigabytes.
+const MAX_INDEX: usize = 65536;
+
+/// How the values of one flag are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `--set`
+    Typed,
+    /// `--set-string`
+    Str,
+    /// `--set-json`
+    Json,
+    /// `--set-file`
+    File,
+}
+
+impl Mode {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Mode::Typed => "--set",
+            Mode::Str => "--set-string",
+            Mode::Json => "--set-json",
+            Mode::File => "--set-file",
+        }
+    }
+}
+
+/// Apply one flag's argument to `root` (a map). `read_file` gives the value of a `--set-file`
+/// path. Answers the key path of every value set, for locations in messages.
+pub fn apply(
+    root: &mut Value,
+    spec: &str,
+    mode: Mode,
+    read_file: &dyn Fn(&str) -> Result<Value, String>,
+) -> Result<Vec<String>, String> {
+    if !matches!(root, Value::Map(_)) {
+        *root = Value::Map(BTreeMap::new());
+    }
+    let mut p = Parser {
+        s: spec,
+        pos: 0,
+        mode,
+        read_file,
+        set: Vec::new(),
+    };
+    let Value::Map(map) = root else {
+        unreachable!()
+    };
+    while p.pos < p.s.len() {
+        p.key(map, "")
+            .map_err(|e| format!("{} {spec}: {e}", mode.flag()))?;
+    }
+    if p.set.is_empty() {
+        return Err(format!(
+            "{} {spec}: expected KEY=VALUE, for example {} base_domain=example.com",
+            mode.flag(),
+            mode.flag()
+        ));
+    }
+    Ok(p.set)
+}
+
+/// The typed value of one `--set` value, as helm types it.
+pub fn typed(raw: &str) -> Value {
+    if raw.eq_ignore_ascii_case("true") {
+        Value::Bool(true)
+    } else if raw.eq_ignore_ascii_case("false") {
+        Value::Bool(false)
+    } else if raw.eq_ignore_ascii_case("null") {
+        Value::Null
+    } else if raw == "0" {
+        Value::Int(0)
+    } else if !raw.starts_with('0')
+        && let Ok(i) = raw.parse::<i64>()
+    {
+        Value::Int(i)
+    } else {
+        Value::Str(raw.to_string())
+    }
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    pos: usize,
+    mode: Mode,
+    read_file: &'a dyn Fn(&str) -> Result<Value, String>,
+    set: Vec<String>,
+}
+
+impl Parser<'_> {
+    /// Read up to (and consuming) the first unescaped character of `stop`; answers the text
+    /// read and the stop character (`None` at the end).
+    fn until(&mut self, stop: &[char]) -> (String, Option<char>) {
+        let mut out = String::new();
+        let mut chars = self.s[self.pos..].char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some((_, next)) => out.push(next),
+                    None => out.push('\\'),
+                }
+                continue;
+            }
+            if stop.contains(&c) {
+                self.pos += i + c.len_utf8();
+                return (out, Some(c));
+            }
+            out.push(c);
+        }
+        self.pos = self.s.len();
+        (out, None)
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.s[self.pos..].chars().next()
+    }
+
+    /// One key at `path` in `map`, and everything below it.
+    fn key(&mut self, map: &mut BTreeMap<String, Value>, path: &str) -> Result<(), String> {
+        let (key, stop) = self.until(&['=', '[', ',', '.']);
+        let here = crate::value::join_path(path, &key);
+        if key.is_empty() && stop != Some('[') {
+            return Err(match stop {
+                None => "a key is missing at the end".to_string(),
+                Some(c) => format!("a key is missing before `{c}`"),
+            });
+        }
+        match stop {
+            Some('=') => {
+                let v = self.value(&here)?;
+                map.insert(key, v);
+                self.set.push(here);
+                Ok(())
+            }
+            Some('.') => {
+                let child = map
+                    .entry(key)
+                    .or_insert_with(|| Value::Map(BTreeMap::new()));
+                if !matches!(child, Value::Map(_)) {
+                    *child = Value::Map(BTreeMap::new());
+                }
+                let Value::Map(inner) = child else {
+                    unreachable!()
+                };
+                self.key(inner, &here)
+            }
+            Some('[') => {
+                if key.is_empty() {
+                    return Err("a list index needs the name of the list before `[`".into());
+                }
+                let index = self.index()?;
+                let child = map.entry(key).or_insert_with(|| Value::List(Vec::new()));
+                if !matches!(child, Value::List(_)) {
+                    *child = Value::List(Vec::new());
+                }
+                let Value::List(list) = child else {
+                    unreachable!()
+                };
+                self.item(list, index, &here)
+            }
+            Some(',') => Err(format!(
+                "key `{here}` has no value (a key cannot end with `,`; write {here}=VALUE)"
+            )),
+            _ => Err(format!("key `{here}` has no value: write {here}=VALUE")),
+        }
+    }
+
+    /// The index between `[` and `]`.
+    fn index(&mut self) -> Result<usize, String> {
+        let (text, stop) = self.until(&[']']);
+        if stop.is_none() {
+            return Err(format!("`[{text}` is not closed with `]`"));
+        }
+        let i: i64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("`[{text}]` is not a list index: write a number, as in a[0]"))?;
+        if i < 0 {
+            return Err(format!("negative list index {i}"));
+        }
+        let i = i as usize;
+        if i > MAX_INDEX {
+            return Err(format!("list index {i} is larger than {MAX_INDEX}"));
+        }
+        Ok(i)
+    }
+
+    /// What follows `name[i]`: `=value`, `.key…` or `[j]…`.
+    fn item(&mut self, list: &mut Vec<Value>, index: usize, path: &str) -> Result<(), String> {
+        let here = format!("{path}[{index}]");
+        if list.len() <= index {
+            list.resize(index + 1, Value::Null);
+        }
+        let next = self.peek();
+        if next.is_some() {
+            self.pos += next.map_or(0, char::len_utf8);
+        }
+        match next {
+            Some('=') => {
+                list[index] = self.value(&here)?;
+                self.set.push(here);
+                Ok(())
+            }
+            Some('.') => {
+                if !matches!(list[index], Value::Map(_)) {
+                    list[index] = Value::Map(BTreeMap::new());
+                }
+                let Value::Map(inner) = &mut list[index] else {
+                    unreachable!()
+                };
+                self.key(inner, &here)
+            }
+            Some('[') => {
+                let j = self.index()?;
+                if !matches!(list[index], Value::List(_)) {
+                    list[index] = Value::List(Vec::new());
+                }
+                let Value::List(inner) = &mut list[index] else {
+                    unreachable!()
+                };
+                self.item(inner, j, &here)
+            }
+            None => Err(format!("`{here}` has no value: write {here}=VALUE")),
+            Some(c) => Err(format!(
+                "unexpected `{c}` after `{here}`: expected `=`, `.` or `[`"
+            )),
+        }
+    }
+
+    /// The value after `=`, up to the next unescaped `,` (or the end).
+    fn value(&mut self, path: &str) -> Result<Value, String> {
+        if self.mode == Mode::Json {
+            let rest = &self.s[self.pos..];
+            let mut stream =
+                serde_json::Deserializer::from_str(rest).into_iter::<serde_json::Value>();
+            let v = match stream.next() {
+                Some(Ok(v)) => v,
+                Some(Err(e)) => return Err(format!("`{path}` is not valid JSON: {e}")),
+                None => return Err(format!("`{path}` has no JSON value")),
+            };
+            self.pos += stream.byte_offset();
+            match self.peek() {
+                None => {}
+                Some(',') => self.pos += 1,
+                Some(c) => {
+                    return Err(format!(
+                        "unexpected `{c}` after the JSON value of `{path}`: separate keys with `,`"
+                    ));
+                }
+            }
+            return Ok(Value::from_json(&v));
+        }
+        if self.peek() == Some('{') {
+            self.pos += 1;
+            let mut items = Vec::new();
+            loop {
+                let (raw, stop) = self.until(&[',', '}']);
+                match stop {
+                    Some(',') => items.push(self.scalar(&raw, path)?),
+                    Some('}') => {
+                        if !(raw.is_empty() && items.is_empty()) {
+                            items.push(self.scalar(&raw, path)?);
+                        }
+                        break;
+                    }
+                    _ => return Err(format!("the list of `{path}` is not closed with `}}`")),
+                }
+            }
+            match self.peek() {
+                None => {}
+                Some(',') => self.pos += 1,
+                Some(c) => {
+                    return Err(format!(
+                        "unexpected `{c}` after the list of `{path}`: separate keys with `,`"
+                    ));
+                }
+            }
+            return Ok(Value::List(items));
+        }
+        let (raw, _) = self.until(&[',']);
+        self.scalar(&raw, path)
+    }
+
+    fn scalar(&self, raw: &str, path: &str) -> Result<Value, String> {
+        match self.mode {
+            Mode::Typed => Ok(typed(raw)),
+            Mode::Str => Ok(Value::Str(raw.to_string())),
+            Mode::File => (self.read_file)(raw).map_err(|e| format!("`{path}`: {e}")),
+            Mode::Json => unreachable!("JSON values are read whole"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::parse_yaml;
+
+    fn set(specs: &[(&str, Mode)]) -> Result<Value, String> {
+        let mut root = Value::Map(BTreeMap::new());
+        for (spec, mode) in specs {
+            apply(&mut root, spec, *mode, &|p| {
+                Ok(Value::Str(format!("<{p}>")))
+            })?;
+        }
+        Ok(root)
+    }
+
+    fn yaml(s: &str) -> Value {
+        parse_yaml(s).unwrap()
+    }
+
+    #[test]
+    fn several_keys_and_types() {
+        assert_eq!(
+            set(&[("a=1,b=2,c.d=true,e=x=y", Mode::Typed)]).unwrap(),
+            yaml("{a: 1, b: 2, c: {d: true}, e: 'x=y'}")
+        );
+        // helm's typing: a leading zero keeps a string, so does --set-string
+        assert_eq!(
+            set(&[("t=00123,z=0,nu=null,f=FALSE,s=1.5,neg=-3", Mode::Typed)]).unwrap(),
+            yaml("{t: '00123', z: 0, nu: null, f: false, s: '1.5', neg: -3}")
+        );
+        assert_eq!(
+            set(&[("t=123,b=true", Mode::Str)]).unwrap(),
+            yaml("{t: '123', b: 'true'}")
+        );
+        assert_eq!(set(&[("a=", Mode::Typed)]).unwrap(), yaml("{a: ''}"));
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            set(&[(r"a\.b=1,x=a\,b,w=c\=d", Mode::Typed)]).unwrap(),
+            yaml("{'a.b': 1, x: 'a,b', w: 'c=d'}")
+        );
+    }
+
+    #[test]
+    fn lists_and_indexes() {
+        assert_eq!(
+            set(&[("l={a,b,3},e={},m=1", Mode::Typed)]).unwrap(),
+            yaml("{l: [a, b, 3], e: [], m: 1}")
+        );
+        assert_eq!(
+            set(&[("a[0].b=1,a[2]=x,c[0][1]=v", Mode::Typed)]).unwrap(),
+            yaml("{a: [{b: 1}, null, x], c: [[null, v]]}")
+        );
+        assert_eq!(
+            set(&[("a[0]=x", Mode::Typed), ("a[0].k=2", Mode::Typed)]).unwrap(),
+            yaml("{a: [{k: 2}]}")
+        );
+    }
+
+    #[test]
+    fn json_and_file() {
+        assert_eq!(
+            set(&[(r#"a={"b":[1,"2"]},c=[true],d="00123""#, Mode::Json)]).unwrap(),
+            yaml("{a: {b: [1, '2']}, c: [true], d: '00123'}")
+        );
+        assert_eq!(
+            set(&[("a.b=/tmp/x,c={p,q}", Mode::File)]).unwrap(),
+            yaml("{a: {b: '</tmp/x>'}, c: ['<p>', '<q>']}")
+        );
+    }
+
+    #[test]
+    fn errors_say_what_to_write() {
+        for bad in [
+            "novalue",
+            "a,b=1",
+            "a..b=1",
+            "a[0]",
+            "a[x]=1",
+            "a[-1]=1",
+            "a[70000]=1",
+            "a[0",
+            "[0]=1",
+            "a[0]x",
+            "l={a,b",
+        ] {
+            let e = set(&[(bad, Mode::Typed)]).unwrap_err();
+            assert!(e.starts_with(&format!("--set {bad}: ")), "{bad}: {e}");
+        }
+        let e = set(&[("a={x", Mode::Json)]).unwrap_err();
+        assert!(e.contains("not valid JSON"), "{e}");
+        let e = set(&[("a=1 2", Mode::Json)]).unwrap_err();
+        assert!(e.contains("unexpected"), "{e}");
+    }
+
+    #[test]
+    fn paths_set_are_reported() {
+        let mut root = Value::Map(BTreeMap::new());
+        let paths = apply(
+            &mut root,
+            "a.b=1,c[1].d=2",
+            Mode::Typed,
+            &|_| unreachable!(),
+        )
+        .unwrap();
+        assert_eq!(paths, ["a.b", "c[1].d"]);
+    }
+}
