@@ -372,7 +372,7 @@ fn a_broken_install_is_repaired_by_a_re_run() {
 }
 
 #[test]
-fn the_server_shaped_chart_renders_the_guides_overrides_with_both_helms() {
+fn simulator_chart_renders_the_guides_overrides_with_both_helms() {
     let overrides = repo().join("tests/fixtures/guide-overrides.yaml");
     let chart = repo().join("src/sandbox/charts/clearml-enterprise");
     for (major, helm) in helm_binaries() {

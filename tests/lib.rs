@@ -11,6 +11,8 @@ mod control_plane;
 mod docs;
 mod kube_client;
 mod playbooks;
+mod promises;
+mod recorder;
 mod repl;
 mod run;
 mod sandbox;
