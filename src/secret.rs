@@ -59,7 +59,13 @@ impl fmt::Debug for Secret {
 impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if SENTINEL.with(std::cell::Cell::get) {
-            s.serialize_str(SENTINEL_TEXT)
+            // a secret made from a string that already held the mask (an interpolated secret
+            // passed where a secret is expected) shows the mask, so the guard sees it
+            s.serialize_str(if self.0.contains(REDACTED) {
+                REDACTED
+            } else {
+                SENTINEL_TEXT
+            })
         } else {
             s.serialize_str(REDACTED)
         }

@@ -189,15 +189,38 @@ fn a_kill_during_conversion_leaves_the_original_or_the_whole_result() {
     }
     let original = std::fs::read(&path).unwrap();
     let t = t.script("convert_registry(\"apps\", \"registry.local/clearml-apps\");");
-    let mut child = t
-        .command()
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    let _ = child.kill();
-    let _ = child.wait();
+    // kill it while it writes: once its staging file is there (tries again when a run finished
+    // before it was seen)
+    let staging = || {
+        std::fs::read_dir(&apps).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+    };
+    let mut landed = false;
+    for _ in 0..20 {
+        let mut child = t
+            .command()
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() && !staging() {
+            std::thread::yield_now();
+        }
+        landed = staging() && child.kill().is_ok();
+        let _ = child.wait();
+        if landed {
+            break;
+        }
+        std::fs::write(&path, &original).unwrap();
+    }
+    assert!(
+        landed,
+        "the kill never landed while the conversion was writing"
+    );
     let now = std::fs::read(&path).unwrap();
     if now != original {
         // replaced: then completely, as a valid converted zip

@@ -340,7 +340,16 @@ fn live_install_with_helm_4() {
 
 #[test]
 fn a_broken_install_is_repaired_by_a_re_run() {
-    let live = Cluster::new(4);
+    broken_install_repaired(4);
+}
+
+#[test]
+fn a_broken_install_is_repaired_by_a_re_run_with_helm_3() {
+    broken_install_repaired(3);
+}
+
+fn broken_install_repaired(major: u32) {
+    let live = Cluster::new(major);
     // the Kubernetes API fails while the chart's Deployments are written
     live.sim.faults.fail(
         "PATCH",
@@ -361,7 +370,7 @@ fn a_broken_install_is_repaired_by_a_re_run() {
         &live
             .sim
             .helm(
-                &helm_binaries()[1].1,
+                &helm_binaries()[(major - 3) as usize].1,
                 &["status", "clearml", "-n", "clearml", "-o", "json"],
             )
             .success()
@@ -372,7 +381,7 @@ fn a_broken_install_is_repaired_by_a_re_run() {
 }
 
 #[test]
-fn the_server_shaped_chart_renders_the_guides_overrides_with_both_helms() {
+fn simulator_chart_renders_the_guides_overrides_with_both_helms() {
     let overrides = repo().join("tests/fixtures/guide-overrides.yaml");
     let chart = repo().join("src/sandbox/charts/clearml-enterprise");
     for (major, helm) in helm_binaries() {

@@ -54,5 +54,21 @@ fn defs_are_written() {
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     assert!(text.contains("fn validate("), "{text}");
-    assert!(text.contains("site"), "{text}");
+    let scope = std::fs::read_to_string(t.dir().join("defs/__scope__.d.rhai")).unwrap();
+    assert!(scope.contains("const site: map;"), "{scope}");
+    assert!(
+        text.contains("fn install_chart(release: string, chart: string, opts: map)"),
+        "{text}"
+    );
+    // every documented built-in has its definition
+    let docs = Test::new().args(["docs", "--format", "json"]).run().json();
+    for f in docs["functions"].as_array().unwrap() {
+        let name = f["name"].as_str().unwrap();
+        if name.chars().next().unwrap().is_alphabetic() {
+            assert!(
+                text.contains(&format!("fn {name}(")),
+                "no definition of {name}"
+            );
+        }
+    }
 }

@@ -21,7 +21,7 @@ async fn client(sim: &Sim) -> kube::Client {
 }
 
 #[test]
-fn get_list_apply_replace_delete() {
+fn simulator_get_list_apply_replace_delete() {
     let sim = Sim::start();
     sim.rt.block_on(async {
         let c = client(&sim).await;
@@ -71,7 +71,7 @@ fn get_list_apply_replace_delete() {
 }
 
 #[test]
-fn watch_sees_changes_and_deployments_become_ready() {
+fn simulator_watch_sees_changes_and_deployments_become_ready() {
     let sim = Sim::start();
     sim.rt.block_on(async {
         let c = client(&sim).await;

@@ -12,6 +12,8 @@ mod conventions;
 mod docs;
 mod kube_client;
 mod playbooks;
+mod promises;
+mod recorder;
 mod repl;
 mod run;
 mod sandbox;

@@ -49,6 +49,28 @@ fn dry_run_of_the_standard_install_with_the_example_site() {
         .run();
     out.success();
     assert_eq!(out.json()["dry_run"], true);
+    let kinds: Vec<String> = out.json()["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["kind"],
+                a["release"].as_str().or(a["name"].as_str()).unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "\"helm.repo_add\" clearml-enterprise",
+            "\"helm.repo_update\" ",
+            "\"kube.ensure_namespace\" clearml",
+            "\"kube.apply\" ",
+            "\"helm.upgrade_install\" clearml"
+        ]
+    );
     out.stderr_has("site clearml.example.com: generation repo");
 }
 
@@ -126,7 +148,7 @@ fn yaml_error_names_file_and_line() {
         .args(["--values", "site.yaml"])
         .run()
         .code(2)
-        .stderr_has("error: site.yaml:");
+        .stderr_has("error: site.yaml:2:4: invalid YAML");
 }
 
 #[test]
@@ -186,12 +208,17 @@ fn version_help_and_completions() {
         .run()
         .success()
         .stdout_has("Usage:");
-    for shell in ["bash", "zsh", "fish"] {
-        Test::new()
-            .args(["completions", shell])
-            .run()
-            .success()
-            .stdout_has("clearml-script");
+    for (shell, head) in [
+        ("bash", "complete -F _clearml__script"),
+        ("zsh", "#compdef clearml-script\n"),
+        ("fish", "complete -c clearml-script"),
+    ] {
+        let out = Test::new().args(["completions", shell]).run();
+        out.success().stdout_has(head);
+        // the subcommands and the run flags are offered
+        for word in ["sandbox", "completions", "dry-run", "kubeconfig", "values"] {
+            out.stdout_has(word);
+        }
     }
     Test::new().run().code(2);
 }

@@ -128,14 +128,14 @@ fn conformance(major: u32, helm: &Path) {
 }
 
 #[test]
-fn helm_3_conformance() {
+fn simulator_helm_3_conformance() {
     let (major, helm) = helm_binaries()[0].clone();
     assert_eq!(major, 3);
     conformance(major, &helm);
 }
 
 #[test]
-fn helm_4_conformance() {
+fn simulator_helm_4_conformance() {
     let (major, helm) = helm_binaries()[1].clone();
     assert_eq!(major, 4);
     conformance(major, &helm);
@@ -211,7 +211,7 @@ fn the_sandbox_command_serves_helm_by_hand() {
 }
 
 #[test]
-fn unknown_kinds_and_malformed_bodies_are_answered_like_a_real_server() {
+fn simulator_unknown_kinds_and_malformed_bodies_are_answered_like_a_real_server() {
     let sim = Sim::start();
     let (code, body) = sim.kube_http("GET", "/apis/example.com/v1/widgets", "application/json", b"");
     assert_eq!(code, 404);
@@ -243,7 +243,7 @@ impl Rng {
 }
 
 #[test]
-fn no_request_body_crashes_the_simulators() {
+fn simulator_no_request_body_crashes() {
     let sim = Sim::start();
     let kube = sim.sandbox.kube.plain_url();
     let api = sim.sandbox.clearml.url();

@@ -1,0 +1,831 @@
+//! The README's promises, each judged through the product's public surface (the CLI, the library
+//! API, or a server written here that records what it is sent), not through the simulators'
+//! internals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clearml_script::clearml::{Client, Connection};
+use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+use clearml_script::secret::Secret;
+use serde_json::json;
+
+use crate::common::{BIN, Cluster, Sim, Test, repo};
+
+// ---------------------------------------------------------------------------------------------
+// A scripted HTTP server on 127.0.0.1: answers each request as the test says, records each
+// request's first line and headers.
+
+#[derive(Clone)]
+enum Answer {
+    /// A ClearML envelope with this status and subcode (200 gives `data`).
+    Envelope(u16, u64, serde_json::Value),
+    /// Wait, then answer 200 with an empty `data`.
+    Slow(Duration),
+    /// Raw bytes as they are (status line and headers included), then close.
+    Raw(Vec<u8>),
+}
+
+struct Scripted {
+    url: String,
+    /// `(path, headers as lowercase text)` of each request, in order.
+    seen: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Scripted {
+    /// `answer(path, n)` answers the `n`th request (from 1) to `path`.
+    fn start(answer: impl Fn(&str, usize) -> Answer + Send + Sync + 'static) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let answer = Arc::new(answer);
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let answer = answer.clone();
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut first = String::new();
+                    if reader.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut headers = String::new();
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                            break;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        headers.push_str(&lower);
+                    }
+                    let mut body = vec![0u8; length];
+                    let _ = reader.read_exact(&mut body);
+                    let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    let n = {
+                        let mut l = log.lock().unwrap();
+                        l.push((path.clone(), headers));
+                        l.iter().filter(|(p, _)| *p == path).count()
+                    };
+                    let mut stream = stream;
+                    let envelope = |status: u16, sub: u64, data: serde_json::Value| {
+                        let body = json!({"meta": {"result_code": status, "result_subcode": sub,
+                            "result_msg": format!("scripted {status}")}, "data": data})
+                        .to_string();
+                        format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .into_bytes()
+                    };
+                    let bytes = match answer(path.trim_start_matches('/'), n) {
+                        Answer::Envelope(status, sub, data) => envelope(status, sub, data),
+                        Answer::Slow(d) => {
+                            std::thread::sleep(d);
+                            envelope(200, 0, json!({}))
+                        }
+                        Answer::Raw(bytes) => bytes,
+                    };
+                    let _ = stream.write_all(&bytes);
+                });
+            }
+        });
+        Scripted { url, seen }
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        let want = format!("/{path}");
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| *p == want)
+            .count()
+    }
+}
+
+fn client(url: &str, attempts: u32, timeout: Duration) -> Client {
+    Client::new(Connection {
+        api_url: url.to_string(),
+        key: "KEY".into(),
+        secret: Secret::new("scripted-secret-1"),
+        ca_file: None,
+        insecure: false,
+        timeout,
+        retry_base: Duration::from_millis(1),
+        attempts,
+    })
+    .unwrap()
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+const NONE: fn() -> serde_json::Value = || json!({"queues": []});
+
+/// A read that keeps failing transiently is sent exactly `attempts` times, no more.
+#[test]
+fn retries_are_bounded_by_the_attempts() {
+    for status in [503, 429, 502, 504] {
+        let server = Scripted::start(move |_, _| Answer::Envelope(status, 0, json!({})));
+        let err = block_on(client(&server.url, 3, Duration::from_secs(10)).ping()).unwrap_err();
+        assert_eq!(err.code, Some((status, 0)));
+        assert_eq!(server.hits("debug.ping"), 3, "attempts on {status}");
+    }
+    // not transient: sent once
+    let server = Scripted::start(|_, _| Answer::Envelope(500, 0, json!({})));
+    block_on(client(&server.url, 3, Duration::from_secs(10)).ping()).unwrap_err();
+    assert_eq!(server.hits("debug.ping"), 1);
+}
+
+/// A write is sent again only when it certainly did not take effect (429, 503); on 500, 502,
+/// 504 or a timeout it may have, and it is not sent again.
+#[test]
+fn writes_are_retried_only_when_they_did_not_take_effect() {
+    for status in [429, 503] {
+        let server = Scripted::start(move |path, n| match path {
+            "queues.get_all" => Answer::Envelope(200, 0, NONE()),
+            _ if n == 1 => Answer::Envelope(status, 0, json!({})),
+            _ => Answer::Envelope(200, 0, json!({"id": "q-1"})),
+        });
+        let (id, created) =
+            block_on(client(&server.url, 3, Duration::from_secs(10)).create_queue("q", &[], None))
+                .unwrap();
+        assert_eq!((id.as_str(), created), ("q-1", true));
+        assert_eq!(server.hits("queues.create"), 2, "retried after {status}");
+    }
+    for status in [500, 502, 504] {
+        let server = Scripted::start(move |path, _| match path {
+            "queues.get_all" => Answer::Envelope(200, 0, NONE()),
+            _ => Answer::Envelope(status, 0, json!({})),
+        });
+        let err =
+            block_on(client(&server.url, 3, Duration::from_secs(10)).create_queue("q", &[], None))
+                .unwrap_err();
+        assert_eq!(err.code, Some((status, 0)));
+        assert_eq!(
+            server.hits("queues.create"),
+            1,
+            "not retried after {status}"
+        );
+    }
+    // a write that timed out is not sent again; a read that timed out is
+    let server = Scripted::start(|path, _| match path {
+        "queues.get_all" => Answer::Envelope(200, 0, NONE()),
+        _ => Answer::Slow(Duration::from_millis(1500)),
+    });
+    let c = client(&server.url, 3, Duration::from_millis(300));
+    let err = block_on(c.create_queue("q", &[], None)).unwrap_err();
+    assert!(err.message.contains("no answer"), "{err}");
+    assert_eq!(server.hits("queues.create"), 1);
+    block_on(c.ping()).unwrap_err();
+    assert_eq!(server.hits("debug.ping"), 3);
+}
+
+/// Through the CLI: 429 is waited out and the call goes through; `retries` bounds the attempts.
+#[test]
+fn the_cli_waits_out_429_and_stops_at_the_retry_bound() {
+    let server = Scripted::start(|path, n| match (path, n) {
+        ("debug.ping", 1 | 2) => Answer::Envelope(429, 0, json!({})),
+        ("debug.ping", _) => Answer::Envelope(200, 0, json!({"msg": "ok"})),
+        _ => Answer::Envelope(429, 0, json!({})),
+    });
+    let script = format!(
+        "let api = clearml_connect(#{{ api_url: \"{}\", key: \"K\", secret: \"cli-secret-9\", retries: 3 }});\n\
+         print(api.ping());\n\
+         api.whoami();\n",
+        server.url
+    );
+    Test::new()
+        .script(&script)
+        .run()
+        .code(1)
+        .stdout("true\n")
+        .stderr_has("users.get_current_user: 429/0")
+        .nowhere("cli-secret-9");
+    assert_eq!(server.hits("debug.ping"), 3);
+    assert_eq!(server.hits("users.get_current_user"), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets: each defence alone.
+
+/// The Secret type alone: a secret too short for the redactor (under 4 characters) is masked by
+/// its type on every path.
+#[test]
+fn the_secret_type_masks_without_the_redactor() {
+    let script = "let s = secret(\"q7z\");\n\
+                  print(s); debug(s); log(s); print(#{ k: s }); print([s]);\n\
+                  print(\"x\" + s); print(s + \"x\"); print(is_secret(s + \"x\"));\n\
+                  install_chart(\"r\", \"c\", #{ namespace: \"n\", values: #{ p: s, q: \"pre-\" + s } });\n\
+                  fail(s + \" went wrong\");\n";
+    let out = Test::new().script(script).arg("--dry-run").run();
+    out.code(1)
+        .stdout("<redacted>\n#{\"k\": <redacted>}\n[<redacted>]\n<redacted>\n<redacted>\ntrue\n")
+        .stderr_has("<redacted>\n")
+        .stderr_has("• <redacted>\n")
+        .nowhere("q7z");
+    let out = Test::new()
+        .script("let s = secret(\"q7z\");\ninstall_chart(\"r\", \"c\", #{ namespace: \"n\", values: #{ p: s, q: \"pre-\" + s } });")
+        .args(["--dry-run", "--output", "json"])
+        .run();
+    out.success().nowhere("q7z");
+    let values = &out.json()["actions"][0]["values"];
+    assert_eq!(values, &json!({"p": "<redacted>", "q": "<redacted>"}));
+}
+
+/// The redactor alone: a plain string that holds a secret's value is masked on stdout and stderr.
+#[test]
+fn the_redactor_masks_a_plain_string() {
+    let script = "let s = secret(\"plain-leak-9876\");\n\
+                  let p = \"plain-leak-\" + \"9876\";\n\
+                  print(is_secret(p)); print(p); print(`in ${p} text`); log(p);\n\
+                  throw \"thrown \" + p;\n";
+    Test::new()
+        .script(script)
+        .run()
+        .code(1)
+        .stdout("false\n<redacted>\nin <redacted> text\n")
+        .stderr_has("• <redacted>\n")
+        .stderr_has("thrown <redacted>")
+        .nowhere("plain-leak-9876");
+    // as do values that come from the site
+    Test::new()
+        .script("print(\"token=\" + site.dockerhub_token.len()); print(\"plain-site-tok-1\");")
+        .args(["--set", "dockerhub_token=plain-site-tok-1"])
+        .run()
+        .success()
+        .stdout("token=16\n<redacted>\n");
+}
+
+/// Key names mark secrets: `passwd` among them, in the site values, in `read_yaml` and `env()`.
+#[test]
+fn secret_key_names_in_values_files_and_the_environment() {
+    let yaml = "db_passwd: pw-value-1\nuser_name: alice\nsmtp:\n  password: pw-value-2\n  password_file: /etc/pw\nkey: K1\nsecret: pw-value-3\n";
+    let script = "for k in [\"db_passwd\", \"user_name\", \"key\", \"secret\"] { print(`${k} ${is_secret(site[k])}`); }\n\
+                  print(is_secret(site.smtp.password)); print(is_secret(site.smtp.password_file));\n\
+                  let y = read_yaml(\"extra.yaml\");\n\
+                  print(is_secret(y.db_passwd)); print(is_secret(y.user_name)); print(y.db_passwd);\n\
+                  print(is_secret(env(\"CLEARML_GITHUB_TOKEN\"))); print(is_secret(env(\"MY_DB_PASSWD\"))); print(is_secret(env(\"CLEARML_HOST_NAME\")));\n\
+                  print(env(\"CLEARML_GITHUB_TOKEN\")); print(env(\"CLEARML_HOST_NAME\"));\n";
+    Test::new()
+        .file("site.yaml", yaml)
+        .file("extra.yaml", yaml)
+        .script(script)
+        .args(["--values", "site.yaml"])
+        .env("CLEARML_GITHUB_TOKEN", "ghp-env-tok-1")
+        .env("MY_DB_PASSWD", "x")
+        .env("CLEARML_HOST_NAME", "host-1")
+        .run()
+        .success()
+        .stdout(
+            "db_passwd true\nuser_name false\nkey true\nsecret true\ntrue\nfalse\n\
+             true\nfalse\n<redacted>\ntrue\ntrue\nfalse\n<redacted>\nhost-1\n",
+        )
+        .nowhere("pw-value")
+        .nowhere("ghp-env-tok-1");
+}
+
+/// A secret interpolated into a string is stopped before the step, with the key path.
+#[test]
+fn an_interpolated_secret_is_refused_before_the_step() {
+    Test::new()
+        .script("let t = secret(\"tok-123456\");\ninstall_chart(\"r\", \"c\", #{namespace: \"n\", values: #{a: #{token: `${t}`}}});\n")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr_has("error: install_chart: `values.a.token` holds the text <redacted>: a secret was put into a string with interpolation")
+        .stderr_has(" --> playbook.rhai:2:1");
+    // the same in a live run: refused in the plan pass, before helm is even looked for
+    Test::new()
+        .script("let t = secret(\"tok-123456\");\nhelm_repo_add(\"x\", \"https://charts.example.com\", #{ username: \"u\", password: `${t}` });\n")
+        .helm(4)
+        .run()
+        .code(2)
+        .stderr_has("holds the text <redacted>")
+        .nowhere("tok-123456");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation and the plan.
+
+#[test]
+fn yaml_errors_give_file_line_and_column() {
+    Test::new()
+        .file("site.yaml", "a: 1\nb: [1, 2\n")
+        .script("print(1);")
+        .args(["--values", "site.yaml"])
+        .run()
+        .code(2)
+        .stdout("")
+        .stderr_has("error: site.yaml:2:4: invalid YAML");
+    Test::new()
+        .file("extra.yaml", "ok: 1\nlist:\n  - a\n bad: 2\n")
+        .script("read_yaml(\"extra.yaml\");")
+        .run()
+        .code(2)
+        .stderr_has("extra.yaml:4:");
+}
+
+#[test]
+fn a_release_name_is_at_most_53_characters() {
+    let name = |n: usize| "r".repeat(n);
+    for (n, code) in [(53, 0), (54, 2)] {
+        let out = Test::new()
+            .script(&format!(
+                "install_chart(\"{}\", \"c\", #{{ namespace: \"n\" }});",
+                name(n)
+            ))
+            .arg("--dry-run")
+            .run();
+        out.code(code);
+        if code == 2 {
+            out.stderr_has("the release name").stderr_has("53");
+        }
+    }
+}
+
+/// The numbered text plan of the guide's control plane, on stdout.
+#[test]
+fn the_numbered_text_plan_is_on_stdout() {
+    let out = Test::new()
+        .arg(
+            repo()
+                .join("scripts/install-control-plane.rhai")
+                .display()
+                .to_string(),
+        )
+        .args([
+            "--values",
+            &repo()
+                .join("tests/fixtures/guide-site.yaml")
+                .display()
+                .to_string(),
+            "--dry-run",
+        ])
+        .run();
+    out.success()
+        .nowhere("ghp-test-token-0001")
+        .nowhere("dckr-test-token-0001");
+    assert!(
+        out.stdout.starts_with(
+            "Plan (dry run: nothing was changed): 5 steps\n  \
+             1. helm.repo_add name=clearml-enterprise url=https://raw.githubusercontent.com/clearml/clearml-enterprise-helm-charts/gh-pages username=clearml password=<redacted>\n  \
+             2. helm.repo_update\n  \
+             3. kube.ensure_namespace name=clearml\n  \
+             4. kube.apply namespace=clearml\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let steps: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("  ") && l.trim_start().chars().next().unwrap().is_ascii_digit())
+        .map(|l| l.trim_start().split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "helm.repo_add",
+            "helm.repo_update",
+            "kube.ensure_namespace",
+            "kube.apply",
+            "helm.upgrade_install"
+        ]
+    );
+    assert!(
+        out.stdout
+            .contains("  5. helm.upgrade_install release=clearml chart=clearml-enterprise/clearml-enterprise namespace=clearml"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// Leftover placeholders stop a sandbox run before anything is touched: helm is never run
+/// for the cluster, and no namespace or release appears.
+#[test]
+fn placeholders_stop_a_sandbox_run_before_anything() {
+    let t = Test::new().file(
+        "site.yaml",
+        &std::fs::read_to_string(repo().join("examples/site.yaml"))
+            .unwrap()
+            .replacen(
+                "base_domain: clearml.example.com",
+                "base_domain: <BASE_DOMAIN>",
+                1,
+            ),
+    );
+    let calls = t.dir().join("helm-calls");
+    let fake = t.dir().join("helm");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> {}\ncase \"$1\" in version) echo v4.1.4;; esac\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = t
+        .arg(repo().join("scripts/install.rhai").display().to_string())
+        .args(["--values", "site.yaml", "--sandbox"])
+        .args(["--helm", &fake.display().to_string()])
+        .run();
+    out.code(2)
+        .stderr_has("<BASE_DOMAIN>")
+        .stderr_has("nothing was changed");
+    let made = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        made.lines().all(|l| l.starts_with("version")),
+        "helm ran for the cluster: {made}"
+    );
+    assert!(!out.stderr.contains("→ step"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster and the ClearML API through the built-ins.
+
+#[test]
+fn router_discovery_prefers_a_load_balancer_over_node_addresses() {
+    let live = Cluster::new(4);
+    let script = "let r = discover_router_address(); print(r.address); print(r.source);";
+    live.test()
+        .script(script)
+        .run()
+        .success()
+        .stdout("203.0.113.10\nthe ExternalIP of the node sandbox-node-1\n");
+    // a LoadBalancer Service with an address wins
+    live.sim.rt.block_on(async {
+        use k8s_openapi::api::core::v1::Service;
+        use kube::api::{Api, PostParams};
+        let kubeconfig = kube::config::Kubeconfig::read_from(&live.sim.sandbox.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        let client = kube::Client::try_from(config).unwrap();
+        let services: Api<Service> = Api::namespaced(client, "default");
+        let svc: Service = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "router-lb"},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+        }))
+        .unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+    });
+    let out = live.test().script(script).run();
+    out.success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("198.51.100."), "{}", out.stdout);
+    assert_eq!(
+        lines[1],
+        "the IP of the LoadBalancer Service default/router-lb"
+    );
+}
+
+#[test]
+fn queue_and_identity_builtins_against_the_api() {
+    let sim = Sim::start();
+    let state = &sim.sandbox.clearml.state;
+    state.add_user("admin-id", "queue-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("ADMINKEY", "admin-secret-42", "admin-id");
+    let script = format!(
+        "let api = clearml_connect(#{{ api_url: \"{}\", key: \"ADMINKEY\", secret: \"admin-secret-42\" }});\n\
+         print(api.whoami().name);\n\
+         print(api.get_queue(\"promised-q\") == ());\n\
+         let id = api.create_queue(\"promised-q\");\n\
+         print(api.get_queue(\"promised-q\").id == id);\n\
+         print(api.create_queue(\"promised-q\") == id);\n\
+         print(api.delete_queue(\"promised-q\"));\n\
+         print(api.delete_queue(\"promised-q\"));\n\
+         print(api.get_queue(\"promised-q\") == ());\n",
+        sim.sandbox.clearml.url()
+    );
+    Test::new()
+        .script(&script)
+        .run()
+        .success()
+        .stdout("queue-admin\ntrue\ntrue\ntrue\ntrue\nfalse\ntrue\n")
+        .nowhere("admin-secret-42");
+}
+
+/// `helm` named with --helm is the one run, over HELM_BIN; a missing one is named.
+#[test]
+fn the_helm_flag_wins_over_helm_bin() {
+    let t = Test::new();
+    let fake = t.dir().join("my-helm");
+    std::fs::write(&fake, "#!/bin/sh\necho v3.17.3\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sim = Sim::start();
+    t.script("install_chart(\"r\", \"c\", #{ namespace: \"n\" });")
+        .args([
+            "--kubeconfig",
+            &sim.sandbox.kubeconfig.display().to_string(),
+        ])
+        .args(["--helm", "/nonexistent/helm"])
+        .env("HELM_BIN", &fake.display().to_string())
+        .run()
+        .code(2)
+        .stderr_has("--helm /nonexistent/helm: there is no such file");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sandbox command.
+
+#[test]
+fn the_sandbox_command_takes_faults_and_counts_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["sandbox", "--dir", &dir.path().display().to_string()])
+        .args(["--fault", "POST:/debug.ping:2:503"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut api = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines().take(4) {
+        if let Some(u) = line.unwrap().strip_prefix("ClearML API: ") {
+            api = u.to_string();
+        }
+    }
+    assert!(!api.is_empty());
+    let ping = || {
+        crate::common::http(
+            "POST",
+            &format!("{api}/debug.ping"),
+            "application/json",
+            b"{}",
+        )
+        .0
+    };
+    assert_eq!([ping(), ping(), ping()], [503, 503, 200]);
+    let (code, body) = crate::common::http("GET", &format!("{api}/_sandbox/requests"), "", b"");
+    assert_eq!(code, 200);
+    let counts: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(counts["debug.ping"], 3, "{counts}");
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    // a bad spec is refused with the form
+    Test::new()
+        .args(["sandbox", "--fault", "POST:/x"])
+        .run()
+        .code(2)
+        .stderr_has("expected METHOD:PATH:COUNT:STATUS");
+}
+
+#[test]
+fn the_oci_generation_is_not_rehearsed() {
+    Test::new()
+        .arg(
+            repo()
+                .join("scripts/install-control-plane.rhai")
+                .display()
+                .to_string(),
+        )
+        .args([
+            "--values",
+            &repo()
+                .join("tests/fixtures/guide-site.yaml")
+                .display()
+                .to_string(),
+            "--set",
+            "generation=oci",
+            "--sandbox",
+        ])
+        .helm(4)
+        .run()
+        .code(1)
+        .stderr_has("not from an OCI registry: rehearse with generation: repo")
+        .nowhere("dckr-test-token-0001");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downloads.
+
+fn app_package(dir: &std::path::Path) -> Vec<u8> {
+    let path = dir.join("pkg.zip");
+    let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    z.start_file("ok.txt", stored).unwrap();
+    z.write_all(b"fine").unwrap();
+    z.start_file("assets/blob.bin", stored).unwrap();
+    let mut x: u32 = 1;
+    for _ in 0..(200 * 1024) {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        z.write_all(&[(x >> 16) as u8]).unwrap();
+    }
+    z.finish().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+/// A download that broke off is resumed by the next run with a Range request; progress is
+/// given as milestone lines when stderr is not a terminal; the sha256 is checked.
+#[test]
+fn a_broken_download_is_resumed_with_milestones() {
+    let t = Test::new();
+    let body = Arc::new(app_package(t.dir()));
+    let sha = clearml_script::apps::sha256_file(&t.dir().join("pkg.zip")).unwrap();
+    let half = body.len() / 2;
+    let served = body.clone();
+    let server = Scripted::start(move |_, n| {
+        let total = served.len();
+        if n == 1 {
+            // the whole length announced, half sent, then the connection drops
+            let mut r =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n")
+                    .into_bytes();
+            r.extend_from_slice(&served[..half]);
+            Answer::Raw(r)
+        } else {
+            Answer::Raw(Vec::new())
+        }
+    });
+    // the second answer depends on the Range asked for: serve it from a second server
+    let url = format!("{}/apps.zip", server.url);
+    let t = t.script(&format!(
+        "download_apps(\"{url}\", \"apps\", #{{ sha256: \"{sha}\" }});"
+    ));
+    t.run()
+        .code(1)
+        .stderr_has("the download broke off")
+        .stderr_has("run again to resume");
+    let partial = t.dir().join("apps/apps.zip.partial");
+    let have = std::fs::metadata(&partial).unwrap().len() as usize;
+    assert!(have > 0 && have <= half, "kept {have} bytes");
+    let rest = body.clone();
+    let server2 = Scripted::start(move |_, _| {
+        let mut r = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {have}-{}/{}\r\nConnection: close\r\n\r\n",
+            rest.len() - have,
+            rest.len() - 1,
+            rest.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&rest[have..]);
+        Answer::Raw(r)
+    });
+    let url2 = format!("{}/apps.zip", server2.url);
+    std::fs::write(
+        t.dir().join("resume.rhai"),
+        format!("download_apps(\"{url2}\", \"apps\", #{{ sha256: \"{sha}\" }});"),
+    )
+    .unwrap();
+    let out = Test::new()
+        .arg("resume.rhai")
+        .command()
+        .current_dir(t.dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("download: resuming at {have} bytes")),
+        "{err}"
+    );
+    let total = body.len();
+    assert!(
+        err.contains(&format!("download: 100% ({total} of {total} bytes)")),
+        "{err}"
+    );
+    let milestones = err.lines().filter(|l| l.contains("% (")).count();
+    assert!(milestones >= 3, "{err}");
+    let seen = server2.seen.lock().unwrap().clone();
+    assert!(
+        seen[0].1.contains(&format!("range: bytes={have}-")),
+        "{seen:?}"
+    );
+    assert_eq!(std::fs::read(t.dir().join("apps/ok.txt")).unwrap(), b"fine");
+    assert!(!partial.exists());
+}
+
+/// An extraction never overwrites a file that differs from the package's; nothing is written.
+#[test]
+fn extraction_never_overwrites_a_differing_file() {
+    let t = Test::new();
+    let pkg = t.dir().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let body = app_package(t.dir());
+    std::fs::write(pkg.join("apps.zip"), &body).unwrap();
+    let url = format!("{}/apps.zip", crate::common::serve_dir(&pkg));
+    let t = t
+        .file("apps/ok.txt", "mine, edited")
+        .script(&format!("download_apps(\"{url}\", \"apps\");"));
+    t.run()
+        .code(1)
+        .stderr_has("ok.txt exists and differs from the package's `ok.txt`");
+    assert_eq!(
+        std::fs::read_to_string(t.dir().join("apps/ok.txt")).unwrap(),
+        "mine, edited"
+    );
+    assert!(!t.dir().join("apps/assets/blob.bin").exists());
+    // the same file is no conflict
+    std::fs::write(t.dir().join("apps/ok.txt"), "fine").unwrap();
+    t.run().success();
+    assert!(t.dir().join("apps/assets/blob.bin").exists());
+}
+
+#[test]
+fn a_malformed_checksum_is_refused_before_the_download() {
+    let t = Test::new();
+    Test::new()
+        .script(
+            "download_apps(\"http://127.0.0.1:9/apps.zip\", \"apps\", #{ sha256: \"abc123\" });",
+        )
+        .run()
+        .code(2)
+        .stderr_has("sha256 `abc123` is not 64 hex digits");
+    assert!(!t.dir().join("apps").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The REPL.
+
+#[test]
+fn the_repl_loads_a_file() {
+    Test::new()
+        .file("lib.rhai", "fn tenfold(x) { x * 10 }\nlet loaded = 7;\n")
+        .arg("repl")
+        .stdin(":load lib.rhai\ntenfold(loaded)\n:load missing.rhai\n")
+        .run()
+        .code(2)
+        .stdout("70\n")
+        .stderr_has("missing.rhai");
+}
+
+#[test]
+fn the_repl_keeps_a_private_history_in_xdg_state_home() {
+    let home = tempfile::tempdir().unwrap();
+    let state = home.path().join("state");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["repl", "--dry-run"])
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", &state)
+        .env_remove("KUBECONFIG")
+        .env("TERM", "xterm");
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
+    p.exp_string("\u{1b}[?2004h").unwrap();
+    p.send_line("let remembered = 41 + 1").unwrap();
+    p.exp_string("\u{1b}[?2004h").unwrap();
+    p.send_line(":quit").unwrap();
+    p.exp_eof().unwrap();
+    let file = state.join("clearml-script/history");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("let remembered = 41 + 1"), "{text}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!home.path().join(".local/state").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documentation.
+
+/// Every example in `docs` compiles under `check` (strict variables, known functions); the
+/// free variables an example takes for granted (`api`, `overrides`) are declared first.
+#[test]
+fn every_docs_example_compiles() {
+    let docs = Test::new().args(["docs", "--format", "json"]).run().json();
+    for f in docs["functions"].as_array().unwrap() {
+        let example = f["example"].as_str().unwrap();
+        let mut prelude = String::new();
+        let mut compiled = false;
+        for _ in 0..8 {
+            let out = Test::new()
+                .file("example.rhai", &format!("{prelude}{example}\n"))
+                .args(["check", "example.rhai"])
+                .run();
+            if out.code == 0 {
+                compiled = true;
+                break;
+            }
+            let Some(rest) = out.stderr.split("Undefined variable: ").nth(1) else {
+                panic!(
+                    "the example of {} does not compile:\n{example}\n{}",
+                    f["name"], out.stderr
+                );
+            };
+            let name = rest.split_whitespace().next().unwrap();
+            prelude.push_str(&format!("let {name} = ();\n"));
+        }
+        assert!(compiled, "the example of {}: {example}", f["name"]);
+    }
+}
