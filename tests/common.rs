@@ -471,7 +471,7 @@ impl Cluster {
             .arg(format!("chart_repo_url={}", self.repo_url))
             .args(["--set", "timeout=60s"])
             // the preflight's DNS and image-registry checks would leave 127.0.0.1
-            .args(["--set", "preflight.skip=hosts,sources"])
+            .args(["--set", "preflight.skip={hosts,sources}"])
             .helm(self.major)
             .env(
                 "HELM_CONFIG_HOME",
