@@ -287,7 +287,7 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let selectors = || -> Result<(Selector, Selector), ApiError> {
         Ok((
-            Selector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+            Selector::parse_labels(query.get("labelSelector").map_or("", String::as_str))?,
             Selector::parse(query.get("fieldSelector").map_or("", String::as_str))?,
         ))
     };
@@ -347,6 +347,13 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
                     ),
                 )
             })?;
+            if kind == PatchKind::Apply && query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                ));
+            }
             let patch = parse_patch(c.body, kind)?;
             let (obj, created) = store.patch(res, ns_str, name, kind, patch, dry_run)?;
             Ok(json_response(if created { 201 } else { 200 }, &obj))
@@ -411,10 +418,15 @@ fn watch(
     fields: Selector,
     query: &HashMap<String, String>,
 ) -> Response {
-    let mut rx = store.subscribe();
-    let (items, rv) = store.list(res, ns.as_deref(), &labels, &fields);
     let since = query.get("resourceVersion").cloned().unwrap_or_default();
     let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+    // resuming from a resourceVersion: first what happened since, as the real server does
+    let resume = since.parse::<u64>().ok().filter(|v| *v > 0 && !send_initial);
+    let (mut rx, missed) = match resume {
+        Some(v) => store.watch_from(v),
+        None => (store.subscribe(), Some(Vec::new())),
+    };
+    let (items, rv) = store.list(res, ns.as_deref(), &labels, &fields);
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -423,9 +435,32 @@ fn watch(
     let line = |kind: &str, object: &Value| {
         Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
     };
+    let same = {
+        let ns = ns.clone();
+        let (labels, fields) = (labels.clone(), fields.clone());
+        move |ev: &super::store::Event| {
+            std::ptr::eq(ev.resource, res)
+                && ns.as_deref().is_none_or(|n| n == ev.namespace)
+                && labels.matches_labels(&ev.object)
+                && fields.matches_fields(&ev.object)
+        }
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     if send_initial || since.is_empty() || since == "0" {
         initial.extend(items.iter().map(|o| line("ADDED", o)));
+    }
+    match missed {
+        Some(events) => {
+            initial.extend(events.iter().filter(|e| same(e)).map(|e| line(e.kind, &e.object)));
+        }
+        None => {
+            let gone = ApiError::new(
+                410,
+                "Expired",
+                format!("too old resource version: {since} ({rv})"),
+            );
+            initial.push(line("ERROR", &gone.status()));
+        }
     }
     if send_initial {
         let bookmark = json!({
@@ -449,11 +484,7 @@ fn watch(
                 _ = tx.closed() => return,
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        let same = std::ptr::eq(ev.resource, res)
-                            && ns.as_deref().is_none_or(|n| n == ev.namespace)
-                            && labels.matches_labels(&ev.object)
-                            && fields.matches_fields(&ev.object);
-                        if same && tx.send(line(ev.kind, &ev.object)).await.is_err() {
+                        if same(&ev) && tx.send(line(ev.kind, &ev.object)).await.is_err() {
                             return;
                         }
                     }
