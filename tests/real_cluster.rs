@@ -726,7 +726,6 @@ fn significant(code: u16, body: &str) -> Value {
         "uid": m["uid"].is_string(),
         "resourceVersion": m["resourceVersion"].is_string(),
         "creationTimestamp": m["creationTimestamp"].is_string(),
-        "managedFields": m["managedFields"].is_array(),
     });
     if v["kind"] == "Namespace" {
         out["phase"] = v["status"]["phase"].clone();

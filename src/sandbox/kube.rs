@@ -360,7 +360,21 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
         }
         (Method::DELETE, Some(name)) => {
             let obj = store.delete(res, ns_str, name)?;
-            Ok(json_response(200, &obj))
+            // Most kinds answer a deletion with a Status; these answer with the object, as the
+            // real server's storage for them does (ReturnDeletedObject).
+            const RETURN_DELETED: &[&str] = &[
+                "Namespace", "Pod", "Service", "ServiceAccount", "PersistentVolume",
+                "PersistentVolumeClaim", "ResourceQuota", "PodTemplate", "StorageClass",
+            ];
+            if RETURN_DELETED.contains(&res.kind) {
+                return Ok(json_response(200, &obj));
+            }
+            let status = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "group": res.group, "kind": res.plural,
+                            "uid": obj["metadata"]["uid"]},
+            });
+            Ok(json_response(200, &status))
         }
         (m, _) => Err(ApiError::new(
             405,
