@@ -158,7 +158,10 @@ async fn kube_rs_paths(c: kube::Client, ns: &str) {
     let created = secrets.create(&PostParams::default(), &s).await.unwrap();
     assert_eq!(created.data.as_ref().unwrap()["k"].0, b"v");
     assert!(created.string_data.is_none());
-    let err = secrets.create(&PostParams::default(), &s).await.unwrap_err();
+    let err = secrets
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap_err();
     assert_eq!(api_error(&err), (409, "AlreadyExists".into()));
     let found = secrets
         .list(&ListParams::default().labels("app.kubernetes.io/managed-by=clearml-script"))
@@ -227,7 +230,11 @@ async fn kube_rs_paths(c: kube::Client, ns: &str) {
                  "template": {"metadata": {"labels": {"app": "web"}},
                               "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
     deployments
-        .patch("web", &PatchParams::apply("clearml-script"), &Patch::Apply(&d))
+        .patch(
+            "web",
+            &PatchParams::apply("clearml-script"),
+            &Patch::Apply(&d),
+        )
         .await
         .unwrap();
     let ready = tokio::time::timeout(
@@ -276,9 +283,7 @@ async fn secret_data(
 }
 
 async fn get_json(c: &kube::Client, path: &str) -> Value {
-    let req = http::Request::get(path)
-        .body(Vec::new())
-        .unwrap();
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
     c.request::<Value>(req).await.unwrap()
 }
 
@@ -328,7 +333,15 @@ fn uninstall(live: &crate::common::Cluster, helm: &std::path::Path, kubeconfig: 
         ("clearml", "clearml"),
     ] {
         let out = Command::new(helm)
-            .args(["uninstall", release, "-n", ns, "--wait", "--timeout", "120s"])
+            .args([
+                "uninstall",
+                release,
+                "-n",
+                ns,
+                "--wait",
+                "--timeout",
+                "120s",
+            ])
             .env("KUBECONFIG", kubeconfig)
             .env("HELM_CACHE_HOME", live.home.path().join("cache"))
             .env("HELM_CONFIG_HOME", live.home.path().join("config"))
@@ -388,7 +401,9 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
         out.stderr_has("gateway: routerAddress 198.51.100.")
             .stderr_has("(the IP of the LoadBalancer Service clearml/clearml-");
     } else {
-        out.stderr_has("gateway: routerAddress 203.0.113.11 (the ExternalIP of the node rc-node-1)");
+        out.stderr_has(
+            "gateway: routerAddress 203.0.113.11 (the ExternalIP of the node rc-node-1)",
+        );
     }
     let mut queues: Vec<String> = state
         .queues(DEFAULT_COMPANY)
@@ -415,8 +430,11 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
         assert_eq!(glue["status"]["readyReplicas"], 1, "{glue}");
         let env = glue["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
         assert!(env.contains("redis-master.redis-shared"), "{env}");
-        let redis =
-            get_json(&c, "/apis/apps/v1/namespaces/redis-shared/statefulsets/redis-master").await;
+        let redis = get_json(
+            &c,
+            "/apis/apps/v1/namespaces/redis-shared/statefulsets/redis-master",
+        )
+        .await;
         assert_eq!(redis["status"]["readyReplicas"], 1, "{redis}");
         let cm = get_json(
             &c,
@@ -460,7 +478,12 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| s["metadata"]["labels"]["version"].as_str().unwrap().to_string())
+            .map(|s| {
+                s["metadata"]["labels"]["version"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
         versions.sort();
         assert_eq!(versions, ["1", "2"]);
@@ -475,7 +498,9 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
         unique.dedup();
         assert_eq!(names.len(), unique.len());
     });
-    let helm = crate::common::helm_binaries()[(major - 3) as usize].1.clone();
+    let helm = crate::common::helm_binaries()[(major - 3) as usize]
+        .1
+        .clone();
     uninstall(&live, &helm, kubeconfig);
 }
 
@@ -489,7 +514,12 @@ fn the_standard_install_converges_against_the_real_server_with_helm_3_and_helm_4
 }
 
 /// Every object `helm template` renders, as JSON.
-fn render(helm: &std::path::Path, release: &str, chart: &std::path::Path, values: &std::path::Path) -> Vec<Value> {
+fn render(
+    helm: &std::path::Path,
+    release: &str,
+    chart: &std::path::Path,
+    values: &std::path::Path,
+) -> Vec<Value> {
     let out = Command::new(helm)
         .args(["template", release])
         .arg(chart)
@@ -507,7 +537,10 @@ fn render(helm: &std::path::Path, release: &str, chart: &std::path::Path, values
     let mut doc = String::new();
     for line in text.lines().chain(std::iter::once("---")) {
         if line == "---" {
-            if doc.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+            if doc
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
                 docs.push(serde_saphyr::from_str::<Value>(&doc).unwrap());
             }
             doc.clear();
@@ -526,7 +559,12 @@ async fn dry_run_everything(c: &kube::Client, ns: &str) -> Vec<String> {
     let gpu = repo().join("examples/site-gpu.yaml").display().to_string();
     let plan = crate::common::Test::new()
         .args(["install.rhai", "--values", &site, "--values", &gpu])
-        .args(["--set", "agent.redis.enabled=true", "--set", "agent.redis.password=p"])
+        .args([
+            "--set",
+            "agent.redis.enabled=true",
+            "--set",
+            "agent.redis.password=p",
+        ])
         .args(["--set", "service_type=LoadBalancer"])
         .args(["--dry-run", "--output", "json"])
         .run();
@@ -540,7 +578,12 @@ async fn dry_run_everything(c: &kube::Client, ns: &str) -> Vec<String> {
             if action["kind"] != "helm.upgrade_install" {
                 continue;
             }
-            let chart_name = action["chart"].as_str().unwrap().rsplit('/').next().unwrap();
+            let chart_name = action["chart"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap();
             let chart = repo().join("src/sandbox/charts").join(chart_name);
             assert!(chart.exists(), "no stand-in chart for {chart_name}");
             let values = work.path().join("values.json");
@@ -579,7 +622,11 @@ fn the_stand_in_charts_pass_the_real_servers_validation() {
         namespace(&c, "rc-dry-run").await;
         dry_run_everything(&c, "rc-dry-run").await
     });
-    assert!(rejected.is_empty(), "the real server rejects:\n{}", rejected.join("\n"));
+    assert!(
+        rejected.is_empty(),
+        "the real server rejects:\n{}",
+        rejected.join("\n")
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,60 +672,292 @@ fn scenario() -> Vec<Step> {
         s
     };
     vec![
-        step("create the namespace", "POST", "/api/v1/namespaces", JSON, r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"{ns}"}}"#),
-        keep(step("a Secret with stringData", "POST", "/api/v1/namespaces/{ns}/secrets", JSON,
-            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","labels":{"app":"a"}},"stringData":{"password":"s3cret"}}"#), "creds"),
-        step("read it back", "GET", "/api/v1/namespaces/{ns}/secrets/creds", "", ""),
-        step("create it again", "POST", "/api/v1/namespaces/{ns}/secrets", JSON,
-            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"},"stringData":{"password":"x"}}"#),
-        step("a patch with a wrong content type", "PATCH", "/api/v1/namespaces/{ns}/secrets/creds", JSON, r#"{"metadata":{"labels":{"b":"c"}}}"#),
-        step("a merge patch", "PATCH", "/api/v1/namespaces/{ns}/secrets/creds", MERGE, r#"{"metadata":{"labels":{"b":"c"}}}"#),
-        step("a JSON patch", "PATCH", "/api/v1/namespaces/{ns}/secrets/creds", "application/json-patch+json", r#"[{"op":"add","path":"/metadata/labels/d","value":"e"}]"#),
-        step("a JSON patch of a missing path", "PATCH", "/api/v1/namespaces/{ns}/secrets/creds", "application/json-patch+json", r#"[{"op":"replace","path":"/spec/x","value":"e"}]"#),
-        step("a strategic merge patch", "PATCH", "/api/v1/namespaces/{ns}/secrets/creds", "application/strategic-merge-patch+json", r#"{"metadata":{"labels":{"f":"g"}}}"#),
-        step("an apply without a field manager", "PATCH", "/api/v1/namespaces/{ns}/secrets/creds", APPLY, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"}}"#),
-        step("a replace with a stale resourceVersion", "PUT", "/api/v1/namespaces/{ns}/secrets/creds", JSON,
-            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","resourceVersion":"{rv:creds}"},"data":{"password":"eA=="}}"#),
-        step("a replace without a resourceVersion", "PUT", "/api/v1/namespaces/{ns}/secrets/creds", JSON,
-            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"},"data":{"password":"eA=="}}"#),
-        step("a replace whose name differs from the path", "PUT", "/api/v1/namespaces/{ns}/secrets/creds", JSON,
-            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"other"},"data":{"password":"eA=="}}"#),
-        keep(step("the list before the ConfigMaps", "GET", "/api/v1/namespaces/{ns}/configmaps?labelSelector=app", "", ""), "list"),
-        step("ConfigMap a", "POST", "/api/v1/namespaces/{ns}/configmaps", JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"app":"a"}},"data":{"k":"1"}}"#),
-        step("ConfigMap b", "POST", "/api/v1/namespaces/{ns}/configmaps", JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b","labels":{"app":"b","tier":"x"}},"data":{"k":"2"}}"#),
-        step("a list with an equality selector", "GET", "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3Da", "", ""),
-        step("a list with a set selector", "GET", "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%20in%20(a,b),tier", "", ""),
-        step("a list with a negated selector", "GET", "/api/v1/namespaces/{ns}/configmaps?labelSelector=app,!tier", "", ""),
-        step("a list with a bad selector", "GET", "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3D%3D%3D", "", ""),
-        step("a list with a field selector", "GET", "/api/v1/namespaces/{ns}/configmaps?fieldSelector=metadata.name%3Db", "", ""),
-        step("a ConfigMap with an invalid name", "POST", "/api/v1/namespaces/{ns}/configmaps", JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#),
-        step("a ConfigMap without a name", "POST", "/api/v1/namespaces/{ns}/configmaps", JSON, r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#),
-        step("a body that is not JSON", "POST", "/api/v1/namespaces/{ns}/configmaps", JSON, "{not json"),
-        step("a kind that does not match the path", "POST", "/api/v1/namespaces/{ns}/configmaps", JSON, r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"}}"#),
-        step("a missing object", "GET", "/api/v1/namespaces/{ns}/configmaps/missing", "", ""),
-        step("an unknown resource", "GET", "/api/v1/namespaces/{ns}/widgets", "", ""),
-        step("a Deployment without a selector", "POST", "/apis/apps/v1/namespaces/{ns}/deployments", JSON,
-            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#),
-        step("a Deployment whose selector does not match its labels", "POST", "/apis/apps/v1/namespaces/{ns}/deployments", JSON,
-            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#),
-        step("a Deployment without containers", "POST", "/apis/apps/v1/namespaces/{ns}/deployments", JSON,
-            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[]}}}}"#),
-        step("a valid Deployment", "POST", "/apis/apps/v1/namespaces/{ns}/deployments", JSON,
-            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#),
-        step("a Service with a bad port", "POST", "/api/v1/namespaces/{ns}/services", JSON,
-            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"spec":{"ports":[{"port":70000}]}}"#),
-        step("apply by one manager", "PATCH", "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=one", APPLY,
-            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"1"}}"#),
-        step("apply of the same field by another manager", "PATCH", "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=two", APPLY,
-            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#),
-        step("the same, forced", "PATCH", "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=two&force=true", APPLY,
-            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#),
-        step("apply of the same value by the first manager", "PATCH", "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=one", APPLY,
-            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#),
-        step("delete a", "DELETE", "/api/v1/namespaces/{ns}/configmaps/a", "", ""),
-        step("delete a again", "DELETE", "/api/v1/namespaces/{ns}/configmaps/a", "", ""),
-        step("the watch since the list", "GET", "/api/v1/namespaces/{ns}/configmaps?watch=1&labelSelector=app&resourceVersion={rv:list}&timeoutSeconds=1", "", ""),
-        step("delete the namespace", "DELETE", "/api/v1/namespaces/{ns}", "", ""),
+        step(
+            "create the namespace",
+            "POST",
+            "/api/v1/namespaces",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"{ns}"}}"#,
+        ),
+        keep(
+            step(
+                "a Secret with stringData",
+                "POST",
+                "/api/v1/namespaces/{ns}/secrets",
+                JSON,
+                r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","labels":{"app":"a"}},"stringData":{"password":"s3cret"}}"#,
+            ),
+            "creds",
+        ),
+        step(
+            "read it back",
+            "GET",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "",
+            "",
+        ),
+        step(
+            "create it again",
+            "POST",
+            "/api/v1/namespaces/{ns}/secrets",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"},"stringData":{"password":"x"}}"#,
+        ),
+        step(
+            "a patch with a wrong content type",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"metadata":{"labels":{"b":"c"}}}"#,
+        ),
+        step(
+            "a merge patch",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            MERGE,
+            r#"{"metadata":{"labels":{"b":"c"}}}"#,
+        ),
+        step(
+            "a JSON patch",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "application/json-patch+json",
+            r#"[{"op":"add","path":"/metadata/labels/d","value":"e"}]"#,
+        ),
+        step(
+            "a JSON patch of a missing path",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/spec/x","value":"e"}]"#,
+        ),
+        step(
+            "a strategic merge patch",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "application/strategic-merge-patch+json",
+            r#"{"metadata":{"labels":{"f":"g"}}}"#,
+        ),
+        step(
+            "an apply without a field manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"}}"#,
+        ),
+        step(
+            "a replace with a stale resourceVersion",
+            "PUT",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","resourceVersion":"{rv:creds}"},"data":{"password":"eA=="}}"#,
+        ),
+        step(
+            "a replace without a resourceVersion",
+            "PUT",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"},"data":{"password":"eA=="}}"#,
+        ),
+        step(
+            "a replace whose name differs from the path",
+            "PUT",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"other"},"data":{"password":"eA=="}}"#,
+        ),
+        keep(
+            step(
+                "the list before the ConfigMaps",
+                "GET",
+                "/api/v1/namespaces/{ns}/configmaps?labelSelector=app",
+                "",
+                "",
+            ),
+            "list",
+        ),
+        step(
+            "ConfigMap a",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"app":"a"}},"data":{"k":"1"}}"#,
+        ),
+        step(
+            "ConfigMap b",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b","labels":{"app":"b","tier":"x"}},"data":{"k":"2"}}"#,
+        ),
+        step(
+            "a list with an equality selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3Da",
+            "",
+            "",
+        ),
+        step(
+            "a list with a set selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%20in%20(a,b),tier",
+            "",
+            "",
+        ),
+        step(
+            "a list with a negated selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app,!tier",
+            "",
+            "",
+        ),
+        step(
+            "a list with a bad selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3D%3D%3D",
+            "",
+            "",
+        ),
+        step(
+            "a list with a field selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?fieldSelector=metadata.name%3Db",
+            "",
+            "",
+        ),
+        step(
+            "a ConfigMap with an invalid name",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#,
+        ),
+        step(
+            "a ConfigMap without a name",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#,
+        ),
+        step(
+            "a body that is not JSON",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            "{not json",
+        ),
+        step(
+            "a kind that does not match the path",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"}}"#,
+        ),
+        step(
+            "a missing object",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps/missing",
+            "",
+            "",
+        ),
+        step(
+            "an unknown resource",
+            "GET",
+            "/api/v1/namespaces/{ns}/widgets",
+            "",
+            "",
+        ),
+        step(
+            "a Deployment without a selector",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a Deployment whose selector does not match its labels",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a Deployment without containers",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[]}}}}"#,
+        ),
+        step(
+            "a valid Deployment",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a Service with a bad port",
+            "POST",
+            "/api/v1/namespaces/{ns}/services",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"spec":{"ports":[{"port":70000}]}}"#,
+        ),
+        step(
+            "apply by one manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=one",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"1"}}"#,
+        ),
+        step(
+            "apply of the same field by another manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=two",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#,
+        ),
+        step(
+            "the same, forced",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=two&force=true",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#,
+        ),
+        step(
+            "apply of the same value by the first manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=one",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#,
+        ),
+        step(
+            "delete a",
+            "DELETE",
+            "/api/v1/namespaces/{ns}/configmaps/a",
+            "",
+            "",
+        ),
+        step(
+            "delete a again",
+            "DELETE",
+            "/api/v1/namespaces/{ns}/configmaps/a",
+            "",
+            "",
+        ),
+        step(
+            "the watch since the list",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?watch=1&labelSelector=app&resourceVersion={rv:list}&timeoutSeconds=1",
+            "",
+            "",
+        ),
+        step(
+            "delete the namespace",
+            "DELETE",
+            "/api/v1/namespaces/{ns}",
+            "",
+            "",
+        ),
     ]
 }
 
@@ -691,7 +970,11 @@ fn significant(code: u16, body: &str) -> Value {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .collect();
-    if lines.len() > 1 || lines.first().is_some_and(|e| e.get("type").is_some() && e.get("object").is_some()) {
+    if lines.len() > 1
+        || lines
+            .first()
+            .is_some_and(|e| e.get("type").is_some() && e.get("object").is_some())
+    {
         out["events"] = lines
             .iter()
             .map(|e| json!([e["type"], e["object"]["metadata"]["name"]]))
@@ -748,9 +1031,7 @@ async fn run_scenario(c: &kube::Client, ns: &str) -> Vec<Value> {
             }
             t
         };
-        let mut req = http::Request::builder()
-            .method(s.method)
-            .uri(fill(s.path));
+        let mut req = http::Request::builder().method(s.method).uri(fill(s.path));
         if !s.content_type.is_empty() {
             req = req.header("Content-Type", s.content_type);
         }
@@ -765,7 +1046,10 @@ async fn run_scenario(c: &kube::Client, ns: &str) -> Vec<Value> {
             let v: Value = serde_json::from_str(&body).unwrap();
             rvs.insert(
                 name,
-                v["metadata"]["resourceVersion"].as_str().unwrap().to_string(),
+                v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
             );
         }
         answers.push(significant(code, &body));
@@ -791,7 +1075,11 @@ const NOT_SIMULATED: &[&str] = &["apply of the same field by another manager"];
 fn the_sandbox_answers_a_users_requests_as_the_real_server_does() {
     let real_cluster = real();
     let real = rt().block_on(async {
-        run_scenario(&client_for(&real_cluster.kubeconfig).await, "rc-differential").await
+        run_scenario(
+            &client_for(&real_cluster.kubeconfig).await,
+            "rc-differential",
+        )
+        .await
     });
     let sim = Sim::start();
     let kubeconfig = sim.sandbox.kubeconfig.clone();
@@ -800,7 +1088,11 @@ fn the_sandbox_answers_a_users_requests_as_the_real_server_does() {
         .block_on(async { run_scenario(&client_for(&kubeconfig).await, "rc-differential").await });
     let found: Vec<String> = divergences(&sandbox, &real)
         .into_iter()
-        .filter(|d| !NOT_SIMULATED.iter().any(|n| d.starts_with(&format!("{n}:"))))
+        .filter(|d| {
+            !NOT_SIMULATED
+                .iter()
+                .any(|n| d.starts_with(&format!("{n}:")))
+        })
         .collect();
     assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
 }
@@ -853,7 +1145,11 @@ fn the_tools_secret_apply_keeps_its_field_manager_and_takes_back_a_changed_field
         let other = json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "site-credentials"}, "data": {"token": "b3RoZXI="}});
         let err = secrets
-            .patch("site-credentials", &PatchParams::apply("someone-else"), &Patch::Apply(&other))
+            .patch(
+                "site-credentials",
+                &PatchParams::apply("someone-else"),
+                &Patch::Apply(&other),
+            )
             .await
             .unwrap_err();
         assert_eq!(api_error(&err), (409, "Conflict".into()), "{err:?}");
@@ -887,7 +1183,9 @@ fn the_tools_secret_apply_keeps_its_field_manager_and_takes_back_a_changed_field
 /// The ClusterRole the README states, as JSON.
 fn readme_role() -> Value {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let start = readme.find("<!-- least-privilege-rules -->").expect("the rules in the README");
+    let start = readme
+        .find("<!-- least-privilege-rules -->")
+        .expect("the rules in the README");
     let end = readme.find("<!-- /least-privilege-rules -->").unwrap();
     let block = &readme[start..end];
     let yaml = block
@@ -915,22 +1213,36 @@ async fn service_account_kubeconfig(
     namespace(c, ns).await;
     let ssa = PatchParams::apply("tests").force();
     let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), ns);
-    sas.patch(name, &ssa, &Patch::Apply(json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}})))
-        .await
-        .unwrap();
+    sas.patch(
+        name,
+        &ssa,
+        &Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}),
+        ),
+    )
+    .await
+    .unwrap();
     let mut role = role.clone();
     role["metadata"]["name"] = json!(name);
     let gvk = kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "ClusterRole");
-    let roles: Api<DynamicObject> = Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
+    let roles: Api<DynamicObject> =
+        Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
     roles.patch(name, &ssa, &Patch::Apply(&role)).await.unwrap();
-    let gvk = kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding");
-    let bindings: Api<DynamicObject> = Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
+    let gvk =
+        kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding");
+    let bindings: Api<DynamicObject> =
+        Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
     let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
         "metadata": {"name": name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]});
-    bindings.patch(name, &ssa, &Patch::Apply(&binding)).await.unwrap();
-    let request: TokenRequest = serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}})).unwrap();
+    bindings
+        .patch(name, &ssa, &Patch::Apply(&binding))
+        .await
+        .unwrap();
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .unwrap();
     let token = sas
         .create_token_request(name, &PostParams::default(), &request)
         .await
@@ -966,7 +1278,11 @@ fn least_privilege() {
     let mut fewer = role.clone();
     let mut found = false;
     for rule in fewer["rules"].as_array_mut().unwrap() {
-        if rule["resources"].as_array().unwrap().contains(&json!("deployments")) {
+        if rule["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("deployments"))
+        {
             let verbs = rule["verbs"].as_array_mut().unwrap();
             verbs.retain(|v| v != "create");
             found = true;
@@ -985,9 +1301,8 @@ fn least_privilege() {
     state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
 
     let out = standard_install(&live, &short, &[]);
-    out.code(1).stderr_has(
-        "cannot create resource \"deployments\" in API group \"apps\"",
-    );
+    out.code(1)
+        .stderr_has("cannot create resource \"deployments\" in API group \"apps\"");
     eprintln!("with one rule removed:\n{}", out.stderr);
     standard_install(&live, &exact, &[])
         .success()

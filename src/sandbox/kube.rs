@@ -363,8 +363,15 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
             // Most kinds answer a deletion with a Status; these answer with the object, as the
             // real server's storage for them does (ReturnDeletedObject).
             const RETURN_DELETED: &[&str] = &[
-                "Namespace", "Pod", "Service", "ServiceAccount", "PersistentVolume",
-                "PersistentVolumeClaim", "ResourceQuota", "PodTemplate", "StorageClass",
+                "Namespace",
+                "Pod",
+                "Service",
+                "ServiceAccount",
+                "PersistentVolume",
+                "PersistentVolumeClaim",
+                "ResourceQuota",
+                "PodTemplate",
+                "StorageClass",
             ];
             if RETURN_DELETED.contains(&res.kind) {
                 return Ok(json_response(200, &obj));
@@ -435,7 +442,10 @@ fn watch(
     let since = query.get("resourceVersion").cloned().unwrap_or_default();
     let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
     // resuming from a resourceVersion: first what happened since, as the real server does
-    let resume = since.parse::<u64>().ok().filter(|v| *v > 0 && !send_initial);
+    let resume = since
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0 && !send_initial);
     let (mut rx, missed) = match resume {
         Some(v) => store.watch_from(v),
         None => (store.subscribe(), Some(Vec::new())),
@@ -465,7 +475,12 @@ fn watch(
     }
     match missed {
         Some(events) => {
-            initial.extend(events.iter().filter(|e| same(e)).map(|e| line(e.kind, &e.object)));
+            initial.extend(
+                events
+                    .iter()
+                    .filter(|e| same(e))
+                    .map(|e| line(e.kind, &e.object)),
+            );
         }
         None => {
             let gone = ApiError::new(

@@ -68,12 +68,19 @@ pub fn validate(r: &Resource, obj: &Value) -> Result<(), ApiError> {
     let mut causes = Vec::new();
     match r.kind {
         "Namespace" | "Service" if !is_label(name) => {
-            causes.push(format!(
-                "metadata.name: Invalid value: \"{name}\": {LABEL}"
-            ));
+            causes.push(format!("metadata.name: Invalid value: \"{name}\": {LABEL}"));
         }
-        "ConfigMap" | "Secret" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
-        | "Job" | "Pod" | "ServiceAccount" | "Ingress" | "PersistentVolumeClaim"
+        "ConfigMap"
+        | "Secret"
+        | "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "Pod"
+        | "ServiceAccount"
+        | "Ingress"
+        | "PersistentVolumeClaim"
             if !is_subdomain(name) =>
         {
             causes.push(format!(
@@ -122,9 +129,9 @@ fn workload(spec: &Value, causes: &mut Vec<String>) {
     if match_labels.is_none_or(|m| m.is_empty()) && !expressions {
         causes.push("spec.selector: Required value".into());
     }
-    let matches = match_labels.is_some_and(|m| {
-        !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v))
-    }) || (expressions && match_labels.is_none_or(|m| m.is_empty()));
+    let matches = match_labels
+        .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+        || (expressions && match_labels.is_none_or(|m| m.is_empty()));
     if !matches {
         causes.push(format!(
             "spec.template.metadata.labels: Invalid value: {}: `selector` does not match template `labels`",
