@@ -96,11 +96,12 @@ func writeCert(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
 	if err := writePEM(filepath.Join(dir, name+".crt"), "CERTIFICATE", der, 0o644); err != nil {
 		return err
 	}
-	k, err := x509.MarshalECPrivateKey(key)
+	// PKCS#8: every client reads it (Go, rustls)
+	k, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return err
 	}
-	return writePEM(filepath.Join(dir, name+".key"), "EC PRIVATE KEY", k, 0o600)
+	return writePEM(filepath.Join(dir, name+".key"), "PRIVATE KEY", k, 0o600)
 }
 
 func writePEM(path, kind string, der []byte, mode os.FileMode) error {
