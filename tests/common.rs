@@ -463,10 +463,16 @@ impl Cluster {
     /// A run of the binary against this cluster: its kubeconfig, the helm `major`, the chart
     /// repository in place of the site's, and a short helm timeout.
     pub fn test(&self) -> Test {
+        self.test_on(&self.sim.sandbox.kubeconfig)
+    }
+
+    /// The same, against another Kubernetes API (the real control plane of tools/real-cluster),
+    /// with this cluster's chart repository and ClearML API.
+    pub fn test_on(&self, kubeconfig: &Path) -> Test {
         let home = self.home.path();
         Test::new()
             .arg("--kubeconfig")
-            .arg(self.sim.sandbox.kubeconfig.display().to_string())
+            .arg(kubeconfig.display().to_string())
             .arg("--set")
             .arg(format!("chart_repo_url={}", self.repo_url))
             .args(["--set", "timeout=60s"])

@@ -14,6 +14,7 @@ mod kube_client;
 mod playbooks;
 mod promises;
 mod recorder;
+mod real_cluster;
 mod repl;
 mod run;
 mod sandbox;

@@ -394,7 +394,7 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     let selectors = || -> Result<(Selector, Selector), ApiError> {
         Ok((
-            Selector::parse(query.get("labelSelector").map_or("", String::as_str))?,
+            Selector::parse_labels(query.get("labelSelector").map_or("", String::as_str))?,
             Selector::parse(query.get("fieldSelector").map_or("", String::as_str))?,
         ))
     };
@@ -454,13 +454,41 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
                     ),
                 )
             })?;
+            if kind == PatchKind::Apply && query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                ));
+            }
             let patch = parse_patch(c.body, kind)?;
             let (obj, created) = store.patch(res, ns_str, name, kind, patch, dry_run)?;
             Ok(json_response(if created { 201 } else { 200 }, &obj))
         }
         (Method::DELETE, Some(name)) => {
             let obj = store.delete(res, ns_str, name)?;
-            Ok(json_response(200, &obj))
+            // Most kinds answer a deletion with a Status; these answer with the object, as the
+            // real server's storage for them does (ReturnDeletedObject).
+            const RETURN_DELETED: &[&str] = &[
+                "Namespace",
+                "Pod",
+                "Service",
+                "ServiceAccount",
+                "PersistentVolume",
+                "PersistentVolumeClaim",
+                "ResourceQuota",
+                "PodTemplate",
+                "StorageClass",
+            ];
+            if RETURN_DELETED.contains(&res.kind) {
+                return Ok(json_response(200, &obj));
+            }
+            let status = json!({
+                "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "group": res.group, "kind": res.plural,
+                            "uid": obj["metadata"]["uid"]},
+            });
+            Ok(json_response(200, &status))
         }
         (m, _) => Err(ApiError::new(
             405,
@@ -518,10 +546,18 @@ fn watch(
     fields: Selector,
     query: &HashMap<String, String>,
 ) -> Response {
-    let mut rx = store.subscribe();
-    let (items, rv) = store.list(res, ns.as_deref(), &labels, &fields);
     let since = query.get("resourceVersion").cloned().unwrap_or_default();
     let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
+    // resuming from a resourceVersion: first what happened since, as the real server does
+    let resume = since
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v > 0 && !send_initial);
+    let (mut rx, missed) = match resume {
+        Some(v) => store.watch_from(v),
+        None => (store.subscribe(), Some(Vec::new())),
+    };
+    let (items, rv) = store.list(res, ns.as_deref(), &labels, &fields);
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
@@ -530,9 +566,37 @@ fn watch(
     let line = |kind: &str, object: &Value| {
         Bytes::from(format!("{}\n", json!({"type": kind, "object": object})))
     };
+    let same = {
+        let ns = ns.clone();
+        let (labels, fields) = (labels.clone(), fields.clone());
+        move |ev: &super::store::Event| {
+            std::ptr::eq(ev.resource, res)
+                && ns.as_deref().is_none_or(|n| n == ev.namespace)
+                && labels.matches_labels(&ev.object)
+                && fields.matches_fields(&ev.object)
+        }
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     if send_initial || since.is_empty() || since == "0" {
         initial.extend(items.iter().map(|o| line("ADDED", o)));
+    }
+    match missed {
+        Some(events) => {
+            initial.extend(
+                events
+                    .iter()
+                    .filter(|e| same(e))
+                    .map(|e| line(e.kind, &e.object)),
+            );
+        }
+        None => {
+            let gone = ApiError::new(
+                410,
+                "Expired",
+                format!("too old resource version: {since} ({rv})"),
+            );
+            initial.push(line("ERROR", &gone.status()));
+        }
     }
     if send_initial {
         let bookmark = json!({
@@ -556,11 +620,7 @@ fn watch(
                 _ = tx.closed() => return,
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        let same = std::ptr::eq(ev.resource, res)
-                            && ns.as_deref().is_none_or(|n| n == ev.namespace)
-                            && labels.matches_labels(&ev.object)
-                            && fields.matches_fields(&ev.object);
-                        if same && tx.send(line(ev.kind, &ev.object)).await.is_err() {
+                        if same(&ev) && tx.send(line(ev.kind, &ev.object)).await.is_err() {
                             return;
                         }
                     }

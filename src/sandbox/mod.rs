@@ -9,6 +9,7 @@ pub mod kube;
 pub mod protobuf;
 pub mod resources;
 pub mod store;
+pub mod validation;
 
 use std::path::PathBuf;
 

@@ -84,7 +84,14 @@ struct Inner {
     next_ip: u32,
     /// Workloads the controllers keep from becoming ready (`--fault workload:…`).
     faults: super::faults::Faults,
+    /// The latest events, so a watch from a resourceVersion replays what it missed (as the
+    /// real server's watch cache does); `history_floor` is the newest version no longer held.
+    history: std::collections::VecDeque<Event>,
+    history_floor: u64,
 }
+
+/// How many events a watch can resume across.
+const HISTORY: usize = 4096;
 
 pub struct Store {
     inner: Mutex<Inner>,
@@ -137,6 +144,8 @@ impl Store {
                 rv: 1000,
                 next_ip: 10,
                 faults,
+                history: Default::default(),
+                history_floor: 0,
             }),
             events,
         };
@@ -190,6 +199,43 @@ impl Store {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
+    }
+
+    /// Subscribe, with the events after resourceVersion `since` that were already sent; `None`
+    /// when they are no longer held (the real server's "too old resource version").
+    pub fn watch_from(&self, since: u64) -> (broadcast::Receiver<Event>, Option<Vec<Event>>) {
+        let inner = self.lock();
+        let rx = self.events.subscribe();
+        if since < inner.history_floor {
+            return (rx, None);
+        }
+        let rv = |e: &Event| {
+            e.object["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let past = inner
+            .history
+            .iter()
+            .filter(|e| rv(e) > since)
+            .cloned()
+            .collect();
+        (rx, Some(past))
+    }
+
+    /// Send an event to the watches, and keep it for those that resume later.
+    fn announce(&self, inner: &mut Inner, ev: Event) {
+        inner.history.push_back(ev.clone());
+        if inner.history.len() > HISTORY
+            && let Some(old) = inner.history.pop_front()
+        {
+            inner.history_floor = old.object["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(inner.history_floor);
+        }
+        let _ = self.events.send(ev);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -304,6 +350,7 @@ impl Store {
             let suffix: String = random_hex(3)[..5].to_string();
             obj["metadata"]["name"] = Value::from(format!("{base}{suffix}"));
         }
+        super::validation::validate(r, &obj)?;
         let name = obj["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
@@ -381,6 +428,7 @@ impl Store {
             merged["status"] = obj["status"].clone();
             obj = merged;
         }
+        super::validation::validate(r, &obj)?;
         let obj = carry_over(r, &old, obj);
         Ok(self.commit(&mut inner, r, ns, obj, "MODIFIED"))
     }
@@ -429,6 +477,7 @@ impl Store {
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         }
         if dry_run {
+            super::validation::validate(r, &new)?;
             return Ok((new, false));
         }
         self.update(r, ns, name, new, false).map(|o| (o, false))
@@ -465,6 +514,12 @@ impl Store {
             .unwrap_or_default()
             .to_string();
         self.collect_garbage(&mut inner, &uid);
+        let mut obj = obj;
+        if r.kind == "Namespace" {
+            // the real server answers with the namespace as it starts terminating
+            obj["metadata"]["deletionTimestamp"] = Value::from(now_rfc3339());
+            obj["status"]["phase"] = Value::from("Terminating");
+        }
         Ok(obj)
     }
 
@@ -524,12 +579,15 @@ impl Store {
     fn removed(&self, inner: &mut Inner, r: &'static Resource, ns: &str, mut obj: Value) {
         inner.rv += 1;
         obj["metadata"]["resourceVersion"] = Value::from(inner.rv.to_string());
-        let _ = self.events.send(Event {
-            kind: "DELETED",
-            resource: r,
-            namespace: ns.to_string(),
-            object: obj,
-        });
+        self.announce(
+            inner,
+            Event {
+                kind: "DELETED",
+                resource: r,
+                namespace: ns.to_string(),
+                object: obj,
+            },
+        );
     }
 
     /// Store an object after the simulated controllers ran, and announce it.
@@ -549,12 +607,15 @@ impl Store {
             .unwrap_or_default()
             .to_string();
         inner.objects.insert(key(r, ns, &name), obj.clone());
-        let _ = self.events.send(Event {
-            kind: event,
-            resource: r,
-            namespace: ns.to_string(),
-            object: obj.clone(),
-        });
+        self.announce(
+            inner,
+            Event {
+                kind: event,
+                resource: r,
+                namespace: ns.to_string(),
+                object: obj.clone(),
+            },
+        );
         for (dr, dobj) in derived {
             let dname = dobj["metadata"]["name"]
                 .as_str()
@@ -958,6 +1019,26 @@ impl Selector {
         Ok(Selector(reqs))
     }
 
+    /// A label selector: as `parse`, and every key and value must be a valid label key and
+    /// value (the real server answers 400 otherwise).
+    pub fn parse_labels(text: &str) -> Result<Selector> {
+        let sel = Selector::parse(text)?;
+        use super::validation::{is_label_key, is_label_value};
+        for req in &sel.0 {
+            let (key, values): (&String, Vec<&String>) = match req {
+                Req::Eq(k, v) | Req::Ne(k, v) => (k, vec![v]),
+                Req::In(k, vs) | Req::NotIn(k, vs) => (k, vs.iter().collect()),
+                Req::Exists(k) | Req::NotExists(k) => (k, vec![]),
+            };
+            if !is_label_key(key) || !values.iter().all(|v| is_label_value(v)) {
+                return Err(ApiError::bad_request(format!(
+                    "unable to parse requirement: invalid label selector {text:?}"
+                )));
+            }
+        }
+        Ok(sel)
+    }
+
     fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
         self.0.iter().all(|req| match req {
             Req::Eq(k, v) => lookup(k).as_deref() == Some(v.as_str()),
@@ -1011,6 +1092,9 @@ fn simulate(
     };
     match r.kind {
         "Secret" => {
+            if obj["type"].as_str().unwrap_or("").is_empty() {
+                obj["type"] = Value::from("Opaque");
+            }
             // stringData is write-only: the server folds it into data
             if let Some(Value::Object(sd)) =
                 obj.as_object_mut().and_then(|o| o.remove("stringData"))

@@ -1,0 +1,1312 @@
+//! The real Kubernetes control plane (`tools/real-cluster`: kube-apiserver, controller manager,
+//! scheduler and etcd built from the Kubernetes and etcd Go modules, a fake kubelet for nodes):
+//! every live path against it, and the embedded sandbox held to it.
+//!
+//! One cluster serves the whole test binary: the first test that needs it builds it when the
+//! cache is missing (many minutes, once) and starts it in a temporary directory; a watchdog
+//! stops it when the test process ends. Each test works in namespaces of its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, conditions, wait::await_condition, watcher};
+use serde_json::{Value, json};
+
+use crate::common::{Sim, repo};
+
+/// The running real cluster: its directory and admin kubeconfig.
+pub struct Real {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+/// The one real cluster of this test binary: built when the cache is missing, started once.
+pub fn real() -> &'static Real {
+    static REAL: OnceLock<Real> = OnceLock::new();
+    REAL.get_or_init(|| {
+        let tool = repo().join("tools/real-cluster");
+        let build = Command::new(&tool)
+            .arg("build")
+            .output()
+            .expect("run tools/real-cluster build");
+        assert!(
+            build.status.success(),
+            "tools/real-cluster build failed:\n{}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("real-cluster-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        // the watchdog: when this test process ends, however it ends, stop the cluster
+        Command::new("setsid")
+            .args([
+                "bash",
+                "-c",
+                r#"while kill -0 "$0" 2>/dev/null; do sleep 0.5; done; "$1" down "$2"; rm -rf "$2""#,
+            ])
+            .arg(std::process::id().to_string())
+            .arg(&tool)
+            .arg(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the watchdog");
+        let up = Command::new(&tool)
+            .arg("up")
+            .arg(&dir)
+            .output()
+            .expect("run tools/real-cluster up");
+        assert!(
+            up.status.success(),
+            "tools/real-cluster up failed:\n{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&up.stdout).trim());
+        assert!(kubeconfig.exists(), "no kubeconfig at {}", kubeconfig.display());
+        Real { dir, kubeconfig }
+    })
+}
+
+/// A tokio runtime for one test.
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A kube-rs client for a kubeconfig.
+pub async fn client_for(kubeconfig: &std::path::Path) -> kube::Client {
+    let kubeconfig = Kubeconfig::read_from(kubeconfig).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// A namespace of its own for a test, created (and the default ServiceAccount awaited, which
+/// the real controller manager creates, so pods can be admitted).
+pub async fn namespace(c: &kube::Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(c.clone());
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    namespaces
+        .patch(name, &PatchParams::apply("tests"), &Patch::Apply(&ns))
+        .await
+        .unwrap();
+}
+
+fn api_error(e: &kube::Error) -> (u16, String) {
+    match e {
+        kube::Error::Api(s) => (s.code, s.reason.clone()),
+        other => panic!("not an API error: {other:?}"),
+    }
+}
+
+#[test]
+fn the_real_server_says_its_version_and_rejects_a_deployment_without_a_selector() {
+    let real = real();
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        let version = c.apiserver_version().await.unwrap();
+        assert_eq!(version.git_version, "v1.34.2");
+        namespace(&c, "rc-version").await;
+        let deployments: Api<DynamicObject> = Api::namespaced_with(
+            c.clone(),
+            "rc-version",
+            &kube::discovery::ApiResource::erase::<Deployment>(&()),
+        );
+        let no_selector: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}))
+        .unwrap();
+        let err = deployments
+            .create(&PostParams::default(), &no_selector)
+            .await
+            .unwrap_err();
+        assert_eq!(api_error(&err), (422, "Invalid".to_string()), "{err:?}");
+        assert!(err.to_string().contains("spec.selector"), "{err}");
+    });
+}
+
+/// What kube-rs does against a cluster: get, list, server-side apply, create, replace with a
+/// resourceVersion (and its conflict), delete, watch, and waiting for a Deployment to complete.
+/// The same code runs against the sandbox and the real server: both must answer alike.
+async fn kube_rs_paths(c: kube::Client, ns: &str) {
+    namespace(&c, ns).await;
+    let namespaces: Api<Namespace> = Api::all(c.clone());
+    let got = namespaces.get(ns).await.unwrap();
+    assert_eq!(got.status.unwrap().phase.as_deref(), Some("Active"));
+
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let s: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "creds", "labels": {"app.kubernetes.io/managed-by": "clearml-script"}},
+        "stringData": {"k": "v"},
+    }))
+    .unwrap();
+    let created = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert_eq!(created.data.as_ref().unwrap()["k"].0, b"v");
+    assert!(created.string_data.is_none());
+    let err = secrets
+        .create(&PostParams::default(), &s)
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(&err), (409, "AlreadyExists".into()));
+    let found = secrets
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=clearml-script"))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    let none = secrets
+        .list(&ListParams::default().labels("app=other"))
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+
+    let mut updated = created.clone();
+    updated
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("x".into(), "y".into());
+    let replaced = secrets
+        .replace("creds", &PostParams::default(), &updated)
+        .await
+        .unwrap();
+    assert_ne!(
+        replaced.metadata.resource_version,
+        created.metadata.resource_version
+    );
+    let err = secrets
+        .replace("creds", &PostParams::default(), &updated)
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(&err), (409, "Conflict".into()));
+    secrets
+        .delete("creds", &DeleteParams::default())
+        .await
+        .unwrap();
+    let err = secrets.get("creds").await.unwrap_err();
+    assert_eq!(api_error(&err), (404, "NotFound".into()));
+
+    // a watch sees a new ConfigMap
+    let cms: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
+    let mut stream = Box::pin(watcher(cms.clone(), watcher::Config::default()).applied_objects());
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "watched"}, "data": {"a": "1"}}))
+            .unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(ev) = stream.next().await {
+            let obj = ev.unwrap();
+            if obj.metadata.name.as_deref() == Some("watched") {
+                return obj;
+            }
+        }
+        panic!("the watch ended");
+    })
+    .await
+    .expect("the watch saw the new ConfigMap");
+    assert_eq!(seen.data.unwrap()["a"], "1");
+
+    // a Deployment applied server-side completes: on the real server through the controller
+    // manager, the scheduler and the fake kubelet
+    let deployments: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    let d = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}});
+    deployments
+        .patch(
+            "web",
+            &PatchParams::apply("clearml-script"),
+            &Patch::Apply(&d),
+        )
+        .await
+        .unwrap();
+    let ready = tokio::time::timeout(
+        Duration::from_secs(120),
+        await_condition(
+            deployments.clone(),
+            "web",
+            conditions::is_deployment_completed(),
+        ),
+    )
+    .await
+    .expect("the Deployment completed in time")
+    .unwrap();
+    assert_eq!(ready.unwrap().status.unwrap().ready_replicas, Some(1));
+}
+
+#[test]
+fn kube_rs_reads_applies_watches_and_awaits_against_the_real_server_and_the_sandbox() {
+    let real = real();
+    rt().block_on(async { kube_rs_paths(client_for(&real.kubeconfig).await, "rc-kube-rs").await });
+    let sim = Sim::start();
+    let kubeconfig = sim.sandbox.kubeconfig.clone();
+    sim.rt
+        .block_on(async { kube_rs_paths(client_for(&kubeconfig).await, "rc-kube-rs").await });
+}
+
+/// Serializes the tests that use the cluster-wide names of the standard install (the
+/// namespaces `clearml` and `redis-shared`, LoadBalancer discovery).
+pub static STANDARD_NAMES: Mutex<()> = Mutex::new(());
+
+/// A Secret's data on the real server, decoded, or `None` when it does not exist.
+async fn secret_data(
+    c: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> Option<std::collections::BTreeMap<String, String>> {
+    let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+    let s = secrets.get_opt(name).await.unwrap()?;
+    Some(
+        s.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v.0).unwrap()))
+            .collect(),
+    )
+}
+
+async fn get_json(c: &kube::Client, path: &str) -> Value {
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    c.request::<Value>(req).await.unwrap()
+}
+
+/// The standard install: the site's values with the agent (queues, shared memory, shared
+/// Redis) and the gateway, against the real server with the sandbox's chart repository and
+/// ClearML API.
+fn standard_install(
+    live: &crate::common::Cluster,
+    kubeconfig: &std::path::Path,
+    extra: &[&str],
+) -> crate::common::Output {
+    let site = repo().join("examples/site.yaml").display().to_string();
+    let gpu = repo().join("examples/site-gpu.yaml").display().to_string();
+    // no router address: the tool discovers it
+    let discover = live.home.path().join("discover.yaml");
+    std::fs::write(&discover, "gateway:\n  router_address: null\n").unwrap();
+    live.test_on(kubeconfig)
+        .args(["install.rhai", "--values", &site, "--values", &gpu])
+        .arg("--set")
+        .arg(format!("agent.redis.chart_repo_url={}", live.repo_url))
+        .arg("--set")
+        .arg(format!("agent.api_url={}", live.sim.sandbox.clearml.url()))
+        .args([
+            "--set",
+            "agent.key=AGENTKEY",
+            "--set",
+            "agent.secret=agent-secret-1",
+            "--set",
+            "agent.redis.enabled=true",
+            "--set",
+            "agent.redis.password=redis-pass-1",
+            "--set",
+            "timeout=120s",
+        ])
+        .args(["--values", &discover.display().to_string()])
+        .args(extra)
+        .run()
+}
+
+/// Uninstall what the standard install made: the releases with helm, then the namespaces,
+/// awaited until the real namespace controller removed them.
+fn uninstall(live: &crate::common::Cluster, helm: &std::path::Path, kubeconfig: &std::path::Path) {
+    for (release, ns) in [
+        ("clearml-ttr", "clearml-agents"),
+        ("clearml-agent", "clearml-agents"),
+        ("redis", "redis-shared"),
+        ("clearml", "clearml"),
+    ] {
+        let out = Command::new(helm)
+            .args([
+                "uninstall",
+                release,
+                "-n",
+                ns,
+                "--wait",
+                "--timeout",
+                "120s",
+            ])
+            .env("KUBECONFIG", kubeconfig)
+            .env("HELM_CACHE_HOME", live.home.path().join("cache"))
+            .env("HELM_CONFIG_HOME", live.home.path().join("config"))
+            .env("HELM_DATA_HOME", live.home.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm uninstall {release}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    rt().block_on(async {
+        let c = client_for(kubeconfig).await;
+        let namespaces: Api<Namespace> = Api::all(c.clone());
+        for ns in ["clearml-agents", "redis-shared", "clearml"] {
+            let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+            let uid = namespaces
+                .get_opt(ns)
+                .await
+                .unwrap()
+                .and_then(|n| n.metadata.uid);
+            if let Some(uid) = uid {
+                tokio::time::timeout(
+                    Duration::from_secs(120),
+                    await_condition(namespaces.clone(), ns, conditions::is_deleted(&uid)),
+                )
+                .await
+                .expect("the namespace was removed in time")
+                .unwrap();
+            }
+        }
+    });
+}
+
+/// The standard install with helm `major`, then the same run again: it converges.
+fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool) {
+    use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+    let live = crate::common::Cluster::new(major);
+    let state = &live.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+    let service_type = if lb { "LoadBalancer" } else { "ClusterIP" };
+    let extra = ["--set", &format!("service_type={service_type}")];
+    let out = standard_install(&live, kubeconfig, &extra);
+    out.success()
+        .stderr_has("internal credentials: 7 generated;")
+        .stderr_has("• queue GPUshm: created")
+        .stderr_has("control plane: release clearml in clearml: deployed")
+        .stderr_has("agent: release clearml-agent in clearml-agents: deployed")
+        .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed")
+        .nowhere("agent-secret-1")
+        .nowhere("redis-pass-1");
+    // the router address: the real LoadBalancer status the fake kubelet's provider gave the
+    // server's Services, or the real node's ExternalIP
+    if lb {
+        out.stderr_has("gateway: routerAddress 198.51.100.")
+            .stderr_has("(the IP of the LoadBalancer Service clearml/clearml-");
+    } else {
+        out.stderr_has(
+            "gateway: routerAddress 203.0.113.11 (the ExternalIP of the node rc-node-1)",
+        );
+    }
+    let mut queues: Vec<String> = state
+        .queues(DEFAULT_COMPANY)
+        .into_iter()
+        .map(|q| q.name)
+        .collect();
+    queues.sort();
+    assert_eq!(queues, ["GPUshm", "default"]);
+
+    let kept = rt().block_on(async {
+        let c = client_for(kubeconfig).await;
+        let kept = secret_data(&c, "clearml", "clearml-script-internal-credentials")
+            .await
+            .expect("the internal credentials are kept");
+        assert_eq!(kept.len(), 7);
+        let conf = secret_data(&c, "clearml", "clearml-conf").await.unwrap();
+        assert_eq!(conf["apiserver_key"], kept["apiserverKey"]);
+        // the workloads are ready: the real controllers, scheduler and fake kubelet made them so
+        let glue = get_json(
+            &c,
+            "/apis/apps/v1/namespaces/clearml-agents/deployments/clearml-agent-agentk8sglue",
+        )
+        .await;
+        assert_eq!(glue["status"]["readyReplicas"], 1, "{glue}");
+        let env = glue["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+        assert!(env.contains("redis-master.redis-shared"), "{env}");
+        let redis = get_json(
+            &c,
+            "/apis/apps/v1/namespaces/redis-shared/statefulsets/redis-master",
+        )
+        .await;
+        assert_eq!(redis["status"]["readyReplicas"], 1, "{redis}");
+        let cm = get_json(
+            &c,
+            "/api/v1/namespaces/clearml-agents/configmaps/clearml-agent-queues",
+        )
+        .await;
+        assert!(
+            cm["data"]["queues.yaml"]
+                .as_str()
+                .unwrap()
+                .contains("sizeLimit: 32Gi")
+        );
+        kept
+    });
+
+    // the same run again: credentials unchanged, no queue created twice, releases upgraded
+    let before = state.requests().get("queues.create").copied().unwrap_or(0);
+    standard_install(&live, kubeconfig, &extra)
+        .success()
+        .stderr_has("internal credentials: 7 reused")
+        .stderr_has("• queue GPUshm: already there");
+    assert_eq!(
+        state.requests().get("queues.create").copied().unwrap_or(0),
+        before
+    );
+    rt().block_on(async {
+        let c = client_for(kubeconfig).await;
+        assert_eq!(
+            secret_data(&c, "clearml", "clearml-script-internal-credentials")
+                .await
+                .unwrap(),
+            kept
+        );
+        // one release Secret per revision, two revisions, nothing duplicated
+        let releases = get_json(
+            &c,
+            "/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm,name%3Dclearml",
+        )
+        .await;
+        let mut versions: Vec<String> = releases["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                s["metadata"]["labels"]["version"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        versions.sort();
+        assert_eq!(versions, ["1", "2"]);
+        let deployments = get_json(&c, "/apis/apps/v1/namespaces/clearml/deployments").await;
+        let names: Vec<&str> = deployments["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["metadata"]["name"].as_str().unwrap())
+            .collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(names.len(), unique.len());
+    });
+    let helm = crate::common::helm_binaries()[(major - 3) as usize]
+        .1
+        .clone();
+    uninstall(&live, &helm, kubeconfig);
+}
+
+#[test]
+fn the_standard_install_converges_against_the_real_server_with_helm_3_and_helm_4() {
+    let real = real();
+    let _names = STANDARD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    // helm 3: the router address from the real node; helm 4: from a real LoadBalancer status
+    standard_install_converges(3, &real.kubeconfig, false);
+    standard_install_converges(4, &real.kubeconfig, true);
+}
+
+/// Every object `helm template` renders, as JSON.
+fn render(
+    helm: &std::path::Path,
+    release: &str,
+    chart: &std::path::Path,
+    values: &std::path::Path,
+) -> Vec<Value> {
+    let out = Command::new(helm)
+        .args(["template", release])
+        .arg(chart)
+        .arg("-f")
+        .arg(values)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template {release}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut docs = Vec::new();
+    let mut doc = String::new();
+    for line in text.lines().chain(std::iter::once("---")) {
+        if line == "---" {
+            if doc
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            {
+                docs.push(serde_saphyr::from_str::<Value>(&doc).unwrap());
+            }
+            doc.clear();
+        } else {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs
+}
+
+/// Server-side dry-run of every object the stand-in charts render with the standard install's
+/// values (from its plan), with both helms: answers the rejections, `kind/name: message`.
+async fn dry_run_everything(c: &kube::Client, ns: &str) -> Vec<String> {
+    let site = repo().join("examples/site.yaml").display().to_string();
+    let gpu = repo().join("examples/site-gpu.yaml").display().to_string();
+    let plan = crate::common::Test::new()
+        .args(["install.rhai", "--values", &site, "--values", &gpu])
+        .args([
+            "--set",
+            "agent.redis.enabled=true",
+            "--set",
+            "agent.redis.password=p",
+        ])
+        .args(["--set", "service_type=LoadBalancer"])
+        .args(["--dry-run", "--output", "json"])
+        .run();
+    plan.success();
+    let plan = plan.json();
+    let work = tempfile::tempdir().unwrap();
+    let mut rejected = Vec::new();
+    let mut checked = 0;
+    for (major, helm) in crate::common::helm_binaries() {
+        for action in plan["actions"].as_array().unwrap() {
+            if action["kind"] != "helm.upgrade_install" {
+                continue;
+            }
+            let chart_name = action["chart"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap();
+            let chart = repo().join("src/sandbox/charts").join(chart_name);
+            assert!(chart.exists(), "no stand-in chart for {chart_name}");
+            let values = work.path().join("values.json");
+            std::fs::write(&values, action["values"].to_string()).unwrap();
+            let release = action["release"].as_str().unwrap();
+            for obj in render(&helm, release, &chart, &values) {
+                let gvk = kube::api::GroupVersionKind::try_from(&kube::api::TypeMeta {
+                    api_version: obj["apiVersion"].as_str().unwrap().to_string(),
+                    kind: obj["kind"].as_str().unwrap().to_string(),
+                })
+                .unwrap();
+                let (ar, caps) = kube::discovery::pinned_kind(c, &gvk).await.unwrap();
+                let api: Api<DynamicObject> = if caps.scope == kube::discovery::Scope::Namespaced {
+                    Api::namespaced_with(c.clone(), ns, &ar)
+                } else {
+                    Api::all_with(c.clone(), &ar)
+                };
+                let name = obj["metadata"]["name"].as_str().unwrap().to_string();
+                let params = PatchParams::apply("clearml-script").dry_run();
+                checked += 1;
+                if let Err(e) = api.patch(&name, &params, &Patch::Apply(&obj)).await {
+                    rejected.push(format!("helm {major}: {} {name}: {e}", gvk.kind));
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} objects rendered");
+    rejected
+}
+
+#[test]
+fn the_stand_in_charts_pass_the_real_servers_validation() {
+    let real = real();
+    let rejected = rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        namespace(&c, "rc-dry-run").await;
+        dry_run_everything(&c, "rc-dry-run").await
+    });
+    assert!(
+        rejected.is_empty(),
+        "the real server rejects:\n{}",
+        rejected.join("\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Differential: the same requests to the sandbox and to the real server, answers compared.
+
+/// One request of a scenario: `{ns}` in the path or body is the scenario's namespace,
+/// `{rv:NAME}` the resourceVersion an earlier answer recorded under NAME.
+struct Step {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+    /// record the answer's resourceVersion under this name
+    keep_rv: Option<&'static str>,
+}
+
+const fn step(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+) -> Step {
+    Step {
+        name,
+        method,
+        path,
+        content_type,
+        body,
+        keep_rv: None,
+    }
+}
+
+const JSON: &str = "application/json";
+const MERGE: &str = "application/merge-patch+json";
+const APPLY: &str = "application/apply-patch+yaml";
+
+/// Requests a user's own playbook would plausibly send, and those the tool and helm send.
+fn scenario() -> Vec<Step> {
+    let keep = |mut s: Step, rv: &'static str| {
+        s.keep_rv = Some(rv);
+        s
+    };
+    vec![
+        step(
+            "create the namespace",
+            "POST",
+            "/api/v1/namespaces",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"{ns}"}}"#,
+        ),
+        keep(
+            step(
+                "a Secret with stringData",
+                "POST",
+                "/api/v1/namespaces/{ns}/secrets",
+                JSON,
+                r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","labels":{"app":"a"}},"stringData":{"password":"s3cret"}}"#,
+            ),
+            "creds",
+        ),
+        step(
+            "read it back",
+            "GET",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "",
+            "",
+        ),
+        step(
+            "create it again",
+            "POST",
+            "/api/v1/namespaces/{ns}/secrets",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"},"stringData":{"password":"x"}}"#,
+        ),
+        step(
+            "a patch with a wrong content type",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"metadata":{"labels":{"b":"c"}}}"#,
+        ),
+        step(
+            "a merge patch",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            MERGE,
+            r#"{"metadata":{"labels":{"b":"c"}}}"#,
+        ),
+        step(
+            "a JSON patch",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "application/json-patch+json",
+            r#"[{"op":"add","path":"/metadata/labels/d","value":"e"}]"#,
+        ),
+        step(
+            "a JSON patch of a missing path",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "application/json-patch+json",
+            r#"[{"op":"replace","path":"/spec/x","value":"e"}]"#,
+        ),
+        step(
+            "a strategic merge patch",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            "application/strategic-merge-patch+json",
+            r#"{"metadata":{"labels":{"f":"g"}}}"#,
+        ),
+        step(
+            "an apply without a field manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"}}"#,
+        ),
+        step(
+            "a replace with a stale resourceVersion",
+            "PUT",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds","resourceVersion":"{rv:creds}"},"data":{"password":"eA=="}}"#,
+        ),
+        step(
+            "a replace without a resourceVersion",
+            "PUT",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"creds"},"data":{"password":"eA=="}}"#,
+        ),
+        step(
+            "a replace whose name differs from the path",
+            "PUT",
+            "/api/v1/namespaces/{ns}/secrets/creds",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"other"},"data":{"password":"eA=="}}"#,
+        ),
+        keep(
+            step(
+                "the list before the ConfigMaps",
+                "GET",
+                "/api/v1/namespaces/{ns}/configmaps?labelSelector=app",
+                "",
+                "",
+            ),
+            "list",
+        ),
+        step(
+            "ConfigMap a",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","labels":{"app":"a"}},"data":{"k":"1"}}"#,
+        ),
+        step(
+            "ConfigMap b",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b","labels":{"app":"b","tier":"x"}},"data":{"k":"2"}}"#,
+        ),
+        step(
+            "a list with an equality selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3Da",
+            "",
+            "",
+        ),
+        step(
+            "a list with a set selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%20in%20(a,b),tier",
+            "",
+            "",
+        ),
+        step(
+            "a list with a negated selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app,!tier",
+            "",
+            "",
+        ),
+        step(
+            "a list with a bad selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?labelSelector=app%3D%3D%3D",
+            "",
+            "",
+        ),
+        step(
+            "a list with a field selector",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?fieldSelector=metadata.name%3Db",
+            "",
+            "",
+        ),
+        step(
+            "a ConfigMap with an invalid name",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"Bad_Name"}}"#,
+        ),
+        step(
+            "a ConfigMap without a name",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#,
+        ),
+        step(
+            "a body that is not JSON",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            "{not json",
+        ),
+        step(
+            "a kind that does not match the path",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"c"}}"#,
+        ),
+        step(
+            "a missing object",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps/missing",
+            "",
+            "",
+        ),
+        step(
+            "an unknown resource",
+            "GET",
+            "/api/v1/namespaces/{ns}/widgets",
+            "",
+            "",
+        ),
+        step(
+            "a Deployment without a selector",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a Deployment whose selector does not match its labels",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a Deployment without containers",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[]}}}}"#,
+        ),
+        step(
+            "a valid Deployment",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a Service with a bad port",
+            "POST",
+            "/api/v1/namespaces/{ns}/services",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s"},"spec":{"ports":[{"port":70000}]}}"#,
+        ),
+        step(
+            "apply by one manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=one",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"1"}}"#,
+        ),
+        step(
+            "apply of the same field by another manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=two",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#,
+        ),
+        step(
+            "the same, forced",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=two&force=true",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#,
+        ),
+        step(
+            "apply of the same value by the first manager",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/configmaps/c?fieldManager=one",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"data":{"x":"2"}}"#,
+        ),
+        step(
+            "delete a",
+            "DELETE",
+            "/api/v1/namespaces/{ns}/configmaps/a",
+            "",
+            "",
+        ),
+        step(
+            "delete a again",
+            "DELETE",
+            "/api/v1/namespaces/{ns}/configmaps/a",
+            "",
+            "",
+        ),
+        step(
+            "the watch since the list",
+            "GET",
+            "/api/v1/namespaces/{ns}/configmaps?watch=1&labelSelector=app&resourceVersion={rv:list}&timeoutSeconds=1",
+            "",
+            "",
+        ),
+        step(
+            "delete the namespace",
+            "DELETE",
+            "/api/v1/namespaces/{ns}",
+            "",
+            "",
+        ),
+    ]
+}
+
+/// The significant part of an answer: the status code; for a Status its reason; for an object
+/// its kind, name, labels, data, which generated metadata it has, and its type; for a list the
+/// kind and the names of the items; for a watch the events' types and object names.
+fn significant(code: u16, body: &str) -> Value {
+    let mut out = json!({"code": code});
+    let lines: Vec<Value> = body
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    if lines.len() > 1
+        || lines
+            .first()
+            .is_some_and(|e| e.get("type").is_some() && e.get("object").is_some())
+    {
+        out["events"] = lines
+            .iter()
+            .map(|e| json!([e["type"], e["object"]["metadata"]["name"]]))
+            .collect();
+        return out;
+    }
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        out["body"] = json!("not JSON");
+        return out;
+    };
+    out["kind"] = v["kind"].clone();
+    if v["kind"] == "Status" {
+        out["reason"] = v["reason"].clone();
+        out["status"] = v["status"].clone();
+        return out;
+    }
+    if let Some(items) = v["items"].as_array() {
+        out["items"] = items
+            .iter()
+            .map(|i| i["metadata"]["name"].clone())
+            .collect();
+        out["has resourceVersion"] = json!(v["metadata"]["resourceVersion"].is_string());
+        return out;
+    }
+    let m = &v["metadata"];
+    out["name"] = m["name"].clone();
+    out["labels"] = m["labels"].clone();
+    out["data"] = v["data"].clone();
+    out["stringData"] = v["stringData"].clone();
+    out["type"] = v["type"].clone();
+    out["generated"] = json!({
+        "uid": m["uid"].is_string(),
+        "resourceVersion": m["resourceVersion"].is_string(),
+        "creationTimestamp": m["creationTimestamp"].is_string(),
+    });
+    if v["kind"] == "Namespace" {
+        out["phase"] = v["status"]["phase"].clone();
+    }
+    if v["kind"] == "Deployment" {
+        out["generation"] = m["generation"].clone();
+    }
+    out
+}
+
+/// Run the scenario against one cluster: the significant part of every answer.
+async fn run_scenario(c: &kube::Client, ns: &str) -> Vec<Value> {
+    let mut rvs: std::collections::HashMap<&str, String> = Default::default();
+    let mut answers = Vec::new();
+    for s in scenario() {
+        let fill = |t: &str| {
+            let mut t = t.replace("{ns}", ns);
+            for (k, v) in &rvs {
+                t = t.replace(&format!("{{rv:{k}}}"), v);
+            }
+            t
+        };
+        let mut req = http::Request::builder().method(s.method).uri(fill(s.path));
+        if !s.content_type.is_empty() {
+            req = req.header("Content-Type", s.content_type);
+        }
+        let req = req
+            .body(kube::client::Body::from(fill(s.body).into_bytes()))
+            .unwrap();
+        let res = c.send(req).await.unwrap();
+        let code = res.status().as_u16();
+        let body = res.into_body().collect_bytes().await.unwrap();
+        let body = String::from_utf8_lossy(&body).into_owned();
+        if let Some(name) = s.keep_rv {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            rvs.insert(
+                name,
+                v["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        answers.push(significant(code, &body));
+    }
+    answers
+}
+
+/// The divergences between the sandbox and the real server, `step: sandbox ≠ real`.
+fn divergences(sandbox: &[Value], real: &[Value]) -> Vec<String> {
+    scenario()
+        .iter()
+        .zip(sandbox.iter().zip(real))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(s, (a, b))| format!("{}: sandbox {a} ≠ real {b}", s.name))
+        .collect()
+}
+
+/// What the sandbox does not simulate, by step (README, "Not simulated"): field ownership, so
+/// no conflict between two managers' applies.
+const NOT_SIMULATED: &[&str] = &["apply of the same field by another manager"];
+
+#[test]
+fn the_sandbox_answers_a_users_requests_as_the_real_server_does() {
+    let real_cluster = real();
+    let real = rt().block_on(async {
+        run_scenario(
+            &client_for(&real_cluster.kubeconfig).await,
+            "rc-differential",
+        )
+        .await
+    });
+    let sim = Sim::start();
+    let kubeconfig = sim.sandbox.kubeconfig.clone();
+    let sandbox = sim
+        .rt
+        .block_on(async { run_scenario(&client_for(&kubeconfig).await, "rc-differential").await });
+    let found: Vec<String> = divergences(&sandbox, &real)
+        .into_iter()
+        .filter(|d| {
+            !NOT_SIMULATED
+                .iter()
+                .any(|n| d.starts_with(&format!("{n}:")))
+        })
+        .collect();
+    assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tool's Secret apply: its field manager, and another manager's change.
+
+fn managers(s: &Secret) -> Vec<(String, String)> {
+    s.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_tools_secret_apply_keeps_its_field_manager_and_takes_back_a_changed_field() {
+    let real = real();
+    let ns = "rc-field-manager";
+    let c = rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        namespace(&c, ns).await;
+        c
+    });
+    let apply = |value: &str| {
+        crate::common::Test::new()
+            .script(&format!(
+                "apply_secret(\"{ns}\", \"site-credentials\", #{{ token: secret(\"{value}\") }});"
+            ))
+            .arg("--kubeconfig")
+            .arg(real.kubeconfig.display().to_string())
+            .run()
+    };
+    apply("token-one").success().nowhere("token-one");
+    rt().block_on(async {
+        let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+        let s = secrets.get("site-credentials").await.unwrap();
+        assert_eq!(s.data.as_ref().unwrap()["token"].0, b"token-one");
+        assert_eq!(
+            managers(&s),
+            [("clearml-script".to_string(), "Apply".to_string())]
+        );
+        // another manager's apply of the same field conflicts unless forced
+        let other = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "site-credentials"}, "data": {"token": "b3RoZXI="}});
+        let err = secrets
+            .patch(
+                "site-credentials",
+                &PatchParams::apply("someone-else"),
+                &Patch::Apply(&other),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(api_error(&err), (409, "Conflict".into()), "{err:?}");
+        assert!(err.to_string().contains("clearml-script"), "{err}");
+        secrets
+            .patch(
+                "site-credentials",
+                &PatchParams::apply("someone-else").force(),
+                &Patch::Apply(&other),
+            )
+            .await
+            .unwrap();
+    });
+    // the tool's next run takes the field back (it applies with force, as documented)
+    apply("token-one").success();
+    rt().block_on(async {
+        let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
+        let s = secrets.get("site-credentials").await.unwrap();
+        assert_eq!(s.data.as_ref().unwrap()["token"].0, b"token-one");
+        assert!(
+            managers(&s).contains(&("clearml-script".to_string(), "Apply".to_string())),
+            "{:?}",
+            managers(&s)
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Least privilege: the install as a ServiceAccount bound to the README's rules.
+
+/// The ClusterRole the README states, as JSON.
+fn readme_role() -> Value {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- least-privilege-rules -->")
+        .expect("the rules in the README");
+    let end = readme.find("<!-- /least-privilege-rules -->").unwrap();
+    let block = &readme[start..end];
+    let yaml = block
+        .split_once("```yaml\n")
+        .unwrap()
+        .1
+        .split_once("```")
+        .unwrap()
+        .0;
+    serde_saphyr::from_str(yaml).unwrap()
+}
+
+/// A kubeconfig for a new ServiceAccount bound to `role` (a ClusterRole) cluster-wide, with a
+/// token from the TokenRequest API; written 0600 into `dir`.
+async fn service_account_kubeconfig(
+    c: &kube::Client,
+    real: &Real,
+    name: &str,
+    role: &Value,
+    dir: &std::path::Path,
+) -> PathBuf {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let ns = "rc-installers";
+    namespace(c, ns).await;
+    let ssa = PatchParams::apply("tests").force();
+    let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), ns);
+    sas.patch(
+        name,
+        &ssa,
+        &Patch::Apply(
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let mut role = role.clone();
+    role["metadata"]["name"] = json!(name);
+    let gvk = kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "ClusterRole");
+    let roles: Api<DynamicObject> =
+        Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
+    roles.patch(name, &ssa, &Patch::Apply(&role)).await.unwrap();
+    let gvk =
+        kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding");
+    let bindings: Api<DynamicObject> =
+        Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]});
+    bindings
+        .patch(name, &ssa, &Patch::Apply(&binding))
+        .await
+        .unwrap();
+    let request: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .unwrap();
+    let token = sas
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let admin = std::fs::read_to_string(&real.kubeconfig).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let path = dir.join(format!("{name}.kubeconfig"));
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: real\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: real\n  context: {{cluster: real, user: {name}}}\ncurrent-context: real\n",
+        real.dir.join("pki/ca.crt").display()
+    );
+    clearml_script::app::write_private(&path, &text).unwrap();
+    path
+}
+
+#[test]
+fn least_privilege() {
+    use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+    let real = real();
+    let _names = STANDARD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let role = readme_role();
+    let rules = role["rules"].as_array().unwrap().clone();
+    let work = tempfile::tempdir().unwrap();
+    let admin = rt().block_on(client_for(&real.kubeconfig));
+    // one rule removed: the verb `create` of the Deployments
+    let mut fewer = role.clone();
+    let mut found = false;
+    for rule in fewer["rules"].as_array_mut().unwrap() {
+        if rule["resources"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("deployments"))
+        {
+            let verbs = rule["verbs"].as_array_mut().unwrap();
+            verbs.retain(|v| v != "create");
+            found = true;
+        }
+    }
+    assert!(found && fewer["rules"] != json!(rules));
+    let (exact, short) = rt().block_on(async {
+        (
+            service_account_kubeconfig(&admin, real, "rc-install-exact", &role, work.path()).await,
+            service_account_kubeconfig(&admin, real, "rc-install-short", &fewer, work.path()).await,
+        )
+    });
+    let live = crate::common::Cluster::new(4);
+    let state = &live.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+
+    let out = standard_install(&live, &short, &[]);
+    out.code(1)
+        .stderr_has("cannot create resource \"deployments\" in API group \"apps\"");
+    eprintln!("with one rule removed:\n{}", out.stderr);
+    standard_install(&live, &exact, &[])
+        .success()
+        .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
+    let helm = crate::common::helm_binaries()[1].1.clone();
+    uninstall(&live, &helm, &real.kubeconfig);
+}
