@@ -99,6 +99,7 @@ pub fn executor_for(
     kube: &crate::cli::KubeArgs,
     site: &Site,
     needs_helm: bool,
+    check_cluster: bool,
 ) -> Result<(Box<dyn Executor>, Option<crate::sandbox::Sandbox>), String> {
     if dry_run {
         return Ok((Box::new(DryRunExecutor), None));
@@ -111,12 +112,15 @@ pub fn executor_for(
             chart_repo_url: None,
             helm_home: None,
         };
-        let live = LiveExecutor::new(
+        let mut live = LiveExecutor::new(
             crate::action::Mode::Live,
             target,
             kube.helm.clone(),
             needs_helm,
         )?;
+        if check_cluster {
+            live.check_connection()?;
+        }
         return Ok((Box::new(live), None));
     }
     // helm first: a missing helm is reported before anything starts
@@ -155,12 +159,15 @@ pub fn executor_for(
         chart_repo_url: Some(sb.kube.chart_repo_url()),
         helm_home: Some(sb.dir.join("helm")),
     };
-    let live = LiveExecutor::new(
+    let mut live = LiveExecutor::new(
         crate::action::Mode::Sandbox,
         target,
         kube.helm.clone(),
         needs_helm,
     )?;
+    if check_cluster {
+        live.check_connection()?;
+    }
     Ok((Box::new(live), Some(sb)))
 }
 
@@ -242,6 +249,12 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         ui::err(&format!("error: {e}; nothing was changed\n"));
         return 2;
     }
+    // the cluster answers before the first step of a playbook that touches it
+    let check_cluster = needs_live
+        || plan.actions.iter().any(|a| {
+            let kind = a.kind();
+            ["helm.", "kube.", "wait."].iter().any(|p| kind.starts_with(p))
+        });
     let (executor, sandbox) = match executor_for(
         false,
         args.sandbox,
@@ -249,6 +262,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         &args.kube,
         &site,
         needs_helm,
+        check_cluster,
     ) {
         Ok(x) => x,
         Err(e) => {

@@ -11,6 +11,7 @@ mod control_plane;
 mod docs;
 mod kube_client;
 mod playbooks;
+mod promises;
 mod repl;
 mod run;
 mod sandbox;
