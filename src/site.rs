@@ -63,6 +63,9 @@ impl Site {
             site.locations.insert(key.clone(), format!("--set {key}"));
         }
         mark_secrets(&mut site.values);
+        for path in validated_secret_paths() {
+            mark_secret_at(&mut site.values, &path);
+        }
         Ok(site)
     }
 
@@ -94,14 +97,19 @@ pub fn merge_into(base: &mut Value, over: Value) {
 
 /// `a.b.c=value`: `3` becomes an int, `true`/`false` a bool, anything else a string.
 pub fn parse_set(set: &str) -> Result<(String, Value), String> {
+    // the argument may hold a secret: an error shows the key-like start only, never the value
+    let shown: String = set
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "_.-/".contains(*c))
+        .collect();
     let Some((key, raw)) = set.split_once('=') else {
         return Err(format!(
-            "--set {set}: expected KEY=VALUE, for example --set base_domain=example.com"
+            "--set {shown}…: expected KEY=VALUE, for example --set base_domain=example.com"
         ));
     };
-    if key.is_empty() || key.split('.').any(str::is_empty) {
+    if key.is_empty() || key.split('.').any(str::is_empty) || shown.len() < key.len() {
         return Err(format!(
-            "--set {set}: the key must be dotted names, for example --set agent.namespace=clearml-agents"
+            "--set {shown}…: the key must be dotted names, for example --set agent.namespace=clearml-agents"
         ));
     }
     let value = if let Ok(i) = raw.parse::<i64>() {
@@ -112,6 +120,54 @@ pub fn parse_set(set: &str) -> Result<(String, Value), String> {
         Value::Str(raw.to_string())
     };
     Ok((key.to_string(), value))
+}
+
+/// The key paths the standard playbooks validate as `secret` (`"sso.client_id": "secret"`,
+/// `r["apps.key"] = "secret"`, `r.github_token = "secret"`): a value validated as a secret is
+/// one from the moment it is loaded, whatever its key's name, so it is masked in plans, the
+/// REPL and errors even before the validation runs.
+pub fn validated_secret_paths() -> Vec<String> {
+    static PATHS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PATHS
+        .get_or_init(|| {
+            let rule = regex::Regex::new(
+                r#"(?:"([A-Za-z0-9_.\-]+)"\]?|\b([A-Za-z_][A-Za-z0-9_]*))\s*[:=]\s*"secret\??""#,
+            )
+            .expect("valid pattern");
+            let mut paths: Vec<String> = crate::embedded::files()
+                .iter()
+                .filter(|(p, _)| p.ends_with(".rhai"))
+                .flat_map(|(_, text)| {
+                    rule.captures_iter(text)
+                        .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            paths.sort();
+            paths.dedup();
+            paths
+        })
+        .clone()
+}
+
+/// Make the plain value at `path` a secret.
+fn mark_secret_at(v: &mut Value, path: &str) {
+    let mut cur = v;
+    for part in path.split('.') {
+        match cur {
+            Value::Map(m) => match m.get_mut(part) {
+                Some(next) => cur = next,
+                None => return,
+            },
+            _ => return,
+        }
+    }
+    let plain = match cur {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        _ => return,
+    };
+    *cur = Value::Secret(Secret::new(plain));
 }
 
 /// Apply the secret rule of [`is_secret_key`] to every map in the tree.
@@ -336,6 +392,25 @@ mod tests {
         assert_eq!(parse_set("a=x=y").unwrap().1, Value::Str("x=y".into()));
         assert!(parse_set("novalue").is_err());
         assert!(parse_set("a..b=1").is_err());
+    }
+
+    #[test]
+    fn values_the_playbooks_validate_as_secrets_are_secrets() {
+        let paths = validated_secret_paths();
+        for p in ["sso.client_id", "apps.key", "github_token", "dockerhub_token", "agent.key"] {
+            assert!(paths.contains(&p.to_string()), "{p} not in {paths:?}");
+        }
+        let mut v = parse_yaml("sso:\n  client_id: my-client-id-123\n").unwrap();
+        mark_secret_at(&mut v, "sso.client_id");
+        assert!(matches!(v.at_path("sso.client_id"), Some(Value::Secret(_))));
+    }
+
+    #[test]
+    fn a_malformed_set_never_echoes_its_value() {
+        for bad in ["github_token:ghp_SECRET123", ".github_token=ghp_SECRET123", "a..b=ghp_SECRET123", "=ghp_SECRET123", "tok en=ghp_SECRET123"] {
+            let e = parse_set(bad).unwrap_err();
+            assert!(!e.contains("SECRET123"), "{e}");
+        }
     }
 
     #[test]
