@@ -101,6 +101,7 @@ pub fn executor_for(
     kube: &crate::cli::KubeArgs,
     site: &Site,
     needs_helm: bool,
+    check_cluster: bool,
 ) -> Result<(Box<dyn Executor>, Option<crate::sandbox::Sandbox>), String> {
     if dry_run {
         return Ok((Box::new(DryRunExecutor), None));
@@ -113,12 +114,15 @@ pub fn executor_for(
             chart_repo_url: None,
             helm_home: None,
         };
-        let live = LiveExecutor::new(
+        let mut live = LiveExecutor::new(
             crate::action::Mode::Live,
             target,
             kube.helm.clone(),
             needs_helm,
         )?;
+        if check_cluster {
+            live.check_connection()?;
+        }
         return Ok((Box::new(live), None));
     }
     // helm first: a missing helm is reported before anything starts
@@ -157,12 +161,15 @@ pub fn executor_for(
         chart_repo_url: Some(sb.kube.chart_repo_url()),
         helm_home: Some(sb.dir.join("helm")),
     };
-    let live = LiveExecutor::new(
+    let mut live = LiveExecutor::new(
         crate::action::Mode::Sandbox,
         target,
         kube.helm.clone(),
         needs_helm,
     )?;
+    if check_cluster {
+        live.check_connection()?;
+    }
     Ok((Box::new(live), Some(sb)))
 }
 
@@ -208,6 +215,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     let json = args.output == OutputFormat::Json;
     ui::set_json_stdout(json);
     crate::ops::set_switches(args.skip_preflight, args.yes);
+    // a live run refuses the examples' `…-replace-me` credentials; dry runs and the sandbox
+    // rehearse with them
+    crate::validate::refuse_examples(!args.dry_run && !args.sandbox);
 
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
     // only checks: every validation of every step runs before anything is touched.
@@ -245,6 +255,12 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         ui::err(&format!("error: {e}; nothing was changed\n"));
         return 2;
     }
+    // the cluster answers before the first step of a playbook that touches it
+    let check_cluster = needs_live
+        || plan.actions.iter().any(|a| {
+            let kind = a.kind();
+            ["helm.", "kube.", "wait."].iter().any(|p| kind.starts_with(p))
+        });
     let (executor, sandbox) = match executor_for(
         false,
         args.sandbox,
@@ -252,6 +268,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         &args.kube,
         &site,
         needs_helm,
+        check_cluster,
     ) {
         Ok(x) => x,
         Err(e) => {

@@ -99,8 +99,16 @@ impl Helm {
     fn command(&self, args: &[String]) -> Command {
         let mut cmd = crate::process::command(&self.bin);
         cmd.args(args);
-        if let Some(k) = &self.target.kubeconfig {
-            cmd.arg("--kubeconfig").arg(k);
+        match &self.target.kubeconfig {
+            // a list of files: helm merges KUBECONFIG as kubectl does (and as the tool does);
+            // its --kubeconfig takes one file only
+            Some(k) if crate::kube::is_list(k) => {
+                cmd.env("KUBECONFIG", k);
+            }
+            Some(k) => {
+                cmd.arg("--kubeconfig").arg(k);
+            }
+            None => {}
         }
         if let Some(c) = &self.target.context {
             cmd.arg("--kube-context").arg(c);

@@ -16,6 +16,8 @@ pub const MANAGER: &str = "clearml-script";
 
 pub struct Kube {
     client: kube::Client,
+    context: String,
+    server: String,
 }
 
 pub fn describe(e: &kube::Error) -> String {
@@ -25,25 +27,121 @@ pub fn describe(e: &kube::Error) -> String {
     }
 }
 
+/// A kubeconfig, or a colon-separated list of them merged as kubectl merges `KUBECONFIG`: files
+/// that do not exist are skipped, the first file to set a value wins.
+fn read_merged(list: &std::path::Path) -> Result<Kubeconfig, String> {
+    let paths: Vec<std::path::PathBuf> = std::env::split_paths(list.as_os_str())
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    let existing: Vec<&std::path::PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    if existing.is_empty() {
+        return Err(format!(
+            "cannot read the kubeconfig {}: there is no such file",
+            list.display()
+        ));
+    }
+    existing
+        .into_iter()
+        .try_fold(Kubeconfig::default(), |merged, p| {
+            let next = Kubeconfig::read_from(p)
+                .map_err(|e| format!("cannot read the kubeconfig {}: {e}", p.display()))?;
+            merged
+                .merge(next)
+                .map_err(|e| format!("cannot merge the kubeconfig {}: {e}", p.display()))
+        })
+}
+
+/// Is the kubeconfig setting a list of files (`KUBECONFIG=a:b`)?
+pub fn is_list(path: &std::path::Path) -> bool {
+    std::env::split_paths(path.as_os_str()).count() > 1
+}
+
+/// How long one request to the API may take before it is given up (no call of the tool
+/// streams, so a longer wait means a stalled API).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long the connection check before the first step waits for `/version`.
+const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Kube {
-    pub async fn connect(target: &Target) -> Result<Kube, String> {
+    /// The kubeconfig as kubectl and helm read it: `--kubeconfig`, else every file of the
+    /// colon-separated `KUBECONFIG` merged (the first file to set a value wins), else
+    /// `~/.kube/config`. Answers it with the context used and its server URL.
+    fn kubeconfig(target: &Target) -> Result<(Kubeconfig, String, String), String> {
         let kubeconfig = match &target.kubeconfig {
-            Some(p) => Kubeconfig::read_from(p)
-                .map_err(|e| format!("cannot read the kubeconfig {}: {e}", p.display()))?,
+            Some(p) => read_merged(p)?,
             None => Kubeconfig::read().map_err(|e| {
                 format!("cannot read the kubeconfig (KUBECONFIG or ~/.kube/config): {e}")
             })?,
         };
+        let context = target
+            .context
+            .clone()
+            .or_else(|| kubeconfig.current_context.clone())
+            .ok_or("the kubeconfig names no current context: pass --context NAME")?;
+        let Some(ctx) = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+        else {
+            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!(
+                "the kubeconfig has no context `{context}`; it has: {}",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            ));
+        };
+        let server = kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == ctx.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .and_then(|c| c.server.clone())
+            .ok_or_else(|| {
+                format!(
+                    "the context `{context}` names the cluster `{}`, which the kubeconfig does not have with a server",
+                    ctx.cluster
+                )
+            })?;
+        Ok((kubeconfig, context, server))
+    }
+
+    pub async fn connect(target: &Target) -> Result<Kube, String> {
+        let (kubeconfig, context, server) = Self::kubeconfig(target)?;
         let options = KubeConfigOptions {
-            context: target.context.clone(),
+            context: Some(context.clone()),
             ..Default::default()
         };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
-            .map_err(|e| format!("cannot use the kubeconfig: {e}"))?;
+            .map_err(|e| format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}"))?;
+        config.read_timeout = Some(REQUEST_TIMEOUT);
+        // longer than the check's own deadline, which then names what happened
+        config.connect_timeout = Some(CHECK_TIMEOUT * 2);
         let client = kube::Client::try_from(config)
             .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
-        Ok(Kube { client })
+        Ok(Kube {
+            client,
+            context,
+            server,
+        })
+    }
+
+    /// The connection check before the first step: the API server answers `/version` in time.
+    pub async fn check(&self) -> Result<String, String> {
+        let unreachable = |why: String| {
+            format!(
+                "the Kubernetes API at {} (context `{}`) {why}: check that the cluster is up and the kubeconfig and --context are the right ones",
+                self.server, self.context
+            )
+        };
+        match tokio::time::timeout(CHECK_TIMEOUT, self.client.apiserver_version()).await {
+            Ok(Ok(v)) => Ok(v.git_version),
+            Ok(Err(e)) => Err(unreachable(format!("does not answer: {}", describe(&e)))),
+            Err(_) => Err(unreachable(format!(
+                "did not answer within {}s",
+                CHECK_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// The client, for the reads of [`crate::inspect`].

@@ -43,6 +43,14 @@ impl LiveExecutor {
         Ok(live)
     }
 
+    /// Before the first step: the kubeconfig is readable, the context exists and the API
+    /// server answers. The error names the server and the context.
+    pub fn check_connection(&mut self) -> Result<(), String> {
+        let version = block_on(self.kube()?.check())?;
+        crate::ui::info(&format!("Kubernetes API answers: {version}"));
+        Ok(())
+    }
+
     /// The client for an API target; in the sandbox, pointed at the simulator instead.
     pub(crate) fn clearml(&mut self, api: &ApiTarget) -> Result<&crate::clearml::Client, String> {
         let url = match &self.target.clearml_api_url {

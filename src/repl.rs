@@ -86,6 +86,7 @@ impl Session {
             &opts.kube,
             &site,
             false,
+            false,
         )?;
         let base = PathBuf::from(".");
         let rt = Rc::new(Runtime::new(

@@ -113,7 +113,18 @@ impl Runtime {
             }
             Err(msg) => {
                 self.step_failed.set(true);
-                Err(Failure::step(builtin, format!("step {step} ({kind}): {msg}")).into_rhai())
+                let message = format!("step {step} ({kind}): {msg}");
+                if self.is_interrupted() {
+                    // the step was interrupted on purpose (a second Ctrl-C reached the child)
+                    return Err(Failure {
+                        kind: FailureKind::Interrupted,
+                        builtin: Some(builtin.to_string()),
+                        message: format!("interrupted: {message}"),
+                        problems: Vec::new(),
+                    }
+                    .into_rhai());
+                }
+                Err(Failure::step(builtin, message).into_rhai())
             }
         }
     }

@@ -87,6 +87,9 @@ impl Site {
             }
         }
         mark_secrets(&mut site.values);
+        for path in validated_secret_paths() {
+            mark_secret_at(&mut site.values, &path);
+        }
         Ok(site)
     }
 
@@ -96,21 +99,6 @@ impl Site {
             Some(loc) => format!("`{path}` ({loc})"),
             None => format!("`{path}`"),
         }
-    }
-}
-
-/// What to do about a missing key: a secret is best given from the environment or a file (a
-/// command line is readable by every user of the machine), anything else in the file or by --set.
-pub fn missing_hint(path: &str) -> String {
-    let last = path.rsplit('.').next().unwrap_or(path);
-    if is_secret_key(last, &[]) {
-        format!(
-            "add it to the site values file as `{last}: {{env: VARIABLE}}` or \
-             `{last}: {{file: PATH}}` (better than --set: every user of the machine can read a \
-             command line)"
-        )
-    } else {
-        format!("add it to the site values file, or pass --set {path}=VALUE")
     }
 }
 
@@ -201,6 +189,54 @@ fn resolve_refs(
         }
         _ => {}
     }
+}
+
+/// The key paths the standard playbooks validate as `secret` (`"sso.client_id": "secret"`,
+/// `r["apps.key"] = "secret"`, `r.github_token = "secret"`): a value validated as a secret is
+/// one from the moment it is loaded, whatever its key's name, so it is masked in plans, the
+/// REPL and errors even before the validation runs.
+pub fn validated_secret_paths() -> Vec<String> {
+    static PATHS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    PATHS
+        .get_or_init(|| {
+            let rule = regex::Regex::new(
+                r#"(?:"([A-Za-z0-9_.\-]+)"\]?|\b([A-Za-z_][A-Za-z0-9_]*))\s*[:=]\s*"secret\??""#,
+            )
+            .expect("valid pattern");
+            let mut paths: Vec<String> = crate::embedded::files()
+                .iter()
+                .filter(|(p, _)| p.ends_with(".rhai"))
+                .flat_map(|(_, text)| {
+                    rule.captures_iter(text)
+                        .filter_map(|c| c.get(1).or(c.get(2)).map(|m| m.as_str().to_string()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            paths.sort();
+            paths.dedup();
+            paths
+        })
+        .clone()
+}
+
+/// Make the plain value at `path` a secret.
+fn mark_secret_at(v: &mut Value, path: &str) {
+    let mut cur = v;
+    for part in path.split('.') {
+        match cur {
+            Value::Map(m) => match m.get_mut(part) {
+                Some(next) => cur = next,
+                None => return,
+            },
+            _ => return,
+        }
+    }
+    let plain = match cur {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        _ => return,
+    };
+    *cur = Value::Secret(Secret::new(plain));
 }
 
 /// Apply the secret rule of [`is_secret_key`] to every map in the tree.
@@ -420,6 +456,25 @@ mod tests {
         let mut a = parse_yaml("x: {a: 1, l: [1, 2]}\ny: 1").unwrap();
         merge_into(&mut a, parse_yaml("x: {b: 2, l: [3]}").unwrap());
         assert_eq!(a, parse_yaml("x: {a: 1, b: 2, l: [3]}\ny: 1").unwrap());
+    }
+
+    #[test]
+    fn values_the_playbooks_validate_as_secrets_are_secrets() {
+        let paths = validated_secret_paths();
+        for p in ["sso.client_id", "apps.key", "github_token", "dockerhub_token", "agent.key"] {
+            assert!(paths.contains(&p.to_string()), "{p} not in {paths:?}");
+        }
+        let mut v = parse_yaml("sso:\n  client_id: my-client-id-123\n").unwrap();
+        mark_secret_at(&mut v, "sso.client_id");
+        assert!(matches!(v.at_path("sso.client_id"), Some(Value::Secret(_))));
+    }
+
+    #[test]
+    fn a_malformed_set_never_echoes_its_value() {
+        for bad in ["github_token:ghp_SECRET123", ".github_token=ghp_SECRET123", "a..b=ghp_SECRET123", "=ghp_SECRET123", "tok en=ghp_SECRET123"] {
+            let e = parse_set(bad).unwrap_err();
+            assert!(!e.contains("SECRET123"), "{e}");
+        }
     }
 
     #[test]

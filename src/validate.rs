@@ -234,16 +234,74 @@ pub fn size(v: &Value) -> Result<(), String> {
 }
 
 /// Every string leaf that still holds an angle-bracket placeholder, as `(path, placeholder)`.
+/// Secrets are looked into too; a placeholder inside a longer secret is not shown (the rest of
+/// the value could be real).
 pub fn placeholders(v: &Value) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    v.walk_leaves("", &mut |path, leaf| {
-        if let Value::Str(s) = leaf
-            && let Some(p) = find_placeholder(s)
-        {
-            found.push((path.to_string(), p));
+    v.walk_leaves("", &mut |path, leaf| match leaf {
+        Value::Str(s) => {
+            if let Some(p) = find_placeholder(s) {
+                found.push((path.to_string(), p));
+            }
         }
+        Value::Secret(s) => {
+            if let Some(p) = find_placeholder(s.expose()) {
+                let shown = if p == s.expose().trim() {
+                    p
+                } else {
+                    "<…> (inside the secret)".to_string()
+                };
+                found.push((path.to_string(), shown));
+            }
+        }
+        _ => {}
     });
     found
+}
+
+/// Is the live run about to use an example value? Set for live runs, not for dry runs or the
+/// sandbox (which rehearse with the examples).
+static REFUSE_EXAMPLES: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Refuse the examples' `…-replace-me` secrets (a live run against a real cluster).
+pub fn refuse_examples(on: bool) {
+    REFUSE_EXAMPLES.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A secret that is still the examples' `…-replace-me` value, in a live run: the problem.
+pub fn example_secret(v: &Value) -> Option<String> {
+    if !REFUSE_EXAMPLES.load(std::sync::atomic::Ordering::SeqCst) {
+        return None;
+    }
+    let text = match v {
+        Value::Secret(s) => s.expose(),
+        Value::Str(s) => s.as_str(),
+        _ => return None,
+    };
+    text.to_ascii_lowercase().ends_with("replace-me").then(|| {
+        "still holds the example value (…-replace-me): put the real credential in a secrets values file".to_string()
+    })
+}
+
+/// What to do about a missing key.
+pub fn missing_hint(path: &str) -> String {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    if crate::secret::is_secret_key(last, &[]) {
+        secret_hint(path)
+    } else {
+        format!("add it to the site values file, or pass --set {path}=VALUE")
+    }
+}
+
+/// What to do about a missing secret: never `--set`, which every local user can read in the
+/// process list, but the environment or a file only you can read.
+pub fn secret_hint(path: &str) -> String {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    format!(
+        "give `{path}` in the site values as `{last}: {{env: VARIABLE}}` or `{last}: {{file: PATH}}`, \
+         or in a secrets values file only you can read (chmod 600), rather than --set, which \
+         every user of the machine can read in the process list"
+    )
 }
 
 /// `<SOMETHING>` where SOMETHING is a word of letters, digits, `_`, `-`, `.` or spaces.

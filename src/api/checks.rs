@@ -77,7 +77,11 @@ pub mod checks_api {
                 None | Some(Value::Null) if optional => {}
                 None | Some(Value::Null) => found.push(format!(
                     "`{path}` is missing ({kind}): {}",
-                    crate::site::missing_hint(path)
+                    if kind == "secret" {
+                        validate::secret_hint(path)
+                    } else {
+                        validate::missing_hint(path)
+                    }
                 )),
                 Some(value) => {
                     let under_placeholder = placeholders
@@ -85,6 +89,17 @@ pub mod checks_api {
                         .any(|(p, _)| p == path.as_str() || p.starts_with(&format!("{path}.")));
                     if !under_placeholder && let Err(e) = validate::check(kind, value) {
                         found.push(format!("{}: {e}", describe(path, leaf)));
+                    } else if kind == "secret"
+                        && let Some(problem) = validate::example_secret(value)
+                    {
+                        found.push(format!("{} {problem}", describe(path, leaf)));
+                    }
+                    if kind == "secret" {
+                        // a value validated as a secret is one, whatever its key's name: it
+                        // is masked in everything the tool writes from now on
+                        if let Value::Str(plain) = value {
+                            crate::secret::register(plain);
+                        }
                     }
                 }
             }

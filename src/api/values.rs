@@ -49,11 +49,33 @@ pub mod values_api {
     /// to_json(["users", "admins"])   // ["users", "admins"]
     /// ```
     #[rhai_fn(return_raw)]
-    pub fn to_json(value: Dynamic) -> Result<String, Box<EvalAltResult>> {
+    pub fn to_json(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
         let v = to_value("to_json", &value)?;
+        // a value holding a secret gives a secret: the JSON with the real values, which prints
+        // as <redacted> and reaches helm or an API as itself
+        let mut secret = false;
+        v.walk_leaves("", &mut |_, leaf| secret |= matches!(leaf, crate::value::Value::Secret(_)));
+        let json = if secret { v.reveal() } else { v.redacted() };
         let compact =
-            serde_json::to_string(&v.redacted()).map_err(|e| invalid("to_json", e.to_string()))?;
-        Ok(crate::api::spaced_json(&compact))
+            serde_json::to_string(&json).map_err(|e| invalid("to_json", e.to_string()))?;
+        let text = crate::api::spaced_json(&compact);
+        Ok(if secret {
+            Dynamic::from(crate::secret::Secret::new(text))
+        } else {
+            text.into()
+        })
+    }
+
+    /// A map as compact JSON: the same as for any value (Rhai's own `to_json` of a map would
+    /// write a secret as its type name).
+    ///
+    /// # Example
+    /// ```rhai
+    /// to_json(#{ groups: ["users"] })   // {"groups": ["users"]}
+    /// ```
+    #[rhai_fn(name = "to_json", return_raw)]
+    pub fn map_to_json(value: Map) -> Result<Dynamic, Box<EvalAltResult>> {
+        to_json(value.into())
     }
 
     /// A string as a quoted HOCON (and JSON) string: `"` and `\` escaped, wrapped in double
@@ -150,7 +172,7 @@ pub mod values_api {
                 "require",
                 format!(
                     "the required key `{path}` is missing: {}",
-                    crate::site::missing_hint(path)
+                    crate::validate::missing_hint(path)
                 ),
             )),
         }
