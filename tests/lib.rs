@@ -4,6 +4,7 @@
 mod common;
 
 mod apps;
+mod apps_edges;
 
 mod check;
 mod clearml_api;
@@ -15,5 +16,6 @@ mod repl;
 mod run;
 mod sandbox;
 mod secrets;
+mod stand_ins;
 mod validation;
 mod workloads;

@@ -63,11 +63,11 @@ pub mod checks_api {
                 Some(k) => (k, true),
                 None => (rule.as_str(), false),
             };
-            if !KINDS.contains(&kind) {
+            if !KINDS.contains(&kind) && !validate::is_enumeration(kind) {
                 return Err(invalid(
                     "validate",
                     format!(
-                        "the rule for `{path}` is `{rule}`, which is not a rule; the rules are: {}",
+                        "the rule for `{path}` is `{rule}`, which is not a rule; the rules are: {} (or alternatives such as `repo|oci`)",
                         KINDS.join(", ")
                     ),
                 ));
