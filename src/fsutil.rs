@@ -30,4 +30,3 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
     sync_dir(dir)
 }
-

@@ -71,7 +71,12 @@ pub fn check(kind: &str, v: &Value) -> Result<(), String> {
             }
             let near = options
                 .iter()
-                .map(|o| (strsim::jaro_winkler(&o.to_lowercase(), &s.to_lowercase()), o))
+                .map(|o| {
+                    (
+                        strsim::jaro_winkler(&o.to_lowercase(), &s.to_lowercase()),
+                        o,
+                    )
+                })
                 .filter(|(score, _)| *score > 0.8)
                 .max_by(|a, b| a.0.total_cmp(&b.0));
             Err(format!(

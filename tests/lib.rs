@@ -5,6 +5,7 @@ mod common;
 
 mod apps;
 mod apps_edges;
+mod bad_input;
 
 mod check;
 mod clearml_api;

@@ -53,9 +53,10 @@ fn the_gpu_site_plans_the_agent_its_queues_and_the_gateway() {
         glue["apiServerUrlReference"],
         "https://api.clearml.example.com"
     );
+    // the file server's own ingress host (file_host_prefix `file`), not the guide's `files.`
     assert_eq!(
         glue["fileServerUrlReference"],
-        "https://files.clearml.example.com"
+        "https://file.clearml.example.com"
     );
     assert_eq!(
         glue["webServerUrlReference"],

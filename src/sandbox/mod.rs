@@ -100,7 +100,10 @@ impl Sandbox {
     /// only ever replaced after it was read, atomically.
     pub fn keep_state(&mut self, dir: &std::path::Path) -> Result<bool, String> {
         std::fs::create_dir_all(dir).map_err(|e| {
-            format!("cannot create the sandbox state directory {}: {e}", dir.display())
+            format!(
+                "cannot create the sandbox state directory {}: {e}",
+                dir.display()
+            )
         })?;
         let path = dir.join("sandbox-state.json");
         let unreadable = |e: String| {
@@ -119,8 +122,14 @@ impl Sandbox {
         };
         let snap: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| unreadable(format!("not JSON ({e})")))?;
-        self.kube.store.restore(&snap["kubernetes"]).map_err(unreadable)?;
-        self.clearml.state.restore(&snap["clearml"]).map_err(unreadable)?;
+        self.kube
+            .store
+            .restore(&snap["kubernetes"])
+            .map_err(unreadable)?;
+        self.clearml
+            .state
+            .restore(&snap["clearml"])
+            .map_err(unreadable)?;
         // saved on drop from here on, and only now: an unreadable state is never overwritten
         self.state_file = Some(path);
         Ok(true)
