@@ -103,18 +103,106 @@ fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, String> {
         .map_err(|e| format!("{} is not a readable zip archive: {e}", path.display()))
 }
 
-/// Convert the image references of every app zip in `dir` natively. Every zip is checked and
-/// converted into a temporary file beside it first; only when all succeeded are they renamed over
-/// the originals (permissions and timestamps kept), so a failure replaces nothing. Entries
-/// without an image reference are copied raw, their compressed bytes untouched.
-pub fn convert_native(
-    dir: &Path,
-    target_repo: &str,
-    pattern: &Regex,
-) -> Result<Vec<ImageMove>, String> {
-    check_target_repo(target_repo)?;
-    let zips = app_zips(dir)?;
-    // what a conversion killed part-way left behind
+/// The record of a conversion, kept in the apps directory: for each converted zip, the sha256 of
+/// the package's original and of the converted zip and the images it moved. It lets a re-run
+/// recognise a converted zip (conversion and extraction are then no-ops) and still answer the
+/// complete list of images.
+pub const MANIFEST: &str = ".clearml-script-convert.json";
+/// The journal of a replacement in progress: every converted zip is staged and synced before it
+/// is written; a run that finds it finishes the replacement (see [`recover`]).
+pub const JOURNAL: &str = ".clearml-script-convert.journal";
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ZipRecord {
+    pub original: String,
+    pub converted: String,
+    pub moves: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    pub target_repo: String,
+    pub zips: std::collections::BTreeMap<String, ZipRecord>,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Journal {
+    /// (staged file, zip) names in the apps directory
+    staged: Vec<(String, String)>,
+    manifest: Manifest,
+}
+
+/// A test hook for the kill matrix: with `CLEARML_SCRIPT_TEST_STOP_AT=N`, the N-th checkpoint of
+/// the conversion prints `test-stop: N LABEL` to stderr and waits there to be killed, so every
+/// kill point is reached deterministically.
+pub(crate) fn checkpoint(label: &str) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let Some(stop) = std::env::var("CLEARML_SCRIPT_TEST_STOP_AT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
+    if n == stop {
+        eprintln!("test-stop: {n} {label}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// The conversion record of `dir`, after finishing a replacement a killed run left.
+pub fn manifest(dir: &Path) -> Result<Option<Manifest>, String> {
+    recover(dir)?;
+    let path = dir.join(MANIFEST);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            format!(
+                "{} is not a conversion record ({e}): remove it and extract the package again",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Finish what a killed conversion left: with a journal, every zip it names is staged complete,
+/// so the replacement is rolled forward; without one, staged files are half-written and removed.
+/// Either way the zips end all converted or all original.
+pub fn recover(dir: &Path) -> Result<(), String> {
+    let journal = dir.join(JOURNAL);
+    match std::fs::read(&journal) {
+        Ok(bytes) => {
+            let j: Journal = serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "{} is damaged ({e}): extract the package again into a new directory",
+                    journal.display()
+                )
+            })?;
+            for (staged, zip) in &j.staged {
+                let staged = dir.join(staged);
+                if staged.exists() {
+                    std::fs::rename(&staged, dir.join(zip))
+                        .map_err(|e| format!("cannot replace {}: {e}", dir.join(zip).display()))?;
+                }
+            }
+            crate::fsutil::sync_dir(dir)?;
+            let text = serde_json::to_vec_pretty(&j.manifest).map_err(|e| e.to_string())?;
+            crate::fsutil::write_atomic(&dir.join(MANIFEST), &text)?;
+            std::fs::remove_file(&journal)
+                .map_err(|e| format!("cannot remove {}: {e}", journal.display()))?;
+            crate::fsutil::sync_dir(dir)?;
+            crate::ui::info(&format!(
+                "convert: finished the replacement an interrupted run left in {}",
+                dir.display()
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", journal.display())),
+    }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -123,42 +211,254 @@ pub fn convert_native(
             }
         }
     }
-    let mut moves = BTreeSet::new();
-    let mut staged: Vec<(PathBuf, tempfile::NamedTempFile)> = Vec::new();
-    for path in &zips {
-        if let Some(tmp) = convert_zip(path, target_repo, pattern, &mut moves)? {
-            staged.push((path.clone(), tmp));
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Refuse two different source images that would become one target.
+fn check_collisions<'a>(
+    moves: impl IntoIterator<Item = (&'a ImageMove, &'a str)>,
+) -> Result<(), String> {
+    let mut by_target: std::collections::BTreeMap<&str, (&str, &str)> = Default::default();
+    for (m, zip) in moves {
+        if let Some((other, other_zip)) = by_target.insert(&m.target, (&m.image, zip))
+            && other != m.image
+        {
+            return Err(format!(
+                "`{other}` ({other_zip}) and `{}` ({zip}) would both become `{}` in the target repository: refused, nothing was converted; mirror them through the package's convert_image_registry.py or convert the apps that hold them into separate repositories",
+                m.image, m.target
+            ));
         }
     }
-    for (path, tmp) in staged {
-        let meta = std::fs::metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let file = tmp.as_file();
-        file.set_permissions(meta.permissions())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if let Ok(modified) = meta.modified() {
-            let _ = file.set_times(std::fs::FileTimes::new().set_modified(modified));
+    Ok(())
+}
+
+/// Convert the image references of every app zip in `dir` natively. Every zip is converted into
+/// a staged file beside it first; only when all are staged and synced is a journal written and
+/// the staged files renamed over the originals (permissions and timestamps kept), so a failure
+/// replaces nothing and a kill is finished by the next run. Entries without an image reference
+/// are copied raw, their compressed bytes untouched. A zip this conversion already converted to
+/// the same repository is recognised and its images are answered again, so the list is always
+/// complete.
+pub fn convert_native(
+    dir: &Path,
+    target_repo: &str,
+    pattern: &Regex,
+) -> Result<Vec<ImageMove>, String> {
+    check_target_repo(target_repo)?;
+    let zips = app_zips(dir)?;
+    let previous = manifest(dir)?.unwrap_or_default();
+    let mut record = Manifest {
+        target_repo: target_repo.to_string(),
+        zips: Default::default(),
+    };
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let result = (|| {
+        for path in &zips {
+            let name = file_name(path);
+            let sha = sha256_file(path)?;
+            if let Some(r) = previous.zips.get(&name)
+                && r.converted == sha
+            {
+                if previous.target_repo != target_repo {
+                    return Err(format!(
+                        "{} was converted to {} already: extract the package again to convert it to {target_repo}",
+                        path.display(),
+                        previous.target_repo
+                    ));
+                }
+                record.zips.insert(name, r.clone());
+                continue;
+            }
+            let mut moves = BTreeSet::new();
+            let stage = dir.join(format!(".convert-{name}.partial"));
+            if convert_zip(path, &stage, target_repo, pattern, &mut moves)? {
+                let converted = sha256_file(&stage)?;
+                record.zips.insert(
+                    name,
+                    ZipRecord {
+                        original: sha,
+                        converted,
+                        moves: moves.into_iter().map(|m| (m.image, m.target)).collect(),
+                    },
+                );
+                staged.push((stage, path.clone()));
+                checkpoint("staged");
+            }
         }
-        file.sync_all()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        tmp.persist(&path)
-            .map_err(|e| format!("cannot replace {}: {}", path.display(), e.error))?;
+        let all: Vec<(ImageMove, String)> = record
+            .zips
+            .iter()
+            .flat_map(|(zip, r)| {
+                r.moves.iter().map(move |(image, target)| {
+                    (
+                        ImageMove {
+                            image: image.clone(),
+                            target: target.clone(),
+                        },
+                        zip.clone(),
+                    )
+                })
+            })
+            .collect();
+        check_collisions(all.iter().map(|(m, z)| (m, z.as_str())))?;
+        Ok(all.into_iter().map(|(m, _)| m).collect::<BTreeSet<_>>())
+    })();
+    let moves = match result {
+        Ok(m) => m,
+        Err(e) => {
+            for (stage, _) in &staged {
+                let _ = std::fs::remove_file(stage);
+            }
+            recover(dir)?;
+            return Err(e);
+        }
+    };
+    if !staged.is_empty() || previous != record {
+        crate::fsutil::sync_dir(dir)?;
+        let journal = Journal {
+            staged: staged
+                .iter()
+                .map(|(s, z)| (file_name(s), file_name(z)))
+                .collect(),
+            manifest: record,
+        };
+        crate::fsutil::write_atomic(
+            &dir.join(JOURNAL),
+            &serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?,
+        )?;
+        checkpoint("journal written");
+        for (stage, zip) in &staged {
+            std::fs::rename(stage, zip)
+                .map_err(|e| format!("cannot replace {}: {e}", zip.display()))?;
+            checkpoint("zip replaced");
+        }
+        recover(dir)?;
+        checkpoint("journal done");
     }
     Ok(moves.into_iter().collect())
 }
 
-/// One zip into a temporary file beside it; `None` when it holds no image reference.
+/// Run the package's own conversion and keep the same record as the native one: a zip the script
+/// rewrote is recognised by the next extraction, and the images of zips converted by an earlier
+/// run are answered again, so the list is always complete.
+pub fn convert_with_vendor(
+    dir: &Path,
+    target_repo: &str,
+    run: impl FnOnce() -> Result<Vec<ImageMove>, String>,
+) -> Result<Vec<ImageMove>, String> {
+    let previous = manifest(dir)?.unwrap_or_default();
+    let hashes = |zips: &[PathBuf]| -> Result<std::collections::BTreeMap<String, String>, String> {
+        zips.iter()
+            .map(|p| Ok((file_name(p), sha256_file(p)?)))
+            .collect()
+    };
+    let before = hashes(&app_zips(dir)?)?;
+    let fresh = run()?;
+    let after = hashes(&app_zips(dir)?)?;
+    let pairs: Vec<(String, String)> = fresh
+        .iter()
+        .map(|m| (m.image.clone(), m.target.clone()))
+        .collect();
+    let mut record = Manifest {
+        target_repo: target_repo.to_string(),
+        zips: Default::default(),
+    };
+    for (name, sha) in &after {
+        match previous.zips.get(name) {
+            Some(r) if &r.converted == sha && previous.target_repo == target_repo => {
+                record.zips.insert(name.clone(), r.clone());
+            }
+            _ if before.get(name) != Some(sha) => {
+                record.zips.insert(
+                    name.clone(),
+                    ZipRecord {
+                        original: before.get(name).cloned().unwrap_or_default(),
+                        converted: sha.clone(),
+                        moves: pairs.clone(),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    if record != previous {
+        crate::fsutil::write_atomic(
+            &dir.join(MANIFEST),
+            &serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?,
+        )?;
+    }
+    let mut all: BTreeSet<ImageMove> = fresh.into_iter().collect();
+    for r in record.zips.values() {
+        all.extend(r.moves.iter().map(|(image, target)| ImageMove {
+            image: image.clone(),
+            target: target.clone(),
+        }));
+    }
+    Ok(all.into_iter().collect())
+}
+
+/// An entry's reader that fails once it inflates past its declared size, so the sizes checked
+/// before reading are the sizes read: a zip bomb that lies in its headers stops there.
+struct Declared<R> {
+    inner: R,
+    left: u64,
+    what: String,
+}
+
+impl<R: Read> Read for Declared<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(format!(
+                "{} inflates past the size its header declares: the zip is damaged or malicious; nothing was written",
+                self.what
+            )));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn declared<R: Read>(inner: R, size: u64, zip: &Path, entry: &str) -> Declared<R> {
+    Declared {
+        inner,
+        left: size,
+        what: format!("{}: the entry `{entry}`", zip.display()),
+    }
+}
+
+fn refuse_symlink(zip: &Path, entry: &zip::read::ZipFile<'_, impl Read>) -> Result<(), String> {
+    if entry.is_symlink() {
+        return Err(format!(
+            "{}: the entry `{}` is a symbolic link; application packages hold regular files only: refused, nothing was written",
+            zip.display(),
+            entry.name()
+        ));
+    }
+    Ok(())
+}
+
+/// One zip into `stage` beside it; `false` (and nothing written) when it holds no image
+/// reference.
 fn convert_zip(
     path: &Path,
+    stage: &Path,
     target_repo: &str,
     pattern: &Regex,
     moves: &mut BTreeSet<ImageMove>,
-) -> Result<Option<tempfile::NamedTempFile>, String> {
+) -> Result<bool, String> {
     let name = path.display();
     let mut archive = open_zip(path)?;
     // find the entries to rewrite first: most zips need no change at all
     let mut changed: Vec<Option<String>> = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
-        let mut entry = archive
+        let entry = archive
             .by_index(i)
             .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
         if entry.enclosed_name().is_none() {
@@ -167,13 +467,15 @@ fn convert_zip(
                 entry.name()
             ));
         }
+        refuse_symlink(path, &entry)?;
         if entry.is_dir() || !is_text_entry(entry.name()) {
             changed.push(None);
             continue;
         }
         // text entries are rewritten in memory: the cap keeps the peak memory bounded whatever
         // the package holds
-        if entry.size() > MAX_TEXT_ENTRY {
+        let size = entry.size();
+        if size > MAX_TEXT_ENTRY {
             crate::ui::warn(&format!(
                 "{name}: `{}` is larger than {} MiB and was not searched for images",
                 entry.name(),
@@ -182,11 +484,15 @@ fn convert_zip(
             changed.push(None);
             continue;
         }
-        let mut text = String::new();
-        if entry.read_to_string(&mut text).is_err() {
+        let entry_name = entry.name().to_string();
+        let mut bytes = Vec::new();
+        declared(entry, size, path, &entry_name)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        let Ok(text) = String::from_utf8(bytes) else {
             changed.push(None);
             continue;
-        }
+        };
         let mut hit = false;
         let new = pattern.replace_all(&text, |c: &regex::Captures| {
             let image = c[0].to_string();
@@ -201,54 +507,62 @@ fn convert_zip(
         changed.push(hit.then(|| new.into_owned()));
     }
     if changed.iter().all(Option::is_none) {
-        return Ok(None);
+        return Ok(false);
     }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".convert-")
-        .suffix(".zip.partial")
-        .tempfile_in(dir)
-        .map_err(|e| format!("cannot create a temporary file in {}: {e}", dir.display()))?;
-    let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(
-        1 << 20,
-        tmp.reopen().map_err(|e| e.to_string())?,
-    ));
-    for (i, new_text) in changed.into_iter().enumerate() {
-        match new_text {
-            None => {
-                let raw = archive
-                    .by_index_raw(i)
-                    .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
-                writer
-                    .raw_copy_file(raw)
-                    .map_err(|e| format!("{name}: cannot copy entry {i}: {e}"))?;
-            }
-            Some(text) => {
-                let entry = archive
-                    .by_index(i)
-                    .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
-                let mut options = zip::write::SimpleFileOptions::default()
-                    .compression_method(entry.compression());
-                if let Some(t) = entry.last_modified() {
-                    options = options.last_modified_time(t);
+    let write = || -> Result<(), String> {
+        let file =
+            File::create(stage).map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
+        let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
+        for (i, new_text) in changed.into_iter().enumerate() {
+            match new_text {
+                None => {
+                    let raw = archive
+                        .by_index_raw(i)
+                        .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
+                    writer
+                        .raw_copy_file(raw)
+                        .map_err(|e| format!("{name}: cannot copy entry {i}: {e}"))?;
                 }
-                if let Some(mode) = entry.unix_mode() {
-                    options = options.unix_permissions(mode);
+                Some(text) => {
+                    let entry = archive
+                        .by_index(i)
+                        .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
+                    let mut options = zip::write::SimpleFileOptions::default()
+                        .compression_method(entry.compression());
+                    if let Some(t) = entry.last_modified() {
+                        options = options.last_modified_time(t);
+                    }
+                    if let Some(mode) = entry.unix_mode() {
+                        options = options.unix_permissions(mode);
+                    }
+                    let entry_name = entry.name().to_string();
+                    drop(entry);
+                    writer
+                        .start_file(entry_name, options)
+                        .and_then(|_| writer.write_all(text.as_bytes()).map_err(Into::into))
+                        .map_err(|e| format!("{name}: cannot write entry {i}: {e}"))?;
                 }
-                let entry_name = entry.name().to_string();
-                drop(entry);
-                writer
-                    .start_file(entry_name, options)
-                    .and_then(|_| writer.write_all(text.as_bytes()).map_err(Into::into))
-                    .map_err(|e| format!("{name}: cannot write entry {i}: {e}"))?;
             }
+            checkpoint("entry staged");
         }
-    }
-    let mut inner = writer
-        .finish()
-        .map_err(|e| format!("{name}: cannot finish the converted zip: {e}"))?;
-    inner.flush().map_err(|e| format!("{name}: {e}"))?;
-    Ok(Some(tmp))
+        let inner = writer
+            .finish()
+            .map_err(|e| format!("{name}: cannot finish the converted zip: {e}"))?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| format!("{name}: {}", e.error()))?;
+        let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {e}"))?;
+        file.set_permissions(meta.permissions())
+            .map_err(|e| format!("{name}: {e}"))?;
+        if let Ok(modified) = meta.modified() {
+            let _ = file.set_times(std::fs::FileTimes::new().set_modified(modified));
+        }
+        file.sync_all().map_err(|e| format!("{name}: {e}"))
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(stage);
+    })?;
+    Ok(true)
 }
 
 /// The vendor's conversion output: `make sure IMAGE was added to REPO`, one line per image.
@@ -281,17 +595,48 @@ pub fn mirror_commands(moves: &[ImageMove]) -> String {
     out
 }
 
-/// Check that every entry of a zip stays inside `dest` and that nothing would be overwritten
-/// with different content; answers the entries to write as `(index, path)`.
+/// An entry larger than this must not inflate more than [`MAX_RATIO`] times its compressed size.
+const RATIO_FLOOR: u64 = 1 << 20;
+/// The largest expansion of an entry over [`RATIO_FLOOR`]: packages of apps (zips, images,
+/// weights) barely compress; a zip bomb inflates a thousandfold.
+const MAX_RATIO: u64 = 200;
+/// The most a package may extract to.
+const MAX_EXTRACTED: u64 = 64 << 30;
+
+fn sha256_reader(mut r: impl Read) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Check that every entry of a zip stays inside `dest`, is a regular file or directory, inflates
+/// within the size and ratio limits, and that nothing would be overwritten with different content
+/// (a zip the conversion rewrote from this package's entry counts as the same); answers the
+/// entries to write as `(index, path)`.
 pub fn plan_extraction(zip_path: &Path, dest: &Path) -> Result<Vec<(usize, PathBuf)>, String> {
     let mut archive = open_zip(zip_path)?;
+    let converted = if dest.is_dir() {
+        manifest(dest)?.unwrap_or_default()
+    } else {
+        Manifest::default()
+    };
     let mut out = Vec::new();
+    let mut total: u64 = 0;
     for i in 0..archive.len() {
         let entry = archive
             .by_index(i)
             .map_err(|e| format!("{}: entry {i} is unreadable: {e}", zip_path.display()))?;
         let raw = entry.name().to_string();
         let is_dir = entry.is_dir();
+        refuse_symlink(zip_path, &entry)?;
+        let (size, packed) = (entry.size(), entry.compressed_size());
         let rel = entry.enclosed_name().filter(|p| {
             p.components()
                 .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
@@ -307,18 +652,33 @@ pub fn plan_extraction(zip_path: &Path, dest: &Path) -> Result<Vec<(usize, PathB
         if is_dir {
             continue;
         }
+        if size > RATIO_FLOOR && size / packed.max(1) > MAX_RATIO {
+            return Err(format!(
+                "{}: the entry `{raw}` inflates {size} bytes from {packed} (more than {MAX_RATIO} times): refused as a zip bomb; nothing was extracted",
+                zip_path.display()
+            ));
+        }
+        total = total.saturating_add(size);
+        if total > MAX_EXTRACTED {
+            return Err(format!(
+                "{}: the package would extract to more than {} GiB (at `{raw}`): refused; nothing was extracted",
+                zip_path.display(),
+                MAX_EXTRACTED >> 30
+            ));
+        }
         let target = dest.join(&rel);
         if target.exists() {
-            let mut existing = Vec::new();
-            File::open(&target)
-                .and_then(|mut f| f.read_to_end(&mut existing))
-                .map_err(|e| format!("{}: {e}", target.display()))?;
-            let mut fresh = Vec::new();
-            archive
+            let existing = sha256_file(&target)?;
+            let fresh = archive
                 .by_index(i)
-                .and_then(|mut e| e.read_to_end(&mut fresh).map_err(Into::into))
+                .map_err(std::io::Error::other)
+                .and_then(|e| sha256_reader(declared(e, size, zip_path, &raw)))
                 .map_err(|e| format!("{}: entry `{raw}`: {e}", zip_path.display()))?;
-            if existing != fresh {
+            let was_converted = converted
+                .zips
+                .get(&raw)
+                .is_some_and(|r| r.original == fresh && r.converted == existing);
+            if existing != fresh && !was_converted {
                 return Err(format!(
                     "{} exists and differs from the package's `{raw}`: move it away to extract the package again; nothing was extracted",
                     target.display()
@@ -331,7 +691,8 @@ pub fn plan_extraction(zip_path: &Path, dest: &Path) -> Result<Vec<(usize, PathB
     Ok(out)
 }
 
-/// Extract a zip safely into `dest` (see [`plan_extraction`]); answers the files written.
+/// Extract a zip safely into `dest` (see [`plan_extraction`]); answers the files written. Each
+/// file is written beside its place and renamed there, so a re-run finds whole files only.
 pub fn extract(zip_path: &Path, dest: &Path) -> Result<Vec<PathBuf>, String> {
     let plan = plan_extraction(zip_path, dest)?;
     let mut archive = open_zip(zip_path)?;
@@ -339,12 +700,16 @@ pub fn extract(zip_path: &Path, dest: &Path) -> Result<Vec<PathBuf>, String> {
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        let mut entry = archive
+        let entry = archive
             .by_index(*i)
             .map_err(|e| format!("{}: entry {i}: {e}", zip_path.display()))?;
+        let (size, raw) = (entry.size(), entry.name().to_string());
         let partial = target.with_extension("partial-extract");
         let mut out = File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| format!("{}: {e}", target.display()))?;
+        if let Err(e) = std::io::copy(&mut declared(entry, size, zip_path, &raw), &mut out) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(format!("{}: {e}", target.display()));
+        }
         std::fs::rename(&partial, target).map_err(|e| format!("{}: {e}", target.display()))?;
     }
     Ok(plan.into_iter().map(|(_, p)| p).collect())
@@ -352,19 +717,9 @@ pub fn extract(zip_path: &Path, dest: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// The sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, String> {
-    let mut f = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    File::open(path)
+        .and_then(|f| sha256_reader(BufReader::with_capacity(1 << 20, f)))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Download `url` into `dest` (streaming, resumable: a `.partial` file from an interrupted run

@@ -122,16 +122,19 @@ impl Client {
                 self.conn.key,
                 impersonate_as.map_or(String::new(), |u| format!(", impersonating {u},"))
             ));
+            // a read-only call is asked again whatever the transport did (a timeout, a dropped
+            // connection, an answer cut off); a write only when it never connected, since it
+            // may have taken effect
+            let safe = retry == Retry::Safe;
             let outcome = match req.send().await {
-                Ok(resp) => Self::envelope(endpoint, resp).await,
+                Ok(resp) => Self::envelope(endpoint, resp, safe).await,
                 Err(e) => Err((
                     ApiError {
                         endpoint: endpoint.to_string(),
                         code: None,
                         message: describe(&e, &self.conn.api_url),
                     },
-                    // a request that never connected did not take effect
-                    e.is_connect() || (retry == Retry::Safe && e.is_timeout()),
+                    e.is_connect() || safe,
                 )),
             };
             match outcome {
@@ -151,9 +154,20 @@ impl Client {
         }
     }
 
-    async fn envelope(endpoint: &str, resp: reqwest::Response) -> Result<J, (ApiError, bool)> {
+    async fn envelope(
+        endpoint: &str,
+        resp: reqwest::Response,
+        safe: bool,
+    ) -> Result<J, (ApiError, bool)> {
         let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
+        let text = resp.text().await.map_err(|e| {
+            let err = ApiError {
+                endpoint: endpoint.to_string(),
+                code: None,
+                message: format!("the answer was cut off: {e}"),
+            };
+            (err, safe)
+        })?;
         let parsed: Option<J> = serde_json::from_str(&text).ok();
         let meta = parsed.as_ref().map(|v| &v["meta"]);
         if status == StatusCode::OK

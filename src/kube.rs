@@ -235,41 +235,107 @@ impl Kube {
         }
     }
 
-    /// The address a router is reached at from outside: a LoadBalancer Service's ingress
-    /// hostname or IP, else a node's ExternalIP, else a node's InternalIP; with what it came from.
+    /// The address a router is reached at from outside: the ingress controller's own
+    /// LoadBalancer Service (the one the IngressClasses' controllers name), its ingress hostname
+    /// or IP; else a node's ExternalIP, else a node's InternalIP; with what it came from. Other
+    /// LoadBalancer Services (a monitoring stack's, say) are never taken for it: when the
+    /// controller's Service is not clear, the candidates are listed and nothing is guessed.
     pub async fn router_address(&self) -> Result<(String, String), String> {
         use k8s_openapi::api::core::v1::{Node, Service};
+        use k8s_openapi::api::networking::v1::IngressClass;
+        let classes: Api<IngressClass> = Api::all(self.client.clone());
+        let classes = classes
+            .list(&Default::default())
+            .await
+            .map_err(|e| format!("cannot list IngressClasses: {}", describe(&e)))?;
+        // `k8s.io/ingress-nginx` gives `ingress-nginx`, `traefik.io/ingress-controller` `traefik`
+        let generic = [
+            "k8s",
+            "kubernetes",
+            "ingress-controller",
+            "controller",
+            "io",
+        ];
+        let tokens: Vec<String> = classes
+            .items
+            .iter()
+            .filter_map(|c| c.spec.as_ref()?.controller.clone())
+            .flat_map(|c| {
+                let (domain, path) = c.split_once('/').unwrap_or(("", c.as_str()));
+                let first = domain.split('.').next().unwrap_or("").to_string();
+                [first, path.rsplit('/').next().unwrap_or("").to_string()]
+            })
+            .map(|t| t.to_ascii_lowercase())
+            .filter(|t| !t.is_empty() && !generic.contains(&t.as_str()))
+            .collect();
         let services: Api<Service> = Api::all(self.client.clone());
         let list = services
             .list(&Default::default())
             .await
             .map_err(|e| format!("cannot list Services: {}", describe(&e)))?;
+        // (name, address, what the address is, whether the controller's)
+        let mut candidates: Vec<(String, String, &str, bool)> = Vec::new();
         for s in list.items {
             let is_lb = s.spec.as_ref().and_then(|sp| sp.type_.as_deref()) == Some("LoadBalancer");
-            let ingress = s
+            let first = s
                 .status
-                .and_then(|st| st.load_balancer)
-                .and_then(|lb| lb.ingress)
-                .unwrap_or_default();
-            if let (true, Some(first)) = (is_lb, ingress.first()) {
-                let name = format!(
-                    "{}/{}",
-                    s.metadata.namespace.unwrap_or_default(),
-                    s.metadata.name.unwrap_or_default()
-                );
-                if let Some(h) = &first.hostname {
-                    return Ok((
-                        h.clone(),
-                        format!("the hostname of the LoadBalancer Service {name}"),
-                    ));
-                }
-                if let Some(ip) = &first.ip {
-                    return Ok((
-                        ip.clone(),
-                        format!("the IP of the LoadBalancer Service {name}"),
-                    ));
-                }
+                .as_ref()
+                .and_then(|st| st.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_ref())
+                .and_then(|i| i.first().cloned());
+            let (true, Some(first)) = (is_lb, first) else {
+                continue;
+            };
+            let ns = s.metadata.namespace.clone().unwrap_or_default();
+            let name = s.metadata.name.clone().unwrap_or_default();
+            let mut words = vec![ns.to_ascii_lowercase(), name.to_ascii_lowercase()];
+            words.extend(
+                s.metadata
+                    .labels
+                    .iter()
+                    .flatten()
+                    .map(|(_, v)| v.to_ascii_lowercase()),
+            );
+            let controllers = tokens.iter().any(|t| words.iter().any(|w| w.contains(t)));
+            let (address, what) = match (&first.hostname, &first.ip) {
+                (Some(h), _) => (h.clone(), "hostname"),
+                (None, Some(ip)) => (ip.clone(), "IP"),
+                _ => continue,
+            };
+            candidates.push((format!("{ns}/{name}"), address, what, controllers));
+        }
+        let theirs: Vec<&(String, String, &str, bool)> =
+            candidates.iter().filter(|c| c.3).collect();
+        let chosen = match (theirs.as_slice(), candidates.as_slice()) {
+            ([one], _) => Some(*one),
+            // no ingress class to tell by, and only one LoadBalancer
+            ([], [one]) if tokens.is_empty() => Some(one),
+            (_, []) => None,
+            _ => {
+                let listed: Vec<String> = (if theirs.is_empty() {
+                    candidates.iter().collect::<Vec<_>>()
+                } else {
+                    theirs
+                })
+                .iter()
+                .map(|(n, a, _, _)| format!("{n} ({a})"))
+                .collect();
+                return Err(format!(
+                    "routerAddress: the ingress controller's LoadBalancer Service is not clear (controllers: {}); the candidates: {}; set gateway.router_address",
+                    if tokens.is_empty() {
+                        "no IngressClass".to_string()
+                    } else {
+                        tokens.join(", ")
+                    },
+                    listed.join(", ")
+                ));
             }
+        };
+        if let Some((name, address, what, _)) = chosen {
+            return Ok((
+                address.clone(),
+                format!("the {what} of the LoadBalancer Service {name}"),
+            ));
         }
         let nodes: Api<Node> = Api::all(self.client.clone());
         let list = nodes

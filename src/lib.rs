@@ -15,6 +15,7 @@ pub mod docs;
 pub mod embedded;
 pub mod engine;
 pub mod failure;
+pub mod fsutil;
 pub mod helm;
 pub mod inspect;
 pub mod kube;

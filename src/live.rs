@@ -350,14 +350,11 @@ impl Executor for LiveExecutor {
                             target_repo.clone(),
                         ];
                         crate::ui::info(&format!("convert: running {}", script.display()));
-                        let out = crate::apps::run_vendor(
-                            &crate::apps::python()?,
-                            &script,
-                            &args,
-                            &[],
-                            &dir,
-                        )?;
-                        crate::apps::parse_vendor_output(&out)
+                        let python = crate::apps::python()?;
+                        crate::apps::convert_with_vendor(&dir, target_repo, || {
+                            let out = crate::apps::run_vendor(&python, &script, &args, &[], &dir)?;
+                            Ok(crate::apps::parse_vendor_output(&out))
+                        })?
                     }
                     None => {
                         crate::ui::info(
@@ -375,11 +372,14 @@ impl Executor for LiveExecutor {
                         .iter()
                         .map(|m| format!("{} {}\n", m.image, m.target))
                         .collect();
-                    std::fs::write(f, text).map_err(|e| format!("{f}: {e}"))?;
+                    crate::fsutil::write_atomic(std::path::Path::new(f), text.as_bytes())?;
+                    crate::apps::checkpoint("images file written");
                 }
                 if let Some(f) = mirror_file {
-                    std::fs::write(f, crate::apps::mirror_commands(&moves))
-                        .map_err(|e| format!("{f}: {e}"))?;
+                    crate::fsutil::write_atomic(
+                        std::path::Path::new(f),
+                        crate::apps::mirror_commands(&moves).as_bytes(),
+                    )?;
                 }
                 for m in &moves {
                     crate::ui::info(&format!(
@@ -441,7 +441,7 @@ impl Executor for LiveExecutor {
                 if generation == "oci" {
                     args.extend([
                         "--key".into(),
-                        expose(&api.key),
+                        "{secret:1}".into(),
                         "--secret".into(),
                         "{secret:0}".into(),
                         "--command".into(),
@@ -450,7 +450,7 @@ impl Executor for LiveExecutor {
                 } else {
                     args.extend([
                         "--user".into(),
-                        expose(&api.key),
+                        "{secret:1}".into(),
                         "--password".into(),
                         "{secret:0}".into(),
                     ]);
@@ -465,7 +465,8 @@ impl Executor for LiveExecutor {
                     &python,
                     &script,
                     &args,
-                    &[api.secret.expose()],
+                    // the key (or user) too: an access key is a credential
+                    &[api.secret.expose(), &expose(&api.key)],
                     &base,
                 )?;
                 for line in out.lines().filter(|l| !l.trim().is_empty()) {

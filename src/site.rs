@@ -243,7 +243,13 @@ fn mark_secret_at(v: &mut Value, path: &str) {
 pub fn mark_secrets(v: &mut Value) {
     match v {
         Value::Map(m) => {
-            let names: Vec<String> = m.keys().cloned().collect();
+            // only the `…secret` siblings matter to the key rule: collected once per map, so a
+            // map of many keys is marked in linear time
+            let names: Vec<String> = m
+                .keys()
+                .filter(|k| k.replace(['_', '-'], "").to_lowercase().ends_with("secret"))
+                .cloned()
+                .collect();
             let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
             for (k, child) in m.iter_mut() {
                 if is_secret_key(k, &siblings) {
@@ -386,8 +392,10 @@ impl<'de> Visitor<'de> for NodeVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
         let mut entries: Vec<(String, Spanned<Node>)> = Vec::new();
+        // a set, so that a map of many keys is read in linear time
+        let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<KeyString>()? {
-            if entries.iter().any(|(k, _)| *k == key.0) {
+            if !seen.insert(key.0.clone()) {
                 return Err(de::Error::custom(format!("duplicate key `{}`", key.0)));
             }
             let value = map.next_value::<Spanned<Node>>()?;

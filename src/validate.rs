@@ -63,11 +63,39 @@ pub fn check(kind: &str, v: &Value) -> Result<(), String> {
             Value::Map(_) => Ok(()),
             other => Err(format!("must be a map, found {}", other.type_name())),
         },
+        alternatives if is_enumeration(alternatives) => {
+            let s = str_of(v)?;
+            let options: Vec<&str> = alternatives.split('|').collect();
+            if options.contains(&s) {
+                return Ok(());
+            }
+            let near = options
+                .iter()
+                .map(|o| {
+                    (
+                        strsim::jaro_winkler(&o.to_lowercase(), &s.to_lowercase()),
+                        o,
+                    )
+                })
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            Err(format!(
+                "`{s}` is not one of {}{}",
+                options.join(", "),
+                near.map(|(_, o)| format!(" (did you mean {o}?)"))
+                    .unwrap_or_default()
+            ))
+        }
         other => Err(format!(
             "unknown rule `{other}`; the rules are: {}",
             KINDS.join(", ")
         )),
     }
+}
+
+/// A rule `A|B|C`: the value is one of these strings.
+pub fn is_enumeration(rule: &str) -> bool {
+    rule.contains('|') && rule.split('|').all(|a| !a.is_empty())
 }
 
 fn str_of(v: &Value) -> Result<&str, String> {

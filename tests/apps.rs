@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use crate::common::{Sim, Test, repo, serve_dir};
 
-const IMAGE: &str = "allegroai/clearml-apps:hpo-1.10.0-1062";
+pub(crate) const IMAGE: &str = "allegroai/clearml-apps:hpo-1.10.0-1062";
 
 /// An app package as documented for custom apps: `<app>.app.conf` (HOCON) with an image, and
 /// binary assets, stored and deflated.
-fn app_zip(path: &Path, app: &str, image: &str) {
+pub(crate) fn app_zip(path: &Path, app: &str, image: &str) {
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
     let deflated = zip::write::SimpleFileOptions::default()
@@ -49,7 +49,7 @@ fn raw_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn read_entry(path: &Path, name: &str) -> String {
+pub(crate) fn read_entry(path: &Path, name: &str) -> String {
     use std::io::Read;
     let mut a = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     let mut s = String::new();
@@ -57,7 +57,7 @@ fn read_entry(path: &Path, name: &str) -> String {
     s
 }
 
-fn vendor_log(dir: &Path) -> Vec<Value> {
+pub(crate) fn vendor_log(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("vendor.log"))
         .unwrap_or_default()
         .lines()
@@ -137,8 +137,21 @@ fn native_conversion_rewrites_only_the_image_strings() {
         std::fs::read_to_string(t.dir().join("images.txt")).unwrap(),
         format!("{IMAGE} registry.local:5000/clearml-apps:hpo-1.10.0-1062\n")
     );
-    // a second run finds nothing left to convert
-    t.run().success().stdout_has("[]");
+    // a second run recognises the converted zip: nothing changes, and the list is complete
+    let converted = std::fs::read(apps.join("hpo.zip")).unwrap();
+    t.run().success().stdout_has(&format!(
+        "[#{{\"image\": \"{IMAGE}\", \"target\": \"registry.local:5000/clearml-apps:hpo-1.10.0-1062\"}}]"
+    ));
+    assert_eq!(std::fs::read(apps.join("hpo.zip")).unwrap(), converted);
+    assert!(
+        std::fs::read_to_string(t.dir().join("mirror.sh"))
+            .unwrap()
+            .contains(&format!("skopeo copy docker://docker.io/{IMAGE} "))
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.dir().join("images.txt")).unwrap(),
+        format!("{IMAGE} registry.local:5000/clearml-apps:hpo-1.10.0-1062\n")
+    );
 }
 
 #[test]
@@ -162,84 +175,8 @@ fn a_corrupt_zip_is_named_and_nothing_is_replaced() {
     assert!(leftovers.is_empty());
 }
 
-#[test]
-fn a_kill_during_conversion_leaves_the_original_or_the_whole_result() {
-    let t = Test::new();
-    let apps = t.dir().join("apps");
-    std::fs::create_dir_all(&apps).unwrap();
-    // a large app: the conversion takes a while (its .app.conf is small, its asset large)
-    let path = apps.join("big.zip");
-    {
-        let f = std::fs::File::create(&path).unwrap();
-        let mut z = zip::ZipWriter::new(f);
-        let deflated = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        let stored = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
-        z.start_file("big.app.conf", deflated).unwrap();
-        for _ in 0..1000 {
-            writeln!(z, "step: \"{IMAGE}\"").unwrap();
-        }
-        z.start_file("assets/weights.bin", stored).unwrap();
-        let block = vec![7u8; 1 << 20];
-        for _ in 0..120 {
-            z.write_all(&block).unwrap();
-        }
-        z.finish().unwrap();
-    }
-    let original = std::fs::read(&path).unwrap();
-    let t = t.script("convert_registry(\"apps\", \"registry.local/clearml-apps\");");
-    // kill it while it writes: once its staging file is there (tries again when a run finished
-    // before it was seen)
-    let staging = || {
-        std::fs::read_dir(&apps).unwrap().any(|e| {
-            e.unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with(".partial")
-        })
-    };
-    let mut landed = false;
-    for _ in 0..20 {
-        let mut child = t
-            .command()
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        while child.try_wait().unwrap().is_none() && !staging() {
-            std::thread::yield_now();
-        }
-        landed = staging() && child.kill().is_ok();
-        let _ = child.wait();
-        if landed {
-            break;
-        }
-        std::fs::write(&path, &original).unwrap();
-    }
-    assert!(
-        landed,
-        "the kill never landed while the conversion was writing"
-    );
-    let now = std::fs::read(&path).unwrap();
-    if now != original {
-        // replaced: then completely, as a valid converted zip
-        let conf = read_entry(&path, "big.app.conf");
-        assert!(!conf.contains(IMAGE));
-    }
-    // a re-run converges and clears what the killed run left
-    t.run().success();
-    assert!(!read_entry(&path, "big.app.conf").contains(IMAGE));
-    assert!(
-        !std::fs::read_dir(&apps).unwrap().any(|e| e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .contains("partial"))
-    );
-}
-
-fn package(dir: &Path, with_scripts: bool) -> std::path::PathBuf {
+/// The applications package: one app zip and the vendor's scripts named.
+pub(crate) fn package_with(dir: &Path, scripts: &[&str]) -> std::path::PathBuf {
     let pkg = dir.join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();
     let path = pkg.join("clearml-apps.zip");
@@ -250,12 +187,10 @@ fn package(dir: &Path, with_scripts: bool) -> std::path::PathBuf {
     app_zip(&tmp, "hpo", IMAGE);
     z.start_file("hpo.zip", opts).unwrap();
     z.write_all(&std::fs::read(&tmp).unwrap()).unwrap();
-    if with_scripts {
-        for s in ["convert_image_registry.py", "upload_apps.py"] {
-            z.start_file(s, opts).unwrap();
-            z.write_all(&std::fs::read(repo().join("tests/fixtures/vendor").join(s)).unwrap())
-                .unwrap();
-        }
+    for s in scripts {
+        z.start_file(*s, opts).unwrap();
+        z.write_all(&std::fs::read(repo().join("tests/fixtures/vendor").join(s)).unwrap())
+            .unwrap();
     }
     z.finish().unwrap();
     path
@@ -269,7 +204,7 @@ fn download_extract_convert_with_the_vendor_script_and_upload() {
         .state
         .add_fixed_user("admin", "apps-pass-123", DEFAULT_COMPANY, true);
     let t = Test::new();
-    let pkg = package(t.dir(), true);
+    let pkg = package_with(t.dir(), &["convert_image_registry.py", "upload_apps.py"]);
     let sha = clearml_script::apps::sha256_file(&pkg).unwrap();
     let url = format!("{}/clearml-apps.zip", serve_dir(pkg.parent().unwrap()));
     let log = t.dir().join("vendor.log").display().to_string();
@@ -374,6 +309,11 @@ fn download_extract_convert_with_the_vendor_script_and_upload() {
     let calls = vendor_log(t.dir());
     let n = calls.len();
     assert_eq!(calls[n - 2]["argv"][2], "--artifactory");
+    let cmdline = calls[n - 1]["cmdline"].as_str().unwrap();
+    assert!(
+        !cmdline.contains("OCIKEY") && !cmdline.contains("oci-secret-1"),
+        "no credential in the process arguments: {cmdline}"
+    );
     assert_eq!(
         calls[n - 1]["argv"],
         serde_json::json!([

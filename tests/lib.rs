@@ -4,6 +4,8 @@
 mod common;
 
 mod apps;
+mod apps_edges;
+mod bad_input;
 
 mod check;
 mod clearml_api;
@@ -21,5 +23,6 @@ mod repl;
 mod run;
 mod sandbox;
 mod secrets;
+mod stand_ins;
 mod validation;
 mod workloads;

@@ -53,9 +53,10 @@ fn the_gpu_site_plans_the_agent_its_queues_and_the_gateway() {
         glue["apiServerUrlReference"],
         "https://api.clearml.example.com"
     );
+    // the file server's own ingress host (file_host_prefix `file`), not the guide's `files.`
     assert_eq!(
         glue["fileServerUrlReference"],
-        "https://files.clearml.example.com"
+        "https://file.clearml.example.com"
     );
     assert_eq!(
         glue["webServerUrlReference"],
@@ -363,4 +364,54 @@ fn the_router_address_is_discovered_when_not_given() {
         .stderr_has(
             "gateway: routerAddress 203.0.113.10 (the ExternalIP of the node sandbox-node-1)",
         );
+}
+
+#[test]
+fn the_router_address_is_the_ingress_controllers_own_service() {
+    let cluster = seeded(4);
+    let store = &cluster.sim.sandbox.kube.store;
+    let put = |api_version: &str, kind: &str, ns: &str, obj: Value| {
+        let r = clearml_script::sandbox::resources::by_kind(api_version, kind).unwrap();
+        store.create(r, ns, obj, false).unwrap();
+    };
+    for ns in ["aaa-monitoring", "ingress-nginx"] {
+        put("v1", "Namespace", "", json!({"metadata": {"name": ns}}));
+    }
+    // the sandbox's IngressClass `nginx` names the controller k8s.io/ingress-nginx
+    let lb = |ns: &str, name: &str, labels: Value| {
+        put(
+            "v1",
+            "Service",
+            ns,
+            json!({"metadata": {"name": name, "labels": labels},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+        );
+    };
+    // listed first, and not the controller's
+    lb("aaa-monitoring", "grafana-lb", json!({"app": "grafana"}));
+    lb(
+        "ingress-nginx",
+        "controller",
+        json!({"app.kubernetes.io/name": "ingress-nginx"}),
+    );
+    let run = || {
+        let t = Test::new().file("no-addr.yaml", "gateway:\n  router_address: null\n");
+        let extra = t.dir().join("no-addr.yaml").display().to_string();
+        cluster.workloads("install-app-gateway.rhai", &["--values", &extra])
+    };
+    run()
+        .success()
+        .stderr_has("(the IP of the LoadBalancer Service ingress-nginx/controller)");
+    // a second Service of the controller: not clear, refused with the candidates
+    lb(
+        "ingress-nginx",
+        "controller-internal",
+        json!({"app.kubernetes.io/name": "ingress-nginx"}),
+    );
+    run()
+        .code(1)
+        .stderr_has("routerAddress: the ingress controller's LoadBalancer Service is not clear")
+        .stderr_has("ingress-nginx/controller (198.51.100.")
+        .stderr_has("ingress-nginx/controller-internal (198.51.100.")
+        .stderr_has("set gateway.router_address");
 }

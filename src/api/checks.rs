@@ -63,11 +63,11 @@ pub mod checks_api {
                 Some(k) => (k, true),
                 None => (rule.as_str(), false),
             };
-            if !KINDS.contains(&kind) {
+            if !KINDS.contains(&kind) && !validate::is_enumeration(kind) {
                 return Err(invalid(
                     "validate",
                     format!(
-                        "the rule for `{path}` is `{rule}`, which is not a rule; the rules are: {}",
+                        "the rule for `{path}` is `{rule}`, which is not a rule; the rules are: {} (or alternatives such as `repo|oci`)",
                         KINDS.join(", ")
                     ),
                 ));
@@ -123,6 +123,9 @@ pub mod checks_api {
         if found.is_empty() {
             return Ok(values);
         }
+        // a problem two modules both report (the shared values' checks) is said once
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|p| seen.insert(p.clone()));
         let n = found.len();
         Err(Failure::validation(
             "validate",

@@ -85,7 +85,9 @@ pub mod cluster_api {
         repo_add(name, url, Map::new())
     }
 
-    /// Refresh the local index of every chart repository (`helm repo update`).
+    /// Refresh the local index of the chart repositories this playbook added (`helm repo update
+    /// NAME...`): a repository of the user's that is down does not fail the install (helm 4 fails
+    /// an update when any repository fails). With none added, every repository is refreshed.
     ///
     /// # Example
     /// ```rhai
@@ -93,10 +95,18 @@ pub mod cluster_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn helm_repo_update() -> R<Dynamic> {
-        perform(
-            "helm_repo_update",
-            Action::HelmRepoUpdate { names: Vec::new() },
-        )
+        let mut names: Vec<String> = crate::runtime::with(|rt| {
+            rt.actions()
+                .into_iter()
+                .filter_map(|a| match a {
+                    Action::HelmRepoAdd { name, .. } => Some(name),
+                    _ => None,
+                })
+                .collect()
+        });
+        names.sort();
+        names.dedup();
+        perform("helm_repo_update", Action::HelmRepoUpdate { names })
     }
 
     /// Log in to an OCI registry for charts (`helm registry login`), the password on stdin.

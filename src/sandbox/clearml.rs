@@ -173,6 +173,15 @@ impl ClearmlState {
         );
     }
 
+    /// The id of the user of a company with this name, if there is one.
+    pub fn user_named(&self, name: &str, company: &str) -> Option<String> {
+        self.lock()
+            .users
+            .values()
+            .find(|u| u.name == name && u.company == company)
+            .map(|u| u.id.clone())
+    }
+
     pub fn add_credentials(&self, key: &str, secret: &str, user_id: &str) {
         self.lock()
             .credentials

@@ -164,28 +164,54 @@ impl Sandbox {
     /// what the cluster holds, Secrets included, as a real cluster's store does: it is written
     /// readable by its owner only. ClearML credentials are not kept; they are seeded again from
     /// the site values.
+    ///
+    /// A state that cannot be read is an error naming the file, and is left untouched: it is
+    /// only ever replaced after it was read, atomically.
     pub fn keep_state(&mut self, dir: &std::path::Path) -> Result<bool, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "cannot create the sandbox state directory {}: {e}",
+                dir.display()
+            )
+        })?;
         let path = dir.join("sandbox-state.json");
-        self.state_file = Some(path.clone());
-        if !path.exists() {
-            return Ok(false);
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let snap: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| format!("{}: not a sandbox state: {e}", path.display()))?;
-        self.kube.store.restore(&snap["kubernetes"])?;
-        self.clearml.state.restore(&snap["clearml"])?;
+        let unreadable = |e: String| {
+            format!(
+                "the sandbox state {} cannot be read: {e}; it was left as it is: move it away to start a new cluster",
+                path.display()
+            )
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.state_file = Some(path);
+                return Ok(false);
+            }
+            Err(e) => return Err(unreadable(e.to_string())),
+        };
+        let snap: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| unreadable(format!("not JSON ({e})")))?;
+        self.kube
+            .store
+            .restore(&snap["kubernetes"])
+            .map_err(unreadable)?;
+        self.clearml
+            .state
+            .restore(&snap["clearml"])
+            .map_err(unreadable)?;
+        // saved on drop from here on, and only now: an unreadable state is never overwritten
+        self.state_file = Some(path);
         Ok(true)
     }
 
-    fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+    /// Write the state atomically (a 0600 temporary file beside it, synced, renamed over it), so
+    /// a kill during the save leaves the old state or the new.
+    fn save(&self, path: &std::path::Path) -> Result<(), String> {
         let snap = serde_json::json!({
             "kubernetes": self.kube.store.snapshot(),
             "clearml": self.clearml.state.snapshot(),
         });
-        crate::app::write_private(path, &snap.to_string())
+        crate::fsutil::write_atomic(path, snap.to_string().as_bytes())
     }
 }
 
@@ -224,9 +250,15 @@ impl Sandbox {
                 } else {
                     clearml::Role::Admin
                 };
-                let id = store::random_hex(16);
                 let at = crate::value::join_path(path, k);
-                state.add_user(&id, &at, clearml::DEFAULT_COMPANY, role.clone());
+                // the user a kept state has already: seeded once, whatever the number of runs
+                let id = state
+                    .user_named(&at, clearml::DEFAULT_COMPANY)
+                    .unwrap_or_else(|| {
+                        let id = store::random_hex(16);
+                        state.add_user(&id, &at, clearml::DEFAULT_COMPANY, role.clone());
+                        id
+                    });
                 state.add_credentials(&key, &secret, &id);
                 seeded.push(format!("credentials at `{at}` ({})", role.as_str()));
             }

@@ -1,0 +1,274 @@
+//! The bad-input table: each class of bad input gets its exit code and a message naming the file
+//! and line or the key, and a `--sandbox-state` directory is byte-identical afterwards.
+
+use std::path::Path;
+
+use crate::common::{Test, repo};
+
+/// A bad input: the values file `bad.yaml` layered over the example site (or `None`), a
+/// playbook (or the standard install), extra arguments, the exit code and what stderr must say.
+struct Case {
+    class: &'static str,
+    values: Option<&'static str>,
+    script: Option<&'static str>,
+    args: &'static [&'static str],
+    code: i32,
+    says: &'static [&'static str],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        class: "YAML syntax",
+        values: Some("base_domain: [unclosed\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["bad.yaml:1:14: invalid YAML", "unclosed bracket"],
+    },
+    Case {
+        class: "leftover placeholder",
+        values: Some("base_domain: <BASE_DOMAIN>\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["`base_domain` (bad.yaml:1:14) still holds the placeholder <BASE_DOMAIN>"],
+    },
+    Case {
+        class: "bad domain",
+        values: Some("base_domain: Not_A.Domain\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["`base_domain` (bad.yaml:1:14): `Not_A.Domain` has capital letters"],
+    },
+    Case {
+        class: "bad email",
+        values: Some("supervisor: {email: nope}\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["`supervisor.email` (bad.yaml:1:21): `nope` is not an email address"],
+    },
+    Case {
+        class: "port range",
+        values: Some(
+            "gateway: {enabled: true, key: gw-key-1, secret: gw-secret-1, port_range: {start: 40000, end: 30000}}\n",
+        ),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &[
+            "`gateway.port_range` (bad.yaml:1:",
+            "starts at 40000 after it ends at 30000",
+        ],
+    },
+    Case {
+        class: "enumeration",
+        values: Some("service_type: Foo\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &[
+            "`service_type` (bad.yaml:1:15): `Foo` is not one of ClusterIP, NodePort, LoadBalancer",
+        ],
+    },
+    Case {
+        class: "enumeration, misspelt",
+        values: Some("service_type: ClusterIp\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &[
+            "`ClusterIp` is not one of ClusterIP, NodePort, LoadBalancer (did you mean ClusterIP?)",
+        ],
+    },
+    Case {
+        class: "generation",
+        values: Some("generation: helm\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &[
+            "1 problem in the values",
+            "`generation` (bad.yaml:1:13): must be \"repo\" or \"oci\", not \"helm\"",
+        ],
+    },
+    Case {
+        class: "SSO provider id",
+        values: Some("sso: {provider: \"Bad Provider\", client_id: cid-1, client_secret: cs-1}\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["`sso.provider` (bad.yaml:1:17): must be a provider id"],
+    },
+    Case {
+        class: "apps checksum",
+        values: Some("apps: {enabled: true, sha256: xyz, user: a, password: pw-123456}\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["`apps.sha256` (bad.yaml:1:31): must be the package's sha256"],
+    },
+    Case {
+        class: "apps target repository",
+        values: Some(
+            "apps: {enabled: true, registry: \"https://x/y\", user: a, password: pw-123456}\n",
+        ),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["convert_registry: `https://x/y` is not a target repository"],
+    },
+    Case {
+        class: "--set without =",
+        values: None,
+        script: None,
+        args: &["--set", "noequals"],
+        code: 2,
+        says: &["--set noequals: expected KEY=VALUE"],
+    },
+    Case {
+        class: "missing values file",
+        values: None,
+        script: None,
+        args: &["--values", "missing.yaml"],
+        code: 2,
+        says: &["cannot read values file missing.yaml"],
+    },
+    Case {
+        class: "unknown option key",
+        values: None,
+        script: Some("helm_repo_add(\"x\", \"https://x.example.com\", #{ usernme: \"a\" });\n"),
+        args: &[],
+        code: 2,
+        says: &["usernme", " --> playbook.rhai:1:1"],
+    },
+    Case {
+        class: "script syntax",
+        values: None,
+        script: Some("let x = ;\n"),
+        args: &[],
+        code: 2,
+        says: &[" --> playbook.rhai:1:9"],
+    },
+];
+
+fn state_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_class_of_bad_input_is_refused_with_its_place_and_nothing_changes() {
+    // a kept sandbox cluster, to be left byte-identical by every bad input
+    let home = Test::new();
+    let state = home.dir().join("state");
+    Test::new()
+        .script("log(\"kept\");")
+        .arg("--sandbox")
+        .arg("--sandbox-state")
+        .arg(state.display().to_string())
+        .run()
+        .success();
+    let before = state_bytes(&state);
+    assert!(before.iter().any(|(n, _)| n == "sandbox-state.json"));
+    for case in CASES {
+        let mut t = Test::new().helm(4);
+        if let Some(v) = case.values {
+            t = t.file("bad.yaml", v);
+        }
+        t = match case.script {
+            Some(s) => t.script(s),
+            None => t
+                .args(["install.rhai", "--values"])
+                .arg(repo().join("examples/site.yaml").display().to_string()),
+        };
+        if case.values.is_some() {
+            t = t.args(["--values", "bad.yaml"]);
+        }
+        let out = t
+            .args(case.args)
+            .args(["--sandbox", "--sandbox-state"])
+            .arg(state.display().to_string())
+            .run();
+        assert_eq!(out.code, case.code, "{}: {}", case.class, out.stderr);
+        for s in case.says {
+            assert!(
+                out.stderr.contains(s),
+                "{}: lacks {s:?}\n{}",
+                case.class,
+                out.stderr
+            );
+        }
+        assert_eq!(
+            state_bytes(&state),
+            before,
+            "{}: the sandbox state changed",
+            case.class
+        );
+    }
+    eprintln!("bad-input classes: {}", CASES.len() + 1);
+}
+
+#[test]
+fn a_state_that_cannot_be_read_is_left_as_it_is() {
+    let home = Test::new();
+    let state = home.dir().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let file = state.join("sandbox-state.json");
+    std::fs::write(&file, "{\"kubernetes\": 5").unwrap();
+    let out = Test::new()
+        .script("log(\"x\");")
+        .arg("--sandbox")
+        .arg("--sandbox-state")
+        .arg(state.display().to_string())
+        .run();
+    out.code(2).stderr_has(&format!(
+        "the sandbox state {} cannot be read",
+        file.display()
+    ));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "{\"kubernetes\": 5"
+    );
+}
+
+#[test]
+fn a_kept_state_seeds_the_clearml_users_once() {
+    let t = Test::new()
+        .file(
+            "site.yaml",
+            "api: {key: KEY1, secret: secret-1}\nother: {user_key: KEY2, user_secret: secret-2}\n",
+        )
+        .script("log(\"x\");");
+    let state = t.dir().join("state");
+    let t = t
+        .args(["--values", "site.yaml", "--sandbox", "--sandbox-state"])
+        .arg(state.display().to_string());
+    let users = || {
+        let snap: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(state.join("sandbox-state.json")).unwrap())
+                .unwrap();
+        snap["clearml"]["users"].as_object().unwrap().len()
+    };
+    t.run().success();
+    let first = users();
+    assert!(first >= 2);
+    for _ in 0..2 {
+        t.run().success();
+        assert_eq!(users(), first, "the seeded users are not added again");
+    }
+    // credentials are not kept in the state: they are seeded again from the site
+    let state_text = std::fs::read_to_string(state.join("sandbox-state.json")).unwrap();
+    assert!(!state_text.contains("secret-1"));
+}
