@@ -350,9 +350,10 @@ fn a_broken_install_is_repaired_by_a_re_run_with_helm_3() {
 
 fn broken_install_repaired(major: u32) {
     let live = Cluster::new(major);
-    // the Kubernetes API fails while the chart's Deployments are written
+    // the Kubernetes API fails while the chart's Deployments are written (helm 3 creates them,
+    // helm 4 applies them server-side)
     live.sim.faults.fail(
-        "PATCH",
+        if major == 3 { "POST" } else { "PATCH" },
         "/apis/apps/v1/namespaces/clearml/deployments",
         1,
         500,

@@ -829,3 +829,19 @@ fn every_docs_example_compiles() {
         assert!(compiled, "the example of {}: {example}", f["name"]);
     }
 }
+
+/// The key-name rule, through the library: separators and case are ignored, so `private_key`
+/// and `Private-Key` hold a secret; a secret's length and emptiness are those of its value.
+#[test]
+fn secret_rule_ignores_separators_and_case() {
+    use clearml_script::secret::is_secret_key;
+    for name in ["ssh_private_key", "Private-Key", "DB-PASSWD", "git_Token"] {
+        assert!(is_secret_key(name, &[]), "{name}");
+    }
+    assert!(is_secret_key("api-key", &["api_secret"]));
+    assert!(!is_secret_key("private_key_path", &[]));
+    let s = Secret::new("åbc");
+    assert_eq!((s.len(), s.is_empty()), (3, false));
+    let e = Secret::new("");
+    assert_eq!((e.len(), e.is_empty()), (0, true));
+}

@@ -120,16 +120,21 @@ exec "{real}" "$@" < "$d/stdin"
     }
 }
 
-fn no_secret_in_argv(calls: &[Call], secrets: &[&str]) {
+fn leaks_in_argv(calls: &[Call], secrets: &[&str]) -> Vec<String> {
+    let mut found = Vec::new();
     for c in calls {
         for s in secrets {
-            assert!(
-                !c.argv.iter().any(|a| a.contains(s)),
-                "{s:?} in helm's arguments: {:?}",
-                c.argv
-            );
+            if c.argv.iter().any(|a| a.contains(s)) {
+                found.push(format!("{s:?} in helm's arguments: {:?}", c.argv));
+            }
         }
     }
+    found
+}
+
+fn no_secret_in_argv(calls: &[Call], secrets: &[&str]) {
+    let found = leaks_in_argv(calls, secrets);
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }
 
 fn guide_site() -> String {
@@ -162,27 +167,20 @@ fn two_context_kubeconfig(live: &Cluster, dir: &Path) -> String {
     path.display().to_string()
 }
 
-/// The control plane installed live through the recorder: the GitHub token reaches `helm repo
-/// add` on stdin only, the values file is 0600, holds the real secrets and is gone afterwards,
-/// every call carries the context, and `--helm` wins over `HELM_BIN`.
-#[test]
-fn helm_gets_secrets_on_stdin_and_in_a_private_values_file_only() {
-    let live = Cluster::new(4);
-    let t = Test::new();
-    let rec = Recorder::new(t.dir(), 4);
-    let wrong = t.dir().join("wrong-helm");
+/// Runs the control-plane playbook live through the recorder; answers the run and the calls.
+fn control_plane_through(
+    live: &Cluster,
+    rec: &Recorder,
+    kubeconfig: &str,
+    extra: &[&str],
+) -> (crate::common::Output, Vec<Call>) {
+    // HELM_BIN names a helm that must not run: --helm wins
+    let wrong = rec.script.with_file_name("wrong-helm");
     std::fs::write(&wrong, "#!/bin/sh\necho 'the wrong helm ran' >&2\nexit 3\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let kubeconfig = two_context_kubeconfig(&live, t.dir());
-    let users = t.dir().join("users.yaml");
-    std::fs::write(
-        &users,
-        "fixed_users_pass_hashed: true\nfixed_users:\n  - {username: my_user, password: my-password-1, name: My User, admin: true}\n  - {username: viewer, password: viewer-pw-2}\n",
-    )
-    .unwrap();
     let home = live.home.path();
-    Test::new()
+    let out = Test::new()
         .helm(4)
         .env("HELM_BIN", &wrong.display().to_string())
         .env(
@@ -200,14 +198,55 @@ fn helm_gets_secrets_on_stdin_and_in_a_private_values_file_only() {
                 .to_string(),
         )
         .args(["--values", &guide_site()])
-        .args(["--values", &users.display().to_string()])
-        .args(["--kubeconfig", &kubeconfig, "--context", "sandbox"])
+        .args(["--kubeconfig", kubeconfig])
         .args(["--helm", &rec.path()])
-        .run()
-        .success()
-        .nowhere("the wrong helm ran");
-    let calls = rec.calls();
-    no_secret_in_argv(
+        .args(extra)
+        .run();
+    (out, rec.calls())
+}
+
+/// `--context` reaches helm (`--kube-context`) and the Kubernetes client alike, and `--helm`
+/// wins over `HELM_BIN`: with the kubeconfig's current context elsewhere, only a run that gives
+/// both the named context succeeds.
+#[test]
+fn helm_and_the_kubernetes_client_use_the_given_context() {
+    let live = Cluster::new(4);
+    let t = Test::new();
+    let rec = Recorder::new(t.dir(), 4);
+    let kubeconfig = two_context_kubeconfig(&live, t.dir());
+    let (out, calls) = control_plane_through(&live, &rec, &kubeconfig, &["--context", "sandbox"]);
+    out.success().nowhere("the wrong helm ran");
+    // every call that talks to the cluster names the context and the kubeconfig
+    for c in calls.iter().filter(|c| !c.is(&["version"])) {
+        assert_eq!(c.after("--kube-context"), Some("sandbox"), "{c:?}");
+        assert_eq!(c.after("--kubeconfig"), Some(kubeconfig.as_str()), "{c:?}");
+    }
+    assert!(calls.iter().any(|c| c.is(&["upgrade", "--install"])));
+}
+
+/// The control plane installed live through the recorder: the GitHub token reaches `helm repo
+/// add` on stdin only, the values file is 0600, holds the real secrets and is gone afterwards.
+/// Each promise is checked and all that fail are reported together.
+#[test]
+fn helm_gets_secrets_on_stdin_and_in_a_private_values_file_only() {
+    let live = Cluster::new(4);
+    let t = Test::new();
+    let rec = Recorder::new(t.dir(), 4);
+    let users = t.dir().join("users.yaml");
+    std::fs::write(
+        &users,
+        "fixed_users_pass_hashed: true\nfixed_users:\n  - {username: my_user, password: my-password-1, name: My User, admin: true}\n  - {username: viewer, password: viewer-pw-2}\n",
+    )
+    .unwrap();
+    let kubeconfig = live.sim.sandbox.kubeconfig.display().to_string();
+    let (out, calls) = control_plane_through(
+        &live,
+        &rec,
+        &kubeconfig,
+        &["--values", &users.display().to_string()],
+    );
+    out.success().nowhere("the wrong helm ran");
+    let mut problems = leaks_in_argv(
         &calls,
         &[
             "ghp-test-token-0001",
@@ -217,24 +256,20 @@ fn helm_gets_secrets_on_stdin_and_in_a_private_values_file_only() {
             "viewer-pw-2",
         ],
     );
-    // repo add: the token on stdin, announced by --password-stdin
+    // repo add: the token on stdin, announced by --password-stdin; no other call gets stdin
     let add = calls
         .iter()
         .find(|c| c.is(&["repo", "add"]))
         .expect("a helm repo add");
-    assert!(
-        add.argv.contains(&"--password-stdin".to_string()),
-        "{add:?}"
-    );
-    assert_eq!(add.stdin.trim_end(), "ghp-test-token-0001");
-    // every call that talks to the cluster names the context and the kubeconfig
-    for c in calls
-        .iter()
-        .filter(|c| !c.is(&["version"]) && !c.is(&["repo"]))
+    if !add.argv.contains(&"--password-stdin".to_string())
+        || add.stdin.trim_end() != "ghp-test-token-0001"
     {
-        assert_eq!(c.after("--kube-context"), Some("sandbox"), "{c:?}");
-        assert_eq!(c.after("--kubeconfig"), Some(kubeconfig.as_str()), "{c:?}");
-        assert!(c.stdin.is_empty(), "no stdin for {c:?}");
+        problems.push(format!("repo add without the token on stdin: {add:?}"));
+    }
+    for c in calls.iter().filter(|c| !c.is(&["repo", "add"])) {
+        if !c.stdin.is_empty() {
+            problems.push(format!("stdin for {c:?}"));
+        }
     }
     // the upgrade: the values through a 0600 file that holds the real values, removed afterwards
     let up = calls
@@ -242,10 +277,16 @@ fn helm_gets_secrets_on_stdin_and_in_a_private_values_file_only() {
         .find(|c| c.is(&["upgrade", "--install"]))
         .expect("a helm upgrade");
     let (path, mode, text) = up.values_files.last().expect("a values file");
-    assert_eq!(mode, "600", "the values file's mode");
-    assert!(text.contains("dckr-test-token-0001"), "{text}");
-    assert!(!text.contains("<redacted>"), "{text}");
-    assert!(!path.exists(), "{} was left behind", path.display());
+    if mode != "600" {
+        problems.push(format!("the values file's mode is {mode}"));
+    }
+    if !text.contains("dckr-test-token-0001") || text.contains("<redacted>") {
+        problems.push(format!("the values file lacks the real secrets: {text}"));
+    }
+    if path.exists() {
+        problems.push(format!("{} was left behind", path.display()));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
     // the fixed users' apiserver.conf, with each password as base64 of a bcrypt hash of it
     let values: serde_json::Value = serde_saphyr::from_str(text).unwrap();
     let conf = values["apiserver"]["additionalConfigs"]["apiserver.conf"]
