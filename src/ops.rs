@@ -285,7 +285,7 @@ impl LiveExecutor {
                     ));
                 }
                 if !spec.rollback_on_failure {
-                    out.push_str("  - a site can ask for a rollback on failure: install_chart option `rollback_on_failure: true`\n");
+                    out.push_str("  - a site can ask for a rollback on failure: `rollback_on_failure: true` in the site values (an install_chart option)\n");
                 }
             }
             None => out.push_str(&format!(

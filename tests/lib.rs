@@ -10,6 +10,7 @@ mod clearml_api;
 mod control_plane;
 mod docs;
 mod kube_client;
+mod operations;
 mod playbooks;
 mod repl;
 mod run;
