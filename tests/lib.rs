@@ -16,5 +16,6 @@ mod repl;
 mod run;
 mod sandbox;
 mod secrets;
+mod support_bundle;
 mod validation;
 mod workloads;

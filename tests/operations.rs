@@ -296,9 +296,11 @@ fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
         .nowhere("agent-secret-1")
         .nowhere("example-supervisor-secret-replace-me");
     // the shortcut, as JSON
-    let out = c
-        .test()
+    let out = Test::new()
         .args(["status", "--values", &site(), "--values", &gpu_site()])
+        .arg("--kubeconfig")
+        .arg(c.sim.sandbox.kubeconfig.display().to_string())
+        .helm(4)
         .arg("--set")
         .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
         .args(["--output", "json"])
