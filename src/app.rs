@@ -30,6 +30,16 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
     match (cli.command, cli.run) {
         (Some(Command::Run(args)), _) | (None, args) => run(&args, interrupted),
         (Some(Command::Status(args)), _) => run(&args.run_args("status.rhai"), interrupted),
+        (Some(Command::SupportBundle { out, args }), _) => {
+            // this run reads the last run's log: it keeps none of its own
+            crate::bundle::keep_no_log();
+            let mut args = args.run_args("support-bundle.rhai");
+            let out = std::path::absolute(&out).unwrap_or(out);
+            args.site
+                .set
+                .push(format!("support_bundle.out={}", out.display()));
+            run(&args, interrupted)
+        }
         (Some(Command::Check { scripts }), _) => check_scripts(&scripts),
         (
             Some(Command::Repl {
@@ -218,6 +228,8 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     // a live run refuses the examples' `…-replace-me` credentials; dry runs and the sandbox
     // rehearse with them
     crate::validate::refuse_examples(!args.dry_run && !args.sandbox);
+    let command: Vec<String> = std::env::args().collect();
+    crate::bundle::start_run_log(&command.join(" "));
 
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
     // only checks: every validation of every step runs before anything is touched.
@@ -353,6 +365,7 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
+    crate::bundle::keep_plan(&action::render_json(&outcome.actions, dry_run));
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {

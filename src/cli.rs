@@ -82,6 +82,14 @@ pub enum Command {
     /// The health of an install: releases, workloads, ingress hosts, the ClearML API, queues and
     /// workers, the gateway (runs the standard status.rhai; exit 1 when anything is unhealthy)
     Status(OpsArgs),
+    /// Collect what a vendor needs to help into OUT.tar.gz, secrets masked (runs the standard
+    /// support-bundle.rhai)
+    SupportBundle {
+        /// The archive to write
+        out: PathBuf,
+        #[command(flatten)]
+        args: OpsArgs,
+    },
     /// List the standard playbooks built into the binary, or export them for customization
     Scripts {
         #[command(subcommand)]

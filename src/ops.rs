@@ -62,6 +62,8 @@ pub enum OpsQuery {
     },
     /// The ClearML API's version, queues and workers, as the target's identity.
     ClearmlServer(ApiTarget),
+    /// Collect a support bundle into a local file (the cluster is only read).
+    SupportBundle(crate::bundle::BundleSpec),
 }
 
 impl OpsQuery {
@@ -78,6 +80,9 @@ impl OpsQuery {
                 "ok": true, "detail": "<planned: tried at run time>"
             })),
             OpsQuery::PodLogs { .. } => Value::Str(String::new()),
+            OpsQuery::SupportBundle(spec) => {
+                Value::Str(format!("<planned: a support bundle in {}>", spec.out))
+            }
             OpsQuery::ClearmlServer(_) => Value::from_json(&json!({
                 "version": "<planned: the server's version>", "api_version": "<planned>",
                 "login": {"ok": true, "detail": "<planned: tried at run time>"},
@@ -211,6 +216,7 @@ impl LiveExecutor {
                     *lines,
                 ))?))
             }
+            OpsQuery::SupportBundle(spec) => Ok(Value::from_json(&self.support_bundle(spec)?)),
             OpsQuery::ClearmlServer(api) => {
                 let client = self.clearml(api)?;
                 block_on(client.ping()).map_err(|e| api_failure(&e, api))?;
@@ -285,7 +291,7 @@ impl LiveExecutor {
                     ));
                 }
                 if !spec.rollback_on_failure {
-                    out.push_str("  - a site can ask for a rollback on failure: install_chart option `rollback_on_failure: true`\n");
+                    out.push_str("  - a site can ask for a rollback on failure: `rollback_on_failure: true` in the site values (an install_chart option)\n");
                 }
             }
             None => out.push_str(&format!(

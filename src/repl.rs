@@ -313,11 +313,7 @@ fn kube_context(kube: &KubeArgs) -> Option<String> {
 }
 
 fn history_path() -> Option<PathBuf> {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))?;
-    Some(state.join("clearml-script").join("history"))
+    Some(crate::bundle::state_dir()?.join("history"))
 }
 
 /// Run the REPL; the exit code is 0, or the code of the last error when stdin is not a

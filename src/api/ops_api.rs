@@ -267,6 +267,57 @@ pub mod ops_api {
         delete(api_version, kind, Some(namespace.to_string()), name)
     }
 
+    /// Collect a support bundle into `out` (a .tar.gz, readable by its owner only): the tool's
+    /// last run log and plan, each release's values (secrets masked), its rendered manifests,
+    /// the nodes, the pods, events and workloads of each namespace, the logs of pods that are not
+    /// ready, and the ClearML API's version. Every file goes through the redactor, and every
+    /// value of the namespaces' Secrets is masked wherever it shows up. Answers the file names.
+    ///
+    /// # Options
+    /// - `releases`: a list of `#{release, namespace}`
+    /// - `namespaces`: a list of namespaces
+    /// - `api_url`: the ClearML API, for its version
+    ///
+    /// # Example
+    /// ```rhai
+    /// support_bundle("bundle.tar.gz", #{ releases: [#{ release: "clearml", namespace: "clearml" }], namespaces: ["clearml"] });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn support_bundle(out: &str, opts: Map) -> R<Dynamic> {
+        const B: &str = "support_bundle";
+        let mut o = Opts::new(B, opts);
+        let releases = o.value("releases")?;
+        let namespaces = o.strings("namespaces")?;
+        let api_url = o.string("api_url")?;
+        o.finish()?;
+        let mut pairs = Vec::new();
+        if let Some(crate::value::Value::List(items)) = releases {
+            for i in items {
+                match (i.at_path("release"), i.at_path("namespace")) {
+                    (
+                        Some(crate::value::Value::Str(r)),
+                        Some(crate::value::Value::Str(n)),
+                    ) => pairs.push((r.clone(), n.clone())),
+                    _ => return Err(invalid(B, "each of `releases` is #{release, namespace}")),
+                }
+            }
+        }
+        for ns in &namespaces {
+            check_name(B, "the namespace", ns, 63)?;
+        }
+        let base = runtime::with(|rt| rt.base_dir.clone());
+        let out = base.join(out).display().to_string();
+        ask(
+            B,
+            OpsQuery::SupportBundle(crate::bundle::BundleSpec {
+                out,
+                releases: pairs,
+                namespaces,
+                api_url,
+            }),
+        )
+    }
+
     /// One check of a report: `status` is `pass`, `warn` or `fail`; `fix` says in one line
     /// what to do (shown unless it passed).
     ///

@@ -1,0 +1,490 @@
+//! Operations around the install, against the simulated cluster: the preflight checks one by
+//! one, the status, the diagnosis of a chart whose wait failed, and the uninstall.
+
+use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+use clearml_script::sandbox::faults::WorkloadFault;
+use serde_json::{Value, json};
+
+use crate::common::{Cluster, Output, Test, http, repo};
+
+fn site() -> String {
+    repo().join("examples/site.yaml").display().to_string()
+}
+
+fn gpu_site() -> String {
+    repo().join("examples/site-gpu.yaml").display().to_string()
+}
+
+/// A playbook run against the cluster with the example site; the image registry is the local
+/// chart repository, so the source checks stay on 127.0.0.1, and names are not resolved.
+fn run(c: &Cluster, script: &str, extra: &[&str]) -> Output {
+    c.test()
+        .args([script, "--values", &site()])
+        .arg("--set")
+        .arg(format!("preflight.image_registry={}/index.yaml", c.repo_url))
+        .args(["--set", "preflight.skip=hosts"])
+        .args(extra)
+        .run()
+}
+
+/// The check of a JSON report by name.
+fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+fn post(c: &Cluster, path: &str, body: Value) {
+    let (status, text) = http(
+        "POST",
+        &format!("{}{path}", c.sim.sandbox.kube.url()),
+        "application/json",
+        body.to_string().as_bytes(),
+    );
+    assert!(status == 201 || status == 200, "POST {path}: {status} {text}");
+}
+
+fn delete(c: &Cluster, path: &str) {
+    let (status, text) = http(
+        "DELETE",
+        &format!("{}{path}", c.sim.sandbox.kube.url()),
+        "application/json",
+        b"",
+    );
+    assert_eq!(status, 200, "DELETE {path}: {text}");
+}
+
+fn exists(c: &Cluster, path: &str) -> bool {
+    let (status, _) = http(
+        "GET",
+        &format!("{}{path}", c.sim.sandbox.kube.url()),
+        "application/json",
+        b"",
+    );
+    status == 200
+}
+
+#[test]
+fn preflight_passes_on_a_ready_cluster_and_changes_nothing() {
+    let c = Cluster::new(4);
+    let out = run(&c, "preflight.rhai", &[]);
+    out.success()
+        .stdout_has("Preflight\n")
+        .stdout_has("PASS  cluster ")
+        .stdout_has("Kubernetes v1.33.0 answers (supported: 1.25 to 1.34)")
+        .stdout_has("all 57 permissions the install needs are granted")
+        .stdout_has("default StorageClass standard (sandbox.local/hostpath)")
+        .stdout_has("IngressClass nginx (k8s.io/ingress-nginx)")
+        .stdout_has("1 Ready node(s) with 8.0 CPUs and 32.0Gi allocatable")
+        .stdout_has("PASS  chart repository")
+        .stdout_has("PASS  image registry")
+        .stdout_has("not installed yet in clearml")
+        .stdout_has("0 failed\n")
+        .nowhere("example-github-token-replace-me");
+    assert!(
+        !exists(&c, "/api/v1/namespaces/clearml"),
+        "the preflight created nothing"
+    );
+    // JSON: the report alone on stdout
+    let out = run(&c, "preflight.rhai", &["--output", "json"]);
+    out.success();
+    let report = out.json();
+    assert_eq!(report["title"], "Preflight");
+    assert_eq!(report["failed"], 0);
+    assert_eq!(check(&report, "storage class")["status"], "pass");
+    assert_eq!(check(&report, "ingress controller")["status"], "warn");
+    assert_eq!(check(&report, "load balancer")["status"], "warn");
+    assert!(
+        check(&report, "load balancer")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("NodePort")
+    );
+}
+
+#[test]
+fn preflight_fails_without_a_default_storage_class_or_an_ingress_class() {
+    let c = Cluster::new(4);
+    delete(&c, "/apis/storage.k8s.io/v1/storageclasses/standard");
+    delete(&c, "/apis/networking.k8s.io/v1/ingressclasses/nginx");
+    let out = run(&c, "preflight.rhai", &["--output", "json"]);
+    out.code(1)
+        .stderr_has("error: report_checks: Preflight: 2 of ");
+    let report = out.json();
+    let sc = check(&report, "storage class");
+    assert_eq!(sc["status"], "fail");
+    assert!(sc["fix"].as_str().unwrap().contains("default StorageClass"));
+    let ic = check(&report, "ingress class");
+    assert_eq!(ic["status"], "fail");
+    assert!(ic["fix"].as_str().unwrap().contains("ingress-nginx"));
+    // a non-default class only: the fix names it
+    post(
+        &c,
+        "/apis/storage.k8s.io/v1/storageclasses",
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"}, "provisioner": "x"}),
+    );
+    run(&c, "preflight.rhai", &[])
+        .code(1)
+        .stdout_has("FAIL  storage class")
+        .stdout_has("kubectl annotate storageclass fast storageclass.kubernetes.io/is-default-class=true");
+    // a site that names its classes
+    run(&c, "preflight.rhai", &["--set", "preflight.skip=hosts,ingress_class"])
+        .code(1)
+        .stdout_has("FAIL  storage class");
+}
+
+#[test]
+fn preflight_checks_version_capacity_permissions_and_the_load_balancer() {
+    let c = Cluster::new(4);
+    run(&c, "preflight.rhai", &["--set", "preflight.kube_max=1.30"])
+        .code(1)
+        .stdout_has("FAIL  cluster")
+        .stdout_has("Kubernetes v1.33.0 is outside the supported range 1.25 to 1.30");
+    run(&c, "preflight.rhai", &["--set", "preflight.requests.cpu=64"])
+        .code(1)
+        .stdout_has("FAIL  capacity")
+        .stdout_has("the install requests 64.0 CPUs");
+    // an access review the API refuses
+    c.sim.faults.fail(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        1,
+        403,
+    );
+    run(&c, "preflight.rhai", &[])
+        .code(1)
+        .stdout_has("FAIL  permissions")
+        .stdout_has("cannot ask the access review");
+    // a LoadBalancer Service with an address, and an ingress controller
+    post(
+        &c,
+        "/api/v1/namespaces/default/services",
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress-nginx-controller"},
+               "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}),
+    );
+    post(
+        &c,
+        "/apis/apps/v1/namespaces/default/deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ingress-nginx-controller"},
+               "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+    );
+    run(&c, "preflight.rhai", &[])
+        .success()
+        .stdout_has("PASS  load balancer")
+        .stdout_has("LoadBalancer Service default/ingress-nginx-controller has the address 198.51.100.")
+        .stdout_has("PASS  ingress controller")
+        .stdout_has("Deployment default/ingress-nginx-controller serves k8s.io/ingress-nginx");
+}
+
+#[test]
+fn preflight_finds_a_release_of_another_chart_in_the_way_and_unreachable_sources() {
+    let c = Cluster::new(4);
+    let helm = &crate::common::helm_binaries()[1].1;
+    let chart = repo().join("src/sandbox/charts/clearml-enterprise-agent");
+    c.sim
+        .helm(
+            helm,
+            &["install", "clearml", &chart.display().to_string(), "-n", "clearml", "--create-namespace"],
+        )
+        .success();
+    run(&c, "preflight.rhai", &["--set", "preflight.image_registry=http://127.0.0.1:9/v2/"])
+        .code(1)
+        .stdout_has("FAIL  namespace clearml")
+        .stdout_has("the release clearml is the chart clearml-enterprise-agent-")
+        .stdout_has("FAIL  image registry")
+        .stdout_has("http://127.0.0.1:9/v2/ does not answer");
+}
+
+#[test]
+fn preflight_in_the_sandbox_and_in_a_dry_run() {
+    Test::new()
+        .args(["preflight.rhai", "--values", &site(), "--sandbox"])
+        .helm(4)
+        .run()
+        .success()
+        .stdout_has("WARN  host api.clearml.example.com")
+        .stdout_has("the sandbox has no DNS")
+        .stdout_has("from the sandbox's stand-in repository")
+        .stdout_has("WARN  image registry");
+    Test::new()
+        .args(["preflight.rhai", "--values", &site(), "--dry-run"])
+        .run()
+        .success()
+        .stdout("Plan (dry run: nothing was changed): 0 steps\n")
+        .stderr_has("preflight: a dry run reads nothing of the cluster");
+}
+
+#[test]
+fn install_runs_the_preflight_first_and_stops_before_anything_on_a_failure() {
+    let c = Cluster::new(4);
+    delete(&c, "/apis/storage.k8s.io/v1/storageclasses/standard");
+    run(&c, "install.rhai", &[])
+        .code(1)
+        .stdout_has("FAIL  storage class")
+        .stderr_has("Preflight: 1 of ");
+    assert!(!exists(&c, "/api/v1/namespaces/clearml"), "nothing was changed");
+    run(&c, "install.rhai", &["--skip-preflight"])
+        .success()
+        .stderr_has("control plane: release clearml in clearml: deployed");
+}
+
+/// A cluster with the example site installed: control plane, agent and gateway, and the
+/// agent's credentials known to the ClearML API.
+fn installed() -> Cluster {
+    let c = Cluster::new(4);
+    let state = &c.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials(
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
+        "supervisor",
+    );
+    full(&c, "install.rhai", &[]).success();
+    c
+}
+
+fn full(c: &Cluster, script: &str, extra: &[&str]) -> Output {
+    run(
+        c,
+        script,
+        &[
+            &["--values", &gpu_site()],
+            &[
+                "--set",
+                &format!("agent.api_url={}", c.sim.sandbox.clearml.url()),
+                "--set",
+                &format!("status.api_url={}", c.sim.sandbox.clearml.url()),
+                "--set",
+                "agent.key=AGENTKEY",
+                "--set",
+                "agent.secret=agent-secret-1",
+            ][..],
+            extra,
+        ]
+        .concat(),
+    )
+}
+
+#[test]
+fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
+    let c = installed();
+    c.sim
+        .sandbox
+        .clearml
+        .state
+        .add_worker("gpu-worker-1", DEFAULT_COMPANY, &["GPUshm"]);
+    let out = full(&c, "status.rhai", &[]);
+    out.success()
+        .stdout_has("PASS  release clearml/clearml ")
+        .stdout_has("clearml-enterprise-7.14.0 (app 3.22.0), revision 1: deployed")
+        .stdout_has("PASS  release clearml-agents/clearml-agent ")
+        .stdout_has("PASS  Deployment clearml/clearml-apiserver ")
+        .stdout_has("WARN  host api.clearml.example.com ")
+        .stdout_has("ingress clearml-apiserver has no address yet")
+        .stdout_has("ClearML 3.22.0 (API 2.31)")
+        .stdout_has("the configured credentials log in as a system identity")
+        .stdout_has("PASS  queue GPUshm ")
+        .stdout_has("served by 1 worker(s): [\"gpu-worker-1\"]")
+        .stdout_has("WARN  queue default ")
+        .stdout_has("PASS  gateway router ")
+        .stdout_has("routerAddress 203.0.113.20")
+        .nowhere("agent-secret-1")
+        .nowhere("example-supervisor-secret-replace-me");
+    // the shortcut, as JSON
+    let out = Test::new()
+        .args(["status", "--values", &site(), "--values", &gpu_site()])
+        .arg("--kubeconfig")
+        .arg(c.sim.sandbox.kubeconfig.display().to_string())
+        .helm(4)
+        .arg("--set")
+        .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
+        .args(["--output", "json"])
+        .run();
+    out.success();
+    let report = out.json();
+    assert_eq!(report["title"], "Status");
+    assert_eq!(check(&report, "credentials")["status"], "pass");
+    // credentials that do not log in
+    full(&c, "status.rhai", &["--set", "supervisor.user_secret=wrong-secret-9"])
+        .code(1)
+        .stdout_has("FAIL  credentials")
+        .stdout_has("were rejected")
+        .nowhere("wrong-secret-9");
+}
+
+#[test]
+fn status_says_why_a_workload_is_not_ready() {
+    let c = installed();
+    c.sim
+        .faults
+        .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
+    // the controllers act on the next change of the Deployment
+    let (code, body) = http(
+        "PATCH",
+        &format!(
+            "{}/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+            c.sim.sandbox.kube.url()
+        ),
+        "application/merge-patch+json",
+        br#"{"metadata": {"annotations": {"touched": "1"}}}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    full(&c, "status.rhai", &[])
+        .code(1)
+        .stdout_has("FAIL  Deployment clearml/clearml-apiserver ")
+        .stdout_has("0/1 ready; clearml-apiserver-sbx0: ImagePullBackOff: Back-off pulling image")
+        .stdout_has("fix: check the image credentials")
+        .stderr_has("Status: 1 of ");
+    // a release missing
+    delete(&c, "/api/v1/namespaces/clearml-agents");
+    full(&c, "status.rhai", &[])
+        .code(1)
+        .stdout_has("FAIL  release clearml-agents/clearml-agent ")
+        .stdout_has("the agent is not installed");
+}
+
+fn diagnosis(why: WorkloadFault, expect: &[&str]) {
+    let c = Cluster::new(4);
+    c.sim.faults.break_workload("clearml-apiserver", why);
+    let mut out = run(&c, "install.rhai", &["--set", "timeout=3s"]);
+    out.code(1);
+    for e in expect {
+        out.stderr_has(e);
+    }
+    out.stderr_has("Diagnosis: workloads in clearml that are not ready:\n  Deployment clearml/clearml-apiserver: 0/1 ready\n")
+        .stderr_has("Release clearml in clearml: revision 1, failed.")
+        .stderr_has("  - or remove it: helm uninstall clearml -n clearml\n")
+        .stderr_has("`rollback_on_failure: true` in the site values");
+    // the diagnosis comes before the release's state
+    let d = out.stderr.find("Diagnosis:").unwrap();
+    let r = out.stderr.find("Release clearml in clearml").unwrap();
+    assert!(d < r);
+    // fixed: the re-run upgrades it, and the choice is now a rollback to the revision before
+    c.sim.faults.heal_workload("clearml-apiserver");
+    run(&c, "install.rhai", &[]).success();
+    c.sim.faults.break_workload("clearml-apiserver", why);
+    out = run(&c, "install.rhai", &["--set", "timeout=3s", "--set", "ui.show_datasets=true"]);
+    out.code(1)
+        .stderr_has("helm rollback clearml 2 -n clearml --wait");
+}
+
+#[test]
+fn a_failed_wait_is_diagnosed_crash_loop() {
+    diagnosis(
+        WorkloadFault::CrashLoopBackOff,
+        &[
+            "pod clearml-apiserver-sbx0 (container apiserver, 5 restarts): CrashLoopBackOff",
+            "event: Warning BackOff: back-off 2m40s restarting failed container",
+            "last log lines:\n",
+            "| ERROR: cannot connect to mongodb://mongodb:27017: connection refused",
+            "likely fix: the container keeps exiting",
+        ],
+    );
+}
+
+#[test]
+fn a_site_can_ask_for_a_rollback_on_failure() {
+    let c = Cluster::new(3);
+    run(&c, "install.rhai", &[]).success();
+    c.sim
+        .faults
+        .break_workload("clearml-apiserver", WorkloadFault::ProbeFailure);
+    run(
+        &c,
+        "install.rhai",
+        &["--set", "timeout=3s", "--set", "rollback_on_failure=true", "--set", "ui.show_datasets=true"],
+    )
+    .code(1)
+    .stderr_has("ProbeFailure: the container runs but is not ready")
+    .stderr_has("event: Warning Unhealthy: Readiness probe failed")
+    // helm 3 was given --atomic: it rolled back (whose wait fails too, the workload still
+    // broken), and the rollback is revision 3
+    .stderr_has("an error occurred while rolling back the release")
+    .stderr_has("Release clearml in clearml: revision 3, failed.")
+    .nowhere("rollback_on_failure: true` in the site values");
+}
+
+#[test]
+fn a_failed_wait_is_diagnosed_image_pull_and_pending() {
+    let c = Cluster::new(3);
+    c.sim
+        .faults
+        .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
+    run(&c, "install.rhai", &["--set", "timeout=3s"])
+        .code(1)
+        .stderr_has(": ImagePullBackOff: Back-off pulling image")
+        .stderr_has("likely fix: the image cannot be pulled: check the image credentials (dockerhub_token")
+        .nowhere("example-dockerhub-token-replace-me");
+    let c = Cluster::new(4);
+    c.sim
+        .faults
+        .break_workload("clearml-webserver", WorkloadFault::Pending);
+    run(&c, "install.rhai", &["--set", "timeout=3s"])
+        .code(1)
+        .stderr_has("pod clearml-webserver-sbx0: Pending/Unschedulable: 0/1 nodes are available: 1 Insufficient cpu.")
+        .stderr_has("event: Warning FailedScheduling")
+        .stderr_has("likely fix: the scheduler cannot place the pod");
+}
+
+#[test]
+fn uninstall_asks_removes_in_reverse_order_keeps_data_and_is_idempotent() {
+    let c = installed();
+    post(
+        &c,
+        "/api/v1/namespaces/clearml/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-mongodb-0"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    // no terminal and no --yes: nothing is removed
+    full(&c, "uninstall.rhai", &[])
+        .code(2)
+        .stderr_has("pass --yes to confirm");
+    assert!(exists(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver"));
+    let out = full(&c, "uninstall.rhai", &["--yes"]);
+    out.success();
+    let gw = out.stderr.find("gateway: release clearml-ttr in clearml-agents removed").unwrap();
+    let agent = out.stderr.find("agent: release clearml-agent in clearml-agents removed").unwrap();
+    let cp = out.stderr.find("control plane: release clearml in clearml removed").unwrap();
+    assert!(gw < agent && agent < cp, "{}", out.stderr);
+    out.stderr_has("kept the credentials Secret and the PersistentVolumeClaims");
+    assert!(!exists(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver"));
+    assert!(exists(&c, "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"));
+    assert!(exists(&c, "/api/v1/namespaces/clearml/persistentvolumeclaims/data-mongodb-0"));
+    let queues = |c: &Cluster| -> Vec<String> {
+        c.sim.sandbox.clearml.state.queues(DEFAULT_COMPANY).into_iter().map(|q| q.name).collect()
+    };
+    assert!(queues(&c).contains(&"GPUshm".to_string()), "queues stay unless asked");
+    // again: nothing more to remove; with purge the data goes
+    full(&c, "uninstall.rhai", &["--yes", "--set", "uninstall.purge=true"])
+        .success()
+        .stderr_has("control plane: release clearml in clearml was not there")
+        .stderr_has("0 release(s) removed");
+    assert!(!exists(&c, "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"));
+    assert!(!exists(&c, "/api/v1/namespaces/clearml/persistentvolumeclaims/data-mongodb-0"));
+}
+
+#[test]
+fn uninstall_deletes_the_queues_only_when_asked() {
+    let c = installed();
+    let queues = |c: &Cluster| -> Vec<String> {
+        let mut q: Vec<String> = c.sim.sandbox.clearml.state.queues(DEFAULT_COMPANY).into_iter().map(|q| q.name).collect();
+        q.sort();
+        q
+    };
+    assert_eq!(queues(&c), ["GPUshm", "default"]);
+    full(&c, "uninstall.rhai", &["--yes", "--set", "uninstall.queues=true"])
+        .success()
+        .stderr_has("queue GPUshm deleted")
+        .nowhere("agent-secret-1");
+    assert!(queues(&c).is_empty());
+    // the plan shows it all, changes nothing
+    full(&c, "uninstall.rhai", &["--dry-run", "--set", "uninstall.queues=true"])
+        .success()
+        .stdout_has("helm.uninstall release=clearml-ttr")
+        .stdout_has("clearml.delete_queue name=GPUshm");
+}

@@ -1,0 +1,151 @@
+//! The support bundle: what it holds, and that no secret is inside it. Every secret of the
+//! install is a canary; the bundle is made by a run that knows none of them (its site values
+//! hold no secret), so each one must be caught by the bundle's own masking.
+
+use std::io::Read;
+
+use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+use clearml_script::sandbox::faults::WorkloadFault;
+
+use crate::common::{Cluster, Test, http, repo};
+
+const CANARIES: &[(&str, &str)] = &[
+    ("dockerhub_token", "CANARY-dockerhub-0001"),
+    ("github_token", "CANARY-github-0002"),
+    ("supervisor.user_key", "CANARY-supkey-0003"),
+    ("supervisor.user_secret", "CANARY-supsec-0004"),
+    ("agent.key", "CANARY-agentkey-0006"),
+    ("agent.secret", "CANARY-agentsec-0007"),
+    ("agent.redis.password", "CANARY-redis-0008"),
+    ("gateway.key", "CANARY-gwkey-0009"),
+    ("gateway.secret", "CANARY-gwsec-0010"),
+];
+
+fn unpack(path: &std::path::Path) -> Vec<(String, String)> {
+    let f = std::fs::File::open(path).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut text = String::new();
+            e.read_to_string(&mut text).unwrap();
+            (name, text)
+        })
+        .collect()
+}
+
+#[test]
+fn the_support_bundle_holds_what_helps_and_no_secret() {
+    let c = Cluster::new(4);
+    let state = &c.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("CANARY-agentkey-0006", "CANARY-agentsec-0007", "agent-admin");
+    let t = Test::new();
+    let xdg = t.dir().join("state").display().to_string();
+    let mut install = c
+        .test()
+        .env("XDG_STATE_HOME", &xdg)
+        .args(["install.rhai", "--values"])
+        .arg(repo().join("examples/site.yaml").display().to_string())
+        .arg("--values")
+        .arg(repo().join("examples/site-gpu.yaml").display().to_string())
+        .args(["--set", "agent.redis.enabled=true"])
+        .arg("--set")
+        .arg(format!("agent.redis.chart_repo_url={}", c.repo_url))
+        .arg("--set")
+        .arg(format!("agent.api_url={}", c.sim.sandbox.clearml.url()));
+    for (k, v) in CANARIES {
+        install = install.arg("--set").arg(format!("{k}={v}"));
+    }
+    install.run().success();
+    // the generated internal credentials are secrets too
+    let creds = c
+        .sim
+        .kube_get("/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials");
+    let mut canaries: Vec<String> = CANARIES.iter().map(|(_, v)| v.to_string()).collect();
+    for v in creds["data"].as_object().unwrap().values() {
+        use base64::Engine as _;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        canaries.push(String::from_utf8(raw).unwrap());
+    }
+    // a crashing workload, whose log goes into the bundle
+    c.sim
+        .faults
+        .break_workload("clearml-apiserver", WorkloadFault::CrashLoopBackOff);
+    let (code, _) = http(
+        "PATCH",
+        &format!(
+            "{}/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+            c.sim.sandbox.kube.url()
+        ),
+        "application/merge-patch+json",
+        br#"{"metadata": {"annotations": {"touched": "1"}}}"#,
+    );
+    assert_eq!(code, 200);
+    // the run log of the install is kept, private and redacted
+    let log_path = t.dir().join("state/clearml-script/last-run.log");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&log_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("→ step 5: helm.upgrade_install"), "{log}");
+
+    let out = t.dir().join("bundle.tar.gz");
+    std::fs::write(
+        t.dir().join("bundle-site.yaml"),
+        "base_domain: clearml.example.com\nagent: {enabled: true, redis: {enabled: true}}\ngateway: {enabled: true}\n",
+    )
+    .unwrap();
+    let bundle_site = t.dir().join("bundle-site.yaml").display().to_string();
+    Test::new()
+        .args(["support-bundle", &out.display().to_string(), "--values", &bundle_site])
+        .arg("--kubeconfig")
+        .arg(c.sim.sandbox.kubeconfig.display().to_string())
+        .helm(4)
+        .env("XDG_STATE_HOME", &xdg)
+        .arg("--set")
+        .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
+        .run()
+        .success()
+        .stderr_has("support bundle: ");
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let files = unpack(&out);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    for want in [
+        "support-bundle/run/last-run.log",
+        "support-bundle/run/last-plan.json",
+        "support-bundle/releases/clearml/clearml/values.json",
+        "support-bundle/releases/clearml/clearml/manifest.json",
+        "support-bundle/releases/clearml-agents/clearml-agent/values.json",
+        "support-bundle/releases/redis-shared/redis/values.json",
+        "support-bundle/releases/clearml-agents/clearml-ttr/manifest.json",
+        "support-bundle/cluster/nodes.json",
+        "support-bundle/namespaces/clearml/pods.json",
+        "support-bundle/namespaces/clearml/events.json",
+        "support-bundle/namespaces/clearml/workloads.json",
+        "support-bundle/logs/clearml/clearml-apiserver-sbx0.log",
+        "support-bundle/clearml/server-info.json",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let text = |n: &str| &files.iter().find(|(x, _)| x.ends_with(n)).unwrap().1;
+    assert!(text("logs/clearml/clearml-apiserver-sbx0.log").contains("cannot connect to mongodb"));
+    assert!(text("clearml/server-info.json").contains("3.22.0"));
+    assert!(text("clearml/clearml/values.json").contains("<redacted>"));
+    assert!(text("clearml/clearml/values.json").contains("api.clearml.example.com"));
+    for (name, body) in &files {
+        for canary in &canaries {
+            assert!(!body.contains(canary.as_str()), "{canary} is in {name}:\n{body}");
+        }
+    }
+}
