@@ -33,7 +33,8 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         (
             Some(Command::Repl {
                 site,
-                dry_run,
+                dry_run: _,
+                live,
                 sandbox,
                 sandbox_state,
                 kube,
@@ -42,7 +43,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         ) => crate::repl::run(
             &crate::repl::Options {
                 site,
-                dry_run,
+                dry_run: !live && !sandbox,
                 sandbox,
                 sandbox_state,
                 kube,

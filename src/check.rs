@@ -27,7 +27,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// The name part of a function signature `name(params) -> type`.
-fn signature_name(sig: &str) -> &str {
+pub fn signature_name(sig: &str) -> &str {
     let name = sig.split('(').next().unwrap_or(sig).trim();
     name.rsplit(' ').next().unwrap_or(name)
 }

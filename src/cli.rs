@@ -54,13 +54,17 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// An interactive session: every built-in at hand, `site` loaded as for a run
+    /// An interactive session: every built-in at hand, `site` loaded as for a run; a dry run
+    /// unless --live or --sandbox is given
     Repl {
         #[command(flatten)]
         site: SiteArgs,
-        /// Record actions instead of doing them (see them with :plan)
-        #[arg(long, conflicts_with = "sandbox")]
+        /// Record actions instead of doing them (see them with :plan): the default
+        #[arg(long, conflicts_with_all = ["sandbox", "live"])]
         dry_run: bool,
+        /// Do the actions, against the kubeconfig's cluster
+        #[arg(long, conflicts_with = "sandbox")]
+        live: bool,
         /// Work against the simulators built into the binary
         #[arg(long)]
         sandbox: bool,
