@@ -52,6 +52,20 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         ),
         (Some(Command::Docs { function, format }), _) => show_docs(function.as_deref(), format),
         (Some(Command::Defs { out }), _) => write_defs(&out),
+        (Some(Command::Schema { layer }), _) => match if layer {
+            crate::schema::build_layer()
+        } else {
+            crate::schema::build()
+        } {
+            Ok(schema) => {
+                ui::out(&format!("{schema:#}\n"));
+                0
+            }
+            Err(e) => {
+                ui::err(&format!("error: {e}\n"));
+                1
+            }
+        },
         (Some(Command::Completions { shell }), _) => {
             clap_complete::generate(
                 shell,
@@ -68,10 +82,15 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         }
         (
             Some(Command::Scripts {
-                action: Some(ScriptsAction::Export { dir, force }),
+                action:
+                    Some(ScriptsAction::Export {
+                        dir,
+                        force,
+                        with_stdlib,
+                    }),
             }),
             _,
-        ) => match playbook::export(&dir, force) {
+        ) => match playbook::export(&dir, force, with_stdlib) {
             Ok(written) => {
                 for p in &written {
                     ui::err(&format!("wrote {}\n", p.display()));

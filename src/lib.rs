@@ -22,6 +22,7 @@ pub mod playbook;
 pub mod repl;
 pub mod runtime;
 pub mod sandbox;
+pub mod schema;
 pub mod secret;
 pub mod site;
 pub mod strvals;

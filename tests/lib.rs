@@ -15,6 +15,7 @@ mod playbooks;
 mod repl;
 mod run;
 mod sandbox;
+mod schema;
 mod secrets;
 mod validation;
 mod workloads;
