@@ -44,7 +44,8 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         (
             Some(Command::Repl {
                 site,
-                dry_run,
+                dry_run: _,
+                live,
                 sandbox,
                 sandbox_state,
                 kube,
@@ -53,7 +54,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         ) => crate::repl::run(
             &crate::repl::Options {
                 site,
-                dry_run,
+                dry_run: !live && !sandbox,
                 sandbox,
                 sandbox_state,
                 kube,
@@ -62,6 +63,20 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         ),
         (Some(Command::Docs { function, format }), _) => show_docs(function.as_deref(), format),
         (Some(Command::Defs { out }), _) => write_defs(&out),
+        (Some(Command::Schema { layer }), _) => match if layer {
+            crate::schema::build_layer()
+        } else {
+            crate::schema::build()
+        } {
+            Ok(schema) => {
+                ui::out(&format!("{schema:#}\n"));
+                0
+            }
+            Err(e) => {
+                ui::err(&format!("error: {e}\n"));
+                1
+            }
+        },
         (Some(Command::Completions { shell }), _) => {
             clap_complete::generate(
                 shell,
@@ -78,10 +93,15 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         }
         (
             Some(Command::Scripts {
-                action: Some(ScriptsAction::Export { dir, force }),
+                action:
+                    Some(ScriptsAction::Export {
+                        dir,
+                        force,
+                        with_stdlib,
+                    }),
             }),
             _,
-        ) => match playbook::export(&dir, force) {
+        ) => match playbook::export(&dir, force, with_stdlib) {
             Ok(written) => {
                 for p in &written {
                     ui::err(&format!("wrote {}\n", p.display()));

@@ -27,7 +27,7 @@ const KEYWORDS: &[&str] = &[
 ];
 
 /// The name part of a function signature `name(params) -> type`.
-fn signature_name(sig: &str) -> &str {
+pub fn signature_name(sig: &str) -> &str {
     let name = sig.split('(').next().unwrap_or(sig).trim();
     name.rsplit(' ').next().unwrap_or(name)
 }
@@ -69,15 +69,17 @@ pub fn suggest<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> O
 
 /// Check one script: `Ok(problem count)` after printing each problem, or a compile report.
 pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
-    let name = path.display().to_string();
-    let sources = Sources::default();
-    let text = std::fs::read_to_string(path).map_err(|e| Report {
+    // a standard playbook's name resolves as `run` resolves it
+    let book = crate::playbook::resolve(&path.to_string_lossy()).map_err(|e| Report {
         needs_live: false,
-        text: format!("error: cannot read {name}: {e}\n"),
+        text: format!("error: {e}\n"),
         exit_code: 2,
     })?;
+    let name = book.name.clone();
+    let text = book.text;
+    let sources = Sources::default();
     sources.insert(&name, &text);
-    let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let base = book.base_dir;
     let engine = engine::build(&base, sources.clone(), Arc::new(AtomicBool::new(false)));
     let ast = crate::app::compile(&engine, &text)
         .map_err(|e| diagnostic::render_parse(&e, &name, &sources))?;

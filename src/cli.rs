@@ -44,6 +44,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = DocsFormat::Md)]
         format: DocsFormat,
     },
+    /// Print a JSON Schema of the site values, for editors (yaml-language-server)
+    Schema {
+        /// The schema of a layer over a base site file (no top-level required keys)
+        #[arg(long)]
+        layer: bool,
+    },
     /// Write `.d.rhai` definition files for editors
     Defs {
         #[arg(long, default_value = "defs")]
@@ -54,13 +60,17 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// An interactive session: every built-in at hand, `site` loaded as for a run
+    /// An interactive session: every built-in at hand, `site` loaded as for a run; a dry run
+    /// unless --live or --sandbox is given
     Repl {
         #[command(flatten)]
         site: SiteArgs,
-        /// Record actions instead of doing them (see them with :plan)
-        #[arg(long, conflicts_with = "sandbox")]
+        /// Record actions instead of doing them (see them with :plan): the default
+        #[arg(long, conflicts_with_all = ["sandbox", "live"])]
         dry_run: bool,
+        /// Do the actions, against the kubeconfig's cluster
+        #[arg(long, conflicts_with = "sandbox")]
+        live: bool,
         /// Work against the simulators built into the binary
         #[arg(long)]
         sandbox: bool,
@@ -99,12 +109,15 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ScriptsAction {
-    /// Write the standard playbooks and the example site files into DIR
+    /// Write the standard playbooks, the example site files and the site schema into DIR
     Export {
         dir: PathBuf,
         /// Overwrite files that already exist
         #[arg(long)]
         force: bool,
+        /// Also write the library modules' sources (stdlib/clearml/*.rhai), to read or fork
+        #[arg(long)]
+        with_stdlib: bool,
     },
 }
 

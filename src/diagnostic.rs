@@ -57,6 +57,11 @@ pub fn render(err: &EvalAltResult, main_source: &str, sources: &Sources) -> Repo
         other => other.to_string().contains(PLANNED_MARK),
     };
     let (message, problems, exit_code) = describe(e);
+    let message = if matches!(e, EvalAltResult::ErrorRuntime(..)) {
+        message
+    } else {
+        rhai_type_names(&message)
+    };
     let mut text = format!("error: {message}\n");
     text.push_str(&snippet(&src, pos, sources));
     for p in &problems {
@@ -110,6 +115,43 @@ fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
     }
 }
 
+/// Rust type names in Rhai's messages (`&str | ImmutableString | String`, `i64`,
+/// `rhai::Map`, `clearml_script::secret::Secret`) as a script writer knows them (`string`,
+/// `int`, `map`, `Secret`).
+pub fn rhai_type_names(message: &str) -> String {
+    use std::sync::OnceLock;
+    static PATHS: OnceLock<regex::Regex> = OnceLock::new();
+    let paths = PATHS.get_or_init(|| {
+        regex::Regex::new(r"\b(?:[a-z_][a-z0-9_]*::)+([A-Za-z_][A-Za-z0-9_]*)").expect("regex")
+    });
+    static WORDS: OnceLock<regex::Regex> = OnceLock::new();
+    let words = WORDS.get_or_init(|| {
+        regex::Regex::new(
+            r"&str \| ImmutableString \| String|&mut |\b(ImmutableString|String|i64|i32|u64|f64|f32|Array|Map|Blob|FnPtr|INT|FLOAT)\b|&str\b",
+        )
+        .expect("regex")
+    });
+    let message = paths.replace_all(message, "$1");
+    words
+        .replace_all(&message, |c: &regex::Captures| {
+            match c
+                .get(1)
+                .map_or(c.get(0).map_or("", |m| m.as_str()), |m| m.as_str())
+            {
+                "&mut " => "",
+                "i64" | "i32" | "u64" | "INT" => "int",
+                "f64" | "f32" | "FLOAT" => "float",
+                "Array" => "array",
+                "Map" => "map",
+                "Blob" => "blob",
+                "FnPtr" => "Fn",
+                _ => "string",
+            }
+            .to_string()
+        })
+        .into_owned()
+}
+
 fn place(src: &str, pos: Position) -> String {
     match (pos.line(), pos.position()) {
         (Some(l), Some(c)) => format!("{src}:{l}:{c}"),
@@ -146,5 +188,24 @@ fn without_position(msg: &str) -> String {
     match msg.rfind(" (line ") {
         Some(i) if msg.ends_with(')') => msg[..i].to_string(),
         _ => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_type_names_become_rhai_names() {
+        assert_eq!(
+            rhai_type_names(
+                "unknown function f (&str | ImmutableString | String, i64, &mut rhai::Map, clearml_script::secret::Secret)"
+            ),
+            "unknown function f (string, int, map, Secret)"
+        );
+        assert_eq!(
+            rhai_type_names("Data type incorrect: f64 (expecting Array)"),
+            "Data type incorrect: float (expecting array)"
+        );
     }
 }

@@ -27,6 +27,7 @@ pub mod process;
 pub mod repl;
 pub mod runtime;
 pub mod sandbox;
+pub mod schema;
 pub mod secret;
 pub mod site;
 pub mod strvals;

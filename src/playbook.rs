@@ -51,8 +51,16 @@ pub fn resolve(arg: &str) -> Result<Playbook, String> {
             embedded: true,
         });
     }
+    let names: Vec<String> = embedded::scripts().map(|(n, _)| n.to_string()).collect();
+    let hint = if bare {
+        crate::check::suggest(&wanted, &names)
+            .map(|s| format!(" Did you mean {s}?"))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
     Err(format!(
-        "no playbook {arg}: there is no such file, and it is not a standard playbook; the standard playbooks are:\n{}",
+        "no playbook {arg}: there is no such file, and it is not a standard playbook.{hint} The standard playbooks are:\n{}",
         list()
     ))
 }
@@ -67,13 +75,27 @@ pub fn list() -> String {
         .collect()
 }
 
-/// Write every standard playbook and example site file into `dir`. Without `force`, nothing is
-/// written when any of them exists already, and the error names each one.
-pub fn export(dir: &Path, force: bool) -> Result<Vec<PathBuf>, String> {
-    let files: Vec<(PathBuf, &str)> = embedded::scripts()
+/// Write every standard playbook, example site file and the site schemas (`site.schema.json`
+/// and `site-layer.schema.json`, which the example sites name for editors) into `dir`, and with `with_stdlib` the library
+/// modules' sources under `stdlib/`, to read or fork. Without `force`, nothing is written when
+/// any of them exists already, and the error names each one.
+pub fn export(dir: &Path, force: bool, with_stdlib: bool) -> Result<Vec<PathBuf>, String> {
+    let schema = format!("{:#}\n", crate::schema::build()?);
+    let layer = format!("{:#}\n", crate::schema::build_layer()?);
+    let mut files: Vec<(PathBuf, &str)> = embedded::scripts()
         .chain(embedded::examples())
         .map(|(n, t)| (dir.join(n), t))
         .collect();
+    files.push((dir.join("site.schema.json"), &schema));
+    files.push((dir.join("site-layer.schema.json"), &layer));
+    if with_stdlib {
+        files.extend(
+            embedded::files()
+                .iter()
+                .filter(|(p, _)| p.starts_with("stdlib/"))
+                .map(|(p, t)| (dir.join(p), *t)),
+        );
+    }
     let existing: Vec<String> = files
         .iter()
         .filter(|(p, _)| p.exists())

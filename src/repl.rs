@@ -128,12 +128,18 @@ impl Session {
 
     /// Evaluate one input: `Ok(Some(text))` for a value to show, `Ok(None)` for nothing.
     pub fn eval(&mut self, text: &str) -> Result<Option<String>, Report> {
-        self.sources.insert(INPUT, text);
+        self.eval_from(text, INPUT)
+    }
+
+    /// Evaluate a script whose errors name `source` (`<input>`, or a `:load`ed file).
+    fn eval_from(&mut self, text: &str, source: &str) -> Result<Option<String>, Report> {
+        let text = &continue_strings(text);
+        self.sources.insert(source, text);
         let mut ast = self
             .engine
             .compile_with_scope(&self.scope, text)
-            .map_err(|e| diagnostic::render_parse(&e, INPUT, &self.sources))?;
-        ast.set_source(INPUT);
+            .map_err(|e| diagnostic::render_parse(&e, source, &self.sources))?;
+        ast.set_source(source);
         let combined = self.imports.merge(&self.functions).merge(&ast);
         self.interrupted.store(false, Ordering::SeqCst);
         let result = self
@@ -155,7 +161,7 @@ impl Session {
         match result {
             Ok(v) if v.is_unit() => Ok(None),
             Ok(v) => Ok(Some(crate::api::display(&v))),
-            Err(e) => Err(diagnostic::render(&e, INPUT, &self.sources)),
+            Err(e) => Err(diagnostic::render(&e, source, &self.sources)),
         }
     }
 
@@ -218,7 +224,7 @@ impl Session {
             ":load" if !arg.is_empty() => {
                 let text = std::fs::read_to_string(arg)
                     .map_err(|e| fail(format!("cannot read {arg}: {e}")))?;
-                if let Some(v) = self.eval(&text)? {
+                if let Some(v) = self.eval_from(&text, arg)? {
                     ui::out(&format!("{v}\n"));
                 }
             }
@@ -243,7 +249,21 @@ impl Session {
         names.extend(self.functions.iter_functions().map(|f| f.name.to_string()));
         for s in self.imports.statements() {
             if let Stmt::Import(x, _) = s {
-                names.push(x.1.name.to_string());
+                let alias = x.1.name.to_string();
+                if let rhai::Expr::StringConstant(path, _) = &x.0
+                    && let Ok(module) = self.engine.module_resolver().resolve(
+                        &self.engine,
+                        None,
+                        path,
+                        rhai::Position::NONE,
+                    )
+                {
+                    for sig in module.gen_fn_signatures_with_mapper(Cow::Borrowed) {
+                        let name = crate::check::signature_name(&sig);
+                        names.push(format!("{alias}::{name}"));
+                    }
+                }
+                names.push(alias);
             }
         }
         names.extend(KEYWORDS.iter().map(|k| k.to_string()));
@@ -251,6 +271,7 @@ impl Session {
             n.chars()
                 .next()
                 .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && !n.contains(['(', ' '])
         });
         names.sort();
         names.dedup();
@@ -263,6 +284,9 @@ impl Session {
 pub fn is_incomplete(text: &str) -> bool {
     if text.trim().is_empty() {
         return false;
+    }
+    if scan_strings(text).1 {
+        return true;
     }
     let engine = Engine::new_raw();
     let Err(e) = engine.compile(text) else {
@@ -285,6 +309,96 @@ pub fn is_incomplete(text: &str) -> bool {
         (Some(l), Some(c)) if l == last_line && c > last_len => true,
         _ => open_string && text.matches('`').count() % 2 == 1,
     }
+}
+
+/// Scan for `"` strings: the text with each line break inside one written as the escape `\n`
+/// followed by Rhai's line continuation (so the string holds the line break and line numbers
+/// stay right) and the next line's indentation as escapes (the continuation would drop it), and
+/// whether the text ends inside a `"` string.
+fn scan_strings(text: &str) -> (String, bool) {
+    #[derive(PartialEq)]
+    enum St {
+        Code,
+        Quote,
+        Back,
+        Char,
+        Line,
+        Block(u32),
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut st = St::Code;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match st {
+            St::Code => match c {
+                '"' => st = St::Quote,
+                '`' => st = St::Back,
+                '\'' => st = St::Char,
+                '/' if chars.peek() == Some(&'/') => st = St::Line,
+                '/' if chars.peek() == Some(&'*') => {
+                    out.push(c);
+                    out.extend(chars.next());
+                    st = St::Block(1);
+                    continue;
+                }
+                _ => {}
+            },
+            St::Quote | St::Char => match c {
+                '\\' => {
+                    out.push(c);
+                    out.extend(chars.next());
+                    continue;
+                }
+                '\n' if st == St::Quote => {
+                    out.push_str("\\n\\\n");
+                    // the continuation skips the next line's indentation: keep it as escapes
+                    while let Some(w) = chars.next_if(|w| *w == ' ' || *w == '\t') {
+                        out.push_str(if w == ' ' { "\\x20" } else { "\\t" });
+                    }
+                    continue;
+                }
+                '"' if st == St::Quote => st = St::Code,
+                '\'' if st == St::Char => st = St::Code,
+                '\n' => st = St::Code,
+                _ => {}
+            },
+            St::Back => {
+                if c == '`' {
+                    st = St::Code;
+                }
+            }
+            St::Line => {
+                if c == '\n' {
+                    st = St::Code;
+                }
+            }
+            St::Block(depth) => {
+                if c == '*' && chars.peek() == Some(&'/') {
+                    out.push(c);
+                    out.extend(chars.next());
+                    st = if depth == 1 {
+                        St::Code
+                    } else {
+                        St::Block(depth - 1)
+                    };
+                    continue;
+                }
+                if c == '/' && chars.peek() == Some(&'*') {
+                    out.push(c);
+                    out.extend(chars.next());
+                    st = St::Block(depth + 1);
+                    continue;
+                }
+            }
+        }
+        out.push(c);
+    }
+    (out, st == St::Quote)
+}
+
+/// The input with line breaks inside `"` strings kept in the strings (see [`scan_strings`]).
+fn continue_strings(text: &str) -> String {
+    scan_strings(text).0
 }
 
 /// The prompt: the mode, and the kube context when one is known.
@@ -385,13 +499,18 @@ fn interactive(session: &mut Session, opts: &Options) -> i32 {
     let helper = ReplHelper {
         names: session.names.clone(),
     };
-    let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> = match Editor::new() {
-        Ok(e) => e,
-        Err(e) => {
-            ui::err(&format!("error: cannot start the line editor: {e}\n"));
-            return 1;
-        }
-    };
+    // ambiguous completions are listed, as in a shell
+    let config = rustyline::Config::builder()
+        .completion_type(rustyline::CompletionType::List)
+        .build();
+    let mut editor: Editor<ReplHelper, rustyline::history::DefaultHistory> =
+        match Editor::with_config(config) {
+            Ok(e) => e,
+            Err(e) => {
+                ui::err(&format!("error: cannot start the line editor: {e}\n"));
+                return 1;
+            }
+        };
     editor.set_helper(Some(helper));
     let history = history_path();
     if let Some(h) = &history {
@@ -484,7 +603,7 @@ impl Completer for ReplHelper {
         let start = before
             .char_indices()
             .rev()
-            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_')
+            .take_while(|(_, c)| c.is_alphanumeric() || *c == '_' || *c == ':')
             .last()
             .map_or(pos, |(i, _)| i);
         let word = &before[start..];
@@ -545,5 +664,20 @@ mod tests {
         assert!(!is_incomplete("let x = ;"));
         assert!(!is_incomplete("print(1))"));
         assert!(!is_incomplete(""));
+        assert!(is_incomplete("let s = \"open"));
+        assert!(is_incomplete("let s = \"a\\\"b"));
+        assert!(!is_incomplete("let s = \"a\"; // \"open in a comment"));
+        assert!(!is_incomplete("let c = '\"';"));
+    }
+
+    #[test]
+    fn a_string_continued_on_the_next_line_holds_the_line_break() {
+        let text = continue_strings("let s = \"ab\n  cd\";\ns");
+        let engine = Engine::new_raw();
+        let mut scope = Scope::new();
+        let v: String = engine.eval_with_scope(&mut scope, &text).unwrap();
+        assert_eq!(v, "ab\n  cd");
+        // line numbers stay: the statement after the string is still on line 2
+        assert_eq!(text.lines().count(), 3);
     }
 }

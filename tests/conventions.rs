@@ -198,3 +198,37 @@ fn the_standard_playbook_takes_a_secret_each_way() {
         assert_eq!(image_password(), token, "given by {way}");
     }
 }
+
+#[test]
+fn check_resolves_standard_names_and_unknown_names_get_a_did_you_mean() {
+    Test::new()
+        .args(["check", "install.rhai", "install-agent"])
+        .run()
+        .success()
+        .stderr("checked 2 scripts: no problems\n");
+    Test::new()
+        .args(["check", "instal.rhai"])
+        .run()
+        .code(2)
+        .stderr_has("Did you mean install.rhai?");
+    Test::new()
+        .args(["install-agnt.rhai", "--dry-run"])
+        .run()
+        .code(2)
+        .stderr_has("Did you mean install-agent.rhai?");
+}
+
+#[test]
+fn export_with_stdlib_writes_the_library_sources() {
+    let t = Test::new().args(["scripts", "export", "site", "--with-stdlib"]);
+    t.run().success();
+    let values = std::fs::read_to_string(t.dir().join("site/stdlib/clearml/values.rhai")).unwrap();
+    assert_eq!(
+        values,
+        std::fs::read_to_string(repo().join("stdlib/clearml/values.rhai")).unwrap()
+    );
+    assert!(t.dir().join("site/site.schema.json").is_file());
+    let plain = Test::new().args(["scripts", "export", "site"]);
+    plain.run().success();
+    assert!(!plain.dir().join("site/stdlib").exists());
+}

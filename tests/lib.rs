@@ -23,6 +23,7 @@ mod recorder;
 mod repl;
 mod run;
 mod sandbox;
+mod schema;
 mod secrets;
 mod stand_ins;
 mod support_bundle;

@@ -117,7 +117,7 @@ fn multi_line_help_completion_errors_and_exit() {
 #[test]
 fn completion_of_commands_modules_and_variables() {
     let home = tempfile::tempdir().unwrap();
-    let mut p = spawn(home.path(), &[]);
+    let mut p = spawn(home.path(), &["--live"]);
     p.exp_string("clearml [live]> ").unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     enter(&mut p, "let my_long_variable = 5;");
@@ -169,4 +169,47 @@ fn help_for_an_unknown_name_suggests() {
         .code(2)
         .stderr_has("error: there is no built-in `mrge`; did you mean `merge`?")
         .stderr_has("error: unknown command :nope");
+}
+
+#[test]
+fn a_dry_run_by_default_strings_continue_and_module_members_complete() {
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(home.path(), &[]);
+    p.exp_string("clearml [dry-run]> ").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+
+    // a `"` string left open continues on the next line, and holds the line break
+    type_text(&mut p, "let s = \"ab\r");
+    type_text(&mut p, "  cd\";\r");
+    type_text(&mut p, "s.len() * 100\r");
+    p.exp_string("\r\n700\r\n").unwrap();
+
+    // Tab completes a module member, and lists the candidates when several fit
+    type_text(&mut p, "import \"clearml/values\" as values;\r");
+    type_text(&mut p, "values::genera\t");
+    type_text(&mut p, "(#{}) + \"-done\"\r");
+    p.exp_string("\r\nrepo-done\r\n").unwrap();
+    // as in a shell: the first Tab rings the bell, the second lists
+    type_text(&mut p, "values::\t\t");
+    let listed = plain(&p.exp_string("values::check").unwrap());
+    assert!(listed.contains("values::"), "{listed:?}");
+    p.exp_string("values::generation").unwrap();
+    p.send_control('c').unwrap();
+    p.exp_string(READY).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    p.send_control('d').unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn load_errors_name_the_file_and_types_are_rhai_names() {
+    Test::new()
+        .file("bad.rhai", "let a = 1;\nlet b = a +;\n")
+        .arg("repl")
+        .stdin(":load bad.rhai\n\"a\" - 1\n")
+        .run()
+        .code(1)
+        .stderr_has(" --> bad.rhai:2:")
+        .stderr_has("unknown function - (string, int)")
+        .nowhere("ImmutableString");
 }
