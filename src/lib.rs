@@ -7,6 +7,7 @@ pub mod action;
 pub mod api;
 pub mod app;
 pub mod apps;
+pub mod chartdiff;
 pub mod check;
 pub mod clearml;
 pub mod cli;
