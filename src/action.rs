@@ -261,6 +261,11 @@ pub trait Executor {
     fn execute(&mut self, action: &Action) -> Result<Value, String>;
     /// Read something of the world.
     fn query(&mut self, query: &Query) -> Result<Value, String>;
+    /// Several independent actions of one built-in (a list of queues): one result each, in
+    /// order. One after another unless the executor can do better.
+    fn execute_many(&mut self, actions: &[Action]) -> Vec<Result<Value, String>> {
+        actions.iter().map(|a| self.execute(a)).collect()
+    }
 }
 
 /// Records every action and touches nothing.

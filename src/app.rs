@@ -203,6 +203,17 @@ pub fn executor_for(
     Ok((Box::new(live), Some(sb)))
 }
 
+/// The planner of `--dry-run --diff`: reads from the kubeconfig's cluster, changes nothing.
+fn plan_with_diff(kube: &crate::cli::KubeArgs) -> Result<crate::chartdiff::DiffPlanner, String> {
+    let target = crate::action::Target {
+        kubeconfig: kube.kubeconfig.clone(),
+        context: kube.context.clone(),
+        ..Default::default()
+    };
+    let live = LiveExecutor::new(crate::action::Mode::Live, target, kube.helm.clone(), false)?;
+    Ok(crate::chartdiff::DiffPlanner::new(live))
+}
+
 /// The scope every playbook compiles and runs with: the constant `site`.
 pub fn site_scope(site: &Site) -> Scope<'static> {
     let mut scope = Scope::new();
@@ -254,12 +265,20 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
     // only checks: every validation of every step runs before anything is touched.
     ui::set_quiet(!args.dry_run);
-    let plan = execute(
-        &book,
-        site.clone(),
-        Box::new(DryRunExecutor),
-        interrupted.clone(),
-    );
+    crate::chartdiff::set_show(args.diff);
+    let planner: Box<dyn Executor> = if args.dry_run && args.diff {
+        // --dry-run --diff: the cluster is read, nothing is changed
+        match plan_with_diff(&args.kube) {
+            Ok(p) => Box::new(p),
+            Err(e) => {
+                ui::err(&format!("error: {e}; nothing was changed\n"));
+                return 2;
+            }
+        }
+    } else {
+        Box::new(DryRunExecutor)
+    };
+    let plan = execute(&book, site.clone(), planner, interrupted.clone());
     ui::set_quiet(false);
     if args.dry_run {
         return finish(&plan, None, json, true);

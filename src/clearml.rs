@@ -260,15 +260,53 @@ impl Client {
             .cloned())
     }
 
-    /// Create the queue unless it exists; answers `(id, created)`. Never lists all queues.
+    /// Every queue this identity sees, by name: listed once, paged, only the name and id.
+    pub async fn list_queues(
+        &self,
+        impersonate_as: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, String>, ApiError> {
+        let mut out = std::collections::HashMap::new();
+        for page in 0.. {
+            let body = json!({
+                "only_fields": ["id", "name"],
+                "search_hidden": true,
+                "order_by": ["id"],
+                "page": page,
+                "page_size": QUEUE_PAGE,
+            });
+            let data = self
+                .call("queues.get_all", &body, impersonate_as, Retry::Safe)
+                .await?;
+            let queues = data["queues"].as_array().cloned().unwrap_or_default();
+            for q in &queues {
+                if let (Some(name), Some(id)) = (q["name"].as_str(), q["id"].as_str()) {
+                    out.insert(name.to_string(), id.to_string());
+                }
+            }
+            if queues.len() < QUEUE_PAGE {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Create the queue unless it exists; answers `(id, created)`. `known` is its id when a
+    /// listing found it; without a listing the name is looked up exactly first.
     pub async fn create_queue(
         &self,
         name: &str,
         tags: &[String],
         impersonate_as: Option<&str>,
+        known: Option<Option<&str>>,
     ) -> Result<(String, bool), ApiError> {
-        if let Some(q) = self.find_queue(name, impersonate_as).await? {
-            return Ok((q["id"].as_str().unwrap_or_default().to_string(), false));
+        match known {
+            Some(Some(id)) => return Ok((id.to_string(), false)),
+            Some(None) => {}
+            None => {
+                if let Some(q) = self.find_queue(name, impersonate_as).await? {
+                    return Ok((q["id"].as_str().unwrap_or_default().to_string(), false));
+                }
+            }
         }
         let body = json!({"name": name, "tags": tags});
         match self
@@ -305,6 +343,12 @@ impl Client {
         .map(|_| true)
     }
 }
+
+/// Queues per page of a listing.
+pub const QUEUE_PAGE: usize = 500;
+
+/// Queue creations in flight at once.
+pub const QUEUE_CONCURRENCY: usize = 8;
 
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let exp = base.saturating_mul(1 << attempt.min(8).saturating_sub(1));

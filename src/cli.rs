@@ -134,6 +134,12 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "sandbox")]
     pub dry_run: bool,
 
+    /// Show what each chart step would change against the deployed release (values and
+    /// rendered manifests, secrets masked, unified diff); with --dry-run the cluster is read
+    /// and nothing is changed
+    #[arg(long)]
+    pub diff: bool,
+
     /// Rehearse against simulators built into the binary (a Kubernetes API that real helm and
     /// kube-rs accept, and a ClearML API), then show what the cluster holds
     #[arg(long)]

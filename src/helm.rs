@@ -189,20 +189,12 @@ impl Helm {
         serde_json::from_str(&out).map_err(|e| format!("helm list printed no JSON: {e}"))
     }
 
-    /// `helm upgrade --install` with values from a 0600 file. Refuses a release stuck in a
-    /// pending state, with the choices, instead of forcing it.
-    pub fn upgrade_install(&self, u: &ChartInstall) -> Result<J, String> {
-        if let Some(status) = self.status(&u.release, &u.namespace)? {
-            let state = status["info"]["status"].as_str().unwrap_or("");
-            if state.starts_with("pending-") {
-                return Err(format!(
-                    "the release {} in {} is {state}: another helm operation is running or was \
-                     interrupted. Wait for it to finish and run again, or roll it back with \
-                     `helm rollback {} -n {}` (or uninstall a pending-install); nothing was changed",
-                    u.release, u.namespace, u.release, u.namespace
-                ));
-            }
-        }
+    /// `helm upgrade --install -o json` with values from a 0600 file: answers the release as
+    /// helm printed it. With `dry_run`, helm renders against the cluster (`--dry-run=server`)
+    /// and changes nothing: the manifest it would deploy. One helm process either way; whether
+    /// a release is pending or ended deployed is read from the release record by the caller
+    /// ([`crate::kube::Kube::release_record`]), not by more helm processes.
+    pub fn upgrade_install(&self, u: &ChartInstall, dry_run: bool) -> Result<J, String> {
         let mut file = tempfile::Builder::new()
             .prefix("clearml-values-")
             .suffix(".yaml")
@@ -219,6 +211,8 @@ impl Helm {
             &u.chart,
             "-n",
             &u.namespace,
+            "-o",
+            "json",
         ]);
         if u.create_namespace {
             args.push("--create-namespace".into());
@@ -230,31 +224,69 @@ impl Helm {
         if let Some(v) = &u.version {
             args.extend(["--version".to_string(), v.clone()]);
         }
-        if u.wait {
-            args.push("--wait".into());
+        if dry_run {
+            args.push("--dry-run=server".into());
+        } else {
+            if u.wait {
+                args.push("--wait".into());
+            }
+            if let Some(t) = &u.timeout {
+                args.extend(["--timeout".to_string(), t.clone()]);
+            }
+            if u.rollback_on_failure {
+                args.push(if self.major == 3 {
+                    "--atomic".into()
+                } else {
+                    "--rollback-on-failure".into()
+                });
+            }
         }
-        if let Some(t) = &u.timeout {
-            args.extend(["--timeout".to_string(), t.clone()]);
-        }
-        if u.rollback_on_failure {
-            args.push(if self.major == 3 {
-                "--atomic".into()
-            } else {
-                "--rollback-on-failure".into()
-            });
-        }
-        self.run(&args, None)?;
+        let out = self.run(&args, None)?;
         drop(file);
-        let status = self
-            .status(&u.release, &u.namespace)?
-            .ok_or("helm reported success but the release is not there")?;
-        Ok(serde_json::json!({
-            "release": u.release,
-            "namespace": u.namespace,
-            "revision": status["version"],
-            "status": status["info"]["status"],
-        }))
+        serde_json::from_str(&out).map_err(|e| format!("helm upgrade printed no JSON: {e}"))
     }
+}
+
+/// Refuse a chart step on a release another helm operation holds, with the way out.
+pub fn refuse_pending(release: &str, namespace: &str, state: &str) -> Result<(), String> {
+    if state.starts_with("pending-") {
+        return Err(format!(
+            "the release {release} in {namespace} is {state}: another helm operation is running or \
+             was interrupted. {}; nothing was changed",
+            way_out(release, namespace, state)
+        ));
+    }
+    Ok(())
+}
+
+/// What to do about a release left in `state`.
+pub fn way_out(release: &str, namespace: &str, state: &str) -> String {
+    if state.starts_with("pending-") {
+        format!(
+            "Wait for it to finish and run again, or clear it: roll it back with \
+             `helm rollback {release} -n {namespace}` (an upgrade), or remove an unfinished first \
+             install with `helm uninstall {release} -n {namespace}`; then run again"
+        )
+    } else {
+        format!(
+            "See `helm history {release} -n {namespace}` and the workloads' events, fix the cause \
+             and run again (the next run upgrades over it)"
+        )
+    }
+}
+
+/// After a chart step: it succeeded only when the release's recorded state is `deployed`.
+pub fn require_deployed(release: &str, namespace: &str, record: Option<&J>) -> Result<(), String> {
+    let state = record
+        .and_then(|r| r["info"]["status"].as_str())
+        .unwrap_or("missing");
+    if state == "deployed" {
+        return Ok(());
+    }
+    Err(format!(
+        "helm finished, but the release {release} in {namespace} is {state}, not deployed. {}",
+        way_out(release, namespace, state)
+    ))
 }
 
 pub fn strings(args: &[&str]) -> Vec<String> {

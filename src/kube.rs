@@ -361,6 +361,57 @@ impl Kube {
         Err("no LoadBalancer Service with an address and no node address: set gateway.router_address".into())
     }
 
+    /// The latest record of a Helm release (helm's `secrets` storage driver, its default), read
+    /// through the Kubernetes API without starting helm: the release as `helm status -o json`
+    /// shows it (`info.status`, `version`, `config`, `manifest`, `chart.metadata`), or `None`
+    /// when there is no such release. For the chart steps and for any reader of release state.
+    pub async fn release_record(&self, release: &str, namespace: &str) -> Result<Option<J>, String> {
+        use kube::api::ListParams;
+        let api: Api<KSecret> = Api::namespaced(self.client.clone(), namespace);
+        let list = api
+            .list(&ListParams::default().labels(&format!("owner=helm,name={release}")))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot read the release {release} in {namespace}: {}",
+                    describe(&e)
+                )
+            })?;
+        let revision = |s: &KSecret| -> i64 {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("version"))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let Some(latest) = list.items.iter().max_by_key(|s| revision(s)) else {
+            return Ok(None);
+        };
+        let label_status = latest
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("status"))
+            .cloned()
+            .unwrap_or_default();
+        let raw = latest
+            .data
+            .as_ref()
+            .and_then(|d| d.get("release"))
+            .map(|b| b.0.as_slice())
+            .unwrap_or_default();
+        let mut record = decode_release(raw).unwrap_or_else(|| json!({}));
+        // the label is written with the record; either says the state
+        if record["info"]["status"].as_str().is_none_or(str::is_empty) {
+            record["info"]["status"] = J::from(label_status);
+        }
+        if record["version"].is_null() {
+            record["version"] = J::from(revision(latest));
+        }
+        Ok(Some(record))
+    }
+
     /// A Secret's data, decoded, or `None` when it does not exist.
     pub async fn get_secret(
         &self,
@@ -386,6 +437,22 @@ impl Kube {
         }
         Ok(Some(out))
     }
+}
+
+/// Helm's release encoding: base64 of the gzipped JSON of the release.
+fn decode_release(raw: &[u8]) -> Option<J> {
+    use std::io::Read;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
+    let json = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut out)
+            .ok()?;
+        out
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&json).ok()
 }
 
 /// A Secret manifest for `apply`: data base64-encoded, owned by the tool.

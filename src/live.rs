@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::action::{Action, ApiTarget, Executor, Mode, Query, Target};
+use crate::action::{Action, ApiTarget, ChartInstall, Executor, Mode, Query, Target};
 use crate::helm::{Helm, strings};
 use crate::kube::{Kube, secret_manifest};
 use crate::secret::Secret;
@@ -18,7 +18,12 @@ pub struct LiveExecutor {
     kube: Option<Kube>,
     /// ClearML API clients by URL and key.
     clients: std::collections::HashMap<(String, String), crate::clearml::Client>,
+    /// The queues each API target and identity sees (name to id), listed once per run.
+    queue_index: std::collections::HashMap<QueueScope, std::collections::HashMap<String, String>>,
 }
+
+/// An API (URL and key) and the identity a queue call acts as.
+type QueueScope = (String, String, Option<String>);
 
 impl LiveExecutor {
     /// With `require_helm`, helm is found now, so that a missing helm is reported before the
@@ -36,6 +41,7 @@ impl LiveExecutor {
             helm: None,
             kube: None,
             clients: Default::default(),
+            queue_index: Default::default(),
         };
         if require_helm {
             live.helm()?;
@@ -81,6 +87,168 @@ impl LiveExecutor {
         Ok(self.clients.get(&id).expect("inserted"))
     }
 
+    /// A release's latest record, read through the Kubernetes API (no helm process).
+    pub fn release_record(
+        &mut self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<serde_json::Value>, String> {
+        block_on(self.kube()?.release_record(release, namespace))
+    }
+
+    /// `--diff` in a dry run: what the chart step would change, read from the cluster and
+    /// rendered by helm (`--dry-run=server`); nothing is changed.
+    pub fn show_diff(&mut self, spec: &ChartInstall) -> Result<(), String> {
+        let before = self.release_record(&spec.release, &spec.namespace)?;
+        let rendered = self.helm()?.upgrade_install(spec, true)?;
+        let comparison = crate::chartdiff::Comparison::new(spec, before).with_rendered(rendered);
+        print_diff(&comparison, spec);
+        Ok(())
+    }
+
+    /// A chart step: refused on a pending release; skipped when neither the values nor the
+    /// rendered manifest would change (no new revision, no restarts); otherwise one
+    /// `helm upgrade --install`, which succeeds only when the release ends `deployed`.
+    fn install_chart(&mut self, spec: &ChartInstall) -> Result<Value, String> {
+        let before = self.release_record(&spec.release, &spec.namespace)?;
+        let state = |r: &Option<serde_json::Value>| {
+            r.as_ref()
+                .and_then(|r| r["info"]["status"].as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
+        crate::helm::refuse_pending(&spec.release, &spec.namespace, &state(&before))?;
+        let answer = |r: &serde_json::Value, changed: bool| {
+            Value::from_json(&serde_json::json!({
+                "release": spec.release,
+                "namespace": spec.namespace,
+                "revision": r["version"],
+                "status": r["info"]["status"],
+                "changed": changed,
+            }))
+        };
+        let mut comparison = crate::chartdiff::Comparison::new(spec, before);
+        let show = crate::chartdiff::showing();
+        if comparison.values_unchanged() || show {
+            // the same values: render (one helm process) to see whether the chart would change
+            let rendered = self.helm()?.upgrade_install(spec, true)?;
+            comparison = comparison.with_rendered(rendered);
+            if show {
+                print_diff(&comparison, spec);
+            }
+            if comparison.unchanged() {
+                let before = comparison.before.as_ref().expect("values compared with a release");
+                crate::ui::info(&format!(
+                    "chart {} in {}: unchanged (revision {}), not upgraded",
+                    spec.release, spec.namespace, before["version"]
+                ));
+                return Ok(answer(before, false));
+            }
+        }
+        if let Err(e) = self.helm()?.upgrade_install(spec, false) {
+            // a failed wait: the diagnosis first, then the release's state and choices
+            return Err(if spec.wait {
+                self.explain_failed_wait(spec, e)
+            } else {
+                e
+            });
+        }
+        let after = self.release_record(&spec.release, &spec.namespace)?;
+        crate::helm::require_deployed(&spec.release, &spec.namespace, after.as_ref())?;
+        Ok(answer(after.as_ref().expect("deployed"), true))
+    }
+
+    /// Queue creations: the queues of each API target and identity listed once (paged), then
+    /// the missing ones created, a few at a time. One result per action, in order.
+    fn create_queues(&mut self, actions: &[Action]) -> Vec<Result<Value, String>> {
+        let mut results: Vec<Option<Result<Value, String>>> = vec![None; actions.len()];
+        // the actions of one scope together, in their order
+        let mut scopes: Vec<(QueueScope, ApiTarget, Vec<usize>)> = Vec::new();
+        for (i, a) in actions.iter().enumerate() {
+            let Action::ClearmlCreateQueue {
+                impersonate_as,
+                api,
+                ..
+            } = a
+            else {
+                results[i] = Some(self.execute(a));
+                continue;
+            };
+            let url = match self.clearml(api) {
+                Ok(c) => c.api_url().to_string(),
+                Err(e) => {
+                    results[i] = Some(Err(e));
+                    continue;
+                }
+            };
+            let scope = (url, expose(&api.key), impersonate_as.clone());
+            match scopes.iter_mut().find(|(s, _, _)| *s == scope) {
+                Some((_, _, idx)) => idx.push(i),
+                None => scopes.push((scope, api.clone(), vec![i])),
+            }
+        }
+        for (scope, api, idx) in scopes {
+            let client = self
+                .clients
+                .get(&(scope.0.clone(), scope.1.clone()))
+                .expect("made above");
+            let imp = scope.2.as_deref();
+            if !self.queue_index.contains_key(&scope) {
+                match block_on(client.list_queues(imp)) {
+                    Ok(index) => {
+                        self.queue_index.insert(scope.clone(), index);
+                    }
+                    Err(e) => {
+                        let msg = api_failure(&e, &api);
+                        for i in idx {
+                            results[i] = Some(Err(msg.clone()));
+                        }
+                        continue;
+                    }
+                }
+            }
+            let index = self.queue_index.get_mut(&scope).expect("listed");
+            let jobs: Vec<_> = idx
+                .iter()
+                .map(|&i| {
+                    let Action::ClearmlCreateQueue { name, tags, .. } = &actions[i] else {
+                        unreachable!("only queue creations are grouped")
+                    };
+                    let known = index.get(name).cloned();
+                    async move {
+                        let r = client
+                            .create_queue(name, tags, imp, Some(known.as_deref()))
+                            .await;
+                        (i, name, r)
+                    }
+                })
+                .collect();
+            use futures_util::StreamExt as _;
+            let done: Vec<_> = block_on(
+                futures_util::stream::iter(jobs)
+                    .buffered(crate::clearml::QUEUE_CONCURRENCY)
+                    .collect::<Vec<_>>(),
+            );
+            for (i, name, r) in done {
+                results[i] = Some(match r {
+                    Ok((id, created)) => {
+                        crate::ui::info(&format!(
+                            "queue {name}: {} ({id})",
+                            if created { "created" } else { "already there" }
+                        ));
+                        index.insert(name.clone(), id.clone());
+                        Ok(Value::Str(id))
+                    }
+                    Err(e) => Err(api_failure(&e, &api)),
+                });
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every action answered"))
+            .collect()
+    }
+
     pub(crate) fn helm(&mut self) -> Result<&Helm, String> {
         if self.helm.is_none() {
             self.helm = Some(Helm::new(self.helm_flag.as_deref(), self.target.clone())?);
@@ -94,6 +262,19 @@ impl LiveExecutor {
             self.kube = Some(block_on(Kube::connect(&target))?);
         }
         Ok(self.kube.as_ref().expect("connected"))
+    }
+}
+
+/// A chart step's diff, on the primary output.
+fn print_diff(comparison: &crate::chartdiff::Comparison, spec: &ChartInstall) {
+    let diff = comparison.diff(&spec.release, &spec.namespace);
+    if diff.is_empty() {
+        crate::ui::print(&format!(
+            "diff {}/{}: no change",
+            spec.namespace, spec.release
+        ));
+    } else {
+        crate::ui::print(diff.trim_end());
     }
 }
 
@@ -155,6 +336,16 @@ impl Executor for LiveExecutor {
         self.mode
     }
 
+    fn execute_many(&mut self, actions: &[Action]) -> Vec<Result<Value, String>> {
+        if actions
+            .iter()
+            .all(|a| matches!(a, Action::ClearmlCreateQueue { .. }))
+        {
+            return self.create_queues(actions);
+        }
+        actions.iter().map(|a| self.execute(a)).collect()
+    }
+
     fn execute(&mut self, action: &Action) -> Result<Value, String> {
         match action {
             Action::HelmRepoAdd {
@@ -210,15 +401,7 @@ impl Executor for LiveExecutor {
                 self.helm()?.run(&args, Some(password.expose()))?;
                 Ok(Value::Null)
             }
-            Action::HelmUpgradeInstall(spec) => {
-                let result = match self.helm()?.upgrade_install(spec) {
-                    Ok(r) => r,
-                    // a failed wait: the diagnosis first, then the release's state and choices
-                    Err(e) if spec.wait => return Err(self.explain_failed_wait(spec, e)),
-                    Err(e) => return Err(e),
-                };
-                Ok(Value::from_json(&result))
-            }
+            Action::HelmUpgradeInstall(spec) => self.install_chart(spec),
             Action::KubeDelete {
                 api_version,
                 object_kind,
@@ -238,7 +421,7 @@ impl Executor for LiveExecutor {
                 namespace,
                 wait,
             } => {
-                if self.helm()?.status(release, namespace)?.is_none() {
+                if self.release_record(release, namespace)?.is_none() {
                     return Ok(Value::Bool(false));
                 }
                 let mut args = strings(&["uninstall", release, "-n", namespace]);
@@ -268,30 +451,26 @@ impl Executor for LiveExecutor {
                         .to_string(),
                 ))
             }
-            Action::ClearmlCreateQueue {
-                name,
-                impersonate_as,
-                tags,
-                api,
-            } => {
-                let client = self.clearml(api)?;
-                let (id, created) =
-                    block_on(client.create_queue(name, tags, impersonate_as.as_deref()))
-                        .map_err(|e| api_failure(&e, api))?;
-                crate::ui::info(&format!(
-                    "queue {name}: {} ({id})",
-                    if created { "created" } else { "already there" }
-                ));
-                Ok(Value::Str(id))
-            }
+            Action::ClearmlCreateQueue { .. } => self
+                .create_queues(std::slice::from_ref(action))
+                .pop()
+                .expect("one result per action"),
             Action::ClearmlDeleteQueue {
                 name,
                 impersonate_as,
                 api,
             } => {
                 let client = self.clearml(api)?;
+                let scope = (
+                    client.api_url().to_string(),
+                    expose(&api.key),
+                    impersonate_as.clone(),
+                );
                 let deleted = block_on(client.delete_queue(name, impersonate_as.as_deref()))
                     .map_err(|e| api_failure(&e, api))?;
+                if let Some(index) = self.queue_index.get_mut(&scope) {
+                    index.remove(name);
+                }
                 Ok(Value::Bool(deleted))
             }
             Action::AppsDownload { url, dir, sha256 } => {
@@ -483,9 +662,9 @@ impl Executor for LiveExecutor {
 
     fn query(&mut self, query: &Query) -> Result<Value, String> {
         match query {
+            // the release record through the Kubernetes API: no helm process
             Query::HelmStatus { release, namespace } => Ok(self
-                .helm()?
-                .status(release, namespace)?
+                .release_record(release, namespace)?
                 .map(|j| Value::from_json(&j))
                 .unwrap_or(Value::Null)),
             Query::HelmList { namespace } => {

@@ -268,11 +268,8 @@ impl LiveExecutor {
             Ok(Err(e)) | Err(e) => out.push_str(&format!("\n\nDiagnosis: not available: {e}")),
         }
         let (release, ns) = (&spec.release, &spec.namespace);
-        let state = self
-            .helm()
-            .and_then(|h| h.status(release, ns))
-            .ok()
-            .flatten();
+        // the release record through the Kubernetes API: no helm process
+        let state = self.release_record(release, ns).ok().flatten();
         match state {
             Some(s) => {
                 let revision = s["version"].as_i64().unwrap_or(0);

@@ -131,6 +131,52 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Hand several independent actions to the executor at once (each a step of the plan), so
+    /// that it may carry them out together; answers their results in order. The first failure
+    /// is reported with its step, after every action was tried.
+    pub fn perform_many(
+        &self,
+        builtin: &str,
+        actions: Vec<Action>,
+    ) -> Result<Vec<Dynamic>, Box<EvalAltResult>> {
+        if self.is_interrupted() {
+            return Err(interrupted());
+        }
+        if let Some(path) = actions.iter().find_map(interpolated_secret) {
+            return Err(Failure::validation(
+                builtin,
+                format!(
+                    "`{path}` holds the text {REDACTED}: a secret was put into a string with \
+                     interpolation; join it with `+` instead, so the result stays a secret"
+                ),
+            )
+            .into_rhai());
+        }
+        let first = self.actions.borrow().len() + 1;
+        let results = self.executor.borrow_mut().execute_many(&actions);
+        let kinds: Vec<String> = actions.iter().map(Action::kind).collect();
+        self.actions.borrow_mut().extend(actions);
+        let live = self.mode() != Mode::DryRun;
+        let mut out = Vec::with_capacity(results.len());
+        for (i, r) in results.into_iter().enumerate() {
+            // the steps as they are answered, up to the first failure
+            if live {
+                ui::step(first + i, &kinds[i]);
+            }
+            match r {
+                Ok(v) => out.push(v.to_dynamic()),
+                Err(msg) => {
+                    return Err(Failure::step(
+                        builtin,
+                        format!("step {} ({}): {msg}", first + i, kinds[i]),
+                    )
+                    .into_rhai());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Ask the executor to read something; a failure names the built-in.
     pub fn query(
         &self,

@@ -20,14 +20,47 @@ pub const REDACTED: &str = "<redacted>";
 /// string in all output would garble it.
 const MIN_REDACT_LEN: usize = 4;
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Secret(Arc<str>);
+/// A secret value. `covered` says the redactor masks every secret part of it already (its
+/// leaves were registered), so a string built from secrets need not be registered whole: the
+/// redactor's memory stays bounded by the distinct leaves, not by their concatenations.
+#[derive(Clone)]
+pub struct Secret(Arc<str>, bool);
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for Secret {}
+impl std::hash::Hash for Secret {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h)
+    }
+}
 
 impl Secret {
+    /// A secret leaf: registered with the redactor.
     pub fn new(value: impl Into<String>) -> Self {
         let value: String = value.into();
-        register(&value);
-        Secret(Arc::from(value))
+        let covered = register(&value);
+        Secret(Arc::from(value), covered)
+    }
+
+    /// A secret built from others (a concatenation, a quoted form): registered only when its
+    /// parts are not all masked already (`covered`: every secret part is a registered leaf that
+    /// appears in `value` as it is).
+    pub fn derived(value: impl Into<String>, covered: bool) -> Self {
+        let value: String = value.into();
+        if covered {
+            Secret(Arc::from(value), true)
+        } else {
+            Secret::new(value)
+        }
+    }
+
+    /// Whether the redactor masks every secret part of this value.
+    pub fn covered(&self) -> bool {
+        self.1
     }
 
     /// The real value. Only for the boundary where it leaves the process in a safe channel.
@@ -88,36 +121,106 @@ pub fn with_sentinel<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-fn registry() -> &'static Mutex<BTreeSet<String>> {
-    static SECRETS: OnceLock<Mutex<BTreeSet<String>>> = OnceLock::new();
-    SECRETS.get_or_init(|| Mutex::new(BTreeSet::new()))
+/// The registered leaves and the automaton that finds them (and their encodings) in any text,
+/// rebuilt only after a new leaf was registered.
+#[derive(Default)]
+struct Registry {
+    leaves: BTreeSet<String>,
+    matcher: Option<Arc<aho_corasick::AhoCorasick>>,
 }
 
-/// Remember a secret value so that [`redact`] masks it in any text.
-pub fn register(value: &str) {
-    if value.chars().count() >= MIN_REDACT_LEN {
-        registry()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(value.to_string());
-    }
+fn registry() -> &'static Mutex<Registry> {
+    static SECRETS: OnceLock<Mutex<Registry>> = OnceLock::new();
+    SECRETS.get_or_init(|| Mutex::new(Registry::default()))
 }
 
-/// Mask every registered secret value in `text`. Longer secrets first, so a secret that contains
-/// another is masked whole.
-pub fn redact(text: &str) -> String {
-    let secrets = registry().lock().unwrap_or_else(|e| e.into_inner());
-    if secrets.is_empty() {
-        return text.to_string();
+/// Remember a secret value so that [`redact`] masks it in any text; answers whether it is
+/// masked (long enough to be).
+pub fn register(value: &str) -> bool {
+    if value.chars().count() < MIN_REDACT_LEN {
+        return false;
     }
-    let mut ordered: Vec<&String> = secrets.iter().collect();
-    ordered.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    let mut out = text.to_string();
-    for secret in ordered {
-        if out.contains(secret.as_str()) {
-            out = out.replace(secret.as_str(), REDACTED);
+    let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if !r.leaves.contains(value) {
+        r.leaves.insert(value.to_string());
+        r.matcher = None;
+    }
+    true
+}
+
+/// The forms a leaf may take in output besides itself: URL-encoded (as in a connection string),
+/// and base64 at each of the three alignments, so that the leaf is found inside a larger base64
+/// blob too (a Kubernetes Secret's data); and base64 of those (a Docker config's `auth` inside
+/// a Secret's data). For an alignment, only the characters the leaf alone determines are kept.
+fn encodings(leaf: &str) -> Vec<String> {
+    let std = &base64::engine::general_purpose::STANDARD_NO_PAD;
+    let url_safe = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut out = Vec::with_capacity(24);
+    let url = percent_encoding::utf8_percent_encode(leaf, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    if url != leaf {
+        out.push(url);
+    }
+    for inner in aligned_base64(leaf.as_bytes(), std) {
+        out.extend(aligned_base64(inner.as_bytes(), std));
+        out.push(inner);
+    }
+    out.extend(aligned_base64(leaf.as_bytes(), url_safe));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `bytes` in base64 at the three alignments of a larger blob: the characters of each whose
+/// six bits all come from `bytes`.
+fn aligned_base64(bytes: &[u8], engine: &base64::engine::GeneralPurpose) -> Vec<String> {
+    use base64::Engine as _;
+    let mut out = Vec::with_capacity(3);
+    for shift in 0..3usize {
+        let mut buf = vec![0u8; shift];
+        buf.extend_from_slice(bytes);
+        let enc = engine.encode(&buf);
+        let start = (shift * 8).div_ceil(6);
+        let end = buf.len() * 8 / 6;
+        if end > start && end - start >= MIN_REDACT_LEN + 2 {
+            out.push(enc[start..end].to_string());
         }
     }
+    out
+}
+
+fn matcher() -> Option<Arc<aho_corasick::AhoCorasick>> {
+    let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if r.leaves.is_empty() {
+        return None;
+    }
+    if r.matcher.is_none() {
+        let mut patterns: Vec<String> = Vec::with_capacity(r.leaves.len() * 4);
+        for leaf in &r.leaves {
+            patterns.push(leaf.clone());
+            patterns.extend(encodings(leaf));
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&patterns)
+            .expect("plain string patterns always build");
+        r.matcher = Some(Arc::new(ac));
+    }
+    r.matcher.clone()
+}
+
+/// Mask every registered secret value, and its URL and base64 encodings, in `text`. The
+/// longest match wins, so a secret that contains another is masked whole. One pass over the
+/// text, whatever the number of secrets.
+pub fn redact(text: &str) -> String {
+    let Some(ac) = matcher() else {
+        return text.to_string();
+    };
+    let mut out = String::with_capacity(text.len());
+    ac.replace_all_with(text, &mut out, |_, _, dst| {
+        dst.push_str(REDACTED);
+        true
+    });
     out
 }
 
@@ -184,6 +287,40 @@ mod tests {
         );
         register("xy");
         assert_eq!(redact("xy"), "xy");
+    }
+
+    #[test]
+    fn redactor_masks_encodings_inside_larger_text() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let leaf = "p@ss/w0rd+enc-0042";
+        register(leaf);
+        // inside a base64 blob at each alignment, and base64 of that (a Docker `auth`)
+        for prefix in ["", "u", "us", "usr:"] {
+            let blob = b64.encode(format!("{prefix}{leaf}-and-more"));
+            assert!(redact(&blob).contains(REDACTED), "{prefix:?}: {blob}");
+            let double = b64.encode(format!("{{\"auth\":\"{blob}\"}}"));
+            assert!(redact(&double).contains(REDACTED), "{prefix:?}: {double}");
+        }
+        let url = "postgres://u:p%40ss%2Fw0rd%2Benc%2D0042@db";
+        assert_eq!(redact(url), "postgres://u:<redacted>@db");
+    }
+
+    #[test]
+    fn concatenations_are_not_registered() {
+        let a = Secret::new("leaf-one-0051");
+        let joined = Secret::derived(format!("x{}y", a.expose()), a.covered());
+        assert!(joined.covered());
+        let reg = registry().lock().unwrap();
+        assert!(reg.leaves.contains("leaf-one-0051"));
+        assert!(!reg.leaves.contains("xleaf-one-0051y"));
+        drop(reg);
+        // a short secret is not a registered leaf: the first string built from it is
+        let short = Secret::new("ab");
+        assert!(!short.covered());
+        let built = Secret::derived(format!("{}-built-0052", short.expose()), short.covered());
+        assert!(built.covered());
+        assert!(registry().lock().unwrap().leaves.contains("ab-built-0052"));
     }
 
     #[test]

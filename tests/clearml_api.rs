@@ -368,8 +368,8 @@ fn create_queue_is_idempotent_even_when_racing() {
     let b = clearml_script::clearml::Client::new(conn).unwrap();
     let (ra, rb) = sim.rt.block_on(async {
         tokio::join!(
-            a.create_queue("race-q", &[], None),
-            b.create_queue("race-q", &[], None)
+            a.create_queue("race-q", &[], None, None),
+            b.create_queue("race-q", &[], None, None)
         )
     });
     let (ida, ca) = ra.unwrap();
@@ -388,13 +388,65 @@ fn create_queue_is_idempotent_even_when_racing() {
     // a name with regular-expression characters is matched exactly
     let (other, created) = sim
         .rt
-        .block_on(a.create_queue("gpuxlarge", &[], None))
+        .block_on(a.create_queue("gpuxlarge", &[], None, None))
         .unwrap();
     assert!(created);
     let (dot, created) = sim
         .rt
-        .block_on(a.create_queue("gpu.large", &[], None))
+        .block_on(a.create_queue("gpu.large", &[], None, None))
         .unwrap();
     assert!(created, "`gpu.large` must not match gpuxlarge");
     assert_ne!(dot, other);
+}
+
+#[test]
+fn queues_are_listed_once_across_several_pages_then_only_the_missing_created() {
+    use clearml_script::clearml::QUEUE_PAGE;
+    let sim = seeded();
+    let conn = clearml_script::clearml::Connection {
+        api_url: sim.sandbox.clearml.url(),
+        key: "ADMINKEY".into(),
+        secret: clearml_script::secret::Secret::new("adminsecret"),
+        ca_file: None,
+        insecure: false,
+        timeout: std::time::Duration::from_secs(10),
+        retry_base: std::time::Duration::from_millis(10),
+        attempts: 3,
+    };
+    let client = clearml_script::clearml::Client::new(conn).unwrap();
+    // more than two pages of queues
+    let n = QUEUE_PAGE * 2 + 17;
+    let names: Vec<String> = (0..n).map(|i| format!("paged-{i:05}")).collect();
+    sim.rt.block_on(async {
+        for name in &names {
+            client.create_queue(name, &[], None, Some(None)).await.unwrap();
+        }
+    });
+    let state = &sim.sandbox.clearml.state;
+    let get_all = |s: &clearml_script::sandbox::clearml::ClearmlState| {
+        s.requests().get("queues.get_all").copied().unwrap_or(0)
+    };
+    let before = get_all(state);
+    let listed = sim.rt.block_on(client.list_queues(None)).unwrap();
+    assert_eq!(get_all(state) - before, 3, "three pages, one request each");
+    for name in &names {
+        assert!(listed.contains_key(name), "{name} listed");
+    }
+    let ids: std::collections::HashSet<&String> = listed.values().collect();
+    assert_eq!(ids.len(), listed.len(), "each queue once");
+    // a known queue is answered from the listing; a missing one is created without a look-up
+    let creates = state.requests().get("queues.create").copied().unwrap_or(0);
+    let (id, created) = sim
+        .rt
+        .block_on(client.create_queue(&names[700], &[], None, Some(listed.get(&names[700]).map(String::as_str))))
+        .unwrap();
+    assert!(!created);
+    assert_eq!(&id, &listed[&names[700]]);
+    let (_, created) = sim
+        .rt
+        .block_on(client.create_queue("paged-new", &[], None, Some(None)))
+        .unwrap();
+    assert!(created);
+    assert_eq!(state.requests().get("queues.create").copied().unwrap_or(0), creates + 1);
+    assert_eq!(get_all(state) - before, 3, "no look-up per queue");
 }

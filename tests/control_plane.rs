@@ -240,7 +240,7 @@ fn live_install(major: u32) {
     let out = live.control_plane(&["--values", &extra]);
     out.success()
         .stderr_has("→ step 1: helm.repo_add")
-        .stderr_has("→ step 5: helm.upgrade_install")
+        .stderr_has("→ step 7: helm.upgrade_install")
         .stderr_has("internal credentials: 7 generated;")
         .nowhere("dckr-test-token-0001")
         .nowhere("supervisor-secret-0001");
@@ -304,10 +304,12 @@ fn live_install(major: u32) {
         kept["apiserverKey"]
     );
 
-    // a re-run reuses them
+    // a re-run reuses them, and the hashed password's hash: nothing changes, so the chart is
+    // not upgraded (no new revision, no restarts)
     live.control_plane(&["--values", &extra])
         .success()
-        .stderr_has("internal credentials: 7 reused");
+        .stderr_has("internal credentials: 7 reused")
+        .stderr_has("chart clearml in clearml: unchanged (revision 1), not upgraded");
     assert_eq!(live.secret("clearml-script-internal-credentials"), kept);
     assert_eq!(
         live.secret("clearml-conf")["apiserver_key"],
@@ -324,8 +326,30 @@ fn live_install(major: u32) {
             .stdout,
     )
     .unwrap();
-    assert_eq!(status["version"], 2);
+    assert_eq!(status["version"], 1, "an unchanged re-run makes no new revision");
     assert_eq!(status["info"]["status"], "deployed");
+    let conf_again = live.sim.kube_get("/api/v1/namespaces/clearml/configmaps/clearml-apiserver-configs")["data"]["apiserver.conf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(conf_again, conf, "the unchanged password kept its hash");
+
+    // a changed value upgrades: revision 2
+    live.control_plane(&["--values", &extra, "--set", "service_type=NodePort"])
+        .success()
+        .nowhere("not upgraded");
+    let status: Value = serde_json::from_str(
+        &live
+            .sim
+            .helm(
+                &helm_binaries()[(major - 3) as usize].1,
+                &["status", "clearml", "-n", "clearml", "-o", "json"],
+            )
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["version"], 2);
 }
 
 #[test]
@@ -468,4 +492,74 @@ fn a_release_stuck_pending_is_reported_with_the_choices() {
         .stderr_has("the release clearml in clearml is pending-install")
         .stderr_has("`helm rollback clearml -n clearml`")
         .stderr_has("nothing was changed");
+}
+
+#[test]
+fn a_release_left_pending_fails_the_step_with_the_state_and_the_way_out() {
+    let live = Cluster::new(4);
+    // helm cannot record the release as deployed (its update of the release record fails), so
+    // the release stays pending-install although helm itself exits 0
+    live.sim
+        .faults
+        .fail("PUT", "/api/v1/namespaces/clearml/secrets", 1, 500);
+    live.control_plane(&[])
+        .code(1)
+        .stderr_has("the release clearml in clearml is pending-install, not deployed")
+        .stderr_has("`helm uninstall clearml -n clearml`");
+    // the next run refuses it, with the same way out, and changes nothing
+    live.control_plane(&[])
+        .code(1)
+        .stderr_has("the release clearml in clearml is pending-install")
+        .stderr_has("`helm uninstall clearml -n clearml`")
+        .stderr_has("nothing was changed");
+}
+
+#[test]
+fn diff_shows_what_a_run_would_change_with_secrets_masked() {
+    use base64::Engine as _;
+    let live = Cluster::new(3);
+    live.control_plane(&[]).success();
+    let token = "dckr-changed-token-7788";
+    let out = live.control_plane(&[
+        "--dry-run",
+        "--diff",
+        "--set",
+        &format!("dockerhub_token={token}"),
+        "--set",
+        "service_type=NodePort",
+    ]);
+    out.success()
+        .stdout_has("--- clearml/clearml values (revision 1)")
+        .stdout_has("+++ clearml/clearml values (this run)")
+        .stdout_has("--- clearml/clearml manifest (revision 1)")
+        .stdout_has("<redacted>")
+        .nowhere(token)
+        .nowhere("dckr-test-token-0001");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with('+') && l.trim_end().ends_with("type: NodePort")),
+        "{}",
+        out.stdout
+    );
+    // nor inside the base64 of the image pull Secret
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for prefix in ["", "a", "ab"] {
+        let enc = b64.encode(format!("{prefix}{token}"));
+        let middle = &enc[4..enc.len() - 4];
+        out.nowhere(middle);
+    }
+    // nothing was changed
+    let status: Value = serde_json::from_str(
+        &live
+            .sim
+            .helm(
+                &helm_binaries()[0].1,
+                &["status", "clearml", "-n", "clearml", "-o", "json"],
+            )
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(status["version"], 1);
 }

@@ -334,7 +334,7 @@ fn api_errors_stop_the_run_with_the_endpoint_and_the_credentials() {
     // gateway after it is not installed
     live.workloads("install.rhai", &["--set", "agent.secret=wrong-secret-9"])
         .code(1)
-        .stderr_has("error: create_queue: step 4 (clearml.create_queue): queues.get_all: 401/22 Unauthorized (invalid credentials): the credentials with the access key AGEN… were rejected by the endpoint queues.get_all of http://127.0.0.1:")
+        .stderr_has("error: create_queues: step 4 (clearml.create_queue): queues.get_all: 401/22 Unauthorized (invalid credentials): the credentials with the access key AGEN… were rejected by the endpoint queues.get_all of http://127.0.0.1:")
         .nowhere("wrong-secret-9")
         .nowhere("→ step 5");
     // 503 once, then success: retried

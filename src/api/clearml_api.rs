@@ -164,6 +164,47 @@ pub mod clearml_api {
         queue(session, name, opts)
     }
 
+    /// Create each queue of `names` unless it exists; answers their ids by name. The queues
+    /// this identity sees are listed once (paged), and the missing ones created a few at a
+    /// time; each creation is a step of the plan, as with `create_queue`.
+    ///
+    /// # Options
+    /// - `impersonate_as`: a user id (`X-Clearml-Impersonate-As`): the queues land in their tenant
+    /// - `tags`: a list of tags for new queues
+    ///
+    /// # Example
+    /// ```rhai
+    /// let ids = api.create_queues(["default", "GPUshm"]);
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn create_queues(session: &mut ClearmlSession, names: rhai::Array, opts: Map) -> R<Map> {
+        const B: &str = "create_queues";
+        let mut o = Opts::new(B, opts);
+        let impersonate_as = o.string("impersonate_as")?;
+        let tags = o.strings("tags")?;
+        o.finish()?;
+        let mut actions = Vec::with_capacity(names.len());
+        let mut keys = Vec::with_capacity(names.len());
+        for n in names {
+            let Some(name) = n.clone().try_cast::<String>() else {
+                return Err(invalid(
+                    B,
+                    format!("a queue name must be a string, not {}", n.type_name()),
+                ));
+            };
+            queue_name(B, &name)?;
+            keys.push(name.clone());
+            actions.push(Action::ClearmlCreateQueue {
+                name,
+                impersonate_as: impersonate_as.clone(),
+                tags: tags.clone(),
+                api: session.0.clone(),
+            });
+        }
+        let ids = runtime::with(|rt| rt.perform_many(B, actions))?;
+        Ok(keys.into_iter().map(Into::into).zip(ids).collect())
+    }
+
     /// The queue of exactly this name, or `()`.
     ///
     /// # Example

@@ -265,8 +265,9 @@ pub mod cluster_api {
         )
     }
 
-    /// A release's status (`helm status -o json`, parsed), or `()` when there is none. In a dry
-    /// run: `()`.
+    /// A release's status, as `helm status -o json` shows it (`info.status`, `version`,
+    /// `config`, `manifest`), read from helm's release record through the Kubernetes API, or
+    /// `()` when there is none. In a dry run: `()`.
     ///
     /// # Options
     /// - `namespace` (required)

@@ -3,8 +3,12 @@
 
 use rhai::plugin::*;
 
+/// What `bcrypt_hash` answers in a dry run.
+const PLANNED_HASH: &str = "<planned: a bcrypt hash>";
+
 #[export_module]
 pub mod secrets_api {
+    use super::PLANNED_HASH;
     use crate::failure::invalid;
     use crate::secret::{Secret, generate_hex};
     use rhai::{Dynamic, EvalAltResult};
@@ -59,7 +63,9 @@ pub mod secrets_api {
     }
 
     /// A password for the server's fixed users with `pass_hashed: true`: base64 of its bcrypt
-    /// hash (cost 12, `$2b$`), as a secret.
+    /// hash (cost 12, `$2b$`), as a secret. In a dry run (and the silent plan pass before a
+    /// live run) the hash is planned, not computed: a plan shows it as `<redacted>` either way,
+    /// and each hash then costs one bcrypt per run.
     ///
     /// # Example
     /// ```rhai
@@ -67,7 +73,21 @@ pub mod secrets_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn bcrypt_hash(password: Dynamic) -> Result<Secret, Box<EvalAltResult>> {
+        bcrypt_reuse(password, Dynamic::UNIT)
+    }
+
+    /// Like `bcrypt_hash`, but answers `stored` (base64 of a bcrypt hash, as `bcrypt_hash` gives)
+    /// when it is the hash of this password: an unchanged password keeps its hash across runs,
+    /// so a re-run does not change the configuration. Checking costs one bcrypt, as hashing does.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let hashed = bcrypt_hash(user.password, get(stored, user.username, ()));
+    /// ```
+    #[rhai_fn(name = "bcrypt_hash", return_raw)]
+    pub fn bcrypt_reuse(password: Dynamic, stored: Dynamic) -> Result<Secret, Box<EvalAltResult>> {
         use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
         let plain = match password.clone().try_cast::<Secret>() {
             Some(s) => s.expose().to_string(),
             None if password.is_string() => password.to_string(),
@@ -81,12 +101,27 @@ pub mod secrets_api {
                 ));
             }
         };
+        if crate::runtime::with(|rt| rt.mode()) == crate::action::Mode::DryRun
+            && !crate::chartdiff::showing()
+        {
+            return Ok(Secret::derived(PLANNED_HASH, true));
+        }
+        let stored = match stored.clone().try_cast::<Secret>() {
+            Some(s) => Some(s.expose().to_string()),
+            None if stored.is_string() => Some(stored.to_string()),
+            None => None,
+        };
+        if let Some(stored) = stored
+            && let Ok(hash) = b64.decode(stored.trim())
+            && let Ok(hash) = String::from_utf8(hash)
+            && bcrypt::verify(&plain, &hash).unwrap_or(false)
+        {
+            return Ok(Secret::new(stored.trim()));
+        }
         let hash = bcrypt::hash_with_result(plain, 12)
             .map_err(|e| invalid("bcrypt_hash", e.to_string()))?
             .format_for_version(bcrypt::Version::TwoB);
-        Ok(Secret::new(
-            base64::engine::general_purpose::STANDARD.encode(hash),
-        ))
+        Ok(Secret::new(b64.encode(hash)))
     }
 
     /// Is `value` a secret?
@@ -107,7 +142,8 @@ pub mod secrets_api {
     /// ```
     #[rhai_fn(name = "+")]
     pub fn secret_plus_str(a: Secret, b: &str) -> Secret {
-        Secret::new(format!("{}{b}", a.expose()))
+        let covered = a.covered();
+        Secret::derived(format!("{}{b}", a.expose()), covered)
     }
 
     /// A string followed by a secret: the result is a secret.
@@ -118,7 +154,8 @@ pub mod secrets_api {
     /// ```
     #[rhai_fn(name = "+")]
     pub fn str_plus_secret(a: &str, b: Secret) -> Secret {
-        Secret::new(format!("{a}{}", b.expose()))
+        let covered = b.covered();
+        Secret::derived(format!("{a}{}", b.expose()), covered)
     }
 
     /// Two secrets joined: the result is a secret.
@@ -129,7 +166,45 @@ pub mod secrets_api {
     /// ```
     #[rhai_fn(name = "+")]
     pub fn secret_plus_secret(a: Secret, b: Secret) -> Secret {
-        Secret::new(format!("{}{}", a.expose(), b.expose()))
+        let covered = a.covered() && b.covered();
+        Secret::derived(format!("{}{}", a.expose(), b.expose()), covered)
+    }
+
+    /// Join a list of strings and secrets into one, in a single pass: a secret when any part is
+    /// one. For text built from many parts (the fixed users' configuration), where `+` in a loop
+    /// would copy the growing text again at each step.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let line = concat(["password: ", secret("hunter2!"), "\n"]);   // a secret
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn concat(parts: rhai::Array) -> Result<Dynamic, Box<EvalAltResult>> {
+        let mut out = String::new();
+        let mut secret = false;
+        let mut covered = true;
+        for (i, p) in parts.into_iter().enumerate() {
+            if let Some(s) = p.clone().try_cast::<Secret>() {
+                secret = true;
+                covered &= s.covered();
+                out.push_str(s.expose());
+            } else if p.is_string() || p.is_int() || p.is_float() || p.is_char() || p.is_bool() {
+                out.push_str(&p.to_string());
+            } else {
+                return Err(invalid(
+                    "concat",
+                    format!(
+                        "part {i} is {}: only strings, numbers and secrets are joined",
+                        p.type_name()
+                    ),
+                ));
+            }
+        }
+        Ok(if secret {
+            Dynamic::from(Secret::derived(out, covered))
+        } else {
+            out.into()
+        })
     }
 
     /// Do two secrets hold the same value?

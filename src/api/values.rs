@@ -102,7 +102,10 @@ pub mod values_api {
             out
         };
         if let Some(s) = value.clone().try_cast::<Secret>() {
-            return Ok(Dynamic::from(Secret::new(quote(s.expose()))));
+            let quoted = quote(s.expose());
+            // unchanged inside the quotes: the leaf masks it already
+            let covered = s.covered() && quoted.len() == s.expose().len() + 2;
+            return Ok(Dynamic::from(Secret::derived(quoted, covered)));
         }
         if value.is_string() {
             return Ok(quote(&value.to_string()).into());

@@ -728,6 +728,30 @@ fn call(
                 })
                 .map(Queue::to_json)
                 .collect();
+            // paging (`page` from 0, `page_size`) and `only_fields`, as the server has them
+            let queues: Vec<Value> = match (body["page"].as_u64(), body["page_size"].as_u64()) {
+                (Some(page), Some(size)) if size > 0 => queues
+                    .into_iter()
+                    .skip((page * size) as usize)
+                    .take(size as usize)
+                    .collect(),
+                _ => queues,
+            };
+            let queues = match body["only_fields"].as_array() {
+                Some(fields) => queues
+                    .into_iter()
+                    .map(|q| {
+                        let mut out = serde_json::Map::new();
+                        for f in fields.iter().filter_map(Value::as_str) {
+                            if let Some(v) = q.get(f) {
+                                out.insert(f.to_string(), v.clone());
+                            }
+                        }
+                        Value::Object(out)
+                    })
+                    .collect(),
+                None => queues,
+            };
             Ok(json!({"queues": queues}))
         }
         "workers.get_all" => {

@@ -1,0 +1,235 @@
+//! What a chart step would change against the deployed release: the values and the rendered
+//! manifest. Built once per step and used twice: to skip a step that changes nothing (no new
+//! revision, no restarts) and to show the change (`--diff`), secrets masked.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::Value as J;
+
+use crate::action::{Action, ChartInstall, Executor, Mode, Query};
+use crate::value::Value;
+
+static SHOW: AtomicBool = AtomicBool::new(false);
+
+/// `--diff`: each chart step shows what it would change against the deployed release.
+pub fn set_show(on: bool) {
+    SHOW.store(on, Ordering::SeqCst);
+}
+
+pub fn showing() -> bool {
+    SHOW.load(Ordering::SeqCst)
+}
+
+/// `--dry-run --diff`: a plan, like the dry run's, for which the cluster is read (queries
+/// answered live, each chart rendered by helm with `--dry-run=server` and compared with its
+/// deployed release); nothing is changed.
+pub struct DiffPlanner {
+    live: crate::live::LiveExecutor,
+}
+
+impl DiffPlanner {
+    pub fn new(live: crate::live::LiveExecutor) -> DiffPlanner {
+        DiffPlanner { live }
+    }
+}
+
+impl Executor for DiffPlanner {
+    fn mode(&self) -> Mode {
+        Mode::DryRun
+    }
+    fn execute(&mut self, action: &Action) -> Result<Value, String> {
+        if let Action::HelmUpgradeInstall(spec) = action {
+            self.live.show_diff(spec)?;
+        }
+        Ok(action.planned_result())
+    }
+    fn query(&mut self, query: &Query) -> Result<Value, String> {
+        self.live.query(query)
+    }
+}
+
+pub struct Comparison {
+    /// The deployed release's record (`helm status -o json`'s shape), if there is one.
+    pub before: Option<J>,
+    /// The values the step gives helm (secrets revealed: compared, never shown unmasked).
+    pub desired: J,
+    /// Whether `desired` is all the values (no `-f` files of the site, which helm merges).
+    complete: bool,
+    /// The release helm rendered (`upgrade --install --dry-run=server -o json`).
+    pub rendered: Option<J>,
+}
+
+impl Comparison {
+    pub fn new(spec: &ChartInstall, before: Option<J>) -> Comparison {
+        // the deployed values' secrets are masked too: where this run has a secret, and under
+        // a key that names one
+        if let Some(b) = &before {
+            register_old_secrets(&spec.values, &b["config"]);
+        }
+        Comparison {
+            before,
+            desired: spec.values.reveal(),
+            complete: spec.values_files.is_empty(),
+            rendered: None,
+        }
+    }
+
+    pub fn with_rendered(mut self, rendered: J) -> Comparison {
+        self.rendered = Some(rendered);
+        self
+    }
+
+    fn deployed(&self) -> Option<&J> {
+        self.before
+            .as_ref()
+            .filter(|b| b["info"]["status"] == "deployed")
+    }
+
+    /// The deployed release has exactly these values.
+    pub fn values_unchanged(&self) -> bool {
+        self.complete
+            && self
+                .deployed()
+                .is_some_and(|b| same_values(&b["config"], &self.desired))
+    }
+
+    /// Neither the values, nor the chart, nor the rendered manifest would change.
+    pub fn unchanged(&self) -> bool {
+        let (Some(before), Some(after)) = (self.deployed(), &self.rendered) else {
+            return false;
+        };
+        self.values_unchanged()
+            && before["chart"]["metadata"]["version"] == after["chart"]["metadata"]["version"]
+            && before["chart"]["metadata"]["appVersion"] == after["chart"]["metadata"]["appVersion"]
+            && before["manifest"].as_str().map(str::trim) == after["manifest"].as_str().map(str::trim)
+    }
+
+    /// The change as unified diffs of the values and of the rendered manifests, every secret
+    /// masked; empty when nothing would change.
+    pub fn diff(&self, release: &str, namespace: &str) -> String {
+        let empty = J::Null;
+        let before = self.before.as_ref().unwrap_or(&empty);
+        let old_values = yaml_of(&before["config"]);
+        let new_values = yaml_of(
+            self.rendered
+                .as_ref()
+                .map(|r| &r["config"])
+                .filter(|c| !c.is_null())
+                .unwrap_or(&self.desired),
+        );
+        let old_manifest = before["manifest"].as_str().unwrap_or_default();
+        let new_manifest = self
+            .rendered
+            .as_ref()
+            .and_then(|r| r["manifest"].as_str())
+            .unwrap_or_default();
+        let label = |what: &str, side: &str| format!("{namespace}/{release} {what} ({side})");
+        let old_side = match before["version"].as_i64() {
+            Some(rev) => format!("revision {rev}"),
+            None => "not installed".to_string(),
+        };
+        let mut out = String::new();
+        for (what, old, new) in [
+            ("values", old_values.as_str(), new_values.as_str()),
+            ("manifest", old_manifest, new_manifest),
+        ] {
+            if old.trim() == new.trim() {
+                continue;
+            }
+            let d = similar::TextDiff::from_lines(old, new);
+            out.push_str(
+                &d.unified_diff()
+                    .context_radius(3)
+                    .header(&label(what, &old_side), &label(what, "this run"))
+                    .to_string(),
+            );
+        }
+        // whatever reached the text as plain strings (values, Secret data in base64) is masked
+        crate::secret::redact(&out)
+    }
+}
+
+/// Register with the redactor each deployed value that stands where this run has a secret, or
+/// under a key the secret rule names (`password`, `token`, …).
+fn register_old_secrets(new: &Value, old: &J) {
+    match (new, old) {
+        (Value::Secret(_), J::String(s)) => {
+            crate::secret::register(s);
+        }
+        (_, J::Object(m)) => {
+            let siblings: Vec<&str> = m.keys().map(String::as_str).collect();
+            for (k, v) in m {
+                let child = match new {
+                    Value::Map(n) => n.get(k).unwrap_or(&Value::Null),
+                    _ => &Value::Null,
+                };
+                if let J::String(s) = v
+                    && crate::secret::is_secret_key(k, &siblings)
+                {
+                    crate::secret::register(s);
+                }
+                register_old_secrets(child, v);
+            }
+        }
+        (_, J::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                let child = match new {
+                    Value::List(n) => n.get(i).unwrap_or(&Value::Null),
+                    _ => &Value::Null,
+                };
+                register_old_secrets(child, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Values as helm stored them and as the step gives them: equal as data (helm drops nothing
+/// the tool writes; numbers compared by value).
+fn same_values(stored: &J, desired: &J) -> bool {
+    let stored_empty = stored.is_null() || stored.as_object().is_some_and(|m| m.is_empty());
+    let desired_empty = desired.is_null() || desired.as_object().is_some_and(|m| m.is_empty());
+    if stored_empty || desired_empty {
+        return stored_empty && desired_empty;
+    }
+    match (stored, desired) {
+        (J::Object(a), J::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| same_values_leaf(v, w)))
+        }
+        _ => same_values_leaf(stored, desired),
+    }
+}
+
+fn same_values_leaf(a: &J, b: &J) -> bool {
+    match (a, b) {
+        (J::Object(_), J::Object(_)) => same_values(a, b),
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_values_leaf(p, q))
+        }
+        (J::Number(x), J::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
+fn yaml_of(v: &J) -> String {
+    if v.is_null() {
+        return String::new();
+    }
+    crate::value::json_to_yaml(v).unwrap_or_else(|e| format!("<{e}>\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_compare_as_data() {
+        assert!(same_values(&json!({"a": 1, "b": {"c": [1, "x"]}}), &json!({"b": {"c": [1.0, "x"]}, "a": 1})));
+        assert!(!same_values(&json!({"a": 1}), &json!({"a": 2})));
+        assert!(!same_values(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(same_values(&J::Null, &json!({})));
+    }
+}
