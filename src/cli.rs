@@ -192,6 +192,7 @@ impl OpsArgs {
             kube: self.kube,
             skip_preflight: false,
             yes: false,
+            diff: false,
         }
     }
 }

@@ -84,10 +84,18 @@ impl Kube {
             .find(|c| c.name == context)
             .and_then(|c| c.context.as_ref())
         else {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
             return Err(format!(
                 "the kubeconfig has no context `{context}`; it has: {}",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ));
         };
         let server = kubeconfig
@@ -113,7 +121,9 @@ impl Kube {
         };
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
-            .map_err(|e| format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}"))?;
+            .map_err(|e| {
+                format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}")
+            })?;
         config.read_timeout = Some(REQUEST_TIMEOUT);
         // longer than the check's own deadline, which then names what happened
         config.connect_timeout = Some(CHECK_TIMEOUT * 2);
@@ -218,7 +228,12 @@ impl Kube {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
             .await
-            .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {}", describe(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "the cluster does not serve {api_version} {kind}: {}",
+                    describe(&e)
+                )
+            })?;
         let api: Api<DynamicObject> = match (caps.scope, namespace) {
             (kube::discovery::Scope::Namespaced, Some(ns)) => {
                 Api::namespaced_with(self.client.clone(), ns, &ar)
@@ -365,7 +380,11 @@ impl Kube {
     /// through the Kubernetes API without starting helm: the release as `helm status -o json`
     /// shows it (`info.status`, `version`, `config`, `manifest`, `chart.metadata`), or `None`
     /// when there is no such release. For the chart steps and for any reader of release state.
-    pub async fn release_record(&self, release: &str, namespace: &str) -> Result<Option<J>, String> {
+    pub async fn release_record(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<J>, String> {
         use kube::api::ListParams;
         let api: Api<KSecret> = Api::namespaced(self.client.clone(), namespace);
         let list = api

@@ -60,18 +60,40 @@ pub fn apply(
     let Value::Map(map) = root else {
         unreachable!()
     };
+    // the argument may hold a secret: messages show its key-like start only, never a value
+    let shown = shown(spec);
     while p.pos < p.s.len() {
         p.key(map, "")
-            .map_err(|e| format!("{} {spec}: {e}", mode.flag()))?;
+            .map_err(|e| format!("{} {shown}: {e}", mode.flag()))?;
     }
     if p.set.is_empty() {
         return Err(format!(
-            "{} {spec}: expected KEY=VALUE, for example {} base_domain=example.com",
+            "{} {shown}: expected KEY=VALUE, for example {} base_domain=example.com",
             mode.flag(),
             mode.flag()
         ));
     }
     Ok(p.set)
+}
+
+/// Whether `c` may be part of a key as messages show it.
+fn key_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-/".contains(c)
+}
+
+/// The start of a flag's argument that is safe to show: its key-like characters up to the
+/// first `=`, and `…` when anything follows. A value, or a key that is not one
+/// (`github_token:VALUE`), is never shown.
+fn shown(spec: &str) -> String {
+    let head: String = spec
+        .chars()
+        .take_while(|c| key_char(*c) || ".[]".contains(*c))
+        .collect();
+    if head.len() < spec.len() {
+        format!("{head}…")
+    } else {
+        head
+    }
 }
 
 /// The typed value of one `--set` value, as helm types it.
@@ -132,6 +154,18 @@ impl Parser<'_> {
     /// One key at `path` in `map`, and everything below it.
     fn key(&mut self, map: &mut BTreeMap<String, Value>, path: &str) -> Result<(), String> {
         let (key, stop) = self.until(&['=', '[', ',', '.']);
+        // `.` only escaped (`a\.b`): the key `a.b`
+        if !key.chars().all(|c| key_char(c) || c == '.') {
+            let start: String = key
+                .chars()
+                .take_while(|c| key_char(*c) || *c == '.')
+                .collect();
+            return Err(format!(
+                "`{}…` is not a key: keys are letters, digits, `_` and `-`, joined by `.` \
+                 (the rest is not shown: it may be a secret)",
+                crate::value::join_path(path, &start)
+            ));
+        }
         let here = crate::value::join_path(path, &key);
         if key.is_empty() && stop != Some('[') {
             return Err(match stop {
@@ -394,7 +428,10 @@ mod tests {
             "l={a,b",
         ] {
             let e = set(&[(bad, Mode::Typed)]).unwrap_err();
-            assert!(e.starts_with(&format!("--set {bad}: ")), "{bad}: {e}");
+            assert!(
+                e.starts_with(&format!("--set {}: ", shown(bad))),
+                "{bad}: {e}"
+            );
         }
         let e = set(&[("a={x", Mode::Json)]).unwrap_err();
         assert!(e.contains("not valid JSON"), "{e}");
@@ -413,5 +450,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(paths, ["a.b", "c[1].d"]);
+    }
+
+    #[test]
+    fn a_secret_in_a_bad_argument_is_never_shown() {
+        for bad in [
+            "github_token:s3cr3t-canary",
+            ".github_token=s3cr3t-canary",
+            "github_token=s3cr3t-canary,x",
+            "a.github_token:s3cr3t-canary=1",
+            "github_token={s3cr3t-canary",
+        ] {
+            let e = set(&[(bad, Mode::Typed)]).unwrap_err();
+            assert!(!e.contains("s3cr3t"), "{bad}: {e}");
+            assert!(e.starts_with("--set "), "{bad}: {e}");
+        }
     }
 }

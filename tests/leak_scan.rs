@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::common::{Test, helm_binaries, repo};
-use crate::promises::walk;
+use crate::plan_and_signals::walk;
 
 /// Each credential-bearing key of the example sites, with its own canary.
 const VALUES: &[(&str, &str)] = &[
@@ -55,7 +55,10 @@ fn site_yaml() -> String {
         ("provider", "auth0"),
         ("base_url", "https://example.eu.auth0.com"),
         ("authorize_url", "https://example.eu.auth0.com/authorize"),
-        ("access_token_url", "https://example.eu.auth0.com/oauth/token"),
+        (
+            "access_token_url",
+            "https://example.eu.auth0.com/oauth/token",
+        ),
         ("audience", "https://example.eu.auth0.com/userinfo"),
     ] {
         sso.insert(k.into(), v.into());
@@ -181,13 +184,19 @@ impl Scan {
         let mut places: Vec<(String, Vec<u8>)> = vec![
             (format!("{label}: stdout"), out.stdout.clone()),
             (format!("{label}: stderr"), out.stderr.clone()),
-            (format!("{label}: a child's arguments or environment"), procs),
+            (
+                format!("{label}: a child's arguments or environment"),
+                procs,
+            ),
         ];
         for f in walk(t.dir()) {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
             // the inputs the test wrote itself
             if f.is_file() && name != "canaries.yaml" {
-                places.push((format!("{label}: {}", f.display()), std::fs::read(&f).unwrap_or_default()));
+                places.push((
+                    format!("{label}: {}", f.display()),
+                    std::fs::read(&f).unwrap_or_default(),
+                ));
             }
         }
         for (place, bytes) in &places {
@@ -205,7 +214,10 @@ impl Scan {
 #[test]
 fn no_canary_reaches_output_files_or_children() {
     let (_, helm) = helm_binaries().into_iter().find(|(m, _)| *m == 4).unwrap();
-    let mut scan = Scan { found: Vec::new(), runs: 0 };
+    let mut scan = Scan {
+        found: Vec::new(),
+        runs: 0,
+    };
     let base = [
         "--values",
         &repo().join("examples/site.yaml").display().to_string(),
@@ -227,7 +239,11 @@ fn no_canary_reaches_output_files_or_children() {
         "create-queue.rhai",
         "install-app-gateway.rhai",
     ] {
-        for mode in [&["--dry-run", "--output", "json"][..], &["--dry-run"], &["--sandbox"]] {
+        for mode in [
+            &["--dry-run", "--output", "json"][..],
+            &["--dry-run"],
+            &["--sandbox"],
+        ] {
             let t = Test::new().file("canaries.yaml", &site_yaml()).helm(4);
             let mut args = vec![playbook];
             args.extend(mode);
@@ -250,5 +266,9 @@ fn no_canary_reaches_output_files_or_children() {
         scan.runs,
         scan.found.len()
     );
-    assert!(scan.found.is_empty(), "canaries found:\n{}", scan.found.join("\n"));
+    assert!(
+        scan.found.is_empty(),
+        "canaries found:\n{}",
+        scan.found.join("\n")
+    );
 }

@@ -159,9 +159,10 @@ fn writes_are_retried_only_when_they_did_not_take_effect() {
             _ if n == 1 => Answer::Envelope(status, 0, json!({})),
             _ => Answer::Envelope(200, 0, json!({"id": "q-1"})),
         });
-        let (id, created) =
-            block_on(client(&server.url, 3, Duration::from_secs(10)).create_queue("q", &[], None))
-                .unwrap();
+        let (id, created) = block_on(
+            client(&server.url, 3, Duration::from_secs(10)).create_queue("q", &[], None, None),
+        )
+        .unwrap();
         assert_eq!((id.as_str(), created), ("q-1", true));
         assert_eq!(server.hits("queues.create"), 2, "retried after {status}");
     }
@@ -170,9 +171,10 @@ fn writes_are_retried_only_when_they_did_not_take_effect() {
             "queues.get_all" => Answer::Envelope(200, 0, NONE()),
             _ => Answer::Envelope(status, 0, json!({})),
         });
-        let err =
-            block_on(client(&server.url, 3, Duration::from_secs(10)).create_queue("q", &[], None))
-                .unwrap_err();
+        let err = block_on(
+            client(&server.url, 3, Duration::from_secs(10)).create_queue("q", &[], None, None),
+        )
+        .unwrap_err();
         assert_eq!(err.code, Some((status, 0)));
         assert_eq!(
             server.hits("queues.create"),
@@ -186,7 +188,7 @@ fn writes_are_retried_only_when_they_did_not_take_effect() {
         _ => Answer::Slow(Duration::from_millis(1500)),
     });
     let c = client(&server.url, 3, Duration::from_millis(300));
-    let err = block_on(c.create_queue("q", &[], None)).unwrap_err();
+    let err = block_on(c.create_queue("q", &[], None, None)).unwrap_err();
     assert!(err.message.contains("no answer"), "{err}");
     assert_eq!(server.hits("queues.create"), 1);
     block_on(c.ping()).unwrap_err();
