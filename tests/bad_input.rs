@@ -125,7 +125,7 @@ const CASES: &[Case] = &[
         script: None,
         args: &["--set", "noequals"],
         code: 2,
-        says: &["--set noequals: expected KEY=VALUE"],
+        says: &["--set noequals: key `noequals` has no value: write noequals=VALUE"],
     },
     Case {
         class: "missing values file",

@@ -152,7 +152,7 @@ fn sso_and_fixed_users() {
     assert_eq!(
         tail,
         vec![
-            json!({"name": "CLEARML__secure__login__sso__oauth_client__keycloak__client_id", "value": "kc-client"}),
+            json!({"name": "CLEARML__secure__login__sso__oauth_client__keycloak__client_id", "value": "<redacted>"}),
             json!({"name": "CLEARML__secure__login__sso__oauth_client__keycloak__client_secret", "value": "<redacted>"}),
             json!({"name": format!("{p}base_url"), "value": "https://kc.example.com/realms/ml/"}),
             json!({"name": format!("{p}authorize_url"), "value": "https://kc.example.com/realms/ml/protocol/openid-connect/auth"}),
@@ -391,7 +391,7 @@ fn broken_install_repaired(major: u32) {
             "error: install_chart: step 5 (helm.upgrade_install): helm upgrade --install failed",
         )
         .stderr_has(
-            "4 steps finished before the failure; a re-run continues from the cluster's state",
+            "4 steps finished before the failing step; a re-run continues from the cluster's state",
         );
     live.control_plane(&[]).success();
     let status: Value = serde_json::from_str(

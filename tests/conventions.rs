@@ -104,7 +104,7 @@ fn a_missing_variable_or_file_names_the_key_and_line() {
         .run()
         .code(2)
         .stderr_has(
-            "error: --set-file token=missing.txt: `token`: cannot read the file missing.txt",
+            "error: --set-file token…: `token`: cannot read the file missing.txt",
         );
 }
 

@@ -5,7 +5,7 @@ use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
 use clearml_script::sandbox::faults::WorkloadFault;
 use serde_json::{Value, json};
 
-use crate::common::{Cluster, Output, Test, http, repo};
+use crate::common::{Cluster, LIVE_CREDENTIALS, Output, Test, http, repo};
 
 fn site() -> String {
     repo().join("examples/site.yaml").display().to_string()
@@ -41,9 +41,7 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn post(c: &Cluster, path: &str, body: Value) {
-    let (status, text) = http(
-        "POST",
-        &format!("{}{path}", c.sim.sandbox.kube.url()),
+    let (status, text) = c.sim.kube_http("POST", path,
         "application/json",
         body.to_string().as_bytes(),
     );
@@ -54,9 +52,7 @@ fn post(c: &Cluster, path: &str, body: Value) {
 }
 
 fn delete(c: &Cluster, path: &str) {
-    let (status, text) = http(
-        "DELETE",
-        &format!("{}{path}", c.sim.sandbox.kube.url()),
+    let (status, text) = c.sim.kube_http("DELETE", path,
         "application/json",
         b"",
     );
@@ -64,9 +60,7 @@ fn delete(c: &Cluster, path: &str) {
 }
 
 fn exists(c: &Cluster, path: &str) -> bool {
-    let (status, _) = http(
-        "GET",
-        &format!("{}{path}", c.sim.sandbox.kube.url()),
+    let (status, _) = c.sim.kube_http("GET", path,
         "application/json",
         b"",
     );
@@ -89,7 +83,7 @@ fn preflight_passes_on_a_ready_cluster_and_changes_nothing() {
         .stdout_has("PASS  image registry")
         .stdout_has("not installed yet in clearml")
         .stdout_has("0 failed\n")
-        .nowhere("example-github-token-replace-me");
+        .nowhere("live-test-github-token-7f3a");
     assert!(
         !exists(&c, "/api/v1/namespaces/clearml"),
         "the preflight created nothing"
@@ -272,8 +266,8 @@ fn installed() -> Cluster {
     state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
     state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
     state.add_credentials(
-        "example-supervisor-key-replace-me",
-        "example-supervisor-secret-replace-me",
+        "live-test-supervisor-key-7f3a",
+        "live-test-supervisor-secret-7f3a",
         "supervisor",
     );
     full(&c, "install.rhai", &[]).success();
@@ -326,7 +320,7 @@ fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
         .stdout_has("PASS  gateway router ")
         .stdout_has("routerAddress 203.0.113.20")
         .nowhere("agent-secret-1")
-        .nowhere("example-supervisor-secret-replace-me");
+        .nowhere("live-test-supervisor-secret-7f3a");
     // the shortcut, as JSON
     let out = Test::new()
         .args(["status", "--values", &site(), "--values", &gpu_site()])
@@ -335,6 +329,11 @@ fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
         .helm(4)
         .arg("--set")
         .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
+        .args(
+            LIVE_CREDENTIALS
+                .iter()
+                .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]),
+        )
         .args(["--output", "json"])
         .run();
     out.success();
@@ -360,12 +359,7 @@ fn status_says_why_a_workload_is_not_ready() {
         .faults
         .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
     // the controllers act on the next change of the Deployment
-    let (code, body) = http(
-        "PATCH",
-        &format!(
-            "{}/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
-            c.sim.sandbox.kube.url()
-        ),
+    let (code, body) = c.sim.kube_http("PATCH", "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
         "application/merge-patch+json",
         br#"{"metadata": {"annotations": {"touched": "1"}}}"#,
     );
@@ -468,7 +462,7 @@ fn a_failed_wait_is_diagnosed_image_pull_and_pending() {
         .stderr_has(
             "likely fix: the image cannot be pulled: check the image credentials (dockerhub_token",
         )
-        .nowhere("example-dockerhub-token-replace-me");
+        .nowhere("live-test-dockerhub-token-7f3a");
     let c = Cluster::new(4);
     c.sim
         .faults

@@ -206,6 +206,8 @@ fn a_kubeconfig_list_is_merged_as_kubectl_merges_it() {
 /// A stand-in helm: `upgrade` marks that it started, waits for a `go` file, marks that it
 /// finished; `status` answers deployed once finished. SIGINT makes it note it and fail.
 fn slow_helm(dir: &Path) -> PathBuf {
+    // the real helm, held at the start of `upgrade` until the test writes `go`
+    let real = helm_binaries().last().expect("a helm").1.clone();
     let path = dir.join("slow-helm");
     let d = dir.display();
     std::fs::write(
@@ -213,10 +215,11 @@ fn slow_helm(dir: &Path) -> PathBuf {
         format!(
             "#!/bin/sh\ntrap 'touch {d}/got-int; exit 1' INT\n\
              case \"$1\" in\n\
-             version) echo v3.17.3 ;;\n\
-             status) if [ -e {d}/finished ]; then echo '{{\"version\":1,\"info\":{{\"status\":\"deployed\"}}}}'; else echo 'Error: release: not found' >&2; exit 1; fi ;;\n\
-             upgrade) touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.05; done; touch {d}/finished ;;\n\
-             esac\n"
+             upgrade) touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.05; done; \
+             trap - INT; {real} \"$@\"; rc=$?; touch {d}/finished; exit $rc ;;\n\
+             *) exec {real} \"$@\" ;;\n\
+             esac\n",
+            real = real.display()
         ),
     )
     .unwrap();
@@ -281,11 +284,17 @@ fn wait_line(rx: &std::sync::mpsc::Receiver<String>, seen: &mut Vec<String>, par
     panic!("no line with {part:?} in:\n{}", seen.join("\n"));
 }
 
-const TWO_STEPS: &str = "install_chart(\"demo\", \"repo/chart\", #{ namespace: \"ns\" });\nensure_namespace(\"after\");\n";
+/// A chart step (the fixture chart, from its folder) and a step after it.
+fn two_steps() -> String {
+    format!(
+        "install_chart(\"demo\", \"{}\", #{{ namespace: \"ns\" }});\nensure_namespace(\"after\");\n",
+        repo().join("tests/fixtures/charts/demo").display()
+    )
+}
 
 #[test]
 fn ctrl_c_to_the_terminal_lets_the_running_helm_step_finish() {
-    let t = Test::new().script(TWO_STEPS);
+    let t = Test::new().script(&two_steps());
     let helm = slow_helm(t.dir());
     let tmp = t.dir().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -315,7 +324,7 @@ fn ctrl_c_to_the_terminal_lets_the_running_helm_step_finish() {
 
 #[test]
 fn a_second_ctrl_c_interrupts_the_running_step() {
-    let t = Test::new().script(TWO_STEPS);
+    let t = Test::new().script(&two_steps());
     let helm = slow_helm(t.dir());
     let (mut child, rx) = spawn_job(&t, &["--sandbox"], &[("HELM_BIN", &helm)]);
     wait_for(&t.dir().join("started"));
@@ -337,7 +346,7 @@ fn a_second_ctrl_c_interrupts_the_running_step() {
 
 #[test]
 fn sigterm_stops_between_steps_saves_the_state_and_removes_private_files() {
-    let t = Test::new().script(TWO_STEPS);
+    let t = Test::new().script(&two_steps());
     let helm = slow_helm(t.dir());
     let tmp = t.dir().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -376,7 +385,7 @@ fn sigterm_stops_between_steps_saves_the_state_and_removes_private_files() {
 
 #[test]
 fn the_private_directory_of_a_killed_run_is_removed_by_the_next() {
-    let t = Test::new().script(TWO_STEPS);
+    let t = Test::new().script(&two_steps());
     let helm = slow_helm(t.dir());
     let tmp = t.dir().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();

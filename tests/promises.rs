@@ -233,7 +233,8 @@ fn the_secret_type_masks_without_the_redactor() {
                   install_chart(\"r\", \"c\", #{ namespace: \"n\", values: #{ p: s, q: \"pre-\" + s } });\n\
                   fail(s + \" went wrong\");\n";
     let out = Test::new().script(script).arg("--dry-run").run();
-    out.code(1)
+    out.code(2)
+        .stderr_has("error: fail: <redacted>\n")
         .stdout("<redacted>\n#{\"k\": <redacted>}\n[<redacted>]\n<redacted>\n<redacted>\ntrue\n")
         .stderr_has("<redacted>\n")
         .stderr_has("• <redacted>\n")
@@ -256,8 +257,9 @@ fn the_redactor_masks_a_plain_string() {
                   throw \"thrown \" + p;\n";
     Test::new()
         .script(script)
+        .arg("--dry-run")
         .run()
-        .code(1)
+        .code(2)
         .stdout("false\n<redacted>\nin <redacted> text\n")
         .stderr_has("• <redacted>\n")
         .stderr_has("thrown <redacted>")
@@ -384,7 +386,7 @@ fn the_numbered_text_plan_is_on_stdout() {
         out.stdout.starts_with(
             "Plan (dry run: nothing was changed): 5 steps\n  \
              1. helm.repo_add name=clearml-enterprise url=https://raw.githubusercontent.com/clearml/clearml-enterprise-helm-charts/gh-pages username=clearml password=<redacted>\n  \
-             2. helm.repo_update\n  \
+             2. helm.repo_update names=[clearml-enterprise]\n  \
              3. kube.ensure_namespace name=clearml\n  \
              4. kube.apply namespace=clearml\n"
         ),
@@ -469,7 +471,7 @@ fn router_discovery_prefers_a_load_balancer_over_node_addresses() {
         .run()
         .success()
         .stdout("203.0.113.10\nthe ExternalIP of the node sandbox-node-1\n");
-    // a LoadBalancer Service with an address wins
+    // the ingress controller's LoadBalancer Service with an address wins
     live.sim.rt.block_on(async {
         use k8s_openapi::api::core::v1::Service;
         use kube::api::{Api, PostParams};
@@ -481,7 +483,7 @@ fn router_discovery_prefers_a_load_balancer_over_node_addresses() {
         let services: Api<Service> = Api::namespaced(client, "default");
         let svc: Service = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "router-lb"},
+            "metadata": {"name": "ingress-nginx-controller"},
             "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
         }))
         .unwrap();
@@ -493,7 +495,7 @@ fn router_discovery_prefers_a_load_balancer_over_node_addresses() {
     assert!(lines[0].starts_with("198.51.100."), "{}", out.stdout);
     assert_eq!(
         lines[1],
-        "the IP of the LoadBalancer Service default/router-lb"
+        "the IP of the LoadBalancer Service default/ingress-nginx-controller"
     );
 }
 
@@ -508,7 +510,7 @@ fn queue_and_identity_builtins_against_the_api() {
          print(api.whoami().name);\n\
          print(api.get_queue(\"promised-q\") == ());\n\
          let id = api.create_queue(\"promised-q\");\n\
-         print(api.get_queue(\"promised-q\").id == id);\n\
+         print(api.get_queue(\"promised-q\")?.id == id);\n\
          print(api.create_queue(\"promised-q\") == id);\n\
          print(api.delete_queue(\"promised-q\"));\n\
          print(api.delete_queue(\"promised-q\"));\n\
@@ -574,7 +576,26 @@ fn the_sandbox_command_takes_faults_and_counts_requests() {
         .0
     };
     assert_eq!([ping(), ping(), ping()], [503, 503, 200]);
-    let (code, body) = crate::common::http("GET", &format!("{api}/_sandbox/requests"), "", b"");
+    // the counts are for the sandbox's own credentials only
+    let (code, _) = crate::common::http("GET", &format!("{api}/_sandbox/requests"), "", b"");
+    assert_eq!(code, 401);
+    let creds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("clearml-credentials.json")).unwrap(),
+    )
+    .unwrap();
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        creds["access_key"].as_str().unwrap(),
+        creds["secret_key"].as_str().unwrap()
+    ));
+    let (code, body) = crate::common::http_with(
+        "GET",
+        &format!("{api}/_sandbox/requests"),
+        "",
+        b"",
+        Some(&format!("Basic {basic}")),
+    );
     assert_eq!(code, 200);
     let counts: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(counts["debug.ping"], 3, "{counts}");

@@ -229,4 +229,16 @@ pub mod checks_api {
     pub fn fail(message: &str) -> Result<(), Box<EvalAltResult>> {
         Err(invalid("fail", message))
     }
+
+    /// Stop with a validation failure whose message holds a secret: shown masked.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let token = secret("t0ken-value");
+    /// if token.len() < 20 { fail(token + " is too short"); }
+    /// ```
+    #[rhai_fn(name = "fail", return_raw)]
+    pub fn fail_secret(message: crate::secret::Secret) -> Result<(), Box<EvalAltResult>> {
+        Err(invalid("fail", message.to_string()))
+    }
 }
