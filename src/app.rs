@@ -330,7 +330,10 @@ fn finish(
         } else {
             serde_json::Value::Array(reports.clone())
         };
-        ui::out(&format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default()));
+        ui::out(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&doc).unwrap_or_default()
+        ));
     }
     match &outcome.result {
         Ok(()) if json && !reports.is_empty() && outcome.actions.is_empty() => 0,
@@ -349,7 +352,10 @@ fn finish(
         }
         Err(report) => {
             if json && !reports.is_empty() && !outcome.actions.is_empty() {
-                ui::out(&format!("{}\n", serde_json::to_string_pretty(&reports).unwrap_or_default()));
+                ui::out(&format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&reports).unwrap_or_default()
+                ));
             }
             ui::err(&report.text);
             let done = if dry_run {

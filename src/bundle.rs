@@ -157,9 +157,8 @@ impl LiveExecutor {
         for (release, ns) in &spec.releases {
             let dir = format!("releases/{ns}/{release}");
             let helm = self.helm()?;
-            let args = |what: &str| {
-                crate::helm::strings(&["get", what, release, "-n", ns, "-o", "json"])
-            };
+            let args =
+                |what: &str| crate::helm::strings(&["get", what, release, "-n", ns, "-o", "json"]);
             match helm.run(&args("values"), None) {
                 Ok(out) => {
                     let v: J = serde_json::from_str(&out).unwrap_or(J::Null);
@@ -167,7 +166,10 @@ impl LiveExecutor {
                 }
                 Err(e) => notes.push(format!("{dir}: values not read: {e}")),
             }
-            match helm.run(&crate::helm::strings(&["get", "manifest", release, "-n", ns]), None) {
+            match helm.run(
+                &crate::helm::strings(&["get", "manifest", release, "-n", ns]),
+                None,
+            ) {
                 Ok(text) => {
                     let mut docs = Vec::new();
                     for doc in text.split("\n---") {
@@ -254,7 +256,9 @@ impl LiveExecutor {
         }
         texts.push(("NOTES.txt".into(), notes.join("\n") + "\n"));
         write_archive(&spec.out, &texts)?;
-        Ok(J::Array(texts.into_iter().map(|(n, _)| J::from(n)).collect()))
+        Ok(J::Array(
+            texts.into_iter().map(|(n, _)| J::from(n)).collect(),
+        ))
     }
 }
 
@@ -277,8 +281,12 @@ fn write_archive(out: &str, files: &[(String, String)]) -> Result<(), String> {
         header.set_mode(0o600);
         header.set_mtime(0);
         header.set_cksum();
-        tar.append_data(&mut header, format!("support-bundle/{name}"), body.as_bytes())
-            .map_err(|e| format!("cannot write {out}: {e}"))?;
+        tar.append_data(
+            &mut header,
+            format!("support-bundle/{name}"),
+            body.as_bytes(),
+        )
+        .map_err(|e| format!("cannot write {out}: {e}"))?;
     }
     tar.into_inner()
         .and_then(|gz| gz.finish())

@@ -187,7 +187,8 @@ impl Client {
 
     /// The server's version (`server.info`).
     pub async fn server_info(&self) -> Result<J, ApiError> {
-        self.call("server.info", &json!({}), None, Retry::Safe).await
+        self.call("server.info", &json!({}), None, Retry::Safe)
+            .await
     }
 
     /// Every queue of the identity's company.

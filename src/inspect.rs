@@ -55,28 +55,67 @@ fn selector_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> S
 pub async fn workloads(client: &kube::Client, namespace: &str) -> Result<Vec<Workload>, String> {
     let lp = ListParams::default();
     let mut out = Vec::new();
-    let err = |what: &str, e: kube::Error| format!("cannot list {what} in {namespace}: {}", describe(&e));
+    let err =
+        |what: &str, e: kube::Error| format!("cannot list {what} in {namespace}: {}", describe(&e));
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     for d in deploys.list(&lp).await.map_err(|e| err("Deployments", e))? {
         let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
-        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) as i64;
-        let sel = selector_of(d.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()));
-        out.push(("Deployment", d.metadata.name.unwrap_or_default(), ready, desired, sel));
+        let ready = d
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0) as i64;
+        let sel = selector_of(
+            d.spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref()),
+        );
+        out.push((
+            "Deployment",
+            d.metadata.name.unwrap_or_default(),
+            ready,
+            desired,
+            sel,
+        ));
     }
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
     for s in sets.list(&lp).await.map_err(|e| err("StatefulSets", e))? {
         let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
-        let ready = s.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0) as i64;
-        let sel = selector_of(s.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()));
-        out.push(("StatefulSet", s.metadata.name.unwrap_or_default(), ready, desired, sel));
+        let ready = s
+            .status
+            .as_ref()
+            .and_then(|s| s.ready_replicas)
+            .unwrap_or(0) as i64;
+        let sel = selector_of(
+            s.spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref()),
+        );
+        out.push((
+            "StatefulSet",
+            s.metadata.name.unwrap_or_default(),
+            ready,
+            desired,
+            sel,
+        ));
     }
     let daemons: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
     for d in daemons.list(&lp).await.map_err(|e| err("DaemonSets", e))? {
         let st = d.status.as_ref();
         let desired = st.map(|s| s.desired_number_scheduled).unwrap_or(0) as i64;
         let ready = st.map(|s| s.number_ready).unwrap_or(0) as i64;
-        let sel = selector_of(d.spec.as_ref().and_then(|s| s.selector.match_labels.as_ref()));
-        out.push(("DaemonSet", d.metadata.name.unwrap_or_default(), ready, desired, sel));
+        let sel = selector_of(
+            d.spec
+                .as_ref()
+                .and_then(|s| s.selector.match_labels.as_ref()),
+        );
+        out.push((
+            "DaemonSet",
+            d.metadata.name.unwrap_or_default(),
+            ready,
+            desired,
+            sel,
+        ));
     }
     let mut result = Vec::new();
     for (kind, name, ready, desired, selector) in out {
@@ -136,7 +175,10 @@ pub fn pod_problem(pod: &Pod) -> Option<PodProblem> {
     {
         return Some(PodProblem {
             pod: name,
-            reason: format!("Pending/{}", c.reason.clone().unwrap_or("Unschedulable".into())),
+            reason: format!(
+                "Pending/{}",
+                c.reason.clone().unwrap_or("Unschedulable".into())
+            ),
             message: c.message.clone().unwrap_or_default(),
             container: None,
             restarts: 0,
@@ -288,7 +330,10 @@ pub async fn diagnose(client: &kube::Client, namespace: &str) -> Result<Option<S
             for e in events_about(client, namespace, &p.pod, 3).await? {
                 out.push_str(&format!("      event: {e}\n"));
             }
-            if matches!(p.reason.as_str(), "CrashLoopBackOff" | "Error" | "ProbeFailure") {
+            if matches!(
+                p.reason.as_str(),
+                "CrashLoopBackOff" | "Error" | "ProbeFailure"
+            ) {
                 let log = logs(client, namespace, &p.pod, p.container.as_deref(), 10).await?;
                 if !log.trim().is_empty() {
                     out.push_str("      last log lines:\n");
@@ -348,7 +393,12 @@ pub async fn list(
     let gvk = GroupVersionKind::gvk(group, version, kind);
     let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
         .await
-        .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {}", describe(&e)))?;
+        .map_err(|e| {
+            format!(
+                "the cluster does not serve {api_version} {kind}: {}",
+                describe(&e)
+            )
+        })?;
     let api: Api<DynamicObject> = match (caps.scope, namespace) {
         (kube::discovery::Scope::Namespaced, Some(ns)) => {
             Api::namespaced_with(client.clone(), ns, &ar)

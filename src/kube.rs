@@ -120,7 +120,12 @@ impl Kube {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
             .await
-            .map_err(|e| format!("the cluster does not serve {api_version} {kind}: {}", describe(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "the cluster does not serve {api_version} {kind}: {}",
+                    describe(&e)
+                )
+            })?;
         let api: Api<DynamicObject> = match (caps.scope, namespace) {
             (kube::discovery::Scope::Namespaced, Some(ns)) => {
                 Api::namespaced_with(self.client.clone(), ns, &ar)

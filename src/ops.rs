@@ -70,9 +70,9 @@ impl OpsQuery {
     /// A dry run reads nothing: empty lists, and answers that say they are planned.
     pub fn planned_result(&self) -> Value {
         match self {
-            OpsQuery::KubeList { .. } | OpsQuery::Workloads { .. } | OpsQuery::ResolveHost { .. } => {
-                Value::List(Vec::new())
-            }
+            OpsQuery::KubeList { .. }
+            | OpsQuery::Workloads { .. }
+            | OpsQuery::ResolveHost { .. } => Value::List(Vec::new()),
             OpsQuery::CanI { .. } => Value::from_json(&json!({
                 "allowed": true, "reason": "<planned: asked at run time>"
             })),
@@ -160,7 +160,9 @@ impl LiveExecutor {
             OpsQuery::Workloads { namespace } => {
                 let client = self.kube()?.client().clone();
                 let w = block_on(crate::inspect::workloads(&client, namespace))?;
-                Ok(Value::from_json(&serde_json::to_value(w).map_err(|e| e.to_string())?))
+                Ok(Value::from_json(
+                    &serde_json::to_value(w).map_err(|e| e.to_string())?,
+                ))
             }
             OpsQuery::CanI {
                 verb,
@@ -176,7 +178,9 @@ impl LiveExecutor {
                     resource,
                     namespace.as_deref(),
                 ))?;
-                Ok(Value::from_json(&json!({"allowed": allowed, "reason": reason})))
+                Ok(Value::from_json(
+                    &json!({"allowed": allowed, "reason": reason}),
+                ))
             }
             OpsQuery::ResolveHost { .. } if sandbox => {
                 Err("the sandbox has no DNS: host names are not resolved in a rehearsal".into())
@@ -222,9 +226,13 @@ impl LiveExecutor {
                 block_on(client.ping()).map_err(|e| api_failure(&e, api))?;
                 let info = block_on(client.server_info()).map_err(|e| api_failure(&e, api))?;
                 let login = match block_on(client.whoami()) {
-                    Ok(u) => json!({"ok": true, "detail": format!("as {}", u["name"].as_str().unwrap_or("?"))}),
+                    Ok(u) => {
+                        json!({"ok": true, "detail": format!("as {}", u["name"].as_str().unwrap_or("?"))})
+                    }
                     // a system identity (the supervisor) has no user record but valid credentials
-                    Err(e) if e.is(400, 300) => json!({"ok": true, "detail": "as a system identity"}),
+                    Err(e) if e.is(400, 300) => {
+                        json!({"ok": true, "detail": "as a system identity"})
+                    }
                     Err(e) => json!({"ok": false, "detail": api_failure(&e, api)}),
                 };
                 let (queues, workers) = if login["ok"] == true {
@@ -314,7 +322,12 @@ pub struct Check {
 
 /// The report of checks: a table for people, with the count of each outcome.
 pub fn render_table(title: &str, checks: &[Check]) -> String {
-    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
+    let width = checks
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
     let mut out = format!("{title}\n");
     for c in checks {
         out.push_str(&format!(
@@ -364,7 +377,10 @@ pub fn confirm(question: &str) -> Result<bool, String> {
     std::io::stdin()
         .read_line(&mut line)
         .map_err(|e| format!("cannot read the answer: {e}"))?;
-    Ok(matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+    Ok(matches!(
+        line.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 #[cfg(test)]
@@ -389,7 +405,10 @@ mod tests {
         ];
         let t = render_table("Preflight", &checks);
         assert!(t.contains("  PASS  cluster        v1.33.0\n"), "{t}");
-        assert!(t.contains("  FAIL  storage class  no default StorageClass\n"), "{t}");
+        assert!(
+            t.contains("  FAIL  storage class  no default StorageClass\n"),
+            "{t}"
+        );
         assert!(t.contains("fix: mark one default"), "{t}");
         assert!(!t.contains("never shown"), "{t}");
         assert!(t.ends_with("1 passed, 0 warnings, 1 failed\n"), "{t}");
@@ -402,7 +421,10 @@ mod tests {
             .build()
             .unwrap();
         let addrs = rt.block_on(resolve("localhost"));
-        assert!(addrs.iter().any(|a| a == "127.0.0.1" || a == "::1"), "{addrs:?}");
+        assert!(
+            addrs.iter().any(|a| a == "127.0.0.1" || a == "::1"),
+            "{addrs:?}"
+        );
         assert!(is_loopback_url("http://127.0.0.1:8080/x"));
         assert!(!is_loopback_url("https://registry-1.docker.io/v2/"));
     }

@@ -21,7 +21,10 @@ fn run(c: &Cluster, script: &str, extra: &[&str]) -> Output {
     c.test()
         .args([script, "--values", &site()])
         .arg("--set")
-        .arg(format!("preflight.image_registry={}/index.yaml", c.repo_url))
+        .arg(format!(
+            "preflight.image_registry={}/index.yaml",
+            c.repo_url
+        ))
         .args(["--set", "preflight.skip=hosts"])
         .args(extra)
         .run()
@@ -44,7 +47,10 @@ fn post(c: &Cluster, path: &str, body: Value) {
         "application/json",
         body.to_string().as_bytes(),
     );
-    assert!(status == 201 || status == 200, "POST {path}: {status} {text}");
+    assert!(
+        status == 201 || status == 200,
+        "POST {path}: {status} {text}"
+    );
 }
 
 fn delete(c: &Cluster, path: &str) {
@@ -129,11 +135,17 @@ fn preflight_fails_without_a_default_storage_class_or_an_ingress_class() {
     run(&c, "preflight.rhai", &[])
         .code(1)
         .stdout_has("FAIL  storage class")
-        .stdout_has("kubectl annotate storageclass fast storageclass.kubernetes.io/is-default-class=true");
+        .stdout_has(
+            "kubectl annotate storageclass fast storageclass.kubernetes.io/is-default-class=true",
+        );
     // a site that names its classes
-    run(&c, "preflight.rhai", &["--set", "preflight.skip=hosts,ingress_class"])
-        .code(1)
-        .stdout_has("FAIL  storage class");
+    run(
+        &c,
+        "preflight.rhai",
+        &["--set", "preflight.skip=hosts,ingress_class"],
+    )
+    .code(1)
+    .stdout_has("FAIL  storage class");
 }
 
 #[test]
@@ -143,10 +155,14 @@ fn preflight_checks_version_capacity_permissions_and_the_load_balancer() {
         .code(1)
         .stdout_has("FAIL  cluster")
         .stdout_has("Kubernetes v1.33.0 is outside the supported range 1.25 to 1.30");
-    run(&c, "preflight.rhai", &["--set", "preflight.requests.cpu=64"])
-        .code(1)
-        .stdout_has("FAIL  capacity")
-        .stdout_has("the install requests 64.0 CPUs");
+    run(
+        &c,
+        "preflight.rhai",
+        &["--set", "preflight.requests.cpu=64"],
+    )
+    .code(1)
+    .stdout_has("FAIL  capacity")
+    .stdout_has("the install requests 64.0 CPUs");
     // an access review the API refuses
     c.sim.faults.fail(
         "POST",
@@ -174,7 +190,9 @@ fn preflight_checks_version_capacity_permissions_and_the_load_balancer() {
     run(&c, "preflight.rhai", &[])
         .success()
         .stdout_has("PASS  load balancer")
-        .stdout_has("LoadBalancer Service default/ingress-nginx-controller has the address 198.51.100.")
+        .stdout_has(
+            "LoadBalancer Service default/ingress-nginx-controller has the address 198.51.100.",
+        )
         .stdout_has("PASS  ingress controller")
         .stdout_has("Deployment default/ingress-nginx-controller serves k8s.io/ingress-nginx");
 }
@@ -187,15 +205,26 @@ fn preflight_finds_a_release_of_another_chart_in_the_way_and_unreachable_sources
     c.sim
         .helm(
             helm,
-            &["install", "clearml", &chart.display().to_string(), "-n", "clearml", "--create-namespace"],
+            &[
+                "install",
+                "clearml",
+                &chart.display().to_string(),
+                "-n",
+                "clearml",
+                "--create-namespace",
+            ],
         )
         .success();
-    run(&c, "preflight.rhai", &["--set", "preflight.image_registry=http://127.0.0.1:9/v2/"])
-        .code(1)
-        .stdout_has("FAIL  namespace clearml")
-        .stdout_has("the release clearml is the chart clearml-enterprise-agent-")
-        .stdout_has("FAIL  image registry")
-        .stdout_has("http://127.0.0.1:9/v2/ does not answer");
+    run(
+        &c,
+        "preflight.rhai",
+        &["--set", "preflight.image_registry=http://127.0.0.1:9/v2/"],
+    )
+    .code(1)
+    .stdout_has("FAIL  namespace clearml")
+    .stdout_has("the release clearml is the chart clearml-enterprise-agent-")
+    .stdout_has("FAIL  image registry")
+    .stdout_has("http://127.0.0.1:9/v2/ does not answer");
 }
 
 #[test]
@@ -225,7 +254,10 @@ fn install_runs_the_preflight_first_and_stops_before_anything_on_a_failure() {
         .code(1)
         .stdout_has("FAIL  storage class")
         .stderr_has("Preflight: 1 of ");
-    assert!(!exists(&c, "/api/v1/namespaces/clearml"), "nothing was changed");
+    assert!(
+        !exists(&c, "/api/v1/namespaces/clearml"),
+        "nothing was changed"
+    );
     run(&c, "install.rhai", &["--skip-preflight"])
         .success()
         .stderr_has("control plane: release clearml in clearml: deployed");
@@ -310,11 +342,15 @@ fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
     assert_eq!(report["title"], "Status");
     assert_eq!(check(&report, "credentials")["status"], "pass");
     // credentials that do not log in
-    full(&c, "status.rhai", &["--set", "supervisor.user_secret=wrong-secret-9"])
-        .code(1)
-        .stdout_has("FAIL  credentials")
-        .stdout_has("were rejected")
-        .nowhere("wrong-secret-9");
+    full(
+        &c,
+        "status.rhai",
+        &["--set", "supervisor.user_secret=wrong-secret-9"],
+    )
+    .code(1)
+    .stdout_has("FAIL  credentials")
+    .stdout_has("were rejected")
+    .nowhere("wrong-secret-9");
 }
 
 #[test]
@@ -368,7 +404,11 @@ fn diagnosis(why: WorkloadFault, expect: &[&str]) {
     c.sim.faults.heal_workload("clearml-apiserver");
     run(&c, "install.rhai", &[]).success();
     c.sim.faults.break_workload("clearml-apiserver", why);
-    out = run(&c, "install.rhai", &["--set", "timeout=3s", "--set", "ui.show_datasets=true"]);
+    out = run(
+        &c,
+        "install.rhai",
+        &["--set", "timeout=3s", "--set", "ui.show_datasets=true"],
+    );
     out.code(1)
         .stderr_has("helm rollback clearml 2 -n clearml --wait");
 }
@@ -397,7 +437,14 @@ fn a_site_can_ask_for_a_rollback_on_failure() {
     run(
         &c,
         "install.rhai",
-        &["--set", "timeout=3s", "--set", "rollback_on_failure=true", "--set", "ui.show_datasets=true"],
+        &[
+            "--set",
+            "timeout=3s",
+            "--set",
+            "rollback_on_failure=true",
+            "--set",
+            "ui.show_datasets=true",
+        ],
     )
     .code(1)
     .stderr_has("ProbeFailure: the container runs but is not ready")
@@ -418,7 +465,9 @@ fn a_failed_wait_is_diagnosed_image_pull_and_pending() {
     run(&c, "install.rhai", &["--set", "timeout=3s"])
         .code(1)
         .stderr_has(": ImagePullBackOff: Back-off pulling image")
-        .stderr_has("likely fix: the image cannot be pulled: check the image credentials (dockerhub_token")
+        .stderr_has(
+            "likely fix: the image cannot be pulled: check the image credentials (dockerhub_token",
+        )
         .nowhere("example-dockerhub-token-replace-me");
     let c = Cluster::new(4);
     c.sim
@@ -444,47 +493,104 @@ fn uninstall_asks_removes_in_reverse_order_keeps_data_and_is_idempotent() {
     full(&c, "uninstall.rhai", &[])
         .code(2)
         .stderr_has("pass --yes to confirm");
-    assert!(exists(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver"));
+    assert!(exists(
+        &c,
+        "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver"
+    ));
     let out = full(&c, "uninstall.rhai", &["--yes"]);
     out.success();
-    let gw = out.stderr.find("gateway: release clearml-ttr in clearml-agents removed").unwrap();
-    let agent = out.stderr.find("agent: release clearml-agent in clearml-agents removed").unwrap();
-    let cp = out.stderr.find("control plane: release clearml in clearml removed").unwrap();
+    let gw = out
+        .stderr
+        .find("gateway: release clearml-ttr in clearml-agents removed")
+        .unwrap();
+    let agent = out
+        .stderr
+        .find("agent: release clearml-agent in clearml-agents removed")
+        .unwrap();
+    let cp = out
+        .stderr
+        .find("control plane: release clearml in clearml removed")
+        .unwrap();
     assert!(gw < agent && agent < cp, "{}", out.stderr);
     out.stderr_has("kept the credentials Secret and the PersistentVolumeClaims");
-    assert!(!exists(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver"));
-    assert!(exists(&c, "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"));
-    assert!(exists(&c, "/api/v1/namespaces/clearml/persistentvolumeclaims/data-mongodb-0"));
+    assert!(!exists(
+        &c,
+        "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver"
+    ));
+    assert!(exists(
+        &c,
+        "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"
+    ));
+    assert!(exists(
+        &c,
+        "/api/v1/namespaces/clearml/persistentvolumeclaims/data-mongodb-0"
+    ));
     let queues = |c: &Cluster| -> Vec<String> {
-        c.sim.sandbox.clearml.state.queues(DEFAULT_COMPANY).into_iter().map(|q| q.name).collect()
+        c.sim
+            .sandbox
+            .clearml
+            .state
+            .queues(DEFAULT_COMPANY)
+            .into_iter()
+            .map(|q| q.name)
+            .collect()
     };
-    assert!(queues(&c).contains(&"GPUshm".to_string()), "queues stay unless asked");
+    assert!(
+        queues(&c).contains(&"GPUshm".to_string()),
+        "queues stay unless asked"
+    );
     // again: nothing more to remove; with purge the data goes
-    full(&c, "uninstall.rhai", &["--yes", "--set", "uninstall.purge=true"])
-        .success()
-        .stderr_has("control plane: release clearml in clearml was not there")
-        .stderr_has("0 release(s) removed");
-    assert!(!exists(&c, "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"));
-    assert!(!exists(&c, "/api/v1/namespaces/clearml/persistentvolumeclaims/data-mongodb-0"));
+    full(
+        &c,
+        "uninstall.rhai",
+        &["--yes", "--set", "uninstall.purge=true"],
+    )
+    .success()
+    .stderr_has("control plane: release clearml in clearml was not there")
+    .stderr_has("0 release(s) removed");
+    assert!(!exists(
+        &c,
+        "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"
+    ));
+    assert!(!exists(
+        &c,
+        "/api/v1/namespaces/clearml/persistentvolumeclaims/data-mongodb-0"
+    ));
 }
 
 #[test]
 fn uninstall_deletes_the_queues_only_when_asked() {
     let c = installed();
     let queues = |c: &Cluster| -> Vec<String> {
-        let mut q: Vec<String> = c.sim.sandbox.clearml.state.queues(DEFAULT_COMPANY).into_iter().map(|q| q.name).collect();
+        let mut q: Vec<String> = c
+            .sim
+            .sandbox
+            .clearml
+            .state
+            .queues(DEFAULT_COMPANY)
+            .into_iter()
+            .map(|q| q.name)
+            .collect();
         q.sort();
         q
     };
     assert_eq!(queues(&c), ["GPUshm", "default"]);
-    full(&c, "uninstall.rhai", &["--yes", "--set", "uninstall.queues=true"])
-        .success()
-        .stderr_has("queue GPUshm deleted")
-        .nowhere("agent-secret-1");
+    full(
+        &c,
+        "uninstall.rhai",
+        &["--yes", "--set", "uninstall.queues=true"],
+    )
+    .success()
+    .stderr_has("queue GPUshm deleted")
+    .nowhere("agent-secret-1");
     assert!(queues(&c).is_empty());
     // the plan shows it all, changes nothing
-    full(&c, "uninstall.rhai", &["--dry-run", "--set", "uninstall.queues=true"])
-        .success()
-        .stdout_has("helm.uninstall release=clearml-ttr")
-        .stdout_has("clearml.delete_queue name=GPUshm");
+    full(
+        &c,
+        "uninstall.rhai",
+        &["--dry-run", "--set", "uninstall.queues=true"],
+    )
+    .success()
+    .stdout_has("helm.uninstall release=clearml-ttr")
+    .stdout_has("clearml.delete_queue name=GPUshm");
 }

@@ -42,7 +42,11 @@ fn the_support_bundle_holds_what_helps_and_no_secret() {
     let c = Cluster::new(4);
     let state = &c.sim.sandbox.clearml.state;
     state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
-    state.add_credentials("CANARY-agentkey-0006", "CANARY-agentsec-0007", "agent-admin");
+    state.add_credentials(
+        "CANARY-agentkey-0006",
+        "CANARY-agentsec-0007",
+        "agent-admin",
+    );
     let t = Test::new();
     let xdg = t.dir().join("state").display().to_string();
     let mut install = c
@@ -105,7 +109,12 @@ fn the_support_bundle_holds_what_helps_and_no_secret() {
     .unwrap();
     let bundle_site = t.dir().join("bundle-site.yaml").display().to_string();
     Test::new()
-        .args(["support-bundle", &out.display().to_string(), "--values", &bundle_site])
+        .args([
+            "support-bundle",
+            &out.display().to_string(),
+            "--values",
+            &bundle_site,
+        ])
         .arg("--kubeconfig")
         .arg(c.sim.sandbox.kubeconfig.display().to_string())
         .helm(4)
@@ -145,7 +154,10 @@ fn the_support_bundle_holds_what_helps_and_no_secret() {
     assert!(text("clearml/clearml/values.json").contains("api.clearml.example.com"));
     for (name, body) in &files {
         for canary in &canaries {
-            assert!(!body.contains(canary.as_str()), "{canary} is in {name}:\n{body}");
+            assert!(
+                !body.contains(canary.as_str()),
+                "{canary} is in {name}:\n{body}"
+            );
         }
     }
 }

@@ -294,10 +294,9 @@ pub mod ops_api {
         if let Some(crate::value::Value::List(items)) = releases {
             for i in items {
                 match (i.at_path("release"), i.at_path("namespace")) {
-                    (
-                        Some(crate::value::Value::Str(r)),
-                        Some(crate::value::Value::Str(n)),
-                    ) => pairs.push((r.clone(), n.clone())),
+                    (Some(crate::value::Value::Str(r)), Some(crate::value::Value::Str(n))) => {
+                        pairs.push((r.clone(), n.clone()))
+                    }
                     _ => return Err(invalid(B, "each of `releases` is #{release, namespace}")),
                 }
             }

@@ -223,8 +223,14 @@ pub fn broken_workload(
             ],
         }),
     };
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ns = obj["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let container = obj["spec"]["template"]["spec"]["containers"][0].clone();
     let cname = container["name"].as_str().unwrap_or("main").to_string();
     let image = container["image"].as_str().unwrap_or("unknown").to_string();
@@ -249,7 +255,9 @@ pub fn broken_workload(
             )
         }
         WorkloadFault::ImagePullBackOff => {
-            let msg = format!("Back-off pulling image \"{image}\": ErrImagePull: pull access denied for {image}, repository does not exist or may require authorization");
+            let msg = format!(
+                "Back-off pulling image \"{image}\": ErrImagePull: pull access denied for {image}, repository does not exist or may require authorization"
+            );
             (
                 json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False", "reason": "ContainersNotReady"}],
                        "containerStatuses": waiting("ImagePullBackOff", msg.clone())}),
@@ -331,7 +339,8 @@ mod tests {
         );
         assert!(f.add_spec("GET:/x:one:500").is_err());
         assert!(f.add_spec("GET:/x").is_err());
-        f.add_spec("workload:clearml-apiserver:ImagePullBackOff").unwrap();
+        f.add_spec("workload:clearml-apiserver:ImagePullBackOff")
+            .unwrap();
         assert_eq!(
             f.workload("clearml-apiserver"),
             Some(WorkloadFault::ImagePullBackOff)

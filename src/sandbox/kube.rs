@@ -209,13 +209,13 @@ fn route(
         }
         _ => {}
     }
-    if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && *method == Method::POST
-    {
+    if path == "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews" && *method == Method::POST {
         // no RBAC in the sandbox: every identity may do everything, as the review says
         let mut review = decode_body(&body, content_type).unwrap_or_else(|_| json!({}));
         review["apiVersion"] = json!("authorization.k8s.io/v1");
         review["kind"] = json!("SelfSubjectAccessReview");
-        review["status"] = json!({"allowed": true, "reason": "the sandbox has no RBAC: everything is allowed"});
+        review["status"] =
+            json!({"allowed": true, "reason": "the sandbox has no RBAC: everything is allowed"});
         return json_response(201, &review);
     }
     if let Some(doc) = path.strip_prefix("/openapi/v3/") {
