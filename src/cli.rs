@@ -85,7 +85,9 @@ pub enum Command {
         /// Where to write the kubeconfig (a temporary directory by default)
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Make requests fail or wait: METHOD:PATH:COUNT:STATUS or METHOD:PATH:COUNT:delay=MS
+        /// Make requests fail or wait (METHOD:PATH:COUNT:STATUS, METHOD:PATH:COUNT:delay=MS), keep a
+        /// workload from becoming ready (workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|
+        /// ProbeFailure), or start without a seeded class (remove:storageclass|ingressclass)
         #[arg(long = "fault", value_name = "SPEC")]
         faults: Vec<String>,
     },
