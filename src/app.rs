@@ -396,7 +396,7 @@ fn builtin_engine() -> Engine {
 }
 
 fn show_docs(function: Option<&str>, format: DocsFormat) -> i32 {
-    let all = docs::collect(&builtin_engine());
+    let all = docs::collect_all(&builtin_engine());
     let selected: Vec<docs::FnDoc> = match function {
         None => all,
         Some(name) => match docs::lookup(&all, name) {
