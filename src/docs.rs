@@ -27,6 +27,19 @@ pub const MODULES: &[(&str, &str)] = &[
     ("clearml/apps", "apps"),
 ];
 
+/// Every documented name, for shell completions.
+pub fn all_names() -> Vec<String> {
+    let engine = crate::engine::build(
+        std::path::Path::new("."),
+        crate::engine::Sources::default(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let mut names: Vec<String> = collect_all(&engine).into_iter().map(|d| d.name).collect();
+    names.retain(|n| n.starts_with(|c: char| c.is_alphabetic()));
+    names.dedup();
+    names
+}
+
 /// The built-ins and then every documented function of the stdlib modules.
 pub fn collect_all(engine: &Engine) -> Vec<FnDoc> {
     let mut all = collect(engine);
