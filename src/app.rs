@@ -77,6 +77,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
                 1
             }
         },
+        (Some(Command::Man { out }), _) => man(out.as_deref()),
         (Some(Command::Completions { shell }), _) => {
             clap_complete::generate(
                 shell,
@@ -530,7 +531,7 @@ fn builtin_engine() -> Engine {
 }
 
 fn show_docs(function: Option<&str>, format: DocsFormat) -> i32 {
-    let all = docs::collect(&builtin_engine());
+    let all = docs::collect_all(&builtin_engine());
     let selected: Vec<docs::FnDoc> = match function {
         None => all,
         Some(name) => match docs::lookup(&all, name) {
@@ -546,6 +547,33 @@ fn show_docs(function: Option<&str>, format: DocsFormat) -> i32 {
         DocsFormat::Json => ui::out(&format!("{}\n", docs::render_json(&selected))),
     }
     0
+}
+
+/// The man page from the command-line definition (clap_mangen): `cargo install` installs no man
+/// pages, so the binary gives its own.
+fn man(out: Option<&Path>) -> i32 {
+    let cmd = Cli::command();
+    let result = match out {
+        Some(dir) => std::fs::create_dir_all(dir).and_then(|_| clap_mangen::generate_to(cmd, dir)),
+        None => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut buf)
+                .map(|_| ui::out(&String::from_utf8_lossy(&buf)))
+        }
+    };
+    match result {
+        Ok(()) => {
+            if let Some(dir) = out {
+                ui::err(&format!("wrote the man pages into {}\n", dir.display()));
+            }
+            0
+        }
+        Err(e) => {
+            ui::err(&format!("error: cannot write the man page: {e}\n"));
+            1
+        }
+    }
 }
 
 fn write_defs(out: &Path) -> i32 {

@@ -39,7 +39,8 @@ pub enum Command {
     },
     /// The reference of every built-in, from the built-ins' own documentation
     Docs {
-        /// Show one built-in only
+        /// Show one built-in or stdlib function only (`require`, `values::check`)
+        #[arg(value_parser = Named(crate::docs::all_names), hide_possible_values = true)]
         function: Option<String>,
         #[arg(long, value_enum, default_value_t = DocsFormat::Md)]
         format: DocsFormat,
@@ -54,6 +55,15 @@ pub enum Command {
     Defs {
         #[arg(long, default_value = "defs")]
         out: PathBuf,
+    },
+    /// Print the man page (roff), or write a page per command with --out DIR
+    ///
+    /// Read it with `clearml-script man | man -l -`, or install the pages with
+    /// `clearml-script man --out ~/.local/share/man/man1`.
+    Man {
+        /// Write clearml-script.1 and a page per subcommand into DIR
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Print a shell completion script
     Completions {
@@ -126,7 +136,7 @@ pub enum ScriptsAction {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// The playbook: a file, or the name of a standard playbook such as install.rhai
-    #[arg(required = true)]
+    #[arg(required = true, value_parser = Named(crate::playbook::names), hide_possible_values = true)]
     pub script: Option<String>,
 
     #[command(flatten)]
@@ -256,6 +266,33 @@ pub struct KubeArgs {
     /// The helm binary (otherwise HELM_BIN, then PATH)
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
+}
+
+/// Any text is accepted; the names it lists (standard playbooks, documented functions) are
+/// what shell completions offer.
+#[derive(Clone)]
+pub struct Named(pub fn() -> Vec<String>);
+
+impl clap::builder::TypedValueParser for Named {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        Ok(value.to_string_lossy().into_owned())
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        // clap keeps names as 'static strings; these are made once per completion script
+        Some(Box::new((self.0)().into_iter().map(|n| {
+            clap::builder::PossibleValue::new(&*Box::leak(n.into_boxed_str()))
+        })))
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,6 +13,77 @@ pub struct FnDoc {
     pub description: String,
     /// The code of the `# Example` section.
     pub example: String,
+    /// The stdlib module (`clearml/values`) for a module function; none for a built-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub module: Option<String>,
+}
+
+/// The stdlib modules and the names they are imported as, in the playbooks and in these docs.
+pub const MODULES: &[(&str, &str)] = &[
+    ("clearml/values", "values"),
+    ("clearml/control_plane", "cp"),
+    ("clearml/agent", "agent"),
+    ("clearml/gateway", "gateway"),
+    ("clearml/apps", "apps"),
+];
+
+/// Every documented name, for shell completions.
+pub fn all_names() -> Vec<String> {
+    let engine = crate::engine::build(
+        std::path::Path::new("."),
+        crate::engine::Sources::default(),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let mut names: Vec<String> = collect_all(&engine).into_iter().map(|d| d.name).collect();
+    names.retain(|n| n.starts_with(|c: char| c.is_alphabetic()));
+    names.dedup();
+    names
+}
+
+/// The built-ins and then every documented function of the stdlib modules.
+pub fn collect_all(engine: &Engine) -> Vec<FnDoc> {
+    let mut all = collect(engine);
+    all.extend(collect_stdlib(engine));
+    all
+}
+
+/// Every function of the stdlib modules that has a `///` comment, named as a playbook calls it
+/// (`values::check`), in the modules' order.
+pub fn collect_stdlib(engine: &Engine) -> Vec<FnDoc> {
+    let mut out = Vec::new();
+    for (module, alias) in MODULES {
+        let Some((_, text)) = crate::embedded::files()
+            .iter()
+            .find(|(p, _)| *p == format!("stdlib/{module}.rhai"))
+        else {
+            continue;
+        };
+        let Ok(ast) = engine.compile(text) else {
+            continue;
+        };
+        let mut fns: Vec<FnDoc> = ast
+            .iter_functions()
+            .filter(|f| f.access != rhai::FnAccess::Private && !f.comments.is_empty())
+            .map(|f| {
+                let lines: Vec<String> = f
+                    .comments
+                    .iter()
+                    .flat_map(|block| block.lines().map(strip_comment).collect::<Vec<_>>())
+                    .collect();
+                let (description, example) = split_example(&lines);
+                FnDoc {
+                    name: format!("{alias}::{}", f.name),
+                    signature: format!("{alias}::{}({})", f.name, f.params.join(", ")),
+                    description,
+                    example,
+                    module: Some(module.to_string()),
+                }
+            })
+            .collect();
+        fns.sort_by(|a, b| a.name.cmp(&b.name));
+        out.extend(fns);
+    }
+    out
 }
 
 /// Every built-in of this tool (Rhai's standard library left out), sorted by name.
@@ -41,6 +112,7 @@ pub fn collect(engine: &Engine) -> Vec<FnDoc> {
                 signature,
                 description,
                 example,
+                module: None,
             })
         })
         .collect();
@@ -76,6 +148,12 @@ fn readable_signature(sig: &str) -> String {
     ] {
         s = s.replace(rust, script);
     }
+    // `type R<T> = Result<T, Box<EvalAltResult>>` in the plugin modules
+    if let Some((head, ret)) = s.split_once("-> R<")
+        && let Some(inner) = ret.strip_suffix('>')
+    {
+        s = format!("{head}-> {inner}");
+    }
     s.trim_end_matches(" -> ()").to_string()
 }
 
@@ -105,11 +183,41 @@ fn split_example(lines: &[String]) -> (String, String) {
     )
 }
 
-/// Markdown for the given entries.
+/// Markdown for the given entries: one level-1 heading per group (the built-ins, each stdlib
+/// module), one level-2 heading per function; headings inside a description are nested below.
 pub fn render_md(docs: &[FnDoc]) -> String {
     let mut out = String::new();
+    let mut group: Option<Option<&str>> = None;
     for d in docs {
-        out.push_str(&format!("## `{}`\n\n{}\n\n", d.signature, d.description));
+        let this = d.module.as_deref();
+        if group != Some(this) {
+            group = Some(this);
+            match this {
+                None => out.push_str("# Built-ins\n\n"),
+                Some(m) => {
+                    let alias = MODULES.iter().find(|(p, _)| *p == m).map_or(m, |(_, a)| a);
+                    out.push_str(&format!(
+                        "# Module `{m}`\n\n`import \"{m}\" as {alias};`\n\n"
+                    ));
+                }
+            }
+        }
+        let description: Vec<String> = d
+            .description
+            .lines()
+            .map(|l| {
+                if l.starts_with('#') {
+                    format!("##{l}")
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&format!(
+            "## `{}`\n\n{}\n\n",
+            d.signature,
+            description.join("\n")
+        ));
         if !d.example.is_empty() {
             out.push_str(&format!("```rhai\n{}\n```\n\n", d.example));
         }
@@ -132,5 +240,8 @@ pub fn lookup<'a>(docs: &'a [FnDoc], name: &str) -> Result<Vec<&'a FnDoc>, Strin
     let hint = crate::check::suggest(name, &names)
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_else(|| "; `clearml-script docs` lists them all".to_string());
+    if name.contains("::") {
+        return Err(format!("there is no stdlib function `{name}`{hint}"));
+    }
     Err(format!("there is no built-in `{name}`{hint}"))
 }

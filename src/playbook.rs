@@ -65,6 +65,11 @@ pub fn resolve(arg: &str) -> Result<Playbook, String> {
     ))
 }
 
+/// The standard playbooks' names, for shell completions.
+pub fn names() -> Vec<String> {
+    embedded::scripts().map(|(n, _)| n.to_string()).collect()
+}
+
 /// One line per standard playbook: its name and the description from its header comment.
 pub fn list() -> String {
     let scripts: Vec<(&str, &str)> = embedded::scripts().collect();

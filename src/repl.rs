@@ -105,7 +105,7 @@ impl Session {
         // host types such as secrets without their `to_string`.
         engine.set_optimization_level(OptimizationLevel::None);
         let scope = crate::app::site_scope(&rt.site);
-        let docs = docs::collect(&engine);
+        let docs = docs::collect_all(&engine);
         let session = Session {
             engine,
             scope,

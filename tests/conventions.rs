@@ -232,3 +232,31 @@ fn export_with_stdlib_writes_the_library_sources() {
     plain.run().success();
     assert!(!plain.dir().join("site/stdlib").exists());
 }
+
+#[test]
+fn completions_offer_playbook_and_docs_names_and_the_man_page_is_generated() {
+    // clap_complete's fish script completes options and subcommands only
+    for shell in ["bash", "zsh"] {
+        let out = Test::new().args(["completions", shell]).run();
+        // zsh escapes the colons
+        let module_fn = if shell == "zsh" {
+            "values\\:\\:check"
+        } else {
+            "values::check"
+        };
+        out.success()
+            .stdout_has("install-agent.rhai")
+            .stdout_has(module_fn)
+            .stdout_has("bcrypt_hash");
+    }
+    Test::new()
+        .arg("man")
+        .run()
+        .success()
+        .stdout_has(".TH clearml-script 1")
+        .stdout_has("\\-\\-set\\-string");
+    let t = Test::new().args(["man", "--out", "man1"]);
+    t.run().success();
+    assert!(t.dir().join("man1/clearml-script.1").is_file());
+    assert!(t.dir().join("man1/clearml-script-repl.1").is_file());
+}

@@ -118,6 +118,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// api.ping();
     /// ```
     #[rhai_fn(return_raw)]
@@ -129,6 +130,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// log("connected as " + api.whoami().name);
     /// ```
     #[rhai_fn(return_raw)]
@@ -142,6 +144,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// let id = api.create_queue("default");
     /// ```
     #[rhai_fn(return_raw)]
@@ -157,6 +160,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// api.create_queue("GPUshm", #{ impersonate_as: site.agent.impersonate_as });
     /// ```
     #[rhai_fn(name = "create_queue", return_raw)]
@@ -209,6 +213,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// if api.get_queue("default") == () { log("no default queue"); }
     /// ```
     #[rhai_fn(return_raw)]
@@ -229,6 +234,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// api.delete_queue("old-queue");
     /// ```
     #[rhai_fn(return_raw)]
@@ -250,6 +256,7 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// print(api);   // ClearML API https://api.example.com
     /// ```
     #[rhai_fn(name = "to_string", pure)]

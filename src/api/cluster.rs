@@ -168,6 +168,7 @@ pub mod cluster_api {
     ///
     /// # Example
     /// ```rhai
+    /// let overrides = #{ imageCredentials: #{ password: site.dockerhub_token } };
     /// install_chart("clearml", "clearml-enterprise/clearml-enterprise",
     ///     #{ namespace: "clearml", values: overrides, wait: true, timeout: "15m" });
     /// ```

@@ -34,6 +34,7 @@ pub mod run_api {
     ///
     /// # Example
     /// ```rhai
+    /// let ns = get(site, "namespace", "clearml");
     /// log("installing the control plane into " + ns);
     /// ```
     pub fn log(message: Dynamic) {

@@ -69,6 +69,7 @@ pub mod secrets_api {
     ///
     /// # Example
     /// ```rhai
+    /// let user = site.fixed_users[0];
     /// let hashed = bcrypt_hash(user.password);
     /// ```
     #[rhai_fn(return_raw)]
