@@ -1118,11 +1118,7 @@ fn managers(s: &Secret) -> Vec<(String, String)> {
 fn the_tools_secret_apply_keeps_its_field_manager_and_takes_back_a_changed_field() {
     let real = real();
     let ns = "rc-field-manager";
-    let c = rt().block_on(async {
-        let c = client_for(&real.kubeconfig).await;
-        namespace(&c, ns).await;
-        c
-    });
+    rt().block_on(async { namespace(&client_for(&real.kubeconfig).await, ns).await });
     let apply = |value: &str| {
         crate::common::Test::new()
             .script(&format!(
@@ -1134,6 +1130,7 @@ fn the_tools_secret_apply_keeps_its_field_manager_and_takes_back_a_changed_field
     };
     apply("token-one").success().nowhere("token-one");
     rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
         let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
         let s = secrets.get("site-credentials").await.unwrap();
         assert_eq!(s.data.as_ref().unwrap()["token"].0, b"token-one");
@@ -1166,6 +1163,7 @@ fn the_tools_secret_apply_keeps_its_field_manager_and_takes_back_a_changed_field
     // the tool's next run takes the field back (it applies with force, as documented)
     apply("token-one").success();
     rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
         let secrets: Api<Secret> = Api::namespaced(c.clone(), ns);
         let s = secrets.get("site-credentials").await.unwrap();
         assert_eq!(s.data.as_ref().unwrap()["token"].0, b"token-one");
@@ -1273,7 +1271,6 @@ fn least_privilege() {
     let role = readme_role();
     let rules = role["rules"].as_array().unwrap().clone();
     let work = tempfile::tempdir().unwrap();
-    let admin = rt().block_on(client_for(&real.kubeconfig));
     // one rule removed: the verb `create` of the Deployments
     let mut fewer = role.clone();
     let mut found = false;
@@ -1290,6 +1287,7 @@ fn least_privilege() {
     }
     assert!(found && fewer["rules"] != json!(rules));
     let (exact, short) = rt().block_on(async {
+        let admin = client_for(&real.kubeconfig).await;
         (
             service_account_kubeconfig(&admin, real, "rc-install-exact", &role, work.path()).await,
             service_account_kubeconfig(&admin, real, "rc-install-short", &fewer, work.path()).await,

@@ -1115,6 +1115,12 @@ fn simulate(
         }
         "Namespace" => {
             obj["status"] = json!({"phase": "Active"});
+            // the real server labels every namespace with its name
+            let name = obj["metadata"]["name"].clone();
+            if !obj["metadata"]["labels"].is_object() {
+                obj["metadata"]["labels"] = json!({});
+            }
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
             if obj["spec"]["finalizers"].is_null() {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
             }
