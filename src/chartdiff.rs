@@ -101,7 +101,8 @@ impl Comparison {
         self.values_unchanged()
             && before["chart"]["metadata"]["version"] == after["chart"]["metadata"]["version"]
             && before["chart"]["metadata"]["appVersion"] == after["chart"]["metadata"]["appVersion"]
-            && before["manifest"].as_str().map(str::trim) == after["manifest"].as_str().map(str::trim)
+            && before["manifest"].as_str().map(str::trim)
+                == after["manifest"].as_str().map(str::trim)
     }
 
     /// The change as unified diffs of the values and of the rendered manifests, every secret
@@ -227,7 +228,10 @@ mod tests {
 
     #[test]
     fn values_compare_as_data() {
-        assert!(same_values(&json!({"a": 1, "b": {"c": [1, "x"]}}), &json!({"b": {"c": [1.0, "x"]}, "a": 1})));
+        assert!(same_values(
+            &json!({"a": 1, "b": {"c": [1, "x"]}}),
+            &json!({"b": {"c": [1.0, "x"]}, "a": 1})
+        ));
         assert!(!same_values(&json!({"a": 1}), &json!({"a": 2})));
         assert!(!same_values(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
         assert!(same_values(&J::Null, &json!({})));

@@ -164,7 +164,11 @@ impl Kube {
     /// through the Kubernetes API without starting helm: the release as `helm status -o json`
     /// shows it (`info.status`, `version`, `config`, `manifest`, `chart.metadata`), or `None`
     /// when there is no such release. For the chart steps and for any reader of release state.
-    pub async fn release_record(&self, release: &str, namespace: &str) -> Result<Option<J>, String> {
+    pub async fn release_record(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<J>, String> {
         use kube::api::ListParams;
         let api: Api<KSecret> = Api::namespaced(self.client.clone(), namespace);
         let list = api

@@ -129,7 +129,10 @@ impl LiveExecutor {
                 print_diff(&comparison, spec);
             }
             if comparison.unchanged() {
-                let before = comparison.before.as_ref().expect("values compared with a release");
+                let before = comparison
+                    .before
+                    .as_ref()
+                    .expect("values compared with a release");
                 crate::ui::info(&format!(
                     "chart {} in {}: unchanged (revision {}), not upgraded",
                     spec.release, spec.namespace, before["version"]

@@ -150,8 +150,8 @@ fn encodings(leaf: &str) -> Vec<String> {
     let std = &base64::engine::general_purpose::STANDARD_NO_PAD;
     let url_safe = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut out = Vec::with_capacity(24);
-    let url = percent_encoding::utf8_percent_encode(leaf, percent_encoding::NON_ALPHANUMERIC)
-        .to_string();
+    let url =
+        percent_encoding::utf8_percent_encode(leaf, percent_encoding::NON_ALPHANUMERIC).to_string();
     if url != leaf {
         out.push(url);
     }

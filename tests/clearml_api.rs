@@ -419,7 +419,10 @@ fn queues_are_listed_once_across_several_pages_then_only_the_missing_created() {
     let names: Vec<String> = (0..n).map(|i| format!("paged-{i:05}")).collect();
     sim.rt.block_on(async {
         for name in &names {
-            client.create_queue(name, &[], None, Some(None)).await.unwrap();
+            client
+                .create_queue(name, &[], None, Some(None))
+                .await
+                .unwrap();
         }
     });
     let state = &sim.sandbox.clearml.state;
@@ -438,7 +441,12 @@ fn queues_are_listed_once_across_several_pages_then_only_the_missing_created() {
     let creates = state.requests().get("queues.create").copied().unwrap_or(0);
     let (id, created) = sim
         .rt
-        .block_on(client.create_queue(&names[700], &[], None, Some(listed.get(&names[700]).map(String::as_str))))
+        .block_on(client.create_queue(
+            &names[700],
+            &[],
+            None,
+            Some(listed.get(&names[700]).map(String::as_str)),
+        ))
         .unwrap();
     assert!(!created);
     assert_eq!(&id, &listed[&names[700]]);
@@ -447,6 +455,9 @@ fn queues_are_listed_once_across_several_pages_then_only_the_missing_created() {
         .block_on(client.create_queue("paged-new", &[], None, Some(None)))
         .unwrap();
     assert!(created);
-    assert_eq!(state.requests().get("queues.create").copied().unwrap_or(0), creates + 1);
+    assert_eq!(
+        state.requests().get("queues.create").copied().unwrap_or(0),
+        creates + 1
+    );
     assert_eq!(get_all(state) - before, 3, "no look-up per queue");
 }

@@ -326,7 +326,10 @@ fn live_install(major: u32) {
             .stdout,
     )
     .unwrap();
-    assert_eq!(status["version"], 1, "an unchanged re-run makes no new revision");
+    assert_eq!(
+        status["version"], 1,
+        "an unchanged re-run makes no new revision"
+    );
     assert_eq!(status["info"]["status"], "deployed");
     let conf_again = live.sim.kube_get("/api/v1/namespaces/clearml/configmaps/clearml-apiserver-configs")["data"]["apiserver.conf"]
         .as_str()
