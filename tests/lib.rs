@@ -11,6 +11,7 @@ mod control_plane;
 mod docs;
 mod kube_client;
 mod playbooks;
+mod kill_matrix;
 mod leak_scan;
 mod promises;
 mod repl;
