@@ -247,7 +247,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     // helm is looked for now when the plan holds a helm step. When the plan pass stopped early
     // (at a value only a live cluster gives), helm is looked for at the first helm step.
     if needs_live {
-        ui::info("the plan pass stopped at a value only the cluster gives: the rest is checked as it runs");
+        ui::info(
+            "the plan pass stopped at a value only the cluster gives: the rest is checked as it runs",
+        );
     }
     let needs_helm = !needs_live && plan.actions.iter().any(|a| a.kind().starts_with("helm."));
     // the upload always runs the vendor's script: python3 must be there before anything starts
@@ -261,7 +263,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     let check_cluster = needs_live
         || plan.actions.iter().any(|a| {
             let kind = a.kind();
-            ["helm.", "kube.", "wait."].iter().any(|p| kind.starts_with(p))
+            ["helm.", "kube.", "wait."]
+                .iter()
+                .any(|p| kind.starts_with(p))
         });
     let (executor, sandbox) = match executor_for(
         false,
@@ -377,7 +381,10 @@ fn finish(
                  the steps above are planned so far\n",
             );
             if json {
-                ui::out(&format!("{}\n", action::render_json(&outcome.actions, true)));
+                ui::out(&format!(
+                    "{}\n",
+                    action::render_json(&outcome.actions, true)
+                ));
             } else {
                 ui::out(&action::render_text(&outcome.actions, true));
             }
@@ -409,9 +416,9 @@ fn after_failure(outcome: &Outcome, exit_code: i32) -> String {
         (_, true, _, _) => format!(
             "{steps} finished before the failing step; a re-run continues from the cluster's state\n"
         ),
-        (_, false, _, 2) => format!(
-            "{steps} finished before the failure; fix the problem above, then run again\n"
-        ),
+        (_, false, _, 2) => {
+            format!("{steps} finished before the failure; fix the problem above, then run again\n")
+        }
         _ => format!(
             "{steps} finished before the failure; a re-run continues from the cluster's state\n"
         ),

@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-
 use serde_json::Value as J;
 
 use crate::action::{ChartInstall, Target};

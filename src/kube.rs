@@ -84,10 +84,18 @@ impl Kube {
             .find(|c| c.name == context)
             .and_then(|c| c.context.as_ref())
         else {
-            let known: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
             return Err(format!(
                 "the kubeconfig has no context `{context}`; it has: {}",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             ));
         };
         let server = kubeconfig
@@ -113,7 +121,9 @@ impl Kube {
         };
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
-            .map_err(|e| format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}"))?;
+            .map_err(|e| {
+                format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}")
+            })?;
         config.read_timeout = Some(REQUEST_TIMEOUT);
         // longer than the check's own deadline, which then names what happened
         config.connect_timeout = Some(CHECK_TIMEOUT * 2);

@@ -53,7 +53,9 @@ fn main() {
                     }
                 });
             }
-            Err(e) => eprintln!("warning: {name} cannot be handled ({e}); it will stop the run at once"),
+            Err(e) => {
+                eprintln!("warning: {name} cannot be handled ({e}); it will stop the run at once")
+            }
         }
     }
 

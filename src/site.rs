@@ -397,7 +397,13 @@ mod tests {
     #[test]
     fn values_the_playbooks_validate_as_secrets_are_secrets() {
         let paths = validated_secret_paths();
-        for p in ["sso.client_id", "apps.key", "github_token", "dockerhub_token", "agent.key"] {
+        for p in [
+            "sso.client_id",
+            "apps.key",
+            "github_token",
+            "dockerhub_token",
+            "agent.key",
+        ] {
             assert!(paths.contains(&p.to_string()), "{p} not in {paths:?}");
         }
         let mut v = parse_yaml("sso:\n  client_id: my-client-id-123\n").unwrap();
@@ -407,7 +413,13 @@ mod tests {
 
     #[test]
     fn a_malformed_set_never_echoes_its_value() {
-        for bad in ["github_token:ghp_SECRET123", ".github_token=ghp_SECRET123", "a..b=ghp_SECRET123", "=ghp_SECRET123", "tok en=ghp_SECRET123"] {
+        for bad in [
+            "github_token:ghp_SECRET123",
+            ".github_token=ghp_SECRET123",
+            "a..b=ghp_SECRET123",
+            "=ghp_SECRET123",
+            "tok en=ghp_SECRET123",
+        ] {
             let e = parse_set(bad).unwrap_err();
             assert!(!e.contains("SECRET123"), "{e}");
         }

@@ -37,18 +37,31 @@ pub fn assert_converges(state: &Path, label: &str, credentials_before: Option<&s
         .to_string();
     for release in ["clearml/clearml", "clearml-agents/clearml-agent"] {
         assert!(
-            releases.lines().any(|l| l.contains(release) && l.ends_with(": deployed")),
+            releases
+                .lines()
+                .any(|l| l.contains(release) && l.ends_with(": deployed")),
             "{label}: {release} is not deployed:\n{releases}"
         );
     }
-    assert!(!releases.contains("pending") && !releases.contains("failed"), "{label}:\n{releases}");
+    assert!(
+        !releases.contains("pending") && !releases.contains("failed"),
+        "{label}:\n{releases}"
+    );
     let snap: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("sandbox-state.json")).unwrap())
             .unwrap();
     let queues = snap["clearml"]["queues"].to_string();
-    assert_eq!(queues.matches("\"GPUshm\"").count(), 1, "{label}: queues {queues}");
+    assert_eq!(
+        queues.matches("\"GPUshm\"").count(),
+        1,
+        "{label}: queues {queues}"
+    );
     if let Some(before) = credentials_before {
-        assert_eq!(&internal_credentials(state), before, "{label}: the credentials changed");
+        assert_eq!(
+            &internal_credentials(state),
+            before,
+            "{label}: the credentials changed"
+        );
     }
 }
 
@@ -127,9 +140,17 @@ fn every_stop_of_the_install_converges_on_the_next_run() {
                 "TERM" => Some(143),
                 _ => None,
             };
-            assert_eq!(status.code(), expected, "{label}:\n{seen}{}", rest.join("\n"));
+            assert_eq!(
+                status.code(),
+                expected,
+                "{label}:\n{seen}{}",
+                rest.join("\n")
+            );
             if sig != "KILL" {
-                assert!(state.join("sandbox-state.json").is_file(), "{label}: no state kept");
+                assert!(
+                    state.join("sandbox-state.json").is_file(),
+                    "{label}: no state kept"
+                );
             }
             let credentials = internal_credentials(&state);
             let before = (!credentials.is_null()).then_some(&credentials);

@@ -55,7 +55,10 @@ fn site_yaml() -> String {
         ("provider", "auth0"),
         ("base_url", "https://example.eu.auth0.com"),
         ("authorize_url", "https://example.eu.auth0.com/authorize"),
-        ("access_token_url", "https://example.eu.auth0.com/oauth/token"),
+        (
+            "access_token_url",
+            "https://example.eu.auth0.com/oauth/token",
+        ),
         ("audience", "https://example.eu.auth0.com/userinfo"),
     ] {
         sso.insert(k.into(), v.into());
@@ -181,7 +184,10 @@ impl Scan {
         let mut places: Vec<(String, Vec<u8>)> = vec![
             (format!("{label}: stdout"), out.stdout.clone()),
             (format!("{label}: stderr"), out.stderr.clone()),
-            (format!("{label}: a child's arguments or environment"), procs),
+            (
+                format!("{label}: a child's arguments or environment"),
+                procs,
+            ),
         ];
         for f in walk(t.dir()) {
             let name = f.file_name().unwrap().to_string_lossy().to_string();
@@ -189,7 +195,10 @@ impl Scan {
             // cluster holds as a real cluster's store does: the guide's overrides put the
             // supervisor's and SSO credentials into the server's Deployment environment
             if f.is_file() && name != "canaries.yaml" && name != "sandbox-state.json" {
-                places.push((format!("{label}: {}", f.display()), std::fs::read(&f).unwrap_or_default()));
+                places.push((
+                    format!("{label}: {}", f.display()),
+                    std::fs::read(&f).unwrap_or_default(),
+                ));
             }
         }
         for (place, bytes) in &places {
@@ -207,7 +216,10 @@ impl Scan {
 #[test]
 fn no_canary_reaches_output_files_or_children() {
     let (_, helm) = helm_binaries().into_iter().find(|(m, _)| *m == 4).unwrap();
-    let mut scan = Scan { found: Vec::new(), runs: 0 };
+    let mut scan = Scan {
+        found: Vec::new(),
+        runs: 0,
+    };
     let base = [
         "--values",
         &repo().join("examples/site.yaml").display().to_string(),
@@ -229,7 +241,11 @@ fn no_canary_reaches_output_files_or_children() {
         "create-queue.rhai",
         "install-app-gateway.rhai",
     ] {
-        for mode in [&["--dry-run", "--output", "json"][..], &["--dry-run"], &["--sandbox", "--sandbox-state", "state"]] {
+        for mode in [
+            &["--dry-run", "--output", "json"][..],
+            &["--dry-run"],
+            &["--sandbox", "--sandbox-state", "state"],
+        ] {
             let t = Test::new().file("canaries.yaml", &site_yaml()).helm(4);
             let mut args = vec![playbook];
             args.extend(mode);
@@ -252,5 +268,9 @@ fn no_canary_reaches_output_files_or_children() {
         scan.runs,
         scan.found.len()
     );
-    assert!(scan.found.is_empty(), "canaries found:\n{}", scan.found.join("\n"));
+    assert!(
+        scan.found.is_empty(),
+        "canaries found:\n{}",
+        scan.found.join("\n")
+    );
 }

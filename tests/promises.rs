@@ -24,10 +24,7 @@ const SCRIPT_ERRORS: &[(&str, &str)] = &[
         "ensure_namespace(\"early\");\nlet s = \"xxxxxxxx\";\nloop { s += s; }\n",
         "Length of string",
     ),
-    (
-        "ensure_namespace(\"early\");\nlet n = 1 + \"a\" * 2;\n",
-        "",
-    ),
+    ("ensure_namespace(\"early\");\nlet n = 1 + \"a\" * 2;\n", ""),
     (
         "ensure_namespace(\"early\");\nthrow \"the playbook's own failure\";\n",
         "the playbook's own failure",
@@ -64,7 +61,10 @@ fn a_script_error_in_the_plan_pass_starts_nothing() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(!stderr.contains("→ step") && !stderr.contains("sandbox:"), "{stderr}");
+    assert!(
+        !stderr.contains("→ step") && !stderr.contains("sandbox:"),
+        "{stderr}"
+    );
     assert!(!t.dir().join("helm-config").exists());
 }
 
@@ -98,10 +98,14 @@ fn failure_messages_count_what_finished() {
         .code(1)
         .stderr_has("2 steps finished before the failure; a re-run continues from the cluster's state\n");
     // a configuration error after steps: no promise that a re-run continues
-    let out = run("ensure_namespace(\"a\");\nif mode() != \"dry-run\" { fail(\"the site is wrong\"); }\n");
+    let out = run(
+        "ensure_namespace(\"a\");\nif mode() != \"dry-run\" { fail(\"the site is wrong\"); }\n",
+    );
     out.code(2)
         .stderr_has("1 step finished before the failure; fix the problem above, then run again\n");
-    assert!(!out.stderr.contains("re-run continues") && !out.stderr.contains("nothing was changed"));
+    assert!(
+        !out.stderr.contains("re-run continues") && !out.stderr.contains("nothing was changed")
+    );
     // a failure before any step: nothing was changed
     run("if mode() != \"dry-run\" { throw \"discovery failed\"; }\nensure_namespace(\"a\");\n")
         .code(1)
@@ -133,9 +137,23 @@ fn the_connection_is_checked_before_the_first_step() {
     let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let stalled_url = format!("https://{}", stalled.local_addr().unwrap());
     for (server, context, expected) in [
-        (closed_url.as_str(), None, format!("the Kubernetes API at {closed_url} (context `ctx`) does not answer")),
-        (closed_url.as_str(), Some("nope"), "the kubeconfig has no context `nope`; it has: ctx".to_string()),
-        (stalled_url.as_str(), None, format!("the Kubernetes API at {stalled_url} (context `ctx`) did not answer within 10s")),
+        (
+            closed_url.as_str(),
+            None,
+            format!("the Kubernetes API at {closed_url} (context `ctx`) does not answer"),
+        ),
+        (
+            closed_url.as_str(),
+            Some("nope"),
+            "the kubeconfig has no context `nope`; it has: ctx".to_string(),
+        ),
+        (
+            stalled_url.as_str(),
+            None,
+            format!(
+                "the Kubernetes API at {stalled_url} (context `ctx`) did not answer within 10s"
+            ),
+        ),
     ] {
         let t = Test::new();
         let kc = kubeconfig(t.dir(), server);
@@ -219,9 +237,16 @@ fn wait_for(path: &Path) {
 
 /// Start the binary in a process group of its own (as a shell starts a foreground job), with
 /// stderr read line by line on a thread.
-fn spawn_job(t: &Test, args: &[&str], envs: &[(&str, &Path)]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+fn spawn_job(
+    t: &Test,
+    args: &[&str],
+    envs: &[(&str, &Path)],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut cmd = t.command();
-    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+    cmd.args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -264,11 +289,7 @@ fn ctrl_c_to_the_terminal_lets_the_running_helm_step_finish() {
     let helm = slow_helm(t.dir());
     let tmp = t.dir().join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let (mut child, rx) = spawn_job(
-        &t,
-        &["--sandbox"],
-        &[("HELM_BIN", &helm), ("TMPDIR", &tmp)],
-    );
+    let (mut child, rx) = spawn_job(&t, &["--sandbox"], &[("HELM_BIN", &helm), ("TMPDIR", &tmp)]);
     wait_for(&t.dir().join("started"));
     // the terminal's Ctrl-C goes to the whole foreground group: helm must not get it
     signal_group(&child, "INT");
@@ -279,10 +300,16 @@ fn ctrl_c_to_the_terminal_lets_the_running_helm_step_finish() {
     seen.extend(rx.iter());
     let stderr = seen.join("\n");
     assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(t.dir().join("finished").exists(), "helm was interrupted:\n{stderr}");
+    assert!(
+        t.dir().join("finished").exists(),
+        "helm was interrupted:\n{stderr}"
+    );
     assert!(!t.dir().join("got-int").exists(), "{stderr}");
     assert!(!stderr.contains("step 2"), "{stderr}");
-    assert!(stderr.contains("1 step finished before the interruption"), "{stderr}");
+    assert!(
+        stderr.contains("1 step finished before the interruption"),
+        "{stderr}"
+    );
     assert_no_run_files(&tmp);
 }
 
@@ -302,7 +329,10 @@ fn a_second_ctrl_c_interrupts_the_running_step() {
     let stderr = seen.join("\n");
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(!t.dir().join("finished").exists());
-    assert!(stderr.contains("interrupted: step 1 (helm.upgrade_install)"), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: step 1 (helm.upgrade_install)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -357,7 +387,11 @@ fn the_private_directory_of_a_killed_run_is_removed_by_the_next() {
     std::fs::write(t.dir().join("go"), "").unwrap();
     let root = private_root(&tmp);
     let left: Vec<_> = std::fs::read_dir(&root).unwrap().flatten().collect();
-    assert_eq!(left.len(), 1, "SIGKILL leaves the run's directory (nothing can remove it then)");
+    assert_eq!(
+        left.len(),
+        1,
+        "SIGKILL leaves the run's directory (nothing can remove it then)"
+    );
     // the next run removes it
     Test::new()
         .script("ensure_namespace(\"x\");")
@@ -373,7 +407,12 @@ fn private_root(tmp: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("clearml-script-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("clearml-script-")
+        })
         .expect("the runs' private root")
 }
 

@@ -213,16 +213,36 @@ fn the_sandbox_command_serves_helm_by_hand() {
 #[test]
 fn unknown_kinds_and_malformed_bodies_are_answered_like_a_real_server() {
     let sim = Sim::start();
-    let (code, body) = sim.kube_http("GET", "/apis/example.com/v1/widgets", "application/json", b"");
+    let (code, body) = sim.kube_http(
+        "GET",
+        "/apis/example.com/v1/widgets",
+        "application/json",
+        b"",
+    );
     assert_eq!(code, 404);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["kind"], "Status");
     assert_eq!(v["reason"], "NotFound");
-    let (code, body) = sim.kube_http("POST", "/api/v1/namespaces/default/configmaps", "application/json", b"{not json");
+    let (code, body) = sim.kube_http(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        "application/json",
+        b"{not json",
+    );
     assert_eq!(code, 400, "{body}");
-    let (code, _) = sim.kube_http("GET", "/api/v1/namespaces/default/configmaps/missing", "application/json", b"");
+    let (code, _) = sim.kube_http(
+        "GET",
+        "/api/v1/namespaces/default/configmaps/missing",
+        "application/json",
+        b"",
+    );
     assert_eq!(code, 404);
-    let (code, body) = sim.kube_http("POST", "/api/v1/namespaces/default/secrets", "application/vnd.kubernetes.protobuf", b"k8s\0\x0a\x05");
+    let (code, body) = sim.kube_http(
+        "POST",
+        "/api/v1/namespaces/default/secrets",
+        "application/vnd.kubernetes.protobuf",
+        b"k8s\0\x0a\x05",
+    );
     assert_eq!(code, 400, "{body}");
 }
 
@@ -335,10 +355,21 @@ fn no_request_body_crashes_the_simulators() {
     assert_eq!(code, 200);
     // without the bearer token, or with another, the API answers 401 to everything
     for auth in [None, Some("Bearer wrong"), Some("Basic dXNlcjpwdw==")] {
-        let (code, _) = http_with("GET", &format!("{kube}/api/v1/secrets"), "application/json", b"", auth);
+        let (code, _) = http_with(
+            "GET",
+            &format!("{kube}/api/v1/secrets"),
+            "application/json",
+            b"",
+            auth,
+        );
         assert_eq!(code, 401, "{auth:?}");
     }
-    let (code, _) = http("GET", &format!("{api}/_sandbox/requests"), "application/json", b"");
+    let (code, _) = http(
+        "GET",
+        &format!("{api}/_sandbox/requests"),
+        "application/json",
+        b"",
+    );
     assert_eq!(code, 401);
     let (code, _) = http("GET", &format!("{api}/debug.ping"), "application/json", b"");
     assert_eq!(code, 200);

@@ -54,7 +54,9 @@ pub mod values_api {
         // a value holding a secret gives a secret: the JSON with the real values, which prints
         // as <redacted> and reaches helm or an API as itself
         let mut secret = false;
-        v.walk_leaves("", &mut |_, leaf| secret |= matches!(leaf, crate::value::Value::Secret(_)));
+        v.walk_leaves("", &mut |_, leaf| {
+            secret |= matches!(leaf, crate::value::Value::Secret(_))
+        });
         let json = if secret { v.reveal() } else { v.redacted() };
         let compact =
             serde_json::to_string(&json).map_err(|e| invalid("to_json", e.to_string()))?;
