@@ -133,6 +133,7 @@ pub fn executor_for(
     site: &Site,
     needs_helm: bool,
     check_cluster: bool,
+    fault_specs: &[String],
 ) -> Result<(Box<dyn Executor>, Option<crate::sandbox::Sandbox>), String> {
     if dry_run {
         return Ok((Box::new(DryRunExecutor), None));
@@ -161,8 +162,12 @@ pub fn executor_for(
         crate::helm::locate(kube.helm.as_deref())?;
     }
     let handle = crate::runtime::tokio_handle().ok_or("no async runtime")?;
+    let faults = crate::sandbox::faults::Faults::default();
+    for spec in fault_specs {
+        faults.add_spec(spec)?;
+    }
     let mut sb = handle
-        .block_on(crate::sandbox::Sandbox::start(None, Default::default()))
+        .block_on(crate::sandbox::Sandbox::start(None, faults))
         .map_err(|e| format!("cannot start the sandbox: {e}"))?;
     if let Some(dir) = sandbox_state {
         if sb.keep_state(dir)? {
@@ -325,6 +330,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         &site,
         needs_helm,
         check_cluster,
+        &args.faults,
     ) {
         Ok(x) => x,
         Err(e) => {

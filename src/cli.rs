@@ -161,6 +161,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR", requires = "sandbox")]
     pub sandbox_state: Option<PathBuf>,
 
+    /// With --sandbox: make requests fail or wait, to rehearse failures
+    /// (METHOD:PATH:COUNT:STATUS or METHOD:PATH:COUNT:delay=MS, as for `sandbox --fault`)
+    #[arg(long = "fault", value_name = "SPEC", requires = "sandbox")]
+    pub faults: Vec<String>,
+
     /// How to print the plan or result
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -87,6 +87,7 @@ impl Session {
             &site,
             false,
             false,
+            &[],
         )?;
         let base = PathBuf::from(".");
         let rt = Rc::new(Runtime::new(

@@ -103,9 +103,7 @@ fn a_missing_variable_or_file_names_the_key_and_line() {
         .args(["--set-file", "token=missing.txt", "--dry-run"])
         .run()
         .code(2)
-        .stderr_has(
-            "error: --set-file token…: `token`: cannot read the file missing.txt",
-        );
+        .stderr_has("error: --set-file token…: `token`: cannot read the file missing.txt");
 }
 
 #[test]

@@ -12,6 +12,8 @@ mod clearml_api;
 mod control_plane;
 mod conventions;
 mod docs;
+mod fault_matrix;
+mod kill_matrix;
 mod kube_client;
 mod leak_scan;
 mod operations;

@@ -41,7 +41,9 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 fn post(c: &Cluster, path: &str, body: Value) {
-    let (status, text) = c.sim.kube_http("POST", path,
+    let (status, text) = c.sim.kube_http(
+        "POST",
+        path,
         "application/json",
         body.to_string().as_bytes(),
     );
@@ -52,18 +54,12 @@ fn post(c: &Cluster, path: &str, body: Value) {
 }
 
 fn delete(c: &Cluster, path: &str) {
-    let (status, text) = c.sim.kube_http("DELETE", path,
-        "application/json",
-        b"",
-    );
+    let (status, text) = c.sim.kube_http("DELETE", path, "application/json", b"");
     assert_eq!(status, 200, "DELETE {path}: {text}");
 }
 
 fn exists(c: &Cluster, path: &str) -> bool {
-    let (status, _) = c.sim.kube_http("GET", path,
-        "application/json",
-        b"",
-    );
+    let (status, _) = c.sim.kube_http("GET", path, "application/json", b"");
     status == 200
 }
 
@@ -359,7 +355,9 @@ fn status_says_why_a_workload_is_not_ready() {
         .faults
         .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
     // the controllers act on the next change of the Deployment
-    let (code, body) = c.sim.kube_http("PATCH", "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+    let (code, body) = c.sim.kube_http(
+        "PATCH",
+        "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
         "application/merge-patch+json",
         br#"{"metadata": {"annotations": {"touched": "1"}}}"#,
     );

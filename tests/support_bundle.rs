@@ -81,7 +81,9 @@ fn the_support_bundle_holds_what_helps_and_no_secret() {
     c.sim
         .faults
         .break_workload("clearml-apiserver", WorkloadFault::CrashLoopBackOff);
-    let (code, _) = c.sim.kube_http("PATCH", "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+    let (code, _) = c.sim.kube_http(
+        "PATCH",
+        "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
         "application/merge-patch+json",
         br#"{"metadata": {"annotations": {"touched": "1"}}}"#,
     );
