@@ -210,6 +210,7 @@ impl OpsArgs {
             skip_preflight: false,
             yes: false,
             diff: false,
+            faults: Vec::new(),
         }
     }
 }
