@@ -355,7 +355,7 @@ fn a_broken_install_is_repaired_by_a_re_run() {
             "error: install_chart: step 5 (helm.upgrade_install): helm upgrade --install failed",
         )
         .stderr_has(
-            "4 steps finished before the failure; a re-run continues from the cluster's state",
+            "4 steps finished before the failing step; a re-run continues from the cluster's state",
         );
     live.control_plane(&[]).success();
     let status: Value = serde_json::from_str(
