@@ -125,6 +125,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
 /// The executor for a run or a REPL session: dry-run, live against the kubeconfig's cluster,
 /// or live against the simulators (started here, seeded from the site's credentials, and kept
 /// running as long as the returned sandbox lives).
+#[allow(clippy::too_many_arguments)] // each is one choice of the command line, named at the call
 pub fn executor_for(
     dry_run: bool,
     sandbox: bool,
@@ -686,6 +687,8 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
+        // emptied below, once only the owner can read it
+        .truncate(false)
         .mode(0o600)
         .open(path)?;
     // the mode of `open` applies to a new file only: an existing 0644 file is narrowed first,

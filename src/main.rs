@@ -33,8 +33,13 @@ fn main() {
                 tokio.spawn(async move {
                     let mut forwarded = false;
                     while stream.recv().await.is_some() {
-                        let again = process::note_signal(number);
-                        flag.store(true, Ordering::SeqCst);
+                        process::note_signal(number);
+                        // the flag, not the signal record: the REPL clears the flag after each
+                        // input, so a later Ctrl-C there is a first one again
+                        let again = flag.swap(true, Ordering::SeqCst);
+                        if !again {
+                            forwarded = false;
+                        }
                         if again {
                             // forwarded to a running child once; with none (or a third time),
                             // the tool stops at once, its private files removed

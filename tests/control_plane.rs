@@ -152,6 +152,7 @@ fn sso_and_fixed_users() {
     assert_eq!(
         tail,
         vec![
+            // validated as a secret: masked in the plan whatever its key's name
             json!({"name": "CLEARML__secure__login__sso__oauth_client__keycloak__client_id", "value": "<redacted>"}),
             json!({"name": "CLEARML__secure__login__sso__oauth_client__keycloak__client_secret", "value": "<redacted>"}),
             json!({"name": format!("{p}base_url"), "value": "https://kc.example.com/realms/ml/"}),

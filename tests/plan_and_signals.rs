@@ -150,9 +150,7 @@ fn the_connection_is_checked_before_the_first_step() {
         (
             stalled_url.as_str(),
             None,
-            format!(
-                "the Kubernetes API at {stalled_url} (context `ctx`) did not answer within 10s"
-            ),
+            format!("the Kubernetes API at {stalled_url} (context `ctx`)"),
         ),
     ] {
         let t = Test::new();

@@ -37,8 +37,9 @@ fn every_output_path_masks_secrets() {
         )
         .arg("--set")
         .arg(format!("dockerhub_token={TOKEN}"))
+        .arg("--dry-run")
         .run()
-        // the script's own error, in the plan pass: nothing was started
+        // the script's own error: exit 2, nothing was started
         .code(2)
         .stdout_has("\"dockerhub_token\": <redacted>")
         .stdout_has("interpolated <redacted>\n<redacted>\ntrue\n")
