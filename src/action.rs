@@ -139,10 +139,13 @@ impl Action {
             Action::ClearmlCreateQueue { name, .. } => {
                 Value::Str(format!("<planned: id of queue {name}>"))
             }
+            // the fields a live step answers, the ones only the cluster knows as placeholders
             Action::HelmUpgradeInstall(c) => Value::from_json(&serde_json::json!({
                 "release": c.release,
                 "namespace": c.namespace,
+                "revision": "<planned: the release's revision>",
                 "status": "planned",
+                "changed": true,
             })),
             Action::AppsDownload { .. } | Action::AppsConvertRegistry { .. } => {
                 Value::List(Vec::new())

@@ -265,7 +265,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     crate::ops::set_switches(args.skip_preflight, args.yes);
     // a live run refuses the examples' `…-replace-me` credentials; dry runs and the sandbox
     // rehearse with them
-    crate::validate::refuse_examples(!args.dry_run && !args.sandbox);
+    crate::validate::refuse_examples(
+        !args.dry_run && !args.sandbox && !crate::validate::examples_allowed(),
+    );
     let command: Vec<String> = std::env::args().collect();
     crate::bundle::start_run_log(&command.join(" "));
 

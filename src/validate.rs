@@ -296,6 +296,15 @@ pub fn refuse_examples(on: bool) {
     REFUSE_EXAMPLES.store(on, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// The variable that lets a live run use the examples' credentials: for a rehearsal against a
+/// throwaway cluster or a test double of one (the project's own live tests set it).
+pub const ALLOW_EXAMPLES_VAR: &str = "CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS";
+
+/// Whether [`ALLOW_EXAMPLES_VAR`] is `1`.
+pub fn examples_allowed() -> bool {
+    std::env::var_os(ALLOW_EXAMPLES_VAR).is_some_and(|v| v == "1")
+}
+
 /// A secret that is still the examples' `…-replace-me` value, in a live run: the problem.
 pub fn example_secret(v: &Value) -> Option<String> {
     if !REFUSE_EXAMPLES.load(std::sync::atomic::Ordering::SeqCst) {
@@ -307,7 +316,10 @@ pub fn example_secret(v: &Value) -> Option<String> {
         _ => return None,
     };
     text.to_ascii_lowercase().ends_with("replace-me").then(|| {
-        "still holds the example value (…-replace-me): put the real credential in a secrets values file".to_string()
+        format!(
+            "still holds the example value (…-replace-me): put the real credential in a secrets \
+             values file (for a rehearsal on a throwaway cluster: {ALLOW_EXAMPLES_VAR}=1)"
+        )
     })
 }
 

@@ -272,3 +272,25 @@ fn a_kept_state_seeds_the_clearml_users_once() {
     let state_text = std::fs::read_to_string(state.join("sandbox-state.json")).unwrap();
     assert!(!state_text.contains("secret-1"));
 }
+
+/// A live run refuses the example sites' `…-replace-me` credentials before anything is touched
+/// (dry runs and the sandbox rehearse with them).
+#[test]
+fn a_live_run_refuses_the_examples_credentials() {
+    let site = crate::common::repo().join("examples/site.yaml");
+    let site = site.display().to_string();
+    let out = crate::common::Test::new()
+        .args(["install.rhai", "--values", &site])
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .env("CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS", "0")
+        .run();
+    out.code(2)
+        .stderr_has("`dockerhub_token` (")
+        .stderr_has("examples/site.yaml:19:18) still holds the example value (…-replace-me)")
+        .nowhere("example-dockerhub-token-replace-me");
+    crate::common::Test::new()
+        .args(["install.rhai", "--values", &site, "--dry-run"])
+        .env("CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS", "0")
+        .run()
+        .success();
+}

@@ -105,6 +105,9 @@ impl Test {
         cmd.args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("KUBECONFIG")
+            // the live tests run against test doubles with the example sites' credentials; a
+            // test of the refusal sets it to 0
+            .env("CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }
@@ -442,15 +445,6 @@ pub struct Cluster {
     pub major: u32,
 }
 
-/// A live run refuses the example sites' `…-replace-me` credentials, so runs against a test
-/// cluster give these instead (tests look for them where a secret must not appear).
-pub const LIVE_CREDENTIALS: &[(&str, &str)] = &[
-    ("dockerhub_token", "live-test-dockerhub-token-7f3a"),
-    ("github_token", "live-test-github-token-7f3a"),
-    ("supervisor.user_key", "live-test-supervisor-key-7f3a"),
-    ("supervisor.user_secret", "live-test-supervisor-secret-7f3a"),
-];
-
 impl Cluster {
     pub fn new(major: u32) -> Cluster {
         let sim = Sim::start();
@@ -487,11 +481,6 @@ impl Cluster {
             .args(["--set", "timeout=60s"])
             // the preflight's DNS and image-registry checks would leave 127.0.0.1
             .args(["--set", "preflight.skip={hosts,sources}"])
-            .args(
-                LIVE_CREDENTIALS
-                    .iter()
-                    .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]),
-            )
             .helm(self.major)
             .env(
                 "HELM_CONFIG_HOME",

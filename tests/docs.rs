@@ -65,7 +65,7 @@ fn defs_are_written() {
     let docs = Test::new().args(["docs", "--format", "json"]).run().json();
     for f in docs["functions"].as_array().unwrap() {
         let name = f["name"].as_str().unwrap();
-        if name.chars().next().unwrap().is_alphabetic() {
+        if name.chars().next().unwrap().is_alphabetic() && !name.contains("::") {
             assert!(
                 text.contains(&format!("fn {name}(")),
                 "no definition of {name}"

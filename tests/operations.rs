@@ -5,7 +5,7 @@ use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
 use clearml_script::sandbox::faults::WorkloadFault;
 use serde_json::{Value, json};
 
-use crate::common::{Cluster, LIVE_CREDENTIALS, Output, Test, http, repo};
+use crate::common::{Cluster, Output, Test, repo};
 
 fn site() -> String {
     repo().join("examples/site.yaml").display().to_string()
@@ -79,7 +79,7 @@ fn preflight_passes_on_a_ready_cluster_and_changes_nothing() {
         .stdout_has("PASS  image registry")
         .stdout_has("not installed yet in clearml")
         .stdout_has("0 failed\n")
-        .nowhere("live-test-github-token-7f3a");
+        .nowhere("example-github-token-replace-me");
     assert!(
         !exists(&c, "/api/v1/namespaces/clearml"),
         "the preflight created nothing"
@@ -132,7 +132,7 @@ fn preflight_fails_without_a_default_storage_class_or_an_ingress_class() {
     run(
         &c,
         "preflight.rhai",
-        &["--set", "preflight.skip=hosts,ingress_class"],
+        &["--set", "preflight.skip={hosts,ingress_class}"],
     )
     .code(1)
     .stdout_has("FAIL  storage class");
@@ -262,8 +262,8 @@ fn installed() -> Cluster {
     state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
     state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
     state.add_credentials(
-        "live-test-supervisor-key-7f3a",
-        "live-test-supervisor-secret-7f3a",
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
         "supervisor",
     );
     full(&c, "install.rhai", &[]).success();
@@ -316,7 +316,7 @@ fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
         .stdout_has("PASS  gateway router ")
         .stdout_has("routerAddress 203.0.113.20")
         .nowhere("agent-secret-1")
-        .nowhere("live-test-supervisor-secret-7f3a");
+        .nowhere("example-supervisor-secret-replace-me");
     // the shortcut, as JSON
     let out = Test::new()
         .args(["status", "--values", &site(), "--values", &gpu_site()])
@@ -325,11 +325,6 @@ fn status_shows_releases_workloads_hosts_api_queues_and_the_gateway() {
         .helm(4)
         .arg("--set")
         .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
-        .args(
-            LIVE_CREDENTIALS
-                .iter()
-                .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")]),
-        )
         .args(["--output", "json"])
         .run();
     out.success();
@@ -460,7 +455,7 @@ fn a_failed_wait_is_diagnosed_image_pull_and_pending() {
         .stderr_has(
             "likely fix: the image cannot be pulled: check the image credentials (dockerhub_token",
         )
-        .nowhere("live-test-dockerhub-token-7f3a");
+        .nowhere("example-dockerhub-token-replace-me");
     let c = Cluster::new(4);
     c.sim
         .faults

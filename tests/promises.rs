@@ -822,37 +822,6 @@ fn the_repl_keeps_a_private_history_in_xdg_state_home() {
 // ---------------------------------------------------------------------------------------------
 // Documentation.
 
-/// Every example in `docs` compiles under `check` (strict variables, known functions); the
-/// free variables an example takes for granted (`api`, `overrides`) are declared first.
-#[test]
-fn every_docs_example_compiles() {
-    let docs = Test::new().args(["docs", "--format", "json"]).run().json();
-    for f in docs["functions"].as_array().unwrap() {
-        let example = f["example"].as_str().unwrap();
-        let mut prelude = String::new();
-        let mut compiled = false;
-        for _ in 0..8 {
-            let out = Test::new()
-                .file("example.rhai", &format!("{prelude}{example}\n"))
-                .args(["check", "example.rhai"])
-                .run();
-            if out.code == 0 {
-                compiled = true;
-                break;
-            }
-            let Some(rest) = out.stderr.split("Undefined variable: ").nth(1) else {
-                panic!(
-                    "the example of {} does not compile:\n{example}\n{}",
-                    f["name"], out.stderr
-                );
-            };
-            let name = rest.split_whitespace().next().unwrap();
-            prelude.push_str(&format!("let {name} = ();\n"));
-        }
-        assert!(compiled, "the example of {}: {example}", f["name"]);
-    }
-}
-
 /// The key-name rule, through the library: separators and case are ignored, so `private_key`
 /// and `Private-Key` hold a secret; a secret's length and emptiness are those of its value.
 #[test]

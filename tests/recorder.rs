@@ -361,7 +361,7 @@ fn release_builtins(major: u32) {
 let r = install_chart("rec", "{chart}", #{{ namespace: "rec-ns", values: #{{ message: secret("demo-pass-77") }}, rollback_on_failure: true }});
 print(`installed ${{r.release}} ${{r.namespace}} ${{r.revision}} ${{r.status}}`);
 let s = chart_status("rec", #{{ namespace: "rec-ns" }});
-print(`status ${{s.name}} ${{s.info.status}} ${{s.version}}`);
+print(`status ${{s?.name}} ${{s?.info?.status}} ${{s?.version}}`);
 for x in list_releases() {{ print(`listed ${{x.namespace}}/${{x.name}} ${{x.status}}`); }}
 print(`in rec-ns ${{list_releases("rec-ns").len()}}, in other ${{list_releases("other").len()}}`);
 print(`uninstalled ${{uninstall_chart("rec", #{{ namespace: "rec-ns", wait: true }})}}`);

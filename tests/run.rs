@@ -248,7 +248,8 @@ fn a_sandbox_run_shows_what_the_cluster_holds() {
         )
         .run()
         .success()
-        .stdout_has("sandbox\ndeployed\n2\ntrue\nThe sandbox cluster now holds:\n  releases:\n    clearml/clearml revision 2: deployed\n");
+        // the second install changes nothing: not upgraded, no new revision
+        .stdout_has("sandbox\ndeployed\n1\ntrue\nThe sandbox cluster now holds:\n  releases:\n    clearml/clearml revision 1: deployed\n");
     Test::new()
         .script("print(1);")
         .args(["--sandbox", "--dry-run"])
@@ -312,8 +313,10 @@ fn a_kept_sandbox_continues_on_the_next_run() {
         .stderr_has("sandbox: continuing the cluster kept in")
         .stderr_has("internal credentials: 7 reused")
         .stderr_has("• queue GPUshm: already there")
-        .stderr_has("    clearml/clearml revision 2: deployed\n")
-        .stderr_has("    clearml-agents/clearml-agent revision 2: deployed\n")
+        // nothing changed: no release is upgraded, none gets a new revision
+        .stderr_has("    clearml/clearml revision 1: deployed\n")
+        .stderr_has("    clearml-agents/clearml-agent revision 1: deployed\n")
+        .stderr_has("unchanged (revision 1), not upgraded")
         .nowhere("example-dockerhub-token-replace-me");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(t.dir().join("state/sandbox-state.json"))

@@ -7,7 +7,7 @@ use std::io::Read;
 use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
 use clearml_script::sandbox::faults::WorkloadFault;
 
-use crate::common::{Cluster, Test, http, repo};
+use crate::common::{Cluster, Test, repo};
 
 const CANARIES: &[(&str, &str)] = &[
     ("dockerhub_token", "CANARY-dockerhub-0001"),

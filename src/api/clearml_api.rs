@@ -178,7 +178,8 @@ pub mod clearml_api {
     ///
     /// # Example
     /// ```rhai
-    /// let ids = api.create_queues(["default", "GPUshm"]);
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
+    /// let ids = api.create_queues(["default", "GPUshm"], #{});
     /// ```
     #[rhai_fn(return_raw)]
     pub fn create_queues(session: &mut ClearmlSession, names: rhai::Array, opts: Map) -> R<Map> {

@@ -24,6 +24,7 @@ pub mod ops_api {
     ///
     /// # Example
     /// ```rhai
+    /// import "clearml/preflight" as preflight;
     /// if !skip_preflight() { preflight::run(site); }
     /// ```
     pub fn skip_preflight() -> bool {
@@ -229,6 +230,7 @@ pub mod ops_api {
     ///
     /// # Example
     /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
     /// let s = api.server_state();
     /// log(`ClearML ${s.version}: ${s.queues.len()} queues, ${s.workers.len()} workers`);
     /// ```

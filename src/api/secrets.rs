@@ -83,6 +83,8 @@ pub mod secrets_api {
     ///
     /// # Example
     /// ```rhai
+    /// let user = site.fixed_users[0];
+    /// let stored = #{};  // the hashes kept from the last run, by user name
     /// let hashed = bcrypt_hash(user.password, get(stored, user.username, ()));
     /// ```
     #[rhai_fn(name = "bcrypt_hash", return_raw)]
