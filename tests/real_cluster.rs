@@ -380,6 +380,46 @@ fn uninstall(live: &crate::common::Cluster, helm: &std::path::Path, kubeconfig: 
     });
 }
 
+/// The IngressClass `nginx` of ingress-nginx and its controller's LoadBalancer Service (no
+/// controller runs: the fake kubelet's provider gives the Service its address).
+async fn ingress_controller(kubeconfig: &std::path::Path) {
+    let c = client_for(kubeconfig).await;
+    let create = |path: &'static str, body: Value| {
+        let c = c.clone();
+        async move {
+            let req = http::Request::post(path)
+                .header("Content-Type", "application/json")
+                .body(body.to_string().into_bytes())
+                .unwrap();
+            match c.request::<Value>(req).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 409 => {}
+                Err(e) => panic!("POST {path}: {e}"),
+            }
+        }
+    };
+    create(
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+               "metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}}),
+    )
+    .await;
+    create(
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ingress-nginx"}}),
+    )
+    .await;
+    create(
+        "/api/v1/namespaces/ingress-nginx/services",
+        json!({"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "ingress-nginx-controller",
+                            "labels": {"app.kubernetes.io/name": "ingress-nginx"}},
+               "spec": {"type": "LoadBalancer", "selector": {"app": "ingress-nginx"},
+                        "ports": [{"name": "http", "port": 80}]}}),
+    )
+    .await;
+}
+
 /// The standard install with helm `major`, then the same run again: it converges.
 fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool) {
     use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
@@ -388,6 +428,11 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
     state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
     state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
     let service_type = if lb { "LoadBalancer" } else { "ClusterIP" };
+    if lb {
+        // an ingress controller's own LoadBalancer Service, which the discovery must tell from
+        // the server's LoadBalancer Services by the IngressClass's controller
+        rt().block_on(ingress_controller(kubeconfig));
+    }
     let extra = ["--set", &format!("service_type={service_type}")];
     let out = standard_install(&live, kubeconfig, &extra);
     out.success()
@@ -402,7 +447,9 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
     // server's Services, or the real node's ExternalIP
     if lb {
         out.stderr_has("gateway: routerAddress 198.51.100.")
-            .stderr_has("(the IP of the LoadBalancer Service clearml/clearml-");
+            .stderr_has(
+                "(the IP of the LoadBalancer Service ingress-nginx/ingress-nginx-controller",
+            );
     } else {
         out.stderr_has(
             "gateway: routerAddress 203.0.113.11 (the ExternalIP of the node rc-node-1)",
