@@ -253,6 +253,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
             return 2;
         }
     };
+    if let Some(code) = crate::site_keys::refuse_unknown(&site, book.embedded) {
+        return code;
+    }
     let json = args.output == OutputFormat::Json;
     ui::set_json_stdout(json);
     crate::ops::set_switches(args.skip_preflight, args.yes);
