@@ -287,6 +287,97 @@ pub fn refuse_unknown(site: &Site, standard: bool) -> Option<i32> {
 mod tests {
     use super::*;
 
+    /// A site holding `path` (`a.b`, `a[].b`: a list of one entry).
+    fn site_with(path: &str) -> Value {
+        let mut v = Value::Str("x".into());
+        for part in path.rsplit('.') {
+            let (key, list) = match part.strip_suffix("[]") {
+                Some(k) => (k, true),
+                None => (part, false),
+            };
+            if list {
+                v = Value::List(vec![v]);
+            }
+            v = Value::Map([(key.to_string(), v)].into_iter().collect());
+        }
+        v
+    }
+
+    /// Every key a standard playbook or a stdlib module reads straight from `site` (found here
+    /// by a plain grep, independent of [`reads`]), and the ones read through a variable, are
+    /// known to the check: a playbook never reads a key the check refuses.
+    #[test]
+    fn every_key_a_playbook_reads_is_known_to_the_check() {
+        let grep = regex::Regex::new(
+            r#"(?:get|require)\(site, "([A-Za-z0-9_.]+)"|\bsite((?:\.[a-z_]+)+)"#,
+        )
+        .unwrap();
+        let mut read: BTreeSet<String> = BTreeSet::new();
+        for (path, text) in crate::embedded::files() {
+            if !(path.starts_with("scripts/") || path.starts_with("stdlib/")) {
+                continue;
+            }
+            for line in text.lines() {
+                let code = line.split("//").next().unwrap_or("");
+                for c in grep.captures_iter(code) {
+                    let key = c
+                        .get(1)
+                        .map_or_else(|| c[2][1..].to_string(), |m| m.as_str().to_string());
+                    if key != "yaml" {
+                        read.insert(key);
+                    }
+                }
+            }
+        }
+        assert!(read.len() > 40, "{read:?}");
+        // read through a variable (`let a = site.agent; get(a, \"queues\")`, `for q in …`)
+        for key in [
+            "agent.queues[].name",
+            "agent.queues[].shm_size_gi",
+            "agent.namespace",
+            "gateway.extra_values",
+            "gateway.service_type",
+            "apps.dir",
+            "sso.settings",
+            "sso.idp_logout",
+            "fixed_users[].username",
+            "supervisor.sec_groups",
+            "preflight.skip",
+            "uninstall.purge",
+            "support_bundle.out",
+            "status.api_url",
+            "rollback_on_failure",
+            "extra_values",
+        ] {
+            read.insert(key.to_string());
+        }
+        for key in &read {
+            let found = unknown_keys(&site_with(key)).unwrap();
+            assert!(found.is_empty(), "{key} is read but refused: {found:?}");
+        }
+    }
+
+    #[test]
+    fn the_example_sites_have_no_unknown_keys_and_a_misspelling_is_found() {
+        for (name, text) in crate::embedded::examples() {
+            let v = crate::site::parse_yaml(text).unwrap();
+            assert_eq!(unknown_keys(&v).unwrap(), vec![], "{name}");
+        }
+        let found = unknown_keys(&site_with("agent.namspace")).unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].suggestion.as_deref(), Some("namespace"));
+        assert!(
+            unknown_keys(&site_with("extra_values.any.thing"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            unknown_keys(&site_with("agent.queues[].template_overrides.x"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[test]
     fn reads_follow_variables_bound_to_the_site() {
         let r = reads();
