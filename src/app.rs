@@ -253,7 +253,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
             return 2;
         }
     };
-    if let Some(code) = crate::site_keys::refuse_unknown(&site, book.embedded) {
+    if let Some(code) =
+        crate::site_keys::refuse_unknown(&site, (!book.embedded).then_some(book.text.as_str()))
+    {
         return code;
     }
     let json = args.output == OutputFormat::Json;

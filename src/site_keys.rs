@@ -47,6 +47,12 @@ pub fn reads() -> BTreeSet<String> {
             .expect("regex");
     let expr_dot =
         regex::Regex::new(r"^([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)\s*(?:[;{]|$)").expect("regex");
+    // `for k in ["a", "b"] { get(x, k, ()) }`: a read of each literal
+    let literal_loop =
+        regex::Regex::new(r#"\bfor\s+([A-Za-z_]\w*)\s+in\s+\[([^\]]*)\]"#).expect("regex");
+    let read_var = regex::Regex::new(r#"\bget\(\s*([A-Za-z_]\w*)\s*,\s*([A-Za-z_]\w*)\s*[,)]"#)
+        .expect("regex");
+    let literal = regex::Regex::new(r#""([A-Za-z0-9_]+)""#).expect("regex");
     let mut out = BTreeSet::new();
     let sources = crate::embedded::files().iter().filter(|(p, _)| {
         (p.starts_with("scripts/") || p.starts_with("stdlib/")) && p.ends_with(".rhai")
@@ -58,8 +64,18 @@ pub fn reads() -> BTreeSet<String> {
         for w in starts.windows(2) {
             let mut aliases: HashMap<String, String> = HashMap::new();
             aliases.insert("site".into(), String::new());
+            let mut literals: HashMap<String, Vec<String>> = HashMap::new();
             for line in text[w[0]..w[1]].lines() {
                 let code = line.split("//").next().unwrap_or("");
+                if let Some(c) = literal_loop.captures(code) {
+                    let keys = literal.captures_iter(&c[2]).map(|l| l[1].to_string());
+                    literals.insert(c[1].to_string(), keys.collect());
+                }
+                for c in read_var.captures_iter(code) {
+                    if let (Some(p), Some(keys)) = (aliases.get(&c[1]), literals.get(&c[2])) {
+                        out.extend(keys.iter().map(|k| join_path(p, k)));
+                    }
+                }
                 let code = strip_strings_but_keys(code);
                 let prefixed = |base: &str, rest: &str, aliases: &HashMap<String, String>| {
                     aliases.get(base).map(|p| {
@@ -226,10 +242,12 @@ fn walk(v: &Value, node: &J, path: &str, out: &mut Vec<Unknown>) {
     }
 }
 
-/// The message of each unknown key of the site: `file:line:col: unknown key …`.
-pub fn messages(site: &Site) -> Result<Vec<String>, String> {
+/// The message of each unknown key of the site (`file:line:col: unknown key …`), leaving out
+/// the keys `own` says a script reads itself.
+pub fn messages(site: &Site, own: &dyn Fn(&Unknown) -> bool) -> Result<Vec<String>, String> {
     Ok(unknown_keys(&site.values)?
         .into_iter()
+        .filter(|u| !own(u))
         .map(|u| {
             let at = site
                 .locations
@@ -249,11 +267,18 @@ pub fn messages(site: &Site) -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// Report the site's unknown keys before anything runs: for a standard playbook an error (all
-/// of them together; answers exit 2), for another script a warning (a site's own playbook may
-/// read keys of its own). `None`: go on.
-pub fn refuse_unknown(site: &Site, standard: bool) -> Option<i32> {
-    let found = match messages(site) {
+/// Report the site's unknown keys before anything runs. For a standard playbook (`script:
+/// None`) an error, all of them together, answering exit 2. For a site's own script (its text)
+/// or the REPL (`Some("")`) a warning, leaving out the keys the script's text names (a site's
+/// playbook may read and validate keys of its own). `None`: go on.
+pub fn refuse_unknown(site: &Site, script: Option<&str>) -> Option<i32> {
+    let own = |u: &Unknown| {
+        script.is_some_and(|text| {
+            regex::Regex::new(&format!(r"\b{}\b", regex::escape(&u.key)))
+                .is_ok_and(|re| re.is_match(text))
+        })
+    };
+    let found = match messages(site, &own) {
         Ok(m) => m,
         Err(e) => {
             crate::ui::err(&format!(
@@ -265,7 +290,7 @@ pub fn refuse_unknown(site: &Site, standard: bool) -> Option<i32> {
     if found.is_empty() {
         return None;
     }
-    if standard {
+    if script.is_none() {
         crate::ui::err(&format!(
             "error: the site values have {} unknown key{}; nothing was changed:\n  {}\n",
             found.len(),
@@ -276,7 +301,7 @@ pub fn refuse_unknown(site: &Site, standard: bool) -> Option<i32> {
     } else {
         for m in found {
             crate::ui::err(&format!(
-                "warning: {m} (no standard playbook reads it; an error with a standard playbook)\n"
+                "warning: {m} (neither a standard playbook nor this script reads it)\n"
             ));
         }
         None
@@ -340,6 +365,7 @@ mod tests {
             "apps.dir",
             "sso.settings",
             "sso.idp_logout",
+            "sso.audience",
             "fixed_users[].username",
             "supervisor.sec_groups",
             "preflight.skip",
@@ -386,6 +412,7 @@ mod tests {
             "gateway.extra_values",
             "base_domain",
             "support_bundle.out",
+            "sso.audience",
             "fixed_users[].username",
         ] {
             assert!(r.contains(key), "{key} not found in {r:?}");

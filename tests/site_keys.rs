@@ -16,7 +16,7 @@ fn keys_under_free_form_maps_pass() {
             "extra_values:\n  apiserver:\n    anyChartKey: {nested: 1}\n\
              agent:\n  enabled: false\n  extra_values: {whatever: true}\n\
              sso:\n  provider: okta\n  client_id: id-1\n  client_secret: s-1\n  base_url: https://okta.example.com\n  \
-             authorize_url: https://okta.example.com/a\n  access_token_url: https://okta.example.com/t\n  settings: {custom_claim: x}\n",
+             authorize_url: https://okta.example.com/a\n  access_token_url: https://okta.example.com/t\n  audience: https://okta.example.com/u\n  settings: {custom_claim: x}\n",
         )
         .args(["install.rhai", "--dry-run", "--values"])
         .arg(example())
@@ -64,14 +64,15 @@ fn a_queue_entry_key_is_checked_too() {
 }
 
 #[test]
-fn a_sites_own_script_may_read_its_own_keys_with_a_warning() {
+fn a_sites_own_script_may_read_its_own_keys_and_others_get_a_warning() {
     Test::new()
-        .file("more.yaml", "my_team: ml\n")
+        .file("more.yaml", "my_team: ml\nmy_tema: ml\n")
         .script("log(site.my_team);")
         .args(["--dry-run", "--values"])
         .arg(example())
         .args(["--values", "more.yaml"])
         .run()
         .success()
-        .stderr_has("warning: more.yaml:1:10: unknown key `my_team`");
+        .nowhere("`my_team`")
+        .stderr_has("warning: more.yaml:2:10: unknown key `my_tema`");
 }
