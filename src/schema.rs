@@ -280,9 +280,6 @@ pub fn build() -> Result<J, String> {
     let mut paths: BTreeSet<String> = rules.keys().cloned().collect();
     let reads = crate::site_keys::reads();
     for p in defaults.keys().chain(reads.iter()) {
-        let free = crate::site_keys::FREE_FORM
-            .iter()
-            .any(|f| p.split('.').any(|part| part.trim_end_matches("[]") == *f));
         let parent = p
             .split('.')
             .rev()
@@ -296,7 +293,7 @@ pub fn build() -> Result<J, String> {
         let shaped = rules
             .iter()
             .any(|(q, r)| p.starts_with(&format!("{q}.")) && r.kind != "map" && r.kind != "list");
-        if !children && !(free && parent) && !shaped {
+        if !(children || parent || shaped) {
             paths.insert(p.clone());
         }
     }
