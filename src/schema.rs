@@ -8,6 +8,9 @@
 //! and applications' keys when `enabled: true`). Defaults come from the stdlib's
 //! `get(site, "key", default)` calls, descriptions from the comments above each key in the
 //! example sites. Every value may also be given as `{env: NAME}` or `{file: PATH}`.
+//! The keys the playbooks read ([`crate::site_keys::reads`]) are in it too, and every map of
+//! known keys is closed (`additionalProperties: false`): the same schema is what
+//! [`crate::site_keys`] checks a site's keys against when a run loads it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
