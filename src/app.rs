@@ -260,6 +260,11 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
             return 2;
         }
     };
+    if let Some(code) =
+        crate::site_keys::refuse_unknown(&site, (!book.embedded).then_some(book.text.as_str()))
+    {
+        return code;
+    }
     let json = args.output == OutputFormat::Json;
     ui::set_json_stdout(json);
     crate::ops::set_switches(args.skip_preflight, args.yes);

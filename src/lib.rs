@@ -31,6 +31,7 @@ pub mod sandbox;
 pub mod schema;
 pub mod secret;
 pub mod site;
+pub mod site_keys;
 pub mod strvals;
 pub mod ui;
 pub mod validate;

@@ -79,6 +79,8 @@ pub struct Session {
 impl Session {
     pub fn new(opts: &Options, interrupted: Arc<AtomicBool>) -> Result<Session, String> {
         let site = Site::load(&opts.site.values, &opts.site.sets())?;
+        // the REPL runs any code: an unknown key is a warning here
+        crate::site_keys::refuse_unknown(&site, Some(""));
         let (executor, sandbox) = crate::app::executor_for(
             opts.dry_run,
             opts.sandbox,

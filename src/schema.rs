@@ -8,6 +8,9 @@
 //! and applications' keys when `enabled: true`). Defaults come from the stdlib's
 //! `get(site, "key", default)` calls, descriptions from the comments above each key in the
 //! example sites. Every value may also be given as `{env: NAME}` or `{file: PATH}`.
+//! The keys the playbooks read ([`crate::site_keys::reads`]) are in it too, and every map of
+//! known keys is closed (`additionalProperties: false`): the same schema is what
+//! [`crate::site_keys`] checks a site's keys against when a run loads it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -278,8 +281,22 @@ pub fn build() -> Result<J, String> {
     });
     // every path: the rules' keys, then the keys that only have a default or a description
     let mut paths: BTreeSet<String> = rules.keys().cloned().collect();
-    for p in defaults.keys() {
-        if !paths.iter().any(|q| q.starts_with(&format!("{p}."))) {
+    let reads = crate::site_keys::reads();
+    for p in defaults.keys().chain(reads.iter()) {
+        let parent = p
+            .split('.')
+            .rev()
+            .skip(1)
+            .any(|part| crate::site_keys::FREE_FORM.contains(&part.trim_end_matches("[]")));
+        let children = paths
+            .iter()
+            .chain(reads.iter())
+            .any(|q| q.starts_with(&format!("{p}.")) || q.starts_with(&format!("{p}[].")));
+        // a rule of a shape (`port_range`) already says what is inside it
+        let shaped = rules
+            .iter()
+            .any(|(q, r)| p.starts_with(&format!("{q}.")) && r.kind != "map" && r.kind != "list");
+        if !(children || parent || shaped) {
             paths.insert(p.clone());
         }
     }
@@ -289,7 +306,14 @@ pub fn build() -> Result<J, String> {
             None => match defaults.get(path) {
                 Some(J::Bool(_)) => json!({"type": "boolean"}),
                 Some(J::Number(_)) => json!({"type": "integer"}),
-                _ => json!({"type": "string"}),
+                Some(_) => json!({"type": "string"}),
+                // a key a playbook reads, of no rule and no default: any value
+                None if crate::site_keys::FREE_FORM
+                    .contains(&path.rsplit('.').next().unwrap_or(path)) =>
+                {
+                    json!({"type": "object"})
+                }
+                None => json!({}),
             },
         };
         if let Some((_, values)) = ENUMS.iter().find(|(p, _)| p == path) {
@@ -334,18 +358,33 @@ pub fn build() -> Result<J, String> {
             })
             .map(|(p, _)| &p[prefix.len()..])
             .collect();
-        insert(
-            &mut root,
-            &format!("{section}.enabled"),
-            json!({"type": "boolean", "default": false, "description": format!("Install the {section} path")}),
-        );
+        let enabled = json!({"type": "boolean", "default": false, "description": format!("Install the {section} path")});
+        match pointer_mut(&mut root, &format!("{section}.enabled")) {
+            Some(p) => *p = enabled,
+            None => insert(&mut root, &format!("{section}.enabled"), enabled),
+        }
         if !req.is_empty() {
             let s = &mut root["properties"][*section];
             s["if"] = json!({"properties": {"enabled": {"const": true}}, "required": ["enabled"]});
             s["then"] = json!({"required": req});
         }
     }
+    close(&mut root);
     Ok(root)
+}
+
+/// `additionalProperties: false` on every map whose keys are all known (the site's own keys;
+/// not a free-form map such as `extra_values`, whose schema has no `properties`).
+fn close(node: &mut J) {
+    if let Some(props) = node.get_mut("properties").and_then(J::as_object_mut) {
+        for child in props.values_mut() {
+            close(child);
+        }
+        node["additionalProperties"] = json!(false);
+    }
+    if let Some(items) = node.get_mut("items") {
+        close(items);
+    }
 }
 
 /// The schema of the key at the dotted `path`, if there is one.
@@ -362,6 +401,24 @@ fn insert(root: &mut J, path: &str, leaf: J) {
     let mut cur = root;
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
+        if let Some(list) = part.strip_suffix("[]") {
+            // the entries of a list whose entries' keys are known: `agent.queues[].name`
+            let props = &mut cur["properties"];
+            let fresh = props.get(list).is_none_or(|p| p.get("items").is_none());
+            if fresh {
+                let mut node =
+                    json!({"type": "array", "items": {"type": "object", "properties": {}}});
+                if let Some(d) = props.get(list).and_then(|p| p.get("description")) {
+                    node["description"] = d.clone();
+                }
+                props[list] = node;
+            }
+            cur = &mut props[list]["items"];
+            if i == parts.len() - 1 {
+                return;
+            }
+            continue;
+        }
         if cur.get("properties").is_none() {
             // a key whose schema is a leaf (`map?`) that also has known children
             let keep = cur.take();

@@ -27,6 +27,7 @@ mod run;
 mod sandbox;
 mod schema;
 mod secrets;
+mod site_keys;
 mod stand_ins;
 mod support_bundle;
 mod validation;

@@ -46,7 +46,9 @@ pub fn real() -> &'static Real {
             .tempdir()
             .unwrap()
             .keep();
-        // the watchdog: when this test process ends, however it ends, stop the cluster
+        // the watchdog: when this test process ends, however it ends, stop the cluster. It
+        // outlives this process on purpose (setsid), so it is never waited for here.
+        #[allow(clippy::zombie_processes)]
         Command::new("setsid")
             .args([
                 "bash",

@@ -96,6 +96,7 @@ fn the_schema_refuses_what_validation_refuses() {
         .file("agent-no-key.yaml", "base_domain: a.example.com\ndockerhub_token: x\nagent: {enabled: true, secret: s}\n")
         .file("bad-port.yaml", "base_domain: a.example.com\ndockerhub_token: x\ngateway: {port_range: {start: 0, end: 10}}\n")
         .file("bad-sso.yaml", "base_domain: a.example.com\ndockerhub_token: x\nsso: {provider: Auth-0}\n")
+        .file("misspelled.yaml", "base_domain: a.example.com\ndockerhub_token: x\nagent: {namspace: x}\nextra_values: {any: {thing: 1}}\n")
         .arg("schema");
     let out = t.run();
     out.success();
@@ -110,6 +111,7 @@ fn the_schema_refuses_what_validation_refuses() {
             ("agent-no-key.yaml", "schema.json"),
             ("bad-port.yaml", "schema.json"),
             ("bad-sso.yaml", "schema.json"),
+            ("misspelled.yaml", "schema.json"),
         ],
     );
     assert_eq!(got[0], "good.yaml ok");
@@ -121,6 +123,11 @@ fn the_schema_refuses_what_validation_refuses() {
         "no-domain.yaml 'base_domain' is a required property"
     );
     assert_eq!(got[4], "agent-no-key.yaml 'key' is a required property");
+    // a closed map (additionalProperties: false) refuses the misspelling, not extra_values
+    assert_eq!(
+        got[7],
+        "misspelled.yaml Additional properties are not allowed ('namspace' was unexpected)"
+    );
 }
 
 #[test]
