@@ -62,7 +62,7 @@ fn faults_of_the_apis_never_end_in_a_false_success_and_re_runs_converge() {
 /// then is a false success; a chart step must succeed only when the release ends deployed
 /// (the fix of that lives on another branch, in src/helm.rs).
 #[test]
-#[ignore = "needs: a chart step succeeds only when the release ends deployed (src/helm.rs)"]
+#[ignore = "open: the first run now fails naming the pending state, but the re-run refuses the release helm left pending-install (recovering it safely is not built yet)"]
 fn a_fault_during_helm_s_install_is_not_a_success() {
     for spec in [
         "PUT:/api/v1/namespaces/clearml/secrets:1:500",
