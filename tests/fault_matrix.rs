@@ -59,8 +59,7 @@ fn faults_of_the_apis_never_end_in_a_false_success_and_re_runs_converge() {
 }
 
 /// Faults in the middle of helm's own install: the release is left pending or failed. Exit 0
-/// then is a false success; a chart step must succeed only when the release ends deployed
-/// (the fix of that lives on another branch, in src/helm.rs).
+/// then is a false success; a chart step succeeds only when the release ends deployed.
 #[test]
 #[ignore = "open: the first run now fails naming the pending state, but the re-run refuses the release helm left pending-install (recovering it safely is not built yet)"]
 fn a_fault_during_helm_s_install_is_not_a_success() {
