@@ -7,8 +7,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, DynamicObject, ListParams, LogParams, PostParams};
-use kube::core::GroupVersionKind;
+use kube::api::{Api, ListParams, LogParams, PostParams};
 use serde::Serialize;
 use serde_json::Value as J;
 
@@ -386,25 +385,7 @@ pub async fn list(
     kind: &str,
     namespace: Option<&str>,
 ) -> Result<Vec<J>, String> {
-    let (group, version) = match api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
-    };
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
-        .await
-        .map_err(|e| {
-            format!(
-                "the cluster does not serve {api_version} {kind}: {}",
-                describe(&e)
-            )
-        })?;
-    let api: Api<DynamicObject> = match (caps.scope, namespace) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => {
-            Api::namespaced_with(client.clone(), ns, &ar)
-        }
-        _ => Api::all_with(client.clone(), &ar),
-    };
+    let (api, _) = crate::kube::dynamic_api(client, api_version, kind, namespace).await?;
     let items = api
         .list(&ListParams::default())
         .await

@@ -176,6 +176,21 @@ impl Kube {
         .await
     }
 
+    /// The API of one object's kind, looked up through discovery: in `namespace` for a
+    /// namespaced kind (which then needs one), cluster-wide otherwise.
+    async fn dynamic_api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Api<DynamicObject>, String> {
+        match dynamic_api(&self.client, api_version, kind, namespace).await? {
+            (_, true) if namespace.is_none() => Err(format!("{kind} {name} needs a namespace")),
+            (api, _) => Ok(api),
+        }
+    }
+
     /// Server-side apply of any manifest, its kind looked up through discovery.
     pub async fn apply(&self, namespace: Option<&str>, manifest: &J) -> Result<J, String> {
         let api_version = manifest["apiVersion"].as_str().unwrap_or_default();
@@ -183,28 +198,7 @@ impl Kube {
         let name = manifest["metadata"]["name"]
             .as_str()
             .ok_or("the manifest has no metadata.name")?;
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
-            .await
-            .map_err(|e| {
-                format!(
-                    "the cluster does not serve {api_version} {kind}: {}",
-                    describe(&e)
-                )
-            })?;
-        let api: Api<DynamicObject> = match (caps.scope, namespace) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => {
-                Api::namespaced_with(self.client.clone(), ns, &ar)
-            }
-            (kube::discovery::Scope::Namespaced, None) => {
-                return Err(format!("{kind} {name} needs a namespace"));
-            }
-            (kube::discovery::Scope::Cluster, _) => Api::all_with(self.client.clone(), &ar),
-        };
+        let api = self.dynamic_api(api_version, kind, namespace, name).await?;
         let params = PatchParams::apply(MANAGER).force();
         let obj = api
             .patch(name, &params, &Patch::Apply(manifest))
@@ -221,28 +215,7 @@ impl Kube {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<bool, String> {
-        let (group, version) = match api_version.split_once('/') {
-            Some((g, v)) => (g, v),
-            None => ("", api_version),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, kind);
-        let (ar, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
-            .await
-            .map_err(|e| {
-                format!(
-                    "the cluster does not serve {api_version} {kind}: {}",
-                    describe(&e)
-                )
-            })?;
-        let api: Api<DynamicObject> = match (caps.scope, namespace) {
-            (kube::discovery::Scope::Namespaced, Some(ns)) => {
-                Api::namespaced_with(self.client.clone(), ns, &ar)
-            }
-            (kube::discovery::Scope::Namespaced, None) => {
-                return Err(format!("{kind} {name} needs a namespace"));
-            }
-            (kube::discovery::Scope::Cluster, _) => Api::all_with(self.client.clone(), &ar),
-        };
+        let api = self.dynamic_api(api_version, kind, namespace, name).await?;
         match api.delete(name, &Default::default()).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
@@ -492,4 +465,33 @@ pub fn secret_manifest(namespace: &str, name: &str, data: &BTreeMap<String, Stri
         "type": "Opaque",
         "data": data,
     })
+}
+
+/// The API of a kind, looked up through discovery, and whether the kind is namespaced: in
+/// `namespace` when given and the kind is namespaced, across the cluster otherwise.
+pub async fn dynamic_api(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Result<(Api<DynamicObject>, bool), String> {
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let (ar, caps) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .map_err(|e| {
+            format!(
+                "the cluster does not serve {api_version} {kind}: {}",
+                describe(&e)
+            )
+        })?;
+    let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
+    let api = match (namespaced, namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    Ok((api, namespaced))
 }
