@@ -23,6 +23,7 @@ mod promises;
 mod real_cluster;
 mod recorder;
 mod repl;
+mod replay;
 mod run;
 mod sandbox;
 mod schema;
