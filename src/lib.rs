@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod apps;
 pub mod bundle;
+pub mod capacity;
 pub mod chartdiff;
 pub mod check;
 pub mod clearml;
