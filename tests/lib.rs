@@ -19,6 +19,7 @@ mod leak_scan;
 mod operations;
 mod plan_and_signals;
 mod playbooks;
+mod progress;
 mod promises;
 mod real_cluster;
 mod recorder;
