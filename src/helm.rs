@@ -194,15 +194,7 @@ impl Helm {
     /// a release is pending or ended deployed is read from the release record by the caller
     /// ([`crate::kube::Kube::release_record`]), not by more helm processes.
     pub fn upgrade_install(&self, u: &ChartInstall, dry_run: bool) -> Result<J, String> {
-        let mut file = tempfile::Builder::new()
-            .prefix("clearml-values-")
-            .suffix(".yaml")
-            .tempfile_in(crate::process::run_dir()?)
-            .map_err(|e| format!("cannot create the values file: {e}"))?;
-        let yaml = crate::value::json_to_yaml(&u.values.reveal())?;
-        file.write_all(yaml.as_bytes())
-            .and_then(|_| file.flush())
-            .map_err(|e| format!("cannot write the values file: {e}"))?;
+        let file = values_file(u)?;
         let mut args = strings(&[
             "upgrade",
             "--install",
@@ -244,6 +236,46 @@ impl Helm {
         drop(file);
         serde_json::from_str(&out).map_err(|e| format!("helm upgrade printed no JSON: {e}"))
     }
+
+    /// `helm template` of a chart step, offline: the manifest it would deploy, with the same
+    /// values (from a 0600 file) and values files. `chart` replaces the step's chart (a
+    /// downloaded archive).
+    pub fn template(&self, u: &ChartInstall, chart: &str) -> Result<String, String> {
+        let file = values_file(u)?;
+        let mut args = strings(&["template", &u.release, chart, "-n", &u.namespace]);
+        for f in &u.values_files {
+            args.extend(["-f".to_string(), f.clone()]);
+        }
+        args.extend(["-f".to_string(), file.path().display().to_string()]);
+        let out = self.run(&args, None)?;
+        drop(file);
+        Ok(out)
+    }
+
+    /// `helm pull CHART [--version V] --destination DIR`: the chart's archive, from a repository
+    /// added before or an OCI registry logged in to.
+    pub fn pull(&self, chart: &str, version: Option<&str>, dest: &Path) -> Result<(), String> {
+        let mut args = strings(&["pull", chart, "--destination"]);
+        args.push(dest.display().to_string());
+        if let Some(v) = version {
+            args.extend(["--version".to_string(), v.to_string()]);
+        }
+        self.run(&args, None).map(|_| ())
+    }
+}
+
+/// The values of a chart step in a 0600 file of the run's private directory, removed on drop.
+fn values_file(u: &ChartInstall) -> Result<tempfile::NamedTempFile, String> {
+    let mut file = tempfile::Builder::new()
+        .prefix("clearml-values-")
+        .suffix(".yaml")
+        .tempfile_in(crate::process::run_dir()?)
+        .map_err(|e| format!("cannot create the values file: {e}"))?;
+    let yaml = crate::value::json_to_yaml(&u.values.reveal())?;
+    file.write_all(yaml.as_bytes())
+        .and_then(|_| file.flush())
+        .map_err(|e| format!("cannot write the values file: {e}"))?;
+    Ok(file)
 }
 
 /// Refuse a chart step on a release another helm operation holds, with the way out.

@@ -262,6 +262,22 @@ impl Sandbox {
                 state.add_credentials(&key, &secret, &id);
                 seeded.push(format!("credentials at `{at}` ({})", role.as_str()));
             }
+            // a user and password (the applications' upload, `apps.user`/`apps.password`): a
+            // fixed user, admin, as the upload needs
+            if let (Some(Value::Str(name)), Some(pw)) = (map.get("user"), map.get("password")) {
+                let pw = match pw {
+                    Value::Secret(s) => Some(s.expose().to_string()),
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                };
+                if let Some(pw) = pw {
+                    state.add_fixed_user(name, &pw, clearml::DEFAULT_COMPANY, true);
+                    seeded.push(format!(
+                        "fixed user `{name}` (`{}`)",
+                        crate::value::join_path(path, "user")
+                    ));
+                }
+            }
             if let Some(Value::List(users)) = map.get("fixed_users") {
                 for u in users {
                     if let (Some(Value::Str(name)), Some(pw)) =
@@ -372,6 +388,18 @@ impl Sandbox {
         }
         if !any {
             out.push_str("    (none)\n");
+        }
+        if self.kube.chart_repo_off() {
+            let reached = self.kube.chart_requests();
+            out.push_str(&format!(
+                "  chart repository: switched off; {} request(s) reached it{}\n",
+                reached.len(),
+                if reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reached.join(", "))
+                }
+            ));
         }
         out
     }
