@@ -1038,9 +1038,20 @@ mod tests {
     fn images_of_every_container_kind_are_found() {
         let text = "---\n# Source: x\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers: [{name: i, image: a/i:1}]\n          containers: [{name: m, image: a/m:1}]\n---\nkind: Pod\nmetadata: {name: p}\nspec:\n  ephemeralContainers: [{name: e, image: a/e:1}]\n  containers: [{name: c, image: a/c:1}]\n";
         let found = images_in_manifest(text).unwrap();
-        let images: Vec<&str> = found.iter().map(|(_, i)| i.as_str()).collect();
-        assert_eq!(images, ["a/i:1", "a/m:1", "a/e:1", "a/c:1"]);
-        assert_eq!(found[0].0, "CronJob c, container i");
+        let mut images: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(o, i)| (o.as_str(), i.as_str()))
+            .collect();
+        images.sort();
+        assert_eq!(
+            images,
+            [
+                ("CronJob c, container i", "a/i:1"),
+                ("CronJob c, container m", "a/m:1"),
+                ("Pod p, container c", "a/c:1"),
+                ("Pod p, container e", "a/e:1"),
+            ]
+        );
     }
 
     #[test]
