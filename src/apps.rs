@@ -809,7 +809,7 @@ pub async fn download(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()
 /// renamed to `dest`.
 fn finish_download(partial: &Path, dest: &Path, sha256: Option<&str>) -> Result<(), String> {
     if let Some(want) = sha256 {
-        let got = sha256_file(&partial)?;
+        let got = sha256_file(partial)?;
         if !got.eq_ignore_ascii_case(want) {
             let _ = std::fs::remove_file(partial);
             return Err(format!(

@@ -15,7 +15,7 @@ fn example(name: &str) -> String {
 
 /// A run of the binary in `dir` with helm 3 and its own helm files there.
 fn run_in(dir: &Path, args: &[&str]) -> Output {
-    let out = Test::new()
+    Test::new()
         .helm(3)
         .env(
             "HELM_CACHE_HOME",
@@ -35,8 +35,7 @@ fn run_in(dir: &Path, args: &[&str]) -> Output {
         .command()
         .current_dir(dir)
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn stderr(o: &Output) -> String {
