@@ -220,7 +220,8 @@ impl Sandbox {
     /// against it: every map holding a key/secret pair (`apiserverKey`/`apiserverSecret`,
     /// `key`/`secret`, `user_key`/`user_secret`, …) becomes credentials of a user of the default
     /// company, with the role `system` under a `supervisor` map and `admin` elsewhere; each entry
-    /// of a `fixed_users` list becomes a fixed user. Answers with what was seeded, for the log.
+    /// of a `fixed_users` list becomes a fixed user, and so does a map's `user` with its
+    /// `password` (the applications' upload, `apps.user`), an admin. Answers with what was seeded, for the log.
     pub fn seed_from_site(&self, site: &crate::value::Value) -> Vec<String> {
         use crate::value::Value;
         let mut seeded = Vec::new();
