@@ -15,8 +15,12 @@ fn example(name: &str) -> String {
 
 /// A run of the binary in `dir` with helm 3 and its own helm files there.
 fn run_in(dir: &Path, args: &[&str]) -> Output {
+    run_helm(3, dir, args)
+}
+
+fn run_helm(major: u32, dir: &Path, args: &[&str]) -> Output {
     Test::new()
-        .helm(3)
+        .helm(major)
         .env(
             "HELM_CACHE_HOME",
             &dir.join(".helm/cache").display().to_string(),
@@ -48,6 +52,7 @@ struct Site {
     t: Test,
     pkg: PathBuf,
     values: Vec<String>,
+    major: u32,
 }
 
 impl Site {
@@ -69,7 +74,12 @@ impl Site {
         ] {
             values.extend(["--values".to_string(), v]);
         }
-        Site { t, pkg, values }
+        Site {
+            t,
+            pkg,
+            values,
+            major: 3,
+        }
     }
 
     fn dir(&self) -> &Path {
@@ -89,7 +99,7 @@ impl Site {
         let mut args: Vec<&str> = head.to_vec();
         args.extend(self.values.iter().map(String::as_str));
         args.extend(tail);
-        run_in(self.dir(), &args)
+        run_helm(self.major, self.dir(), &args)
     }
 }
 
@@ -129,11 +139,24 @@ const SKIP_NETWORK_CHECKS: &str = "preflight.skip={hosts,sources}";
 
 #[test]
 fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off() {
-    let site = Site::new();
+    end_to_end(3);
+}
+
+#[test]
+fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off_helm4() {
+    end_to_end(4);
+}
+
+fn end_to_end(major: u32) {
+    let mut site = Site::new().layer(
+        "redis.yaml",
+        "agent:\n  redis:\n    enabled: true\n    password: redis-pass-123456\n",
+    );
+    site.major = major;
     let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("wrote bundle.tar.gz: 3 charts"), "{err}");
+    assert!(err.contains("wrote bundle.tar.gz: 4 charts"), "{err}");
     let bundle = site.dir().join("bundle.tar.gz");
     let files = entries(&bundle);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
@@ -142,6 +165,7 @@ fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off(
         "charts/clearml-enterprise-7.14.0.tgz",
         "charts/clearml-enterprise-agent-5.3.0.tgz",
         "charts/clearml-enterprise-task-traffic-router-1.4.0.tgz",
+        "charts/redis-17.8.3.tgz",
         "apps/apps.zip",
         "images.txt",
         "mirror-images.sh",
@@ -156,6 +180,7 @@ fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off(
             "example-agent-secret-replace-me",
             "example-gateway-secret-replace-me",
             "example-apps-password-replace-me",
+            "redis-pass-123456",
         ] {
             assert!(!text.contains(secret), "{secret} in {name}");
         }
@@ -174,6 +199,7 @@ fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off(
         "docker.io/allegroai/clearml-enterprise-apiserver:3.22.0",
         "docker.io/allegroai/clearml-enterprise-agent-k8s-base:1.9.0",
         "docker.io/allegroai/clearml-enterprise-task-traffic-router:1.4.0",
+        "docker.io/bitnami/redis:7.0.9",
         "docker.io/library/python:3.9",
         &format!("docker.io/{IMAGE}"),
     ] {
@@ -190,7 +216,7 @@ fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off(
         sync.contains("    allegroai/clearml-enterprise-apiserver:\n      - \"3.22.0\"\n"),
         "{sync}"
     );
-    run_in(site.dir(), &["bundle", "verify", "bundle.tar.gz"])
+    run_helm(major, site.dir(), &["bundle", "verify", "bundle.tar.gz"])
         .status
         .success()
         .then_some(())
@@ -213,7 +239,7 @@ fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off(
     let err = stderr(&installed);
     assert!(installed.status.success(), "{err}");
     assert!(
-        err.contains("closure: 6 image references of 3 chart(s)"),
+        err.contains("closure: 7 image references of 4 chart(s)"),
         "{err}"
     );
     assert!(
