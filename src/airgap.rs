@@ -975,6 +975,13 @@ pub fn closure(
     let Some(bundle) = site_text(&site.values, "airgap.bundle") else {
         return Ok(None);
     };
+    // a playbook that installs no chart (preflight, status) has nothing to prove
+    if !actions
+        .iter()
+        .any(|a| matches!(a, Action::HelmUpgradeInstall(_)))
+    {
+        return Ok(None);
+    }
     let fail = |e: String| {
         crate::ui::err(&format!("error: {e}; nothing was changed\n"));
         2

@@ -442,3 +442,40 @@ fn the_air_gapped_example_rehearses_in_the_sandbox_with_its_upload() {
     assert!(!err.contains("example-apps-password-replace-me"));
     assert!(site.dir().join("mirror-apps.sh").is_file());
 }
+
+#[test]
+fn the_preflight_reaches_for_the_mirror_and_not_the_vendor() {
+    // a port of 127.0.0.1 nothing listens on any more: the mirror that does not answer
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Test::new();
+    let out = run_in(
+        t.dir(),
+        &[
+            "preflight.rhai",
+            "--values",
+            &example("site.yaml"),
+            "--set",
+            &format!("airgap.registry=127.0.0.1:{port}/mirror"),
+            "--set",
+            "airgap.bundle=not-read-by-the-preflight.tar.gz",
+            "--set",
+            "preflight.skip={hosts}",
+            "--sandbox",
+        ],
+    );
+    // the report on stdout, the error on stderr
+    let err = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "FAIL  mirror registry     https://127.0.0.1:{port}/v2/ does not answer"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("chart repository"), "{err}");
+    assert!(!err.contains("registry-1.docker.io"), "{err}");
+}
