@@ -479,3 +479,37 @@ fn the_preflight_reaches_for_the_mirror_and_not_the_vendor() {
     assert!(!err.contains("chart repository"), "{err}");
     assert!(!err.contains("registry-1.docker.io"), "{err}");
 }
+
+#[test]
+fn a_bundle_without_its_mirror_is_refused_before_anything() {
+    let out = Test::new()
+        .args(["install.rhai", "--values", &example("site.yaml")])
+        .args(["--set", "airgap.bundle=bundle.tar.gz", "--dry-run"])
+        .run();
+    out.code(2)
+        .stderr_has("`airgap.registry`: is needed with airgap.bundle");
+    // bundle create needs the mirror too, and says which key
+    let out = Test::new()
+        .args([
+            "bundle",
+            "create",
+            "b.tar.gz",
+            "--values",
+            &example("site.yaml"),
+        ])
+        .run();
+    out.code(2)
+        .stderr_has("`bundle create` needs `airgap.registry`");
+    let out = Test::new()
+        .args([
+            "bundle",
+            "create",
+            "b.tar.gz",
+            "--values",
+            &example("site.yaml"),
+        ])
+        .args(["--set", "airgap.registry=https://registry.local"])
+        .run();
+    out.code(2)
+        .stderr_has("airgap.registry `https://registry.local` is not a registry");
+}
