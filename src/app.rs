@@ -41,6 +41,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             run(&args, interrupted)
         }
         (Some(Command::Check { scripts }), _) => check_scripts(&scripts),
+        (Some(Command::Bundle { action }), _) => crate::airgap::command(action, interrupted),
         (
             Some(Command::Repl {
                 site,
@@ -322,6 +323,12 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         ui::err(&format!("error: {e}; nothing was changed\n"));
         return 2;
     }
+    // an air-gapped site: every image of every chart points at the mirror, before anything
+    match crate::airgap::closure(&site, &plan.actions, args.kube.helm.as_deref()) {
+        Ok(Some(proved)) => ui::info(proved.trim_end()),
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     // the cluster answers before the first step of a playbook that touches it
     let check_cluster = needs_live
         || plan.actions.iter().any(|a| {
@@ -348,6 +355,24 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     };
     let outcome = execute(&book, site, executor, interrupted);
     finish(&outcome, sandbox.as_ref(), json, false)
+}
+
+/// The silent plan of a standard playbook for a site: its actions, or the error's text and exit
+/// code (the plan pass's).
+pub fn plan_actions(
+    script: &str,
+    site: &Site,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Vec<action::Action>, (String, i32)> {
+    let book = playbook::resolve(script).map_err(|e| (format!("error: {e}\n"), 2))?;
+    let quiet = ui::is_quiet();
+    ui::set_quiet(true);
+    let plan = execute(&book, site.clone(), Box::new(DryRunExecutor), interrupted);
+    ui::set_quiet(quiet);
+    match plan.result {
+        Ok(()) => Ok(plan.actions),
+        Err(report) => Err((report.text.clone(), plan_pass_exit(&report, true))),
+    }
 }
 
 /// What running a playbook gave: the actions, how many steps finished, whether the failure (if

@@ -4,6 +4,7 @@
 //! sandbox. Built-ins live in `api`, one plugin module per domain.
 
 pub mod action;
+pub mod airgap;
 pub mod api;
 pub mod app;
 pub mod apps;

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod airgap;
 mod apps;
 mod apps_edges;
 mod bad_input;

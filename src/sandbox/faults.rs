@@ -49,6 +49,8 @@ pub enum WorkloadFault {
 pub enum Removal {
     DefaultStorageClass,
     IngressClass,
+    /// The stand-in chart repository answers nothing (an air-gapped cluster's network).
+    ChartRepository,
 }
 
 impl Faults {
@@ -96,7 +98,7 @@ impl Faults {
 
     /// Parse a `--fault`: `METHOD:PATH:COUNT:STATUS`, `METHOD:PATH:COUNT:delay=MS`,
     /// `workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|ProbeFailure`, or
-    /// `remove:storageclass|ingressclass`.
+    /// `remove:storageclass|ingressclass|chart-repository`.
     pub fn add_spec(&self, spec: &str) -> Result<(), String> {
         if let Some(rest) = spec.strip_prefix("workload:") {
             let (name, why) = rest.rsplit_once(':').unwrap_or((rest, ""));
@@ -122,9 +124,10 @@ impl Faults {
             let r = match what {
                 "storageclass" => Removal::DefaultStorageClass,
                 "ingressclass" => Removal::IngressClass,
+                "chart-repository" => Removal::ChartRepository,
                 _ => {
                     return Err(format!(
-                        "--fault {spec}: expected remove:storageclass or remove:ingressclass"
+                        "--fault {spec}: expected remove:storageclass, remove:ingressclass or remove:chart-repository"
                     ));
                 }
             };
@@ -186,6 +189,8 @@ pub fn remove_seeded(faults: &Faults, store: &super::store::Store) {
         let (group, plural, name) = match r {
             Removal::DefaultStorageClass => ("storage.k8s.io", "storageclasses", "standard"),
             Removal::IngressClass => ("networking.k8s.io", "ingressclasses", "nginx"),
+            // not an object: the chart repository refuses every request (see sandbox::kube)
+            Removal::ChartRepository => continue,
         };
         if let Some(res) = super::resources::find(group, "v1", plural) {
             let _ = store.delete(res, "", name);

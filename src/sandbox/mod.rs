@@ -221,7 +221,8 @@ impl Sandbox {
     /// against it: every map holding a key/secret pair (`apiserverKey`/`apiserverSecret`,
     /// `key`/`secret`, `user_key`/`user_secret`, …) becomes credentials of a user of the default
     /// company, with the role `system` under a `supervisor` map and `admin` elsewhere; each entry
-    /// of a `fixed_users` list becomes a fixed user. Answers with what was seeded, for the log.
+    /// of a `fixed_users` list becomes a fixed user, and so does a map's `user` with its
+    /// `password` (the applications' upload, `apps.user`), an admin. Answers with what was seeded, for the log.
     pub fn seed_from_site(&self, site: &crate::value::Value) -> Vec<String> {
         use crate::value::Value;
         let mut seeded = Vec::new();
@@ -262,6 +263,22 @@ impl Sandbox {
                     });
                 state.add_credentials(&key, &secret, &id);
                 seeded.push(format!("credentials at `{at}` ({})", role.as_str()));
+            }
+            // a user and password (the applications' upload, `apps.user`/`apps.password`): a
+            // fixed user, admin, as the upload needs
+            if let (Some(Value::Str(name)), Some(pw)) = (map.get("user"), map.get("password")) {
+                let pw = match pw {
+                    Value::Secret(s) => Some(s.expose().to_string()),
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                };
+                if let Some(pw) = pw {
+                    state.add_fixed_user(name, &pw, clearml::DEFAULT_COMPANY, true);
+                    seeded.push(format!(
+                        "fixed user `{name}` (`{}`)",
+                        crate::value::join_path(path, "user")
+                    ));
+                }
             }
             if let Some(Value::List(users)) = map.get("fixed_users") {
                 for u in users {
@@ -373,6 +390,18 @@ impl Sandbox {
         }
         if !any {
             out.push_str("    (none)\n");
+        }
+        if self.kube.chart_repo_off() {
+            let reached = self.kube.chart_requests();
+            out.push_str(&format!(
+                "  chart repository: switched off; {} request(s) reached it{}\n",
+                reached.len(),
+                if reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reached.join(", "))
+                }
+            ));
         }
         out
     }
