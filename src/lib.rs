@@ -25,6 +25,7 @@ pub mod live;
 pub mod ops;
 pub mod playbook;
 pub mod process;
+pub mod recover;
 pub mod repl;
 pub mod runtime;
 pub mod sandbox;

@@ -26,7 +26,17 @@ pub fn install_args(state: &Path) -> Vec<String> {
 /// Run again without faults or signals: exit 0, every release deployed, the internal
 /// credentials those of the first run that made them, each queue once.
 pub fn assert_converges(state: &Path, label: &str, credentials_before: Option<&serde_json::Value>) {
-    let out = Test::new().args(install_args(state)).helm(4).run();
+    assert_converges_with(state, label, credentials_before, 4);
+}
+
+/// [`assert_converges`] with the helm `major`; answers the re-run's output.
+pub fn assert_converges_with(
+    state: &Path,
+    label: &str,
+    credentials_before: Option<&serde_json::Value>,
+    major: u32,
+) -> crate::common::Output {
+    let out = Test::new().args(install_args(state)).helm(major).run();
     assert_eq!(out.code, 0, "{label}: the re-run failed:\n{}", out.stderr);
     let releases = out
         .stderr
@@ -63,6 +73,7 @@ pub fn assert_converges(state: &Path, label: &str, credentials_before: Option<&s
             "{label}: the credentials changed"
         );
     }
+    out
 }
 
 /// The data of the Secret that keeps the server's internal credentials, from the state.
