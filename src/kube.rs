@@ -51,6 +51,8 @@ impl ReleaseRecord {
 pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        // the deadline's own error names the call and the server
+        kube::Error::Service(e) => e.to_string(),
         other => other.to_string(),
     }
 }
@@ -152,11 +154,19 @@ impl Kube {
             .map_err(|e| {
                 format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}")
             })?;
-        config.read_timeout = Some(REQUEST_TIMEOUT);
+        let timeout = crate::kube_deadline::timeout(REQUEST_TIMEOUT)?;
+        // the deadline below names the call; this is only a backstop behind it
+        config.read_timeout = Some(timeout + std::time::Duration::from_secs(5));
         // longer than the check's own deadline, which then names what happened
         config.connect_timeout = Some(CHECK_TIMEOUT * 2);
-        let client = kube::Client::try_from(config)
-            .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
+        let deadline = crate::kube_deadline::DeadlineLayer {
+            timeout,
+            server: server.as_str().into(),
+        };
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?
+            .with_layer(&deadline)
+            .build();
         Ok(Kube {
             client,
             context,

@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod helm;
 pub mod inspect;
 pub mod kube;
+pub mod kube_deadline;
 pub mod live;
 pub mod ops;
 pub mod playbook;
