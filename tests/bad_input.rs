@@ -280,9 +280,7 @@ fn a_kept_state_seeds_the_clearml_users_once() {
         .args(["--values", "site.yaml", "--sandbox", "--sandbox-state"])
         .arg(state.display().to_string());
     let users = || {
-        let snap: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(state.join("sandbox-state.json")).unwrap())
-                .unwrap();
+        let snap = crate::kill_matrix::kept_state(&state);
         snap["clearml"]["users"].as_object().unwrap().len()
     };
     t.run().success();
@@ -293,7 +291,7 @@ fn a_kept_state_seeds_the_clearml_users_once() {
         assert_eq!(users(), first, "the seeded users are not added again");
     }
     // credentials are not kept in the state: they are seeded again from the site
-    let state_text = std::fs::read_to_string(state.join("sandbox-state.json")).unwrap();
+    let state_text = crate::kill_matrix::kept_state(&state).to_string();
     assert!(!state_text.contains("secret-1"));
 }
 

@@ -57,9 +57,7 @@ pub fn assert_converges_with(
         !releases.contains("pending") && !releases.contains("failed"),
         "{label}:\n{releases}"
     );
-    let snap: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state.join("sandbox-state.json")).unwrap())
-            .unwrap();
+    let snap = kept_state(state);
     let queues = snap["clearml"]["queues"].to_string();
     assert_eq!(
         queues.matches("\"GPUshm\"").count(),
@@ -76,10 +74,19 @@ pub fn assert_converges_with(
     out
 }
 
+/// The kept sandbox state in `dir`, decrypted with its key (as the tool reads it).
+pub fn kept_state(dir: &Path) -> serde_json::Value {
+    clearml_script::sandbox::state::read(dir)
+        .unwrap()
+        .expect("a kept state")
+}
+
 /// The data of the Secret that keeps the server's internal credentials, from the state.
 pub fn internal_credentials(state: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(state.join("sandbox-state.json")).unwrap_or_default();
-    let snap: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let snap = clearml_script::sandbox::state::read(state)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let mut found = serde_json::Value::Null;
     fn walk(v: &serde_json::Value, found: &mut serde_json::Value) {
         match v {
