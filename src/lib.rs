@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod kube;
 pub mod kube_deadline;
 pub mod live;
+pub mod memory;
 pub mod ops;
 pub mod playbook;
 pub mod process;
