@@ -299,6 +299,9 @@ pub struct Target {
     /// In the sandbox: helm's own configuration, cache and data, apart from the user's, so that
     /// the sandbox's repositories never reach the user's helm.
     pub helm_home: Option<std::path::PathBuf>,
+    /// `--recover-pending`: the operator says no helm operation runs on a pending release, so
+    /// the chart step may clear it ([`crate::recover`]).
+    pub recover_pending: bool,
 }
 
 /// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`.

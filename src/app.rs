@@ -147,6 +147,7 @@ pub fn executor_for(
             clearml_api_url: None,
             chart_repo_url: None,
             helm_home: None,
+            recover_pending: kube.recover_pending,
         };
         let mut live = LiveExecutor::new(
             crate::action::Mode::Live,
@@ -198,6 +199,7 @@ pub fn executor_for(
         clearml_api_url: Some(sb.clearml.url()),
         chart_repo_url: Some(sb.kube.chart_repo_url()),
         helm_home: Some(sb.dir.join("helm")),
+        recover_pending: kube.recover_pending,
     };
     let mut live = LiveExecutor::new(
         crate::action::Mode::Sandbox,

@@ -314,6 +314,12 @@ pub struct KubeArgs {
     /// The helm binary (otherwise HELM_BIN, then PATH)
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
+
+    /// A release left pending-install/-upgrade/-rollback by a helm this tool did not see exit:
+    /// no helm operation runs on it, so roll it back to its last deployed revision (or uninstall
+    /// a first install that never deployed) before the chart step
+    #[arg(long)]
+    pub recover_pending: bool,
 }
 
 /// Any text is accepted; the names it lists (standard playbooks, documented functions) are

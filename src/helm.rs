@@ -392,18 +392,6 @@ pub fn parse_manifests(text: &str) -> Result<Vec<J>, String> {
         .collect())
 }
 
-/// Refuse a chart step on a release another helm operation holds, with the way out.
-pub fn refuse_pending(release: &str, namespace: &str, state: &str) -> Result<(), String> {
-    if state.starts_with("pending-") {
-        return Err(format!(
-            "the release {release} in {namespace} is {state}: another helm operation is running or \
-             was interrupted. {}; nothing was changed",
-            way_out(release, namespace, state)
-        ));
-    }
-    Ok(())
-}
-
 /// What to do about a release left in `state`.
 pub fn way_out(release: &str, namespace: &str, state: &str) -> String {
     if state.starts_with("pending-") {
@@ -427,6 +415,16 @@ pub fn require_deployed(release: &str, namespace: &str, record: Option<&J>) -> R
         .unwrap_or("missing");
     if state == "deployed" {
         return Ok(());
+    }
+    if state.starts_with("pending-") {
+        // helm has exited: nothing holds the record, which the tool notes on it
+        return Err(format!(
+            "helm finished, but the release {release} in {namespace} is {state}, not deployed. \
+             The next run recovers it (a rollback to the last deployed revision, or the removal \
+             of an unfinished first install) and goes on; or clear it yourself: roll it back with \
+             `helm rollback {release} -n {namespace}` (an upgrade), or remove an unfinished first \
+             install with `helm uninstall {release} -n {namespace}`"
+        ));
     }
     Err(format!(
         "helm finished, but the release {release} in {namespace} is {state}, not deployed. {}",

@@ -96,6 +96,66 @@ impl LiveExecutor {
         block_on(self.kube()?.release_record(release, namespace))
     }
 
+    /// A release's latest record with its Secret, age, note and history.
+    fn release(
+        &mut self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<crate::kube::ReleaseRecord>, String> {
+        block_on(self.kube()?.release(release, namespace))
+    }
+
+    /// Clear a release left pending ([`crate::recover`]): refused without evidence that no
+    /// helm holds it; otherwise helm's own rollback or uninstall, said as it is done. Answers
+    /// the release's record afterwards.
+    fn recover_pending(
+        &mut self,
+        spec: &ChartInstall,
+        rec: &crate::kube::ReleaseRecord,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let (release, ns) = (&spec.release, &spec.namespace);
+        let recovery = crate::recover::decide(release, ns, rec, self.target.recover_pending)?;
+        let why = match &rec.helm_exited {
+            Some(note) => format!("left by a helm that has exited ({note})"),
+            None => "--recover-pending: no helm operation runs on it".to_string(),
+        };
+        crate::ui::warn(&format!(
+            "the release {release} in {ns} is {} (revision {}), {why}: recovering it: {}",
+            rec.state(),
+            rec.revision(),
+            recovery.describe(release, ns)
+        ));
+        self.helm()?
+            .run(&recovery.helm_args(release, ns), None)
+            .map_err(|e| {
+                format!(
+                    "{e}\nThe release {release} in {ns} is still {}; {}",
+                    rec.state(),
+                    crate::helm::way_out(release, ns, rec.state())
+                )
+            })?;
+        let after = self.release(release, ns)?;
+        match &after {
+            Some(a) if a.state().starts_with("pending-") => {
+                return Err(format!(
+                    "after `helm {}` the release {release} in {ns} is {} still; {}",
+                    recovery.helm_args(release, ns).join(" "),
+                    a.state(),
+                    crate::helm::way_out(release, ns, a.state())
+                ));
+            }
+            Some(a) => crate::ui::info(&format!(
+                "chart {release} in {ns}: rolled back, revision {} is {}",
+                a.revision(),
+                a.state()
+            )),
+            None => crate::ui::info(&format!(
+                "chart {release} in {ns}: the unfinished install was uninstalled"
+            )),
+        }
+        Ok(after.map(|a| a.record))
+    }
+
     /// `--diff` in a dry run: what the chart step would change, read from the cluster and
     /// rendered by helm (`--dry-run=server`); nothing is changed.
     pub fn show_diff(&mut self, spec: &ChartInstall) -> Result<(), String> {
@@ -106,18 +166,15 @@ impl LiveExecutor {
         Ok(())
     }
 
-    /// A chart step: refused on a pending release; skipped when neither the values nor the
-    /// rendered manifest would change (no new revision, no restarts); otherwise one
-    /// `helm upgrade --install`, which succeeds only when the release ends `deployed`.
+    /// A chart step: a pending release is recovered when that is safe and refused otherwise
+    /// ([`crate::recover`]); skipped when neither the values nor the rendered manifest would
+    /// change (no new revision, no restarts); otherwise one `helm upgrade --install`, which
+    /// succeeds only when the release ends `deployed`.
     fn install_chart(&mut self, spec: &ChartInstall) -> Result<Value, String> {
-        let before = self.release_record(&spec.release, &spec.namespace)?;
-        let state = |r: &Option<serde_json::Value>| {
-            r.as_ref()
-                .and_then(|r| r["info"]["status"].as_str())
-                .unwrap_or_default()
-                .to_string()
+        let before = match self.release(&spec.release, &spec.namespace)? {
+            Some(rec) if rec.state().starts_with("pending-") => self.recover_pending(spec, &rec)?,
+            other => other.map(|r| r.record),
         };
-        crate::helm::refuse_pending(&spec.release, &spec.namespace, &state(&before))?;
         let answer = |r: &serde_json::Value, changed: bool| {
             Value::from_json(&serde_json::json!({
                 "release": spec.release,
@@ -161,11 +218,39 @@ impl LiveExecutor {
                     crate::runtime::interrupt_flag(),
                 )
             });
-        let installed = self.helm()?.upgrade_install(spec, false);
+        let outcome = self.helm()?.upgrade_install(spec, false);
         if let Some(w) = watch {
             w.stop();
         }
-        if let Err(e) = installed {
+        // helm has exited: a record it left pending is held by nobody, which the next run may
+        // act on (and only this run knows)
+        let after = match self.release(&spec.release, &spec.namespace) {
+            Ok(after) => after,
+            Err(e) => return Err(outcome.err().unwrap_or(e)),
+        };
+        if let Some(left) = after.as_ref().filter(|a| a.state().starts_with("pending-")) {
+            let note = crate::recover::exited_note(&outcome);
+            let noted = self
+                .kube()
+                .and_then(|k| block_on(k.note_helm_exited(&spec.namespace, &left.secret, &note)));
+            if let Err(e) = noted {
+                crate::ui::warn(&format!("{e}; the next run will need --recover-pending"));
+            }
+        }
+        let after = after.map(|a| a.record);
+        if let Err(e) = outcome {
+            let pending = after.as_ref().filter(|a| {
+                a["info"]["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("pending-"))
+            });
+            if let Some(p) = pending {
+                // helm failed and left its record pending: what the next run does about it
+                let state = crate::helm::require_deployed(&spec.release, &spec.namespace, Some(p))
+                    .err()
+                    .unwrap_or_default();
+                return Err(format!("{e}\n{state}"));
+            }
             // a failed wait: the diagnosis first, then the release's state and choices
             return Err(if spec.wait {
                 self.explain_failed_wait(spec, e)
@@ -173,7 +258,6 @@ impl LiveExecutor {
                 e
             });
         }
-        let after = self.release_record(&spec.release, &spec.namespace)?;
         crate::helm::require_deployed(&spec.release, &spec.namespace, after.as_ref())?;
         Ok(answer(after.as_ref().expect("deployed"), true))
     }
@@ -682,11 +766,25 @@ impl Executor for LiveExecutor {
 
     fn query(&mut self, query: &Query) -> Result<Value, String> {
         match query {
-            // the release record through the Kubernetes API: no helm process
-            Query::HelmStatus { release, namespace } => Ok(self
-                .release_record(release, namespace)?
-                .map(|j| Value::from_json(&j))
-                .unwrap_or(Value::Null)),
+            // the release record through the Kubernetes API: no helm process; a pending one
+            // with `recovery`, what the chart step will do about it (`()`: it will refuse)
+            Query::HelmStatus { release, namespace } => {
+                let Some(rec) = self.release(release, namespace)? else {
+                    return Ok(Value::Null);
+                };
+                let mut record = rec.record.clone();
+                if rec.state().starts_with("pending-") {
+                    record["recovery"] = crate::recover::decide(
+                        release,
+                        namespace,
+                        &rec,
+                        self.target.recover_pending,
+                    )
+                    .map(|r| serde_json::Value::from(r.describe(release, namespace)))
+                    .unwrap_or_default();
+                }
+                Ok(Value::from_json(&record))
+            }
             Query::HelmList { namespace } => {
                 Ok(Value::from_json(&self.helm()?.list(namespace.as_deref())?))
             }

@@ -9,6 +9,7 @@ pub mod kube;
 pub mod ownership;
 pub mod protobuf;
 pub mod resources;
+pub mod state;
 pub mod store;
 pub mod validation;
 
@@ -108,18 +109,19 @@ pub struct Sandbox {
     pub kubeconfig: PathBuf,
     pub dir: PathBuf,
     /// Where the simulated cluster is kept between runs (`--sandbox-state`), saved on drop.
-    state_file: Option<PathBuf>,
+    /// `--sandbox-state DIR`: saved there when the sandbox ends.
+    state_dir: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if let Some(path) = self.state_file.clone()
-            && let Err(e) = self.save(&path)
+        if let Some(dir) = self.state_dir.clone()
+            && let Err(e) = self.save(&dir)
         {
             crate::ui::warn(&format!(
                 "the sandbox state could not be saved to {}: {e}",
-                path.display()
+                dir.join(state::STATE_FILE).display()
             ));
         }
     }
@@ -155,16 +157,17 @@ impl Sandbox {
             clearml,
             kubeconfig,
             dir: dir_path,
-            state_file: None,
+            state_dir: None,
             _dir: guard,
         })
     }
 
     /// Keep the simulated cluster in `dir` between runs: restore what an earlier run left
     /// there, and save it again when this sandbox ends (also after a failed run). The state holds
-    /// what the cluster holds, Secrets included, as a real cluster's store does: it is written
-    /// readable by its owner only. ClearML credentials are not kept; they are seeded again from
-    /// the site values.
+    /// what the cluster holds, Secrets and workloads' environments included, as a real cluster's
+    /// store does: it is encrypted at rest with the sandbox's own key ([`state`]), and both files
+    /// are readable by their owner only. ClearML credentials are not kept; they are seeded again
+    /// from the site values.
     ///
     /// A state that cannot be read is an error naming the file, and is left untouched: it is
     /// only ever replaced after it was read, atomically.
@@ -175,23 +178,17 @@ impl Sandbox {
                 dir.display()
             )
         })?;
-        let path = dir.join("sandbox-state.json");
+        let path = dir.join(state::STATE_FILE);
         let unreadable = |e: String| {
             format!(
                 "the sandbox state {} cannot be read: {e}; it was left as it is: move it away to start a new cluster",
                 path.display()
             )
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.state_file = Some(path);
-                return Ok(false);
-            }
-            Err(e) => return Err(unreadable(e.to_string())),
+        let Some(snap) = state::read(dir).map_err(unreadable)? else {
+            self.state_dir = Some(dir.to_path_buf());
+            return Ok(false);
         };
-        let snap: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| unreadable(format!("not JSON ({e})")))?;
         self.kube
             .store
             .restore(&snap["kubernetes"])
@@ -201,18 +198,18 @@ impl Sandbox {
             .restore(&snap["clearml"])
             .map_err(unreadable)?;
         // saved on drop from here on, and only now: an unreadable state is never overwritten
-        self.state_file = Some(path);
+        self.state_dir = Some(dir.to_path_buf());
         Ok(true)
     }
 
-    /// Write the state atomically (a 0600 temporary file beside it, synced, renamed over it), so
-    /// a kill during the save leaves the old state or the new.
-    fn save(&self, path: &std::path::Path) -> Result<(), String> {
+    /// Write the state, encrypted, atomically (a 0600 temporary file beside it, synced, renamed
+    /// over it), so a kill during the save leaves the old state or the new.
+    fn save(&self, dir: &std::path::Path) -> Result<(), String> {
         let snap = serde_json::json!({
             "kubernetes": self.kube.store.snapshot(),
             "clearml": self.clearml.state.snapshot(),
         });
-        crate::fsutil::write_atomic(path, snap.to_string().as_bytes())
+        state::write(dir, &snap)
     }
 }
 
