@@ -147,7 +147,7 @@ pub fn executor_for(
             chart_repo_url: None,
             helm_home: None,
         };
-        let mut live = LiveExecutor::new(
+        let live = LiveExecutor::new(
             crate::action::Mode::Live,
             target,
             kube.helm.clone(),
@@ -198,7 +198,7 @@ pub fn executor_for(
         chart_repo_url: Some(sb.kube.chart_repo_url()),
         helm_home: Some(sb.dir.join("helm")),
     };
-    let mut live = LiveExecutor::new(
+    let live = LiveExecutor::new(
         crate::action::Mode::Sandbox,
         target,
         kube.helm.clone(),
@@ -354,6 +354,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
 /// any) was a step's, and the error report if it failed.
 struct Outcome {
     actions: Vec<action::Action>,
+    places: Vec<Option<crate::parallel::Place>>,
     finished: usize,
     step_failed: bool,
     result: Result<(), diagnostic::Report>,
@@ -394,6 +395,7 @@ fn execute(
         Err(e) => {
             return Outcome {
                 actions: Vec::new(),
+                places: Vec::new(),
                 finished: 0,
                 step_failed: false,
                 result: Err(diagnostic::render_parse(&e, &book.name, &sources)),
@@ -407,6 +409,7 @@ fn execute(
         .map_err(|e| diagnostic::render(&e, &book.name, &sources));
     Outcome {
         actions: rt.actions(),
+        places: rt.places(),
         finished: rt.finished(),
         step_failed: rt.step_failed(),
         result,
@@ -423,7 +426,11 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    crate::bundle::keep_plan(&action::render_json(&outcome.actions, dry_run));
+    crate::bundle::keep_plan(&action::render_json(
+        &outcome.actions,
+        &outcome.places,
+        dry_run,
+    ));
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -443,12 +450,20 @@ fn finish(
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&outcome.actions, dry_run)
+                    action::render_json(&outcome.actions, &outcome.places, dry_run)
                 ));
             } else if dry_run {
-                ui::out(&action::render_text(&outcome.actions, true));
+                ui::out(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    true,
+                ));
             } else {
-                ui::err(&action::render_text(&outcome.actions, false));
+                ui::err(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    false,
+                ));
             }
             0
         }
@@ -461,10 +476,14 @@ fn finish(
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&outcome.actions, true)
+                    action::render_json(&outcome.actions, &outcome.places, true)
                 ));
             } else {
-                ui::out(&action::render_text(&outcome.actions, true));
+                ui::out(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    true,
+                ));
             }
             0
         }

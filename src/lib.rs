@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod kube;
 pub mod live;
 pub mod ops;
+pub mod parallel;
 pub mod playbook;
 pub mod process;
 pub mod repl;

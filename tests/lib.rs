@@ -17,6 +17,7 @@ mod kill_matrix;
 mod kube_client;
 mod leak_scan;
 mod operations;
+mod parallel;
 mod plan_and_signals;
 mod playbooks;
 mod promises;
