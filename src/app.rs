@@ -149,7 +149,7 @@ pub fn executor_for(
             helm_home: None,
             recover_pending: kube.recover_pending,
         };
-        let mut live = LiveExecutor::new(
+        let live = LiveExecutor::new(
             crate::action::Mode::Live,
             target,
             kube.helm.clone(),
@@ -201,7 +201,7 @@ pub fn executor_for(
         helm_home: Some(sb.dir.join("helm")),
         recover_pending: kube.recover_pending,
     };
-    let mut live = LiveExecutor::new(
+    let live = LiveExecutor::new(
         crate::action::Mode::Sandbox,
         target,
         kube.helm.clone(),
@@ -381,6 +381,7 @@ pub fn plan_actions(
 /// any) was a step's, and the error report if it failed.
 struct Outcome {
     actions: Vec<action::Action>,
+    places: Vec<Option<crate::parallel::Place>>,
     finished: usize,
     step_failed: bool,
     result: Result<(), diagnostic::Report>,
@@ -421,6 +422,7 @@ fn execute(
         Err(e) => {
             return Outcome {
                 actions: Vec::new(),
+                places: Vec::new(),
                 finished: 0,
                 step_failed: false,
                 result: Err(diagnostic::render_parse(&e, &book.name, &sources)),
@@ -434,6 +436,7 @@ fn execute(
         .map_err(|e| diagnostic::render(&e, &book.name, &sources));
     Outcome {
         actions: rt.actions(),
+        places: rt.places(),
         finished: rt.finished(),
         step_failed: rt.step_failed(),
         result,
@@ -450,7 +453,11 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    crate::bundle::keep_plan(&action::render_json(&outcome.actions, dry_run));
+    crate::bundle::keep_plan(&action::render_json(
+        &outcome.actions,
+        &outcome.places,
+        dry_run,
+    ));
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -470,12 +477,20 @@ fn finish(
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&outcome.actions, dry_run)
+                    action::render_json(&outcome.actions, &outcome.places, dry_run)
                 ));
             } else if dry_run {
-                ui::out(&action::render_text(&outcome.actions, true));
+                ui::out(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    true,
+                ));
             } else {
-                ui::err(&action::render_text(&outcome.actions, false));
+                ui::err(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    false,
+                ));
             }
             0
         }
@@ -488,10 +503,14 @@ fn finish(
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&outcome.actions, true)
+                    action::render_json(&outcome.actions, &outcome.places, true)
                 ));
             } else {
-                ui::out(&action::render_text(&outcome.actions, true));
+                ui::out(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    true,
+                ));
             }
             0
         }

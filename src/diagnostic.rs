@@ -83,7 +83,7 @@ pub fn render_parse(err: &ParseError, source: &str, sources: &Sources) -> Report
     render(&e, source, sources)
 }
 
-fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
+pub(crate) fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
     match e {
         EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
             Some(f) => {

@@ -27,6 +27,7 @@ pub mod kube_deadline;
 pub mod live;
 pub mod memory;
 pub mod ops;
+pub mod parallel;
 pub mod playbook;
 pub mod process;
 pub mod progress;

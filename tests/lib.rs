@@ -18,6 +18,7 @@ mod kill_matrix;
 mod kube_client;
 mod leak_scan;
 mod operations;
+mod parallel;
 mod plan_and_signals;
 mod playbooks;
 mod progress;

@@ -120,6 +120,17 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let store = Arc::new(Store::with_faults(faults.clone()));
     store.set_cluster_ca(&ca_pem);
     super::faults::remove_seeded(&faults, &store);
+    if faults.ready_after().is_some() {
+        // the controllers' later status updates: workloads become ready once their delay passed
+        let weak = Arc::downgrade(&store);
+        tokio::spawn(async move {
+            while let Some(store) = weak.upgrade() {
+                store.mature_workloads();
+                drop(store);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+    }
     let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
     let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
     let off = faults
