@@ -435,7 +435,7 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
     } else {
         crate::action::Mode::Live
     };
-    let mut live =
+    let live =
         crate::live::LiveExecutor::new(mode, target, opts.helm.map(Path::to_path_buf), true)?;
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut charts = Vec::new();
@@ -458,13 +458,13 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
             Action::HelmRepoAdd { .. }
             | Action::HelmRepoUpdate { .. }
             | Action::HelmRegistryLogin { .. } => {
-                crate::action::Executor::execute(&mut live, action)?;
+                crate::action::Executor::execute(&live, action)?;
             }
             Action::HelmUpgradeInstall(spec) => {
-                let (entry, path) = pull(&mut live, spec, root, charts.len())?;
-                let rendered = live
-                    .helm()?
-                    .template_text(spec, Some(&path.display().to_string()), None)?;
+                let (entry, path) = pull(&live, spec, root, charts.len())?;
+                let rendered =
+                    live.helm()?
+                        .template_text(spec, Some(&path.display().to_string()), None)?;
                 for (object, image) in images_in_manifest(&rendered)
                     .map_err(|e| format!("chart {}: {e}", spec.chart))?
                 {
@@ -565,7 +565,7 @@ fn expose(v: &crate::value::Value) -> String {
 
 /// `helm pull` a chart step's chart at its version into the staging directory.
 fn pull(
-    live: &mut crate::live::LiveExecutor,
+    live: &crate::live::LiveExecutor,
     spec: &ChartInstall,
     root: &Path,
     n: usize,
