@@ -461,7 +461,7 @@ fn the_preflight_reaches_for_the_mirror_and_not_the_vendor() {
             "--set",
             &format!("airgap.registry=127.0.0.1:{port}/mirror"),
             "--set",
-            "airgap.bundle=not-read-by-the-preflight.tar.gz",
+            "airgap.bundle=no-bundle-here.tar.gz",
             "--set",
             "preflight.skip={hosts}",
             "--sandbox",
@@ -478,6 +478,8 @@ fn the_preflight_reaches_for_the_mirror_and_not_the_vendor() {
     );
     assert!(!err.contains("chart repository"), "{err}");
     assert!(!err.contains("registry-1.docker.io"), "{err}");
+    // the capacity check renders the bundle's charts: without the bundle it warns, naming it
+    assert!(err.contains("no-bundle-here.tar.gz"), "{err}");
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn milestone_lines_off_a_terminal() {
     out.code(1);
     let err = &out.stderr;
     let lines = [
-        "• Deployment clearml/clearml-apiserver: 0/1 ready; ImagePullBackOff: Back-off pulling image \"allegroai/clearml-enterprise-apiserver:",
+        "• Deployment clearml/clearml-apiserver: 0/1 ready; ImagePullBackOff: Back-off pulling image \"docker.io/allegroai/clearml-enterprise-apiserver:",
         "• Deployment clearml/clearml-webserver: 0/1 ready; Pending/Unschedulable: 0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod. (pod clearml-webserver-sbx0)\n",
         "• Deployment clearml/clearml-fileserver: 0/1 ready; ProbeFailure: Readiness probe failed: HTTP probe failed with statuscode: 503 (pod clearml-fileserver-sbx0)\n",
     ];
