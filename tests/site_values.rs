@@ -532,11 +532,20 @@ fn the_new_values_reach_the_rendered_objects_in_the_sandbox() {
     );
 }
 
-/// `create_namespace: false`: the namespace is the site's to make; a live run stops naming it
-/// before writing anything there, and goes through once it exists.
+/// `create_namespace: false`: the namespace is the site's to make; the preflight asks for no
+/// right on namespaces and fails on a missing one, a run stops naming it before writing
+/// anything there, and goes through once it exists.
 #[test]
 fn without_create_namespace_a_missing_namespace_stops_the_run() {
     let c = Cluster::new(4);
+    c.test()
+        .args(["preflight.rhai", "--values", &guide_site()])
+        .args(["--set", "create_namespace=false"])
+        .run()
+        .code(1)
+        // 57 with the right to create namespaces
+        .stdout_has("all 55 permissions the install needs are granted")
+        .stdout_has("does not exist, and the site says create_namespace: false");
     let run = || {
         c.test()
             .arg("install-control-plane.rhai")
