@@ -8,7 +8,10 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value as J;
 
+use sha2::{Digest, Sha256};
+
 use crate::action::{ChartInstall, Target};
+use crate::secret::Secret;
 
 /// How long `helm version` may take: it reads no network, so more means a broken helm.
 const VERSION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
@@ -130,7 +133,20 @@ impl Helm {
 
     /// Run helm; `stdin` carries a password. The error holds helm's own message.
     pub fn run(&self, args: &[String], stdin: Option<&str>) -> Result<String, String> {
+        self.run_with(args, stdin, &[])
+    }
+
+    /// The same, with more environment for helm (its private files).
+    fn run_with(
+        &self,
+        args: &[String],
+        stdin: Option<&str>,
+        env: &[(&str, &Path)],
+    ) -> Result<String, String> {
         let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
@@ -194,34 +210,12 @@ impl Helm {
     /// a release is pending or ended deployed is read from the release record by the caller
     /// ([`crate::kube::Kube::release_record`]), not by more helm processes.
     pub fn upgrade_install(&self, u: &ChartInstall, dry_run: bool) -> Result<J, String> {
-        let mut file = tempfile::Builder::new()
-            .prefix("clearml-values-")
-            .suffix(".yaml")
-            .tempfile_in(crate::process::run_dir()?)
-            .map_err(|e| format!("cannot create the values file: {e}"))?;
-        let yaml = crate::value::json_to_yaml(&u.values.reveal())?;
-        file.write_all(yaml.as_bytes())
-            .and_then(|_| file.flush())
-            .map_err(|e| format!("cannot write the values file: {e}"))?;
-        let mut args = strings(&[
-            "upgrade",
-            "--install",
-            &u.release,
-            &u.chart,
-            "-n",
-            &u.namespace,
-            "-o",
-            "json",
-        ]);
+        let file = values_file(u)?;
+        let mut args = strings(&["upgrade", "--install"]);
+        args.extend(chart_args(u, &file));
+        args.extend(strings(&["-o", "json"]));
         if u.create_namespace {
             args.push("--create-namespace".into());
-        }
-        for f in &u.values_files {
-            args.extend(["-f".to_string(), f.clone()]);
-        }
-        args.extend(["-f".to_string(), file.path().display().to_string()]);
-        if let Some(v) = &u.version {
-            args.extend(["--version".to_string(), v.clone()]);
         }
         if dry_run {
             args.push("--dry-run=server".into());
@@ -244,6 +238,123 @@ impl Helm {
         drop(file);
         serde_json::from_str(&out).map_err(|e| format!("helm upgrade printed no JSON: {e}"))
     }
+
+    /// Render a chart as its chart step would install it: `helm template` with the same
+    /// release, namespace, version, values files and values (from a 0600 file), without the
+    /// cluster. Answers the rendered objects in helm's order (empty documents left out).
+    ///
+    /// `repo`: the chart repository a `NAME/chart` reference names, for a chart helm's own
+    /// configuration may not know yet. It is added to a private repository configuration of the
+    /// run (0700 directory, the password on helm's stdin), so the user's is left untouched.
+    /// Without it, helm finds the chart as `helm upgrade` would (its repositories, a registry it
+    /// is logged in to, a directory).
+    pub fn template(&self, u: &ChartInstall, repo: Option<&RepoSource>) -> Result<Vec<J>, String> {
+        let private = match repo {
+            Some(r) => Some(self.private_repo(r)?),
+            None => None,
+        };
+        let env: Vec<(&str, &Path)> = private
+            .as_ref()
+            .map(|dir| {
+                vec![
+                    ("HELM_REPOSITORY_CONFIG", dir.config.as_path()),
+                    ("HELM_REPOSITORY_CACHE", dir.cache.as_path()),
+                ]
+            })
+            .unwrap_or_default();
+        let file = values_file(u)?;
+        let mut args = vec!["template".to_string()];
+        args.extend(chart_args(u, &file));
+        let out = self.run_with(&args, None, &env)?;
+        drop(file);
+        parse_manifests(&out).map_err(|e| format!("helm template {}: {e}", u.chart))
+    }
+
+    /// A repository added to a private configuration of the run (`helm repo add`, which also
+    /// fetches its index), once per name and URL.
+    fn private_repo(&self, r: &RepoSource) -> Result<PrivateRepo, String> {
+        let key = format!("{:x}", Sha256::digest(format!("{}\n{}", r.name, r.url)));
+        let dir = crate::process::run_dir()?.join(format!("repo-{}", &key[..16]));
+        let private = PrivateRepo {
+            config: dir.join("repositories.yaml"),
+            cache: dir.join("cache"),
+        };
+        if private.config.is_file() {
+            return Ok(private);
+        }
+        std::fs::create_dir_all(&private.cache)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut args = strings(&["repo", "add", &r.name, &r.url, "--force-update"]);
+        if let Some(u) = &r.username {
+            args.extend(["--username".to_string(), u.clone()]);
+        }
+        let password = r.password.as_ref().map(Secret::expose);
+        if password.is_some() {
+            args.push("--password-stdin".into());
+        }
+        self.run_with(
+            &args,
+            password,
+            &[
+                ("HELM_REPOSITORY_CONFIG", private.config.as_path()),
+                ("HELM_REPOSITORY_CACHE", private.cache.as_path()),
+            ],
+        )?;
+        Ok(private)
+    }
+}
+
+/// A chart repository for [`Helm::template`]: the name charts are prefixed with, its URL, and
+/// its credentials (the password goes to helm on stdin).
+#[derive(Clone, Debug)]
+pub struct RepoSource {
+    pub name: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+struct PrivateRepo {
+    config: PathBuf,
+    cache: PathBuf,
+}
+
+/// A chart step's values in a 0600 file of the run's private directory, removed when dropped.
+fn values_file(u: &ChartInstall) -> Result<tempfile::NamedTempFile, String> {
+    let mut file = tempfile::Builder::new()
+        .prefix("clearml-values-")
+        .suffix(".yaml")
+        .tempfile_in(crate::process::run_dir()?)
+        .map_err(|e| format!("cannot create the values file: {e}"))?;
+    let yaml = crate::value::json_to_yaml(&u.values.reveal())?;
+    file.write_all(yaml.as_bytes())
+        .and_then(|_| file.flush())
+        .map_err(|e| format!("cannot write the values file: {e}"))?;
+    Ok(file)
+}
+
+/// The release, chart, namespace, values files (the site's, then `file`) and version of a
+/// chart step, as `helm upgrade --install` and `helm template` both take them.
+fn chart_args(u: &ChartInstall, file: &tempfile::NamedTempFile) -> Vec<String> {
+    let mut args = strings(&[&u.release, &u.chart, "-n", &u.namespace]);
+    for f in &u.values_files {
+        args.extend(["-f".to_string(), f.clone()]);
+    }
+    args.extend(["-f".to_string(), file.path().display().to_string()]);
+    if let Some(v) = &u.version {
+        args.extend(["--version".to_string(), v.clone()]);
+    }
+    args
+}
+
+/// The objects of a multi-document YAML manifest (helm's output), empty documents left out.
+pub fn parse_manifests(text: &str) -> Result<Vec<J>, String> {
+    let docs: Vec<J> = serde_saphyr::from_str_multiple(text)
+        .map_err(|e| format!("the rendered manifest is not YAML: {e}"))?;
+    Ok(docs
+        .into_iter()
+        .filter(|d| d.as_object().is_some_and(|o| !o.is_empty()))
+        .collect())
 }
 
 /// Refuse a chart step on a release another helm operation holds, with the way out.

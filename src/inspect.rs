@@ -7,6 +7,7 @@ use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, LogParams, PostParams};
 use serde::Serialize;
 use serde_json::Value as J;
@@ -52,12 +53,55 @@ fn selector_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> S
 /// The Deployments, StatefulSets and DaemonSets of a namespace with their readiness, and for
 /// those not ready, why each of their pods is not.
 pub async fn workloads(client: &kube::Client, namespace: &str) -> Result<Vec<Workload>, String> {
+    workloads_where(client, namespace, &|_| true).await
+}
+
+/// The annotation helm puts on every object of a release (helm 3.2 and later, and 4).
+pub const RELEASE_ANNOTATION: &str = "meta.helm.sh/release-name";
+
+/// The workloads of one helm release (those helm annotated with its name), as [`workloads`].
+pub async fn release_workloads(
+    client: &kube::Client,
+    namespace: &str,
+    release: &str,
+) -> Result<Vec<Workload>, String> {
+    workloads_where(client, namespace, &|meta| {
+        meta.annotations
+            .as_ref()
+            .and_then(|a| a.get(RELEASE_ANNOTATION))
+            .is_some_and(|r| r == release)
+    })
+    .await
+}
+
+/// The items of a list; none when the identity may not list them (403): a least-privilege
+/// identity that may not list a kind (the README's may not list DaemonSets) cannot have
+/// installed one either, so what it may list is all the install made.
+fn listed<K: Clone>(
+    list: Result<kube::core::ObjectList<K>, kube::Error>,
+) -> Result<Vec<K>, kube::Error> {
+    match list {
+        Ok(l) => Ok(l.items),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The workloads of a namespace whose metadata `keep` accepts, as [`workloads`].
+async fn workloads_where(
+    client: &kube::Client,
+    namespace: &str,
+    keep: &(dyn Fn(&ObjectMeta) -> bool + Sync),
+) -> Result<Vec<Workload>, String> {
     let lp = ListParams::default();
     let mut out = Vec::new();
     let err =
         |what: &str, e: kube::Error| format!("cannot list {what} in {namespace}: {}", describe(&e));
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    for d in deploys.list(&lp).await.map_err(|e| err("Deployments", e))? {
+    for d in listed(deploys.list(&lp).await).map_err(|e| err("Deployments", e))? {
+        if !keep(&d.metadata) {
+            continue;
+        }
         let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
         let ready = d
             .status
@@ -78,7 +122,10 @@ pub async fn workloads(client: &kube::Client, namespace: &str) -> Result<Vec<Wor
         ));
     }
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-    for s in sets.list(&lp).await.map_err(|e| err("StatefulSets", e))? {
+    for s in listed(sets.list(&lp).await).map_err(|e| err("StatefulSets", e))? {
+        if !keep(&s.metadata) {
+            continue;
+        }
         let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
         let ready = s
             .status
@@ -99,7 +146,10 @@ pub async fn workloads(client: &kube::Client, namespace: &str) -> Result<Vec<Wor
         ));
     }
     let daemons: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-    for d in daemons.list(&lp).await.map_err(|e| err("DaemonSets", e))? {
+    for d in listed(daemons.list(&lp).await).map_err(|e| err("DaemonSets", e))? {
+        if !keep(&d.metadata) {
+            continue;
+        }
         let st = d.status.as_ref();
         let desired = st.map(|s| s.desired_number_scheduled).unwrap_or(0) as i64;
         let ready = st.map(|s| s.number_ready).unwrap_or(0) as i64;
@@ -254,6 +304,30 @@ pub async fn events_about(
                 e.message.clone().unwrap_or_default()
             )
         })
+        .collect())
+}
+
+/// The latest message of each pod's failing probes (its `Unhealthy` events) in a namespace,
+/// by pod name: what tells a failing readiness probe from a container still starting.
+pub async fn probe_failures(
+    client: &kube::Client,
+    namespace: &str,
+) -> Result<std::collections::HashMap<String, String>, String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    // an identity that may not list events sees no failing probe
+    let list = listed(events.list(&ListParams::default()).await)
+        .map_err(|e| format!("cannot list events in {namespace}: {}", describe(&e)))?;
+    let mut unhealthy: Vec<Event> = list
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("Unhealthy")
+                && e.involved_object.kind.as_deref() == Some("Pod")
+        })
+        .collect();
+    unhealthy.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+    Ok(unhealthy
+        .into_iter()
+        .filter_map(|e| Some((e.involved_object.name?, e.message.unwrap_or_default())))
         .collect())
 }
 

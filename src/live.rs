@@ -148,7 +148,24 @@ impl LiveExecutor {
                 return Ok(answer(before, false));
             }
         }
-        if let Err(e) = self.helm()?.upgrade_install(spec, false) {
+        // while helm waits, its workloads' progress (never delaying or failing the step)
+        let watch = spec
+            .wait
+            .then(|| self.kube().ok().map(|k| k.client().clone()))
+            .flatten()
+            .map(|client| {
+                crate::progress::watch(
+                    client,
+                    &spec.release,
+                    &spec.namespace,
+                    crate::runtime::interrupt_flag(),
+                )
+            });
+        let installed = self.helm()?.upgrade_install(spec, false);
+        if let Some(w) = watch {
+            w.stop();
+        }
+        if let Err(e) = installed {
             // a failed wait: the diagnosis first, then the release's state and choices
             return Err(if spec.wait {
                 self.explain_failed_wait(spec, e)

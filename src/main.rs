@@ -34,6 +34,8 @@ fn main() {
                     let mut forwarded = false;
                     while stream.recv().await.is_some() {
                         process::note_signal(number);
+                        // a chart step's live lines go before anything is said
+                        clearml_script::progress::interrupt();
                         // the flag, not the signal record: the REPL clears the flag after each
                         // input, so a later Ctrl-C there is a first one again
                         let again = flag.swap(true, Ordering::SeqCst);

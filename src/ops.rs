@@ -64,6 +64,12 @@ pub enum OpsQuery {
     ClearmlServer(ApiTarget),
     /// Collect a support bundle into a local file (the cluster is only read).
     SupportBundle(crate::bundle::BundleSpec),
+    /// A chart rendered as its step would install it (`helm template`), and what its
+    /// workloads request.
+    ChartRequests {
+        chart: ChartInstall,
+        repo: Option<crate::helm::RepoSource>,
+    },
 }
 
 impl OpsQuery {
@@ -80,6 +86,7 @@ impl OpsQuery {
                 "ok": true, "detail": "<planned: tried at run time>"
             })),
             OpsQuery::PodLogs { .. } => Value::Str(String::new()),
+            OpsQuery::ChartRequests { .. } => Value::from_json(&json!({"workloads": []})),
             OpsQuery::SupportBundle(spec) => {
                 Value::Str(format!("<planned: a support bundle in {}>", spec.out))
             }
@@ -221,6 +228,18 @@ impl LiveExecutor {
                 ))?))
             }
             OpsQuery::SupportBundle(spec) => Ok(Value::from_json(&self.support_bundle(spec)?)),
+            OpsQuery::ChartRequests { chart, repo } => {
+                // in the sandbox, the repository is its stand-in, as for helm_repo_add
+                let repo = repo.clone().map(|mut r| {
+                    if let Some(standin) = &self.target.chart_repo_url {
+                        r.url = standin.clone();
+                    }
+                    r
+                });
+                let objects = self.helm()?.template(chart, repo.as_ref())?;
+                let workloads = crate::capacity::requests(&objects);
+                Ok(Value::from_json(&json!({ "workloads": workloads })))
+            }
             OpsQuery::ClearmlServer(api) => {
                 let client = self.clearml(api)?;
                 block_on(client.ping()).map_err(|e| api_failure(&e, api))?;

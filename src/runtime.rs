@@ -232,6 +232,12 @@ pub fn with<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     }
 }
 
+/// The current run's interrupt flag (set by the first Ctrl-C or SIGTERM); outside a run, a flag
+/// nothing sets.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    with(|rt| rt.interrupted.clone())
+}
+
 static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
 
 /// Remember the tokio runtime that built-ins use (`Handle::block_on`, from the engine's thread,

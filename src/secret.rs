@@ -270,6 +270,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_compare_and_hash_by_value() {
+        use std::collections::HashSet;
+        let a = Secret::new("value-one");
+        assert!(a == Secret::new("value-one"));
+        assert!(a != Secret::new("value-two"));
+        let set: HashSet<Secret> = [a.clone(), Secret::new("value-one"), Secret::new("value-two")]
+            .into_iter()
+            .collect();
+        assert_eq!(set.len(), 2);
+    }
+
+    #[test]
     fn secret_never_formats() {
         let s = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");

@@ -152,7 +152,7 @@ fn preflight_checks_version_capacity_permissions_and_the_load_balancer() {
     )
     .code(1)
     .stdout_has("FAIL  capacity")
-    .stdout_has("the install requests 64.0 CPUs");
+    .stdout_has("64.0 CPUs and 0.0Gi requested as given in preflight.requests");
     // an access review the API refuses
     c.sim.faults.fail(
         "POST",
@@ -185,6 +185,68 @@ fn preflight_checks_version_capacity_permissions_and_the_load_balancer() {
         )
         .stdout_has("PASS  ingress controller")
         .stdout_has("Deployment default/ingress-nginx-controller serves k8s.io/ingress-nginx");
+}
+
+/// The capacity is what the charts request as rendered with the site values (`helm template`):
+/// the stand-in server chart requests 0.5 + 0.1 + 0.1 CPUs and 1Gi + 256Mi + 256Mi at one
+/// replica each; the sandbox's node has 8 CPUs and 32Gi. Replicas and requests set in the values
+/// count; the largest pod must fit on a node; `preflight.requests` overrides the sum. helm's own
+/// repository configuration is left untouched.
+#[test]
+fn preflight_capacity_is_what_the_rendered_charts_request() {
+    let c = Cluster::new(3);
+    run(&c, "preflight.rhai", &[])
+        .success()
+        .stdout_has("PASS  capacity")
+        .stdout_has(
+            "1 Ready node(s) with 8.0 CPUs and 32.0Gi allocatable; 0.7 CPUs and 1.5Gi requested by 3 workloads of 1 chart(s) as rendered with the site values\n",
+        );
+    // 20 API servers at half a CPU each
+    run(
+        &c,
+        "preflight.rhai",
+        &["--set", "extra_values.apiserver.replicaCount=20"],
+    )
+    .code(1)
+    .stdout_has("FAIL  capacity")
+    .stdout_has("; 10.2 CPUs and 20.5Gi requested by 3 workloads of 1 chart(s)");
+    // one pod larger than any node, though the sum would fit
+    run(
+        &c,
+        "preflight.rhai",
+        &["--set-string", "extra_values.webserver.resources.requests.memory=40Gi"],
+    )
+    .code(1)
+    .stdout_has("a pod of Deployment clearml-webserver requests 0.1 CPUs and 40.0Gi, more than the largest node has (8.0 CPUs, 32.0Gi)")
+    .stdout_has("fix: add a larger node, or lower that workload's requests");
+    // the site's own figure wins
+    run(
+        &c,
+        "preflight.rhai",
+        &[
+            "--set",
+            "extra_values.apiserver.replicaCount=20",
+            "--set-string",
+            "preflight.requests.cpu=2",
+            "--set-string",
+            "preflight.requests.memory=4Gi",
+        ],
+    )
+    .success()
+    .stdout_has("2.0 CPUs and 4.0Gi requested as given in preflight.requests");
+    let repos = c.home.path().join("config/repositories.yaml");
+    let text = std::fs::read_to_string(&repos).unwrap_or_default();
+    assert!(!text.contains("clearml-enterprise"), "{text}");
+    // a chart that cannot be rendered: a warning with the way out, not a guess
+    run(
+        &c,
+        "preflight.rhai",
+        &["--set", "chart_version=99.0.0"],
+    )
+    .code(0)
+    .stdout_has("WARN  capacity")
+    .stdout_has("what the charts request is unknown: they could not be rendered: control plane (clearml-enterprise/clearml-enterprise)")
+    .stdout_has("or give the requests in preflight.requests");
 }
 
 #[test]

@@ -297,16 +297,38 @@ fn standard_install(
     kubeconfig: &std::path::Path,
     extra: &[&str],
 ) -> crate::common::Output {
+    standard_run(live, kubeconfig, "install.rhai", extra)
+}
+
+/// A standard playbook (`install.rhai`, `uninstall.rhai`) with the standard install's values,
+/// without the preflight.
+pub fn standard_run(
+    live: &crate::common::Cluster,
+    kubeconfig: &std::path::Path,
+    script: &str,
+    extra: &[&str],
+) -> crate::common::Output {
+    standard_site(live, kubeconfig, script)
+        // the tools/real-cluster control plane has no StorageClass nor IngressClass (no storage
+        // provisioner, no ingress controller): the preflight would rightly refuse it
+        .arg("--skip-preflight")
+        .args(extra)
+        .run()
+}
+
+/// A playbook with the standard install's site values, against the real server.
+fn standard_site(
+    live: &crate::common::Cluster,
+    kubeconfig: &std::path::Path,
+    script: &str,
+) -> crate::common::Test {
     let site = repo().join("examples/site.yaml").display().to_string();
     let gpu = repo().join("examples/site-gpu.yaml").display().to_string();
     // no router address: the tool discovers it
     let discover = live.home.path().join("discover.yaml");
     std::fs::write(&discover, "gateway:\n  router_address: null\n").unwrap();
     live.test_on(kubeconfig)
-        .args(["install.rhai", "--values", &site, "--values", &gpu])
-        // the tools/real-cluster control plane has no StorageClass nor IngressClass (no storage
-        // provisioner, no ingress controller): the preflight would rightly refuse it
-        .arg("--skip-preflight")
+        .args([script, "--values", &site, "--values", &gpu])
         .arg("--set")
         .arg(format!("agent.redis.chart_repo_url={}", live.repo_url))
         .arg("--set")
@@ -324,8 +346,6 @@ fn standard_install(
             "timeout=120s",
         ])
         .args(["--values", &discover.display().to_string()])
-        .args(extra)
-        .run()
 }
 
 /// Uninstall what the standard install made: the releases with helm, then the namespaces,
@@ -359,27 +379,7 @@ fn uninstall(live: &crate::common::Cluster, helm: &std::path::Path, kubeconfig: 
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    rt().block_on(async {
-        let c = client_for(kubeconfig).await;
-        let namespaces: Api<Namespace> = Api::all(c.clone());
-        for ns in ["clearml-agents", "redis-shared", "clearml"] {
-            let _ = namespaces.delete(ns, &DeleteParams::default()).await;
-            let uid = namespaces
-                .get_opt(ns)
-                .await
-                .unwrap()
-                .and_then(|n| n.metadata.uid);
-            if let Some(uid) = uid {
-                tokio::time::timeout(
-                    Duration::from_secs(120),
-                    await_condition(namespaces.clone(), ns, conditions::is_deleted(&uid)),
-                )
-                .await
-                .expect("the namespace was removed in time")
-                .unwrap();
-            }
-        }
-    });
+    remove_namespaces(kubeconfig);
 }
 
 /// The IngressClass `nginx` of ingress-nginx and its controller's LoadBalancer Service (no
@@ -1019,7 +1019,7 @@ fn scenario() -> Vec<Step> {
 /// The significant part of an answer: the status code; for a Status its reason; for an object
 /// its kind, name, labels, data, which generated metadata it has, and its type; for a list the
 /// kind and the names of the items; for a watch the events' types and object names.
-fn significant(code: u16, body: &str) -> Value {
+pub fn significant(code: u16, body: &str) -> Value {
     let mut out = json!({"code": code});
     let lines: Vec<Value> = body
         .lines()
@@ -1122,9 +1122,9 @@ fn divergences(sandbox: &[Value], real: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// What the sandbox does not simulate, by step (README, "Not simulated"): field ownership, so
-/// no conflict between two managers' applies.
-const NOT_SIMULATED: &[&str] = &["apply of the same field by another manager"];
+/// What the sandbox does not simulate, by step (README, "Not simulated"): nothing the scenario
+/// sends.
+const NOT_SIMULATED: &[&str] = &[];
 
 #[test]
 fn the_sandbox_answers_a_users_requests_as_the_real_server_does() {
@@ -1362,4 +1362,236 @@ fn least_privilege() {
         .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
     let helm = crate::common::helm_binaries()[1].1.clone();
     uninstall(&live, &helm, &real.kubeconfig);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Day-2 operations against the real server, as the least-privilege identity.
+
+/// The check of a JSON report by name.
+fn report_check<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
+}
+
+/// Preflight, status and uninstall against the real server with real RBAC: run as a
+/// ServiceAccount bound to the README's ClusterRole, before and after the standard install.
+#[test]
+fn preflight_status_and_uninstall_against_the_real_server_as_the_least_privilege_identity() {
+    use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
+    let real = real();
+    let _names = STANDARD_NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let work = tempfile::tempdir().unwrap();
+    let role = readme_role();
+    let sa = rt().block_on(async {
+        let admin = client_for(&real.kubeconfig).await;
+        ingress_controller(&real.kubeconfig).await;
+        service_account_kubeconfig(&admin, real, "rc-day-two", &role, work.path()).await
+    });
+    let live = crate::common::Cluster::new(4);
+    let state = &live.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials(
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
+        "supervisor",
+    );
+    let api = format!("status.api_url={}", live.sim.sandbox.clearml.url());
+
+    // preflight before the install: the real server has no StorageClass (no provisioner)
+    let out = standard_site(&live, &sa, "preflight.rhai")
+        .args(["--output", "json"])
+        .run();
+    out.code(1).stderr_has("2 of 14 checks failed");
+    let report = out.json();
+    eprintln!("preflight:\n{report:#}\n{}", out.stderr);
+    let cluster = report_check(&report, "cluster");
+    assert_eq!(cluster["status"], "pass", "{cluster}");
+    assert!(
+        cluster["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Kubernetes v1.34.")
+    );
+    // the real authorizer's answers: the README's role grants what the stand-in charts make,
+    // and not the five kinds more the preflight asks for in each of the three namespaces
+    // (serviceaccounts, persistentvolumeclaims, jobs, roles, rolebindings; 5 verbs each)
+    let permissions = report_check(&report, "permissions");
+    assert_eq!(permissions["status"], "fail", "{permissions}");
+    let message = permissions["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("75 of 167 permissions missing: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("get serviceaccounts in clearml"),
+        "{message}"
+    );
+    // the reads the README's role leaves out are reported as such (README: the preflight reads
+    // more than the install needs)
+    let storage = report_check(&report, "storage class");
+    assert_eq!(storage["status"], "fail", "{storage}");
+    assert!(
+        storage["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot list resource \"storageclasses\" in API group \"storage.k8s.io\" at the cluster scope (403 Forbidden)"),
+        "{storage}"
+    );
+    let ingress = report_check(&report, "ingress class");
+    assert_eq!(ingress["status"], "warn", "{ingress}");
+    assert_eq!(
+        ingress["message"],
+        "no default IngressClass; nginx would have to be named"
+    );
+    let controller = report_check(&report, "ingress controller");
+    assert_eq!(controller["status"], "warn", "{controller}");
+    assert!(
+        controller["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot list resource \"daemonsets\""),
+        "{controller}"
+    );
+    let lb = report_check(&report, "load balancer");
+    assert_eq!(lb["status"], "pass", "{lb}");
+    assert!(
+        lb["message"]
+            .as_str()
+            .unwrap()
+            .contains("has the address 198.51.100.")
+    );
+    let capacity = report_check(&report, "capacity");
+    assert!(
+        capacity["message"]
+            .as_str()
+            .unwrap()
+            .contains("; 0.7 CPUs and 1.5Gi requested by 6 workloads of 4 chart(s) as rendered with the site values"),
+        "{capacity}"
+    );
+    assert_eq!(capacity["status"], "pass", "{capacity}");
+    for release in ["redis", "clearml", "clearml-agent", "clearml-ttr"] {
+        let r = report_check(&report, &format!("release {release}"));
+        assert_eq!(r["status"], "pass", "{r}");
+        assert!(
+            r["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("not installed yet")
+        );
+    }
+
+    // the install, then the status
+    standard_install(&live, &sa, &[])
+        .success()
+        .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
+    let out = standard_site(&live, &sa, "status.rhai")
+        .args(["--set", &api, "--output", "json"])
+        .run();
+    let report = out.json();
+    eprintln!("status:\n{report:#}\n{}", out.stderr);
+    for (release, ns) in [
+        ("clearml", "clearml"),
+        ("redis", "redis-shared"),
+        ("clearml-agent", "clearml-agents"),
+        ("clearml-ttr", "clearml-agents"),
+    ] {
+        let r = report_check(&report, &format!("release {ns}/{release}"));
+        assert_eq!(r["status"], "pass", "{r}");
+        assert!(
+            r["message"].as_str().unwrap().ends_with(": deployed"),
+            "{r}"
+        );
+    }
+    for w in [
+        "Deployment clearml/clearml-apiserver",
+        "StatefulSet redis-shared/redis-master",
+        "Deployment clearml-agents/clearml-agent-agentk8sglue",
+    ] {
+        let r = report_check(&report, w);
+        assert_eq!(r["status"], "pass", "{r}");
+        assert!(
+            r["message"].as_str().unwrap().starts_with("1/1 ready"),
+            "{r}"
+        );
+    }
+    let login = report_check(&report, "credentials");
+    assert_eq!(login["status"], "pass", "{login}");
+    let router = report_check(&report, "gateway router");
+    assert!(
+        router["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("routerAddress 198.51.100."),
+        "{router}"
+    );
+    // no ingress controller runs: the hosts have no address (warnings), nothing failed
+    assert_eq!(report["failed"], 0, "{report:#}");
+    out.success()
+        .nowhere("agent-secret-1")
+        .nowhere("example-supervisor-secret-replace-me");
+
+    // the uninstall: reverse order, the credentials kept; again: nothing to remove
+    let out = standard_site(&live, &sa, "uninstall.rhai")
+        .arg("--yes")
+        .run();
+    out.success();
+    let gw = out
+        .stderr
+        .find("gateway: release clearml-ttr in clearml-agents removed")
+        .unwrap_or_else(|| panic!("{}", out.stderr));
+    let cp = out
+        .stderr
+        .find("control plane: release clearml in clearml removed")
+        .unwrap();
+    assert!(gw < cp, "{}", out.stderr);
+    out.stderr_has("kept the credentials Secret and the PersistentVolumeClaims");
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        assert!(
+            secret_data(&c, "clearml", "clearml-script-internal-credentials")
+                .await
+                .is_some()
+        );
+        let d: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(c.clone(), "clearml");
+        assert!(d.get_opt("clearml-apiserver").await.unwrap().is_none());
+    });
+    standard_site(&live, &sa, "uninstall.rhai")
+        .arg("--yes")
+        .run()
+        .success()
+        .stderr_has("control plane: release clearml in clearml was not there")
+        .stderr_has("0 release(s) removed");
+    remove_namespaces(&real.kubeconfig);
+}
+
+/// Remove the standard install's namespaces, awaited until the real namespace controller
+/// removed them.
+fn remove_namespaces(kubeconfig: &std::path::Path) {
+    rt().block_on(async {
+        let c = client_for(kubeconfig).await;
+        let namespaces: Api<Namespace> = Api::all(c.clone());
+        for ns in ["clearml-agents", "redis-shared", "clearml"] {
+            let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+            let uid = namespaces
+                .get_opt(ns)
+                .await
+                .unwrap()
+                .and_then(|n| n.metadata.uid);
+            if let Some(uid) = uid {
+                tokio::time::timeout(
+                    Duration::from_secs(120),
+                    await_condition(namespaces.clone(), ns, conditions::is_deleted(&uid)),
+                )
+                .await
+                .expect("the namespace was removed in time")
+                .unwrap();
+            }
+        }
+    });
 }

@@ -3,10 +3,15 @@
 
 use rhai::plugin::*;
 
+use crate::api::options::{Opts, check_duration, check_name};
+use crate::failure::invalid;
+use crate::runtime;
+use crate::value::Value;
+
 #[export_module]
 pub mod cluster_api {
     use crate::action::{Action, Query};
-    use crate::api::options::{Opts, check_duration, check_name};
+    use crate::api::options::{Opts, check_name};
     use crate::failure::invalid;
     use crate::runtime;
     use crate::secret::Secret;
@@ -175,64 +180,73 @@ pub mod cluster_api {
     #[rhai_fn(return_raw)]
     pub fn install_chart(release: &str, chart: &str, opts: Map) -> R<Dynamic> {
         const B: &str = "install_chart";
-        check_name(B, "the release name", release, 53)?;
-        if chart.trim().is_empty() {
-            return Err(invalid(
-                B,
-                "the chart is empty; write a chart such as repo/name, oci://host/path or a directory",
-            ));
-        }
         let mut o = Opts::new(B, opts);
-        let namespace = o
-            .string("namespace")?
-            .ok_or_else(|| invalid(B, "the option `namespace` is required"))?;
-        check_name(B, "the namespace", &namespace, 63)?;
-        let values = o.value("values")?.unwrap_or(Value::Map(Default::default()));
-        if !matches!(values, Value::Map(_)) {
-            return Err(invalid(
-                B,
-                format!("option `values` must be a map, not {}", values.type_name()),
-            ));
-        }
-        let values_files = o.strings("values_files")?;
-        let version = o.string("version")?;
-        let create_namespace = o.bool("create_namespace")?.unwrap_or(true);
-        let wait = o.bool("wait")?.unwrap_or(false);
-        let timeout = o.string("timeout")?;
-        if let Some(t) = &timeout {
-            check_duration(B, t)?;
-        }
-        let rollback_on_failure = o.bool("rollback_on_failure")?.unwrap_or(false);
+        let spec = super::chart_spec(B, release, chart, &mut o)?;
         o.finish()?;
-        let base = runtime::with(|rt| rt.base_dir.clone());
-        let values_files = values_files
-            .into_iter()
-            .map(|f| {
-                let p = base.join(&f);
-                if p.is_file() {
-                    Ok(p.display().to_string())
-                } else {
-                    Err(invalid(
+        perform(B, Action::HelmUpgradeInstall(spec))
+    }
+
+    /// What a chart step would ask of the cluster: the chart rendered as `install_chart` with
+    /// the same options would install it (`helm template`, which changes nothing), and the CPU
+    /// and memory its workloads request. Answers `#{workloads: [...]}`, each workload
+    /// `#{kind, name, replicas, per_node, cpu, memory, unrequested}`: `cpu` in cores and
+    /// `memory` in bytes for one pod, `per_node` for a DaemonSet (one pod per node),
+    /// `unrequested` the containers that request no CPU or no memory. In a dry run:
+    /// `#{workloads: []}`.
+    ///
+    /// # Options
+    /// Those of `install_chart`, and:
+    /// - `repo`: `#{name, url, username, password}`, the chart repository that `NAME/chart`
+    ///   names, for a chart helm does not know yet. It is added to a private configuration of
+    ///   the run (the password on helm's stdin); helm's own is left untouched.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let r = chart_requests("clearml", "clearml-enterprise/clearml-enterprise", #{
+    ///     namespace: "clearml",
+    ///     values: #{ apiserver: #{ replicaCount: 2 } },
+    ///     repo: #{ name: "clearml-enterprise", url: "https://charts.example.com" },
+    /// });
+    /// for w in r.workloads { print(`${w.kind} ${w.name}: ${w.replicas} x ${w.cpu} CPUs`); }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn chart_requests(release: &str, chart: &str, opts: Map) -> R<Dynamic> {
+        const B: &str = "chart_requests";
+        let mut o = Opts::new(B, opts);
+        let repo = match o.map("repo")? {
+            None => None,
+            Some(m) => {
+                let mut r = Opts::new(B, m);
+                let name = r
+                    .string("name")?
+                    .ok_or_else(|| invalid(B, "`repo` needs a `name`"))?;
+                check_name(B, "the repository name", &name, 63)?;
+                let url = r
+                    .string("url")?
+                    .ok_or_else(|| invalid(B, "`repo` needs a `url`"))?;
+                crate::validate::url(&url).map_err(|e| invalid(B, e))?;
+                let username = r.string("username")?;
+                let password = r.secret("password")?;
+                r.finish()?;
+                if username.is_some() != password.is_some() {
+                    return Err(invalid(
                         B,
-                        format!("the values file {} does not exist", p.display()),
-                    ))
+                        "give the repository's `username` and `password` both, or neither",
+                    ));
                 }
-            })
-            .collect::<R<Vec<_>>>()?;
-        perform(
+                Some(crate::helm::RepoSource {
+                    name,
+                    url,
+                    username,
+                    password,
+                })
+            }
+        };
+        let spec = super::chart_spec(B, release, chart, &mut o)?;
+        o.finish()?;
+        query(
             B,
-            Action::HelmUpgradeInstall(crate::action::ChartInstall {
-                release: release.to_string(),
-                chart: chart.to_string(),
-                namespace,
-                version,
-                create_namespace,
-                values,
-                values_files,
-                wait,
-                timeout,
-                rollback_on_failure,
-            }),
+            Query::Ops(crate::ops::OpsQuery::ChartRequests { chart: spec, repo }),
         )
     }
 
@@ -431,4 +445,67 @@ pub mod cluster_api {
     pub fn kube_version() -> R<Dynamic> {
         query("kube_version", Query::KubeVersion)
     }
+}
+
+/// A chart step's options (those of `install_chart`), checked.
+pub(crate) fn chart_spec(
+    b: &'static str,
+    release: &str,
+    chart: &str,
+    o: &mut Opts,
+) -> Result<crate::action::ChartInstall, Box<rhai::EvalAltResult>> {
+    check_name(b, "the release name", release, 53)?;
+    if chart.trim().is_empty() {
+        return Err(invalid(
+            b,
+            "the chart is empty; write a chart such as repo/name, oci://host/path or a directory",
+        ));
+    }
+    let namespace = o
+        .string("namespace")?
+        .ok_or_else(|| invalid(b, "the option `namespace` is required"))?;
+    check_name(b, "the namespace", &namespace, 63)?;
+    let values = o.value("values")?.unwrap_or(Value::Map(Default::default()));
+    if !matches!(values, Value::Map(_)) {
+        return Err(invalid(
+            b,
+            format!("option `values` must be a map, not {}", values.type_name()),
+        ));
+    }
+    let values_files = o.strings("values_files")?;
+    let version = o.string("version")?;
+    let create_namespace = o.bool("create_namespace")?.unwrap_or(true);
+    let wait = o.bool("wait")?.unwrap_or(false);
+    let timeout = o.string("timeout")?;
+    if let Some(t) = &timeout {
+        check_duration(b, t)?;
+    }
+    let rollback_on_failure = o.bool("rollback_on_failure")?.unwrap_or(false);
+    let base = runtime::with(|rt| rt.base_dir.clone());
+    let values_files = values_files
+        .into_iter()
+        .map(|f| {
+            let p = base.join(&f);
+            if p.is_file() {
+                Ok(p.display().to_string())
+            } else {
+                Err(invalid(
+                    b,
+                    format!("the values file {} does not exist", p.display()),
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(crate::action::ChartInstall {
+        release: release.to_string(),
+        chart: chart.to_string(),
+        namespace,
+        version,
+        create_namespace,
+        values,
+        values_files,
+        wait,
+        timeout,
+        rollback_on_failure,
+    })
 }

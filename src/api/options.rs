@@ -96,6 +96,15 @@ impl Opts {
         }
     }
 
+    /// A map of options of its own (read with another `Opts`).
+    pub fn map(&mut self, key: &'static str) -> R<Option<Map>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) if v.is_map() => Ok(v.try_cast::<Map>()),
+            Some(v) => Err(self.wrong(key, "a map", &v)),
+        }
+    }
+
     /// Every key given must be one the built-in took.
     pub fn finish(self) -> R<()> {
         if let Some(key) = self.map.keys().next() {

@@ -99,6 +99,7 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let (plain, plain_addr) = super::bind().await?;
     let (acceptor, ca_pem) = tls_acceptor()?;
     let store = Arc::new(Store::with_faults(faults.clone()));
+    store.set_cluster_ca(&ca_pem);
     super::faults::remove_seeded(&faults, &store);
     let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
     let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
@@ -462,7 +463,10 @@ fn resource_request(store: &Arc<Store>, c: &Call) -> Result<Response, ApiError> 
                 ));
             }
             let patch = parse_patch(c.body, kind)?;
-            let (obj, created) = store.patch(res, ns_str, name, kind, patch, dry_run)?;
+            let manager = query.get("fieldManager").map_or("", String::as_str);
+            let force = query.get("force").is_some_and(|f| f == "true");
+            let (obj, created) =
+                store.patch(res, ns_str, name, kind, patch, (manager, force), dry_run)?;
             Ok(json_response(if created { 201 } else { 200 }, &obj))
         }
         (Method::DELETE, Some(name)) => {

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod clearml;
 pub mod faults;
 pub mod kube;
+pub mod ownership;
 pub mod protobuf;
 pub mod resources;
 pub mod store;

@@ -88,6 +88,8 @@ struct Inner {
     /// real server's watch cache does); `history_floor` is the newest version no longer held.
     history: std::collections::VecDeque<Event>,
     history_floor: u64,
+    /// The cluster's CA certificate (PEM), which every namespace's `kube-root-ca.crt` holds.
+    cluster_ca: String,
 }
 
 /// How many events a watch can resume across.
@@ -143,6 +145,7 @@ impl Store {
                 objects: BTreeMap::new(),
                 rv: 1000,
                 next_ip: 10,
+                cluster_ca: String::new(),
                 faults,
                 history: Default::default(),
                 history_floor: 0,
@@ -433,8 +436,9 @@ impl Store {
         Ok(self.commit(&mut inner, r, ns, obj, "MODIFIED"))
     }
 
-    /// PATCH: merge, strategic merge or server-side apply (which creates a missing object).
-    /// Answers with the object and whether it was created.
+    /// PATCH: merge, strategic merge or server-side apply by `manager`, forced or not (which
+    /// creates a missing object). Answers with the object and whether it was created.
+    #[allow(clippy::too_many_arguments)]
     pub fn patch(
         &self,
         r: &'static Resource,
@@ -442,6 +446,7 @@ impl Store {
         name: &str,
         kind: PatchKind,
         body: Value,
+        (manager, force): (&str, bool),
         dry_run: bool,
     ) -> Result<(Value, bool)> {
         match (kind, &body) {
@@ -457,10 +462,11 @@ impl Store {
         let existing = self.get(r, ns, name).ok();
         let Some(old) = existing else {
             if kind == PatchKind::Apply {
-                let mut obj = body;
-                if obj["metadata"]["name"].is_null() {
-                    obj["metadata"]["name"] = Value::from(name);
+                let mut body = body;
+                if body["metadata"]["name"].is_null() {
+                    body["metadata"]["name"] = Value::from(name);
                 }
+                let obj = super::ownership::apply(None, &body, manager, force, &now_rfc3339())?;
                 return self.create(r, ns, obj, dry_run).map(|o| (o, true));
             }
             return Err(ApiError::not_found(r.plural, name));
@@ -468,7 +474,9 @@ impl Store {
         let new = match kind {
             PatchKind::Merge => merge_patch(&old, &body),
             PatchKind::Strategic => strategic_merge(&old, &body),
-            PatchKind::Apply => apply(&old, &body),
+            PatchKind::Apply => {
+                super::ownership::apply(Some(&old), &body, manager, force, &now_rfc3339())?
+            }
             PatchKind::Json => json_patch(&old, &body)?,
         };
         let mut new = new;
@@ -590,6 +598,18 @@ impl Store {
         );
     }
 
+    /// The cluster's CA certificate, which the `kube-root-ca.crt` ConfigMap of every
+    /// namespace holds (those made before it was known are completed).
+    pub fn set_cluster_ca(&self, pem: &str) {
+        let mut inner = self.lock();
+        inner.cluster_ca = pem.to_string();
+        for ((group, plural, _, name), obj) in inner.objects.iter_mut() {
+            if group.is_empty() && *plural == "configmaps" && name == "kube-root-ca.crt" {
+                obj["data"]["ca.crt"] = Value::from(pem);
+            }
+        }
+    }
+
     /// Store an object after the simulated controllers ran, and announce it.
     fn commit(
         &self,
@@ -621,6 +641,11 @@ impl Store {
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            // what a Namespace makes lies inside it; a workload's, beside it
+            let ns = dobj["metadata"]["namespace"]
+                .as_str()
+                .map_or_else(|| ns.to_string(), str::to_string);
+            let ns = ns.as_str();
             let exists = inner.objects.contains_key(&key(dr, ns, &dname));
             let mut dobj = dobj;
             if !exists {
@@ -720,6 +745,10 @@ fn prepare(r: &'static Resource, ns: &str, obj: Value) -> Result<Value> {
 fn carry_over(r: &'static Resource, old: &Value, mut new: Value) -> Value {
     for field in ["uid", "creationTimestamp"] {
         new["metadata"][field] = old["metadata"][field].clone();
+    }
+    // an update that does not send the field managers keeps them
+    if new["metadata"]["managedFields"].is_null() && !old["metadata"]["managedFields"].is_null() {
+        new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();
     }
     if r.has_generation() {
         let strip = |v: &Value| {
@@ -849,34 +878,6 @@ fn merge_list(old: &[Value], new: &[Value], mk: &str, order: Option<&Vec<Value>>
         items.sort_by_key(rank);
     }
     Value::Array(items)
-}
-
-/// Server-side apply with one field manager: the applied configuration replaces the fields it
-/// names; what the server owns (uid, timestamps, status) is kept.
-fn apply(old: &Value, applied: &Value) -> Value {
-    let mut out = old.clone();
-    if let (Some(o), Some(a)) = (out.as_object_mut(), applied.as_object()) {
-        for (k, v) in a {
-            if k == "metadata" || k == "status" {
-                continue;
-            }
-            o.insert(k.clone(), v.clone());
-        }
-    }
-    for field in ["labels", "annotations"] {
-        let v = applied["metadata"][field].clone();
-        if v.is_null() {
-            if let Some(m) = out["metadata"].as_object_mut() {
-                m.remove(field);
-            }
-        } else {
-            out["metadata"][field] = v;
-        }
-    }
-    if let Some(refs) = applied["metadata"].get("ownerReferences") {
-        out["metadata"]["ownerReferences"] = refs.clone();
-    }
-    out
 }
 
 /// RFC 6902 JSON patch: add, remove, replace and test.
@@ -1123,6 +1124,28 @@ fn simulate(
             obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
             if obj["spec"]["finalizers"].is_null() {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            }
+            // a new namespace: the real controller manager gives it the cluster's CA and a
+            // default ServiceAccount
+            let ns = obj["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if !inner.objects.contains_key(&key(r, "", &ns)) {
+                let kind = |plural| resources::find("", "v1", plural).expect("served");
+                return vec![
+                    (
+                        kind("configmaps"),
+                        json!({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "kube-root-ca.crt", "namespace": ns},
+                               "data": {"ca.crt": inner.cluster_ca}}),
+                    ),
+                    (
+                        kind("serviceaccounts"),
+                        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                               "metadata": {"name": "default", "namespace": ns}}),
+                    ),
+                ];
             }
         }
         "Service" => {
@@ -1443,7 +1466,7 @@ mod tests {
         // a template change makes a new ReplicaSet and scales the old one down
         let (patched, _) = s
             .patch(res("deployments"), "default", "web", PatchKind::Merge,
-                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}), false)
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:2"}]}}}}), ("", false), false)
             .unwrap();
         assert_eq!(patched["metadata"]["generation"], 2);
         let (rs, _) = s.list(
