@@ -275,9 +275,13 @@ mod tests {
         let a = Secret::new("value-one");
         assert!(a == Secret::new("value-one"));
         assert!(a != Secret::new("value-two"));
-        let set: HashSet<Secret> = [a.clone(), Secret::new("value-one"), Secret::new("value-two")]
-            .into_iter()
-            .collect();
+        let set: HashSet<Secret> = [
+            a.clone(),
+            Secret::new("value-one"),
+            Secret::new("value-two"),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(set.len(), 2);
     }
 
