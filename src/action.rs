@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::parallel::Place;
 use crate::secret::Secret;
 use crate::value::{Value, json_to_yaml};
 
@@ -261,12 +262,12 @@ impl Mode {
 pub trait Executor {
     fn mode(&self) -> Mode;
     /// Do (or record) the action, and answer with what the script gets back.
-    fn execute(&mut self, action: &Action) -> Result<Value, String>;
+    fn execute(&self, action: &Action) -> Result<Value, String>;
     /// Read something of the world.
-    fn query(&mut self, query: &Query) -> Result<Value, String>;
+    fn query(&self, query: &Query) -> Result<Value, String>;
     /// Several independent actions of one built-in (a list of queues): one result each, in
     /// order. One after another unless the executor can do better.
-    fn execute_many(&mut self, actions: &[Action]) -> Vec<Result<Value, String>> {
+    fn execute_many(&self, actions: &[Action]) -> Vec<Result<Value, String>> {
         actions.iter().map(|a| self.execute(a)).collect()
     }
 }
@@ -279,10 +280,10 @@ impl Executor for DryRunExecutor {
     fn mode(&self) -> Mode {
         Mode::DryRun
     }
-    fn execute(&mut self, action: &Action) -> Result<Value, String> {
+    fn execute(&self, action: &Action) -> Result<Value, String> {
         Ok(action.planned_result())
     }
-    fn query(&mut self, query: &Query) -> Result<Value, String> {
+    fn query(&self, query: &Query) -> Result<Value, String> {
         Ok(query.planned_result())
     }
 }
@@ -299,21 +300,36 @@ pub struct Target {
     /// In the sandbox: helm's own configuration, cache and data, apart from the user's, so that
     /// the sandbox's repositories never reach the user's helm.
     pub helm_home: Option<std::path::PathBuf>,
+    /// `--recover-pending`: the operator says no helm operation runs on a pending release, so
+    /// the chart step may clear it ([`crate::recover`]).
+    pub recover_pending: bool,
 }
 
-/// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`.
-pub fn render_json(actions: &[Action], dry_run: bool) -> String {
+/// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`. A step of a
+/// parallel group carries `"parallel": {"group": N, "branch": NAME}`.
+pub fn render_json(actions: &[Action], places: &[Option<Place>], dry_run: bool) -> String {
     let doc = serde_json::json!({
         "dry_run": dry_run,
-        "actions": actions.iter().map(Action::to_json).collect::<Vec<_>>(),
+        "actions": actions
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let mut json = a.to_json();
+                if let Some(Some(place)) = places.get(i) {
+                    json["parallel"] = serde_json::json!(place);
+                }
+                json
+            })
+            .collect::<Vec<_>>(),
     });
     serde_json::to_string_pretty(&doc).expect("plan serializes")
 }
 
 /// The plan as numbered human-readable steps. Scalar fields go on the step's line as
 /// `field=value`; in a plan, maps and lists follow as indented YAML (after a live run, the
-/// step lines alone).
-pub fn render_text(actions: &[Action], dry_run: bool) -> String {
+/// step lines alone). A parallel group starts with a line naming its branches, and each of
+/// its steps shows `[N:BRANCH]`.
+pub fn render_text(actions: &[Action], places: &[Option<Place>], dry_run: bool) -> String {
     let mut out = String::new();
     let what = if dry_run {
         "Plan (dry run: nothing was changed)"
@@ -325,10 +341,28 @@ pub fn render_text(actions: &[Action], dry_run: bool) -> String {
         "{what}: {n} step{}\n",
         if n == 1 { "" } else { "s" }
     ));
+    let place = |i: usize| places.get(i).cloned().flatten();
     for (i, action) in actions.iter().enumerate() {
         let json = action.to_json();
         let obj = json.as_object().expect("actions are objects");
+        let here = place(i);
         let mut line = format!("{:>3}. {}", i + 1, action.kind());
+        if let Some(p) = &here {
+            if i == 0 || place(i - 1).is_none_or(|prev| prev.group != p.group) {
+                let mut branches: Vec<String> = Vec::new();
+                for q in (i..actions.len()).map_while(|j| place(j).filter(|q| q.group == p.group)) {
+                    if !branches.contains(&q.branch) {
+                        branches.push(q.branch);
+                    }
+                }
+                out.push_str(&format!(
+                    "     parallel group {}: {} wait together\n",
+                    p.group,
+                    branches.join(", ")
+                ));
+            }
+            line = format!("{:>3}. [{}:{}] {}", i + 1, p.group, p.branch, action.kind());
+        }
         let mut blocks = String::new();
         for (field, value) in obj.iter().filter(|(k, _)| *k != "kind") {
             match value {
@@ -395,7 +429,7 @@ mod tests {
 
     #[test]
     fn json_plan_redacts_and_tags_kind() {
-        let text = render_json(&[install()], true);
+        let text = render_json(&[install()], &[], true);
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["dry_run"], true);
         assert_eq!(doc["actions"][0]["kind"], "helm.upgrade_install");
@@ -408,7 +442,11 @@ mod tests {
 
     #[test]
     fn text_plan_numbers_steps() {
-        let text = render_text(&[install(), Action::HelmRepoUpdate { names: vec![] }], true);
+        let text = render_text(
+            &[install(), Action::HelmRepoUpdate { names: vec![] }],
+            &[],
+            true,
+        );
         assert!(text.starts_with("Plan (dry run: nothing was changed): 2 steps\n"));
         assert!(text.contains("  1. helm.upgrade_install release=clearml"));
         assert!(text.contains("password: <redacted>"), "{text}");

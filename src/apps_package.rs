@@ -728,6 +728,12 @@ pub fn sha256_file(path: &Path) -> Result<String, String> {
 pub async fn download(url: &str, dest: &Path, sha256: Option<&str>) -> Result<(), String> {
     use futures_util::StreamExt;
     use std::io::IsTerminal;
+    // a package on this machine (an air-gapped bundle's): copied, then checked the same way
+    if let Some(local) = url.strip_prefix("file://") {
+        let partial = dest.with_extension("zip.partial");
+        std::fs::copy(local, &partial).map_err(|e| format!("{local}: {e}"))?;
+        return finish_download(&partial, dest, sha256);
+    }
     let partial = dest.with_extension("zip.partial");
     let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
     let client = reqwest::Client::builder()
@@ -796,16 +802,22 @@ pub async fn download(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()
     }
     file.sync_all().map_err(|e| e.to_string())?;
     drop(file);
+    finish_download(&partial, dest, sha256)
+}
+
+/// A downloaded `.partial` file checked against its sha256 (removed if it differs), then
+/// renamed to `dest`.
+fn finish_download(partial: &Path, dest: &Path, sha256: Option<&str>) -> Result<(), String> {
     if let Some(want) = sha256 {
-        let got = sha256_file(&partial)?;
+        let got = sha256_file(partial)?;
         if !got.eq_ignore_ascii_case(want) {
-            let _ = std::fs::remove_file(&partial);
+            let _ = std::fs::remove_file(partial);
             return Err(format!(
                 "the download's sha256 is {got}, not the expected {want}: it was removed; check the URL and the checksum"
             ));
         }
     }
-    std::fs::rename(&partial, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    std::fs::rename(partial, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(())
 }
 

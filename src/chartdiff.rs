@@ -37,13 +37,13 @@ impl Executor for DiffPlanner {
     fn mode(&self) -> Mode {
         Mode::DryRun
     }
-    fn execute(&mut self, action: &Action) -> Result<Value, String> {
+    fn execute(&self, action: &Action) -> Result<Value, String> {
         if let Action::HelmUpgradeInstall(spec) = action {
             self.live.show_diff(spec)?;
         }
         Ok(action.planned_result())
     }
-    fn query(&mut self, query: &Query) -> Result<Value, String> {
+    fn query(&self, query: &Query) -> Result<Value, String> {
         self.live.query(query)
     }
 }

@@ -97,7 +97,8 @@ pub enum Command {
         dir: Option<PathBuf>,
         /// Make requests fail or wait (METHOD:PATH:COUNT:STATUS, METHOD:PATH:COUNT:delay=MS), keep a
         /// workload from becoming ready (workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|
-        /// ProbeFailure), or start without a seeded class (remove:storageclass|ingressclass)
+        /// ProbeFailure), start without a seeded class (remove:storageclass|ingressclass), or with the
+        /// chart repository switched off (remove:chart-repository)
         #[arg(long = "fault", value_name = "SPEC")]
         faults: Vec<String>,
     },
@@ -111,6 +112,12 @@ pub enum Command {
         out: PathBuf,
         #[command(flatten)]
         args: OpsArgs,
+    },
+    /// Air-gapped installs: make the bundle (charts, applications package, images to mirror),
+    /// verify it, and prove that a site's install pulls only from the mirror
+    Bundle {
+        #[command(subcommand)]
+        action: BundleAction,
     },
     /// List the standard playbooks built into the binary, or export them for customization
     Scripts {
@@ -130,6 +137,41 @@ pub enum ScriptsAction {
         /// Also write the library modules' sources (stdlib/clearml/*.rhai), to read or fork
         #[arg(long)]
         with_stdlib: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BundleAction {
+    /// Where the internet is reachable: plan the site's install, pull each chart at its version,
+    /// download the applications package, list every image the charts and apps use, and write
+    /// OUT (a .tar.gz with a manifest of every file's sha256, secrets never included). The
+    /// site's `airgap.registry` names the mirror
+    Create {
+        /// The archive to write
+        out: PathBuf,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Pull the charts from the sandbox's stand-in chart repository (a rehearsal)
+        #[arg(long)]
+        sandbox: bool,
+        /// The helm binary (otherwise HELM_BIN, then PATH)
+        #[arg(long, value_name = "PATH")]
+        helm: Option<PathBuf>,
+    },
+    /// Check a bundle: every file there, none more, each with its sha256 (exit 2 otherwise)
+    Verify {
+        /// The bundle
+        bundle: PathBuf,
+    },
+    /// The closure proof of a site with `airgap.bundle` and `airgap.registry`: render every
+    /// chart with its final values; exit 2 naming chart, object and image for any image that
+    /// does not point at the mirror or is not in the bundle
+    Check {
+        #[command(flatten)]
+        site: SiteArgs,
+        /// The helm binary (otherwise HELM_BIN, then PATH)
+        #[arg(long, value_name = "PATH")]
+        helm: Option<PathBuf>,
     },
 }
 
@@ -272,6 +314,12 @@ pub struct KubeArgs {
     /// The helm binary (otherwise HELM_BIN, then PATH)
     #[arg(long, value_name = "PATH")]
     pub helm: Option<PathBuf>,
+
+    /// A release left pending-install/-upgrade/-rollback by a helm this tool did not see exit:
+    /// no helm operation runs on it, so roll it back to its last deployed revision (or uninstall
+    /// a first install that never deployed) before the chart step
+    #[arg(long)]
+    pub recover_pending: bool,
 }
 
 /// Any text is accepted; the names it lists (standard playbooks, documented functions) are

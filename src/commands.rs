@@ -1,7 +1,6 @@
 //! Turns the command line into work: runs a playbook, or one of the other commands.
 
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -10,10 +9,9 @@ use rhai::{Engine, Map, Scope};
 
 use crate::action::{self, DryRunExecutor, Executor};
 use crate::cli::{Cli, Command, DocsFormat, OutputFormat, RunArgs, ScriptsAction};
-use crate::diagnostic;
 use crate::engine::{self, Sources};
+use crate::execute::{Outcome, execute, plan_pass_exit};
 use crate::live::LiveExecutor;
-use crate::runtime::Runtime;
 use crate::site::Site;
 use crate::{check, docs, playbook, ui};
 
@@ -41,6 +39,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
             run(&args, interrupted)
         }
         (Some(Command::Check { scripts }), _) => check_scripts(&scripts),
+        (Some(Command::Bundle { action }), _) => crate::airgap::command(action, interrupted),
         (
             Some(Command::Repl {
                 site,
@@ -217,6 +216,12 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         ui::err(&format!("error: {e}; nothing was changed\n"));
         return 2;
     }
+    // an air-gapped site: every image of every chart points at the mirror, before anything
+    match crate::airgap::closure(&site, &plan.actions, args.kube.helm.as_deref()) {
+        Ok(Some(proved)) => ui::info(proved.trim_end()),
+        Ok(None) => {}
+        Err(code) => return code,
+    }
     // the cluster answers before the first step of a playbook that touches it
     let check_cluster = needs_live
         || plan.actions.iter().any(|a| {
@@ -245,69 +250,6 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     finish(&outcome, sandbox.as_ref(), json, false)
 }
 
-/// What running a playbook gave: the actions, how many steps finished, whether the failure (if
-/// any) was a step's, and the error report if it failed.
-struct Outcome {
-    actions: Vec<action::Action>,
-    finished: usize,
-    step_failed: bool,
-    result: Result<(), diagnostic::Report>,
-}
-
-/// The exit code of a plan pass that stopped on an error: nothing was started, so every error
-/// of the script or its values is bad input (2); an interruption keeps its own code.
-fn plan_pass_exit(report: &diagnostic::Report, dry_run: bool) -> i32 {
-    if report.exit_code > 2 {
-        report.exit_code
-    } else {
-        if !dry_run && !report.text.contains("nothing was changed") {
-            ui::err("nothing was started: nothing was changed\n");
-        }
-        2
-    }
-}
-
-/// Run a playbook with an executor.
-fn execute(
-    book: &playbook::Playbook,
-    site: Site,
-    executor: Box<dyn Executor>,
-    interrupted: Arc<AtomicBool>,
-) -> Outcome {
-    let rt = Rc::new(Runtime::new(
-        executor,
-        site,
-        book.base_dir.clone(),
-        interrupted.clone(),
-    ));
-    rt.install();
-    let sources = Sources::default();
-    sources.insert(&book.name, &book.text);
-    let engine = engine::build(&book.base_dir, sources.clone(), interrupted);
-    let mut ast = match engine::compile(&engine, &book.text) {
-        Ok(ast) => ast,
-        Err(e) => {
-            return Outcome {
-                actions: Vec::new(),
-                finished: 0,
-                step_failed: false,
-                result: Err(diagnostic::render_parse(&e, &book.name, &sources)),
-            };
-        }
-    };
-    ast.set_source(book.name.as_str());
-    let mut scope = crate::runtime::site_scope(&rt.site);
-    let result = engine
-        .run_ast_with_scope(&mut scope, &ast)
-        .map_err(|e| diagnostic::render(&e, &book.name, &sources));
-    Outcome {
-        actions: rt.actions(),
-        finished: rt.finished(),
-        step_failed: rt.step_failed(),
-        result,
-    }
-}
-
 /// Print the plan or the result, or the error, and answer the exit code.
 fn finish(
     outcome: &Outcome,
@@ -318,7 +260,11 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    crate::support_bundle::keep_plan(&action::render_json(&outcome.actions, dry_run));
+    crate::support_bundle::keep_plan(&action::render_json(
+        &outcome.actions,
+        &outcome.places,
+        dry_run,
+    ));
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -338,12 +284,20 @@ fn finish(
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&outcome.actions, dry_run)
+                    action::render_json(&outcome.actions, &outcome.places, dry_run)
                 ));
             } else if dry_run {
-                ui::out(&action::render_text(&outcome.actions, true));
+                ui::out(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    true,
+                ));
             } else {
-                ui::err(&action::render_text(&outcome.actions, false));
+                ui::err(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    false,
+                ));
             }
             0
         }
@@ -356,10 +310,14 @@ fn finish(
             if json {
                 ui::out(&format!(
                     "{}\n",
-                    action::render_json(&outcome.actions, true)
+                    action::render_json(&outcome.actions, &outcome.places, true)
                 ));
             } else {
-                ui::out(&action::render_text(&outcome.actions, true));
+                ui::out(&action::render_text(
+                    &outcome.actions,
+                    &outcome.places,
+                    true,
+                ));
             }
             0
         }

@@ -83,7 +83,7 @@ pub fn render_parse(err: &ParseError, source: &str, sources: &Sources) -> Report
     render(&e, source, sources)
 }
 
-fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
+pub(crate) fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
     match e {
         EvalAltResult::ErrorRuntime(value, _) => match value.clone().try_cast::<Failure>() {
             Some(f) => {
@@ -98,6 +98,13 @@ fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
             None => (crate::api::display(value), Vec::new(), 1),
         },
         EvalAltResult::ErrorParsing(kind, _) => (kind.to_string(), Vec::new(), 2),
+        EvalAltResult::ErrorTerminated(token, _)
+            if token.clone().into_string().ok().as_deref() != Some(crate::engine::INTERRUPTED)
+                && token.is_string() =>
+        {
+            // an engine limit that stops the script (the memory limit)
+            (token.to_string(), Vec::new(), 1)
+        }
         EvalAltResult::ErrorTerminated(..) => (
             "interrupted".to_string(),
             Vec::new(),

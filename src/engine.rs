@@ -17,15 +17,20 @@ use crate::failure::Failure;
 use crate::secret::Secret;
 use crate::ui;
 
+/// The token of a run stopped by Ctrl-C or SIGTERM; any other token of a terminated run is an
+/// engine limit's message.
+pub const INTERRUPTED: &str = "interrupted";
+
 /// The limits, the same in debug and release builds (Rhai's own defaults differ between them).
 pub mod limits {
     pub const CALL_LEVELS: usize = 64;
     pub const EXPR_DEPTH: usize = 128;
     pub const FN_EXPR_DEPTH: usize = 64;
     pub const OPERATIONS: u64 = 500_000_000;
-    pub const STRING_SIZE: usize = 64 * 1024 * 1024;
-    pub const ARRAY_SIZE: usize = 1_000_000;
-    pub const MAP_SIZE: usize = 100_000;
+    /// The heap the process may hold while a playbook runs (its data, and the rest of the
+    /// process: the sandbox's simulators, clients), in place of Rhai's per-value size limits
+    /// ([`crate::memory`]).
+    pub const HEAP: usize = 1024 * 1024 * 1024;
     pub const MODULES: usize = 1_000;
     pub const VARIABLES: usize = 100_000;
 }
@@ -52,9 +57,8 @@ pub fn build(base_dir: &Path, sources: Sources, interrupted: Arc<AtomicBool>) ->
         .set_max_call_levels(limits::CALL_LEVELS)
         .set_max_expr_depths(limits::EXPR_DEPTH, limits::FN_EXPR_DEPTH)
         .set_max_operations(limits::OPERATIONS)
-        .set_max_string_size(limits::STRING_SIZE)
-        .set_max_array_size(limits::ARRAY_SIZE)
-        .set_max_map_size(limits::MAP_SIZE)
+        // no per-value size limits: Rhai re-measures the whole value after each change (see
+        // crate::memory); the heap limit below bounds the data instead
         .set_max_modules(limits::MODULES)
         .set_max_variables(limits::VARIABLES)
         .set_strict_variables(true)
@@ -78,9 +82,18 @@ pub fn build(base_dir: &Path, sources: Sources, interrupted: Arc<AtomicBool>) ->
         ui::err(&format!("[debug] {at}{text}\n"));
     });
     engine.on_progress(move |_| {
-        interrupted
-            .load(Ordering::SeqCst)
-            .then(|| Dynamic::from("interrupted"))
+        if interrupted.load(Ordering::SeqCst) {
+            return Some(Dynamic::from(INTERRUPTED));
+        }
+        let used = crate::memory::in_use();
+        (used > limits::HEAP).then(|| {
+            Dynamic::from(format!(
+                "the playbook's data outgrew the memory limit ({} MiB of heap in use, the limit \
+                 is {} MiB): an array, map or string that grows without end?",
+                used >> 20,
+                limits::HEAP >> 20
+            ))
+        })
     });
     engine.set_module_resolver(Resolver {
         base_dir: base_dir.to_path_buf(),

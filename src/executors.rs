@@ -33,8 +33,9 @@ pub fn executor_for(
             clearml_api_url: None,
             chart_repo_url: None,
             helm_home: None,
+            recover_pending: kube.recover_pending,
         };
-        let mut live = LiveExecutor::new(
+        let live = LiveExecutor::new(
             crate::action::Mode::Live,
             target,
             kube.helm.clone(),
@@ -84,8 +85,9 @@ pub fn executor_for(
         clearml_api_url: Some(sb.clearml.url()),
         chart_repo_url: Some(sb.kube.chart_repo_url()),
         helm_home: Some(sb.dir.join("helm")),
+        recover_pending: kube.recover_pending,
     };
-    let mut live = LiveExecutor::new(
+    let live = LiveExecutor::new(
         crate::action::Mode::Sandbox,
         target,
         kube.helm.clone(),

@@ -249,6 +249,30 @@ impl Helm {
     /// Without it, helm finds the chart as `helm upgrade` would (its repositories, a registry it
     /// is logged in to, a directory).
     pub fn template(&self, u: &ChartInstall, repo: Option<&RepoSource>) -> Result<Vec<J>, String> {
+        let out = self.template_text(u, None, repo)?;
+        parse_manifests(&out).map_err(|e| format!("helm template {}: {e}", u.chart))
+    }
+
+    /// [`Helm::template`]'s manifest as helm printed it. `archive` replaces the step's chart
+    /// by a downloaded chart archive (then no `--version`: the archive is the version).
+    pub fn template_text(
+        &self,
+        u: &ChartInstall,
+        archive: Option<&str>,
+        repo: Option<&RepoSource>,
+    ) -> Result<String, String> {
+        let local;
+        let u = match archive {
+            Some(path) => {
+                local = ChartInstall {
+                    chart: path.to_string(),
+                    version: None,
+                    ..u.clone()
+                };
+                &local
+            }
+            None => u,
+        };
         let private = match repo {
             Some(r) => Some(self.private_repo(r)?),
             None => None,
@@ -267,7 +291,18 @@ impl Helm {
         args.extend(chart_args(u, &file));
         let out = self.run_with(&args, None, &env)?;
         drop(file);
-        parse_manifests(&out).map_err(|e| format!("helm template {}: {e}", u.chart))
+        Ok(out)
+    }
+
+    /// `helm pull CHART [--version V] --destination DIR`: the chart's archive, from a repository
+    /// added before or an OCI registry logged in to.
+    pub fn pull(&self, chart: &str, version: Option<&str>, dest: &Path) -> Result<(), String> {
+        let mut args = strings(&["pull", chart, "--destination"]);
+        args.push(dest.display().to_string());
+        if let Some(v) = version {
+            args.extend(["--version".to_string(), v.to_string()]);
+        }
+        self.run(&args, None).map(|_| ())
     }
 
     /// A repository added to a private configuration of the run (`helm repo add`, which also
@@ -357,18 +392,6 @@ pub fn parse_manifests(text: &str) -> Result<Vec<J>, String> {
         .collect())
 }
 
-/// Refuse a chart step on a release another helm operation holds, with the way out.
-pub fn refuse_pending(release: &str, namespace: &str, state: &str) -> Result<(), String> {
-    if state.starts_with("pending-") {
-        return Err(format!(
-            "the release {release} in {namespace} is {state}: another helm operation is running or \
-             was interrupted. {}; nothing was changed",
-            way_out(release, namespace, state)
-        ));
-    }
-    Ok(())
-}
-
 /// What to do about a release left in `state`.
 pub fn way_out(release: &str, namespace: &str, state: &str) -> String {
     if state.starts_with("pending-") {
@@ -392,6 +415,16 @@ pub fn require_deployed(release: &str, namespace: &str, record: Option<&J>) -> R
         .unwrap_or("missing");
     if state == "deployed" {
         return Ok(());
+    }
+    if state.starts_with("pending-") {
+        // helm has exited: nothing holds the record, which the tool notes on it
+        return Err(format!(
+            "helm finished, but the release {release} in {namespace} is {state}, not deployed. \
+             The next run recovers it (a rollback to the last deployed revision, or the removal \
+             of an unfinished first install) and goes on; or clear it yourself: roll it back with \
+             `helm rollback {release} -n {namespace}` (an upgrade), or remove an unfinished first \
+             install with `helm uninstall {release} -n {namespace}`"
+        ));
     }
     Err(format!(
         "helm finished, but the release {release} in {namespace} is {state}, not deployed. {}",

@@ -20,9 +20,39 @@ pub struct Kube {
     server: String,
 }
 
+/// The annotation on a pending release record whose helm this tool saw exit.
+pub const HELM_EXITED: &str = "clearml-script/helm-exited";
+
+/// A release's latest record and what is known about it (see [`Kube::release`]).
+#[derive(Clone, Debug)]
+pub struct ReleaseRecord {
+    /// The release as `helm status -o json` shows it.
+    pub record: J,
+    /// The Secret that holds the record.
+    pub secret: String,
+    /// How old the record is, in seconds.
+    pub age_secs: Option<i64>,
+    /// The tool's note that the helm which wrote this record has exited.
+    pub helm_exited: Option<String>,
+    /// Every revision with its state, oldest first.
+    pub history: Vec<(i64, String)>,
+}
+
+impl ReleaseRecord {
+    pub fn state(&self) -> &str {
+        self.record["info"]["status"].as_str().unwrap_or_default()
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.record["version"].as_i64().unwrap_or(0)
+    }
+}
+
 pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        // the deadline's own error names the call and the server
+        kube::Error::Service(e) => e.to_string(),
         other => other.to_string(),
     }
 }
@@ -124,11 +154,19 @@ impl Kube {
             .map_err(|e| {
                 format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}")
             })?;
-        config.read_timeout = Some(REQUEST_TIMEOUT);
+        let timeout = crate::kube_deadline::timeout(REQUEST_TIMEOUT)?;
+        // the deadline below names the call; this is only a backstop behind it
+        config.read_timeout = Some(timeout + std::time::Duration::from_secs(5));
         // longer than the check's own deadline, which then names what happened
         config.connect_timeout = Some(CHECK_TIMEOUT * 2);
-        let client = kube::Client::try_from(config)
-            .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?;
+        let deadline = crate::kube_deadline::DeadlineLayer {
+            timeout,
+            server: server.as_str().into(),
+        };
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?
+            .with_layer(&deadline)
+            .build();
         Ok(Kube {
             client,
             context,
@@ -358,6 +396,17 @@ impl Kube {
         release: &str,
         namespace: &str,
     ) -> Result<Option<J>, String> {
+        Ok(self.release(release, namespace).await?.map(|r| r.record))
+    }
+
+    /// The latest record of a Helm release with what the recovery of a pending release needs:
+    /// the Secret that holds it, its age, whether this tool saw the helm that wrote it exit,
+    /// and every revision's state.
+    pub async fn release(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<ReleaseRecord>, String> {
         use kube::api::ListParams;
         let api: Api<KSecret> = Api::namespaced(self.client.clone(), namespace);
         let list = api
@@ -369,24 +418,18 @@ impl Kube {
                     describe(&e)
                 )
             })?;
-        let revision = |s: &KSecret| -> i64 {
+        let label = |s: &KSecret, key: &str| -> String {
             s.metadata
                 .labels
                 .as_ref()
-                .and_then(|l| l.get("version"))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
+                .and_then(|l| l.get(key))
+                .cloned()
+                .unwrap_or_default()
         };
+        let revision = |s: &KSecret| -> i64 { label(s, "version").parse().unwrap_or(0) };
         let Some(latest) = list.items.iter().max_by_key(|s| revision(s)) else {
             return Ok(None);
         };
-        let label_status = latest
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("status"))
-            .cloned()
-            .unwrap_or_default();
         let raw = latest
             .data
             .as_ref()
@@ -396,12 +439,54 @@ impl Kube {
         let mut record = decode_release(raw).unwrap_or_else(|| json!({}));
         // the label is written with the record; either says the state
         if record["info"]["status"].as_str().is_none_or(str::is_empty) {
-            record["info"]["status"] = J::from(label_status);
+            record["info"]["status"] = J::from(label(latest, "status"));
         }
         if record["version"].is_null() {
             record["version"] = J::from(revision(latest));
         }
-        Ok(Some(record))
+        let mut history: Vec<(i64, String)> = list
+            .items
+            .iter()
+            .map(|s| (revision(s), label(s, "status")))
+            .collect();
+        history.sort();
+        Ok(Some(ReleaseRecord {
+            record,
+            secret: latest.metadata.name.clone().unwrap_or_default(),
+            age_secs: latest.metadata.creation_timestamp.as_ref().map(|t| {
+                (k8s_openapi::jiff::Timestamp::now().as_second() - t.0.as_second()).max(0)
+            }),
+            helm_exited: latest
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(HELM_EXITED))
+                .cloned(),
+            history,
+        }))
+    }
+
+    /// Note on a release record left pending that the helm which wrote it has exited (this
+    /// tool waited for it): no helm operation holds it, so the next run may recover it. The
+    /// note is an annotation of that record's own Secret, so it goes with exactly that record:
+    /// a newer revision is another Secret, and helm's own update of a record replaces it.
+    pub async fn note_helm_exited(
+        &self,
+        namespace: &str,
+        secret: &str,
+        note: &str,
+    ) -> Result<(), String> {
+        let api: Api<KSecret> = Api::namespaced(self.client.clone(), namespace);
+        let patch = json!({"metadata": {"annotations": {HELM_EXITED: note}}});
+        api.patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "cannot note on the release record {namespace}/{secret} that helm exited: {}",
+                    describe(&e)
+                )
+            })
     }
 
     /// A Secret's data, decoded, or `None` when it does not exist.

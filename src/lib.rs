@@ -4,6 +4,7 @@
 //! sandbox. Built-ins live in `api`, one plugin module per domain.
 
 pub mod action;
+pub mod airgap;
 pub mod api;
 pub mod apps_package;
 pub mod capacity;
@@ -16,17 +17,22 @@ pub mod diagnostic;
 pub mod docs;
 pub mod embedded;
 pub mod engine;
+pub mod execute;
 pub mod executors;
 pub mod failure;
 pub mod fsutil;
 pub mod helm;
 pub mod inspect;
 pub mod kube;
+pub mod kube_deadline;
 pub mod live;
+pub mod memory;
 pub mod ops;
+pub mod parallel;
 pub mod playbook;
 pub mod process;
 pub mod progress;
+pub mod recover;
 pub mod repl;
 pub mod runtime;
 pub mod sandbox;

@@ -2,7 +2,9 @@
 //! by the domain that owns it. A kind whose live side this build does not have yet is refused
 //! before anything is done, never faked.
 
+use std::cell::{OnceCell, RefCell};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 use crate::action::{Action, ApiTarget, ChartInstall, Executor, Mode, Query, Target};
 use crate::helm::{Helm, strings};
@@ -14,12 +16,13 @@ pub struct LiveExecutor {
     pub mode: Mode,
     pub target: Target,
     helm_flag: Option<PathBuf>,
-    helm: Option<Helm>,
-    kube: Option<Kube>,
+    helm: OnceCell<Helm>,
+    kube: OnceCell<Kube>,
     /// ClearML API clients by URL and key.
-    clients: std::collections::HashMap<(String, String), crate::clearml::Client>,
+    clients: RefCell<std::collections::HashMap<(String, String), Rc<crate::clearml::Client>>>,
     /// The queues each API target and identity sees (name to id), listed once per run.
-    queue_index: std::collections::HashMap<QueueScope, std::collections::HashMap<String, String>>,
+    queue_index:
+        RefCell<std::collections::HashMap<QueueScope, std::collections::HashMap<String, String>>>,
 }
 
 /// An API (URL and key) and the identity a queue call acts as.
@@ -34,12 +37,12 @@ impl LiveExecutor {
         helm_flag: Option<PathBuf>,
         require_helm: bool,
     ) -> Result<LiveExecutor, String> {
-        let mut live = LiveExecutor {
+        let live = LiveExecutor {
             mode,
             target,
             helm_flag,
-            helm: None,
-            kube: None,
+            helm: OnceCell::new(),
+            kube: OnceCell::new(),
             clients: Default::default(),
             queue_index: Default::default(),
         };
@@ -51,21 +54,24 @@ impl LiveExecutor {
 
     /// Before the first step: the kubeconfig is readable, the context exists and the API
     /// server answers. The error names the server and the context.
-    pub fn check_connection(&mut self) -> Result<(), String> {
+    pub fn check_connection(&self) -> Result<(), String> {
         let version = block_on(self.kube()?.check())?;
         crate::ui::info(&format!("Kubernetes API answers: {version}"));
         Ok(())
     }
 
     /// The client for an API target; in the sandbox, pointed at the simulator instead.
-    pub(crate) fn clearml(&mut self, api: &ApiTarget) -> Result<&crate::clearml::Client, String> {
+    pub(crate) fn clearml(&self, api: &ApiTarget) -> Result<Rc<crate::clearml::Client>, String> {
         let url = match &self.target.clearml_api_url {
             Some(sim) => sim.clone(),
             None => api.api_url.clone(),
         };
         let key = expose(&api.key);
         let id = (url.clone(), key.clone());
-        if !self.clients.contains_key(&id) {
+        if let Some(client) = self.clients.borrow().get(&id) {
+            return Ok(client.clone());
+        }
+        {
             if self.target.clearml_api_url.is_some() {
                 crate::ui::info(&format!(
                     "sandbox: the ClearML API {} is served by the simulator",
@@ -82,23 +88,84 @@ impl LiveExecutor {
                 retry_base: std::time::Duration::from_millis(250),
                 attempts: api.attempts.max(1),
             })?;
-            self.clients.insert(id.clone(), client);
+            let client = Rc::new(client);
+            self.clients.borrow_mut().insert(id, client.clone());
+            Ok(client)
         }
-        Ok(self.clients.get(&id).expect("inserted"))
     }
 
     /// A release's latest record, read through the Kubernetes API (no helm process).
     pub fn release_record(
-        &mut self,
+        &self,
         release: &str,
         namespace: &str,
     ) -> Result<Option<serde_json::Value>, String> {
         block_on(self.kube()?.release_record(release, namespace))
     }
 
+    /// A release's latest record with its Secret, age, note and history.
+    fn release(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<crate::kube::ReleaseRecord>, String> {
+        block_on(self.kube()?.release(release, namespace))
+    }
+
+    /// Clear a release left pending ([`crate::recover`]): refused without evidence that no
+    /// helm holds it; otherwise helm's own rollback or uninstall, said as it is done. Answers
+    /// the release's record afterwards.
+    fn recover_pending(
+        &self,
+        spec: &ChartInstall,
+        rec: &crate::kube::ReleaseRecord,
+    ) -> Result<Option<serde_json::Value>, String> {
+        let (release, ns) = (&spec.release, &spec.namespace);
+        let recovery = crate::recover::decide(release, ns, rec, self.target.recover_pending)?;
+        let why = match &rec.helm_exited {
+            Some(note) => format!("left by a helm that has exited ({note})"),
+            None => "--recover-pending: no helm operation runs on it".to_string(),
+        };
+        crate::ui::warn(&format!(
+            "the release {release} in {ns} is {} (revision {}), {why}: recovering it: {}",
+            rec.state(),
+            rec.revision(),
+            recovery.describe(release, ns)
+        ));
+        self.helm()?
+            .run(&recovery.helm_args(release, ns), None)
+            .map_err(|e| {
+                format!(
+                    "{e}\nThe release {release} in {ns} is still {}; {}",
+                    rec.state(),
+                    crate::helm::way_out(release, ns, rec.state())
+                )
+            })?;
+        let after = self.release(release, ns)?;
+        match &after {
+            Some(a) if a.state().starts_with("pending-") => {
+                return Err(format!(
+                    "after `helm {}` the release {release} in {ns} is {} still; {}",
+                    recovery.helm_args(release, ns).join(" "),
+                    a.state(),
+                    crate::helm::way_out(release, ns, a.state())
+                ));
+            }
+            Some(a) => crate::ui::info(&format!(
+                "chart {release} in {ns}: rolled back, revision {} is {}",
+                a.revision(),
+                a.state()
+            )),
+            None => crate::ui::info(&format!(
+                "chart {release} in {ns}: the unfinished install was uninstalled"
+            )),
+        }
+        Ok(after.map(|a| a.record))
+    }
+
     /// `--diff` in a dry run: what the chart step would change, read from the cluster and
     /// rendered by helm (`--dry-run=server`); nothing is changed.
-    pub fn show_diff(&mut self, spec: &ChartInstall) -> Result<(), String> {
+    pub fn show_diff(&self, spec: &ChartInstall) -> Result<(), String> {
         let before = self.release_record(&spec.release, &spec.namespace)?;
         let rendered = self.helm()?.upgrade_install(spec, true)?;
         let comparison = crate::chartdiff::Comparison::new(spec, before).with_rendered(rendered);
@@ -106,18 +173,15 @@ impl LiveExecutor {
         Ok(())
     }
 
-    /// A chart step: refused on a pending release; skipped when neither the values nor the
-    /// rendered manifest would change (no new revision, no restarts); otherwise one
-    /// `helm upgrade --install`, which succeeds only when the release ends `deployed`.
-    fn install_chart(&mut self, spec: &ChartInstall) -> Result<Value, String> {
-        let before = self.release_record(&spec.release, &spec.namespace)?;
-        let state = |r: &Option<serde_json::Value>| {
-            r.as_ref()
-                .and_then(|r| r["info"]["status"].as_str())
-                .unwrap_or_default()
-                .to_string()
+    /// A chart step: a pending release is recovered when that is safe and refused otherwise
+    /// ([`crate::recover`]); skipped when neither the values nor the rendered manifest would
+    /// change (no new revision, no restarts); otherwise one `helm upgrade --install`, which
+    /// succeeds only when the release ends `deployed`.
+    fn install_chart(&self, spec: &ChartInstall) -> Result<Value, String> {
+        let before = match self.release(&spec.release, &spec.namespace)? {
+            Some(rec) if rec.state().starts_with("pending-") => self.recover_pending(spec, &rec)?,
+            other => other.map(|r| r.record),
         };
-        crate::helm::refuse_pending(&spec.release, &spec.namespace, &state(&before))?;
         let answer = |r: &serde_json::Value, changed: bool| {
             Value::from_json(&serde_json::json!({
                 "release": spec.release,
@@ -161,11 +225,39 @@ impl LiveExecutor {
                     crate::runtime::interrupt_flag(),
                 )
             });
-        let installed = self.helm()?.upgrade_install(spec, false);
+        let outcome = self.helm()?.upgrade_install(spec, false);
         if let Some(w) = watch {
             w.stop();
         }
-        if let Err(e) = installed {
+        // helm has exited: a record it left pending is held by nobody, which the next run may
+        // act on (and only this run knows)
+        let after = match self.release(&spec.release, &spec.namespace) {
+            Ok(after) => after,
+            Err(e) => return Err(outcome.err().unwrap_or(e)),
+        };
+        if let Some(left) = after.as_ref().filter(|a| a.state().starts_with("pending-")) {
+            let note = crate::recover::exited_note(&outcome);
+            let noted = self
+                .kube()
+                .and_then(|k| block_on(k.note_helm_exited(&spec.namespace, &left.secret, &note)));
+            if let Err(e) = noted {
+                crate::ui::warn(&format!("{e}; the next run will need --recover-pending"));
+            }
+        }
+        let after = after.map(|a| a.record);
+        if let Err(e) = outcome {
+            let pending = after.as_ref().filter(|a| {
+                a["info"]["status"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("pending-"))
+            });
+            if let Some(p) = pending {
+                // helm failed and left its record pending: what the next run does about it
+                let state = crate::helm::require_deployed(&spec.release, &spec.namespace, Some(p))
+                    .err()
+                    .unwrap_or_default();
+                return Err(format!("{e}\n{state}"));
+            }
             // a failed wait: the diagnosis first, then the release's state and choices
             return Err(if spec.wait {
                 self.explain_failed_wait(spec, e)
@@ -173,14 +265,13 @@ impl LiveExecutor {
                 e
             });
         }
-        let after = self.release_record(&spec.release, &spec.namespace)?;
         crate::helm::require_deployed(&spec.release, &spec.namespace, after.as_ref())?;
         Ok(answer(after.as_ref().expect("deployed"), true))
     }
 
     /// Queue creations: the queues of each API target and identity listed once (paged), then
     /// the missing ones created, a few at a time. One result per action, in order.
-    fn create_queues(&mut self, actions: &[Action]) -> Vec<Result<Value, String>> {
+    fn create_queues(&self, actions: &[Action]) -> Vec<Result<Value, String>> {
         let mut results: Vec<Option<Result<Value, String>>> = vec![None; actions.len()];
         // the actions of one scope together, in their order
         let mut scopes: Vec<(QueueScope, ApiTarget, Vec<usize>)> = Vec::new();
@@ -210,13 +301,16 @@ impl LiveExecutor {
         for (scope, api, idx) in scopes {
             let client = self
                 .clients
+                .borrow()
                 .get(&(scope.0.clone(), scope.1.clone()))
-                .expect("made above");
+                .expect("made above")
+                .clone();
+            let client = &*client;
             let imp = scope.2.as_deref();
-            if !self.queue_index.contains_key(&scope) {
+            if !self.queue_index.borrow().contains_key(&scope) {
                 match block_on(client.list_queues(imp)) {
                     Ok(index) => {
-                        self.queue_index.insert(scope.clone(), index);
+                        self.queue_index.borrow_mut().insert(scope.clone(), index);
                     }
                     Err(e) => {
                         let msg = api_failure(&e, &api);
@@ -227,7 +321,8 @@ impl LiveExecutor {
                     }
                 }
             }
-            let index = self.queue_index.get_mut(&scope).expect("listed");
+            let mut indexes = self.queue_index.borrow_mut();
+            let index = indexes.get_mut(&scope).expect("listed");
             let jobs: Vec<_> = idx
                 .iter()
                 .map(|&i| {
@@ -269,19 +364,21 @@ impl LiveExecutor {
             .collect()
     }
 
-    pub(crate) fn helm(&mut self) -> Result<&Helm, String> {
-        if self.helm.is_none() {
-            self.helm = Some(Helm::new(self.helm_flag.as_deref(), self.target.clone())?);
+    pub(crate) fn helm(&self) -> Result<&Helm, String> {
+        if self.helm.get().is_none() {
+            let helm = Helm::new(self.helm_flag.as_deref(), self.target.clone())?;
+            // a branch of a parallel group may have found it meanwhile: either is the same
+            let _ = self.helm.set(helm);
         }
-        Ok(self.helm.as_ref().expect("found"))
+        Ok(self.helm.get().expect("found"))
     }
 
-    pub(crate) fn kube(&mut self) -> Result<&Kube, String> {
-        if self.kube.is_none() {
-            let target = self.target.clone();
-            self.kube = Some(block_on(Kube::connect(&target))?);
+    pub(crate) fn kube(&self) -> Result<&Kube, String> {
+        if self.kube.get().is_none() {
+            let kube = block_on(Kube::connect(&self.target))?;
+            let _ = self.kube.set(kube);
         }
-        Ok(self.kube.as_ref().expect("connected"))
+        Ok(self.kube.get().expect("connected"))
     }
 }
 
@@ -356,7 +453,7 @@ impl Executor for LiveExecutor {
         self.mode
     }
 
-    fn execute_many(&mut self, actions: &[Action]) -> Vec<Result<Value, String>> {
+    fn execute_many(&self, actions: &[Action]) -> Vec<Result<Value, String>> {
         if actions
             .iter()
             .all(|a| matches!(a, Action::ClearmlCreateQueue { .. }))
@@ -366,7 +463,7 @@ impl Executor for LiveExecutor {
         actions.iter().map(|a| self.execute(a)).collect()
     }
 
-    fn execute(&mut self, action: &Action) -> Result<Value, String> {
+    fn execute(&self, action: &Action) -> Result<Value, String> {
         match action {
             Action::HelmRepoAdd {
                 name,
@@ -488,7 +585,7 @@ impl Executor for LiveExecutor {
                 );
                 let deleted = block_on(client.delete_queue(name, impersonate_as.as_deref()))
                     .map_err(|e| api_failure(&e, api))?;
-                if let Some(index) = self.queue_index.get_mut(&scope) {
+                if let Some(index) = self.queue_index.borrow_mut().get_mut(&scope) {
                     index.remove(name);
                 }
                 Ok(Value::Bool(deleted))
@@ -690,13 +787,27 @@ impl Executor for LiveExecutor {
         }
     }
 
-    fn query(&mut self, query: &Query) -> Result<Value, String> {
+    fn query(&self, query: &Query) -> Result<Value, String> {
         match query {
-            // the release record through the Kubernetes API: no helm process
-            Query::HelmStatus { release, namespace } => Ok(self
-                .release_record(release, namespace)?
-                .map(|j| Value::from_json(&j))
-                .unwrap_or(Value::Null)),
+            // the release record through the Kubernetes API: no helm process; a pending one
+            // with `recovery`, what the chart step will do about it (`()`: it will refuse)
+            Query::HelmStatus { release, namespace } => {
+                let Some(rec) = self.release(release, namespace)? else {
+                    return Ok(Value::Null);
+                };
+                let mut record = rec.record.clone();
+                if rec.state().starts_with("pending-") {
+                    record["recovery"] = crate::recover::decide(
+                        release,
+                        namespace,
+                        &rec,
+                        self.target.recover_pending,
+                    )
+                    .map(|r| serde_json::Value::from(r.describe(release, namespace)))
+                    .unwrap_or_default();
+                }
+                Ok(Value::from_json(&record))
+            }
             Query::HelmList { namespace } => {
                 Ok(Value::from_json(&self.helm()?.list(namespace.as_deref())?))
             }

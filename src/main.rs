@@ -4,6 +4,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clearml_script::process;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// Counts the heap in use, for the engine's memory limit ([`clearml_script::memory`]).
+#[global_allocator]
+static ALLOCATOR: clearml_script::memory::Counting = clearml_script::memory::Counting;
+
 fn main() {
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

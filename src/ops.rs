@@ -147,7 +147,7 @@ pub async fn resolve(host: &str) -> Vec<String> {
 
 impl LiveExecutor {
     /// Answer a read of operations.
-    pub(crate) fn ops_query(&mut self, q: &OpsQuery) -> Result<Value, String> {
+    pub(crate) fn ops_query(&self, q: &OpsQuery) -> Result<Value, String> {
         let sandbox = self.mode == Mode::Sandbox;
         match q {
             OpsQuery::KubeList {
@@ -276,7 +276,7 @@ impl LiveExecutor {
 
     /// A chart whose wait failed: the diagnosis of its namespace first (which workloads are
     /// not ready and why, with the likely fix), then the release's state and the choices.
-    pub(crate) fn explain_failed_wait(&mut self, spec: &ChartInstall, error: String) -> String {
+    pub(crate) fn explain_failed_wait(&self, spec: &ChartInstall, error: String) -> String {
         let mut out = error;
         let client = self.kube().map(|k| k.client().clone());
         match client.map(|c| block_on(crate::inspect::diagnose(&c, &spec.namespace))) {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 /// The signal that asked the run to stop (SIGINT or SIGTERM), 0 while none did.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
-/// The process group of the child running now, 0 when none runs.
-static CHILD_GROUP: AtomicI32 = AtomicI32::new(0);
+/// The process groups of the children running now (several in a parallel group).
+static CHILD_GROUPS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
 /// Record the signal that asked the run to stop. Answers whether one had already come.
 pub fn note_signal(sig: i32) -> bool {
@@ -37,16 +37,18 @@ pub fn interrupted_exit_code() -> i32 {
     }
 }
 
-/// Send SIGINT to the running child's process group, if a child runs.
+/// Send SIGINT to the process group of every running child (one, or the waits of a parallel
+/// group), if a child runs.
 pub fn interrupt_child() -> bool {
-    let group = CHILD_GROUP.load(Ordering::SeqCst);
-    if group > 0 {
+    let groups = CHILD_GROUPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    for group in &groups {
         // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
         unsafe { libc::kill(-group, libc::SIGINT) };
-        true
-    } else {
-        false
     }
+    !groups.is_empty()
 }
 
 /// A command for a child: in a process group of its own, with a scrubbed environment.
@@ -79,10 +81,19 @@ pub fn is_secret_env(name: &str, value: &str) -> bool {
     crate::secret::is_secret_key(name, &[]) || crate::secret::redact(value) != value
 }
 
-/// Wait for a spawned child, with its process group marked as the current one so a second
+/// Wait for a spawned child, with its process group marked as a running one so a second
 /// Ctrl-C reaches it; with a deadline, a child that overruns it is killed and an error says
-/// which command it was.
+/// which command it was. In a branch of a parallel group, the other branches go on meanwhile.
 pub fn wait(
+    child: Child,
+    what: &str,
+    deadline: Option<Duration>,
+) -> Result<std::process::Output, String> {
+    let what = what.to_string();
+    crate::parallel::blocking(move || wait_here(child, &what, deadline))
+}
+
+fn wait_here(
     mut child: Child,
     what: &str,
     deadline: Option<Duration>,
@@ -138,19 +149,25 @@ fn wait_until(child: &mut Child, what: &str, limit: Duration) -> Result<ExitStat
     }
 }
 
-/// Marks a child's process group as the current one while it lives.
-struct Current;
+/// Marks a child's process group as a running one while it lives.
+struct Current(i32);
 
 impl Current {
     fn new(group: i32) -> Current {
-        CHILD_GROUP.store(group, Ordering::SeqCst);
-        Current
+        CHILD_GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(group);
+        Current(group)
     }
 }
 
 impl Drop for Current {
     fn drop(&mut self) {
-        CHILD_GROUP.store(0, Ordering::SeqCst);
+        CHILD_GROUPS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g| *g != self.0);
     }
 }
 

@@ -211,6 +211,7 @@ impl Session {
             },
             ":plan" => ui::out(&action::render_text(
                 &self.rt.actions(),
+                &self.rt.places(),
                 self.mode() == Mode::DryRun,
             )),
             ":scope" => {

@@ -14,14 +14,19 @@ use rhai::{Dynamic, EvalAltResult};
 
 use crate::action::{Action, DryRunExecutor, Executor, Mode};
 use crate::failure::{Failure, FailureKind};
+use crate::parallel::Place;
 use crate::secret::REDACTED;
 use crate::site::Site;
 use crate::ui;
 use crate::value::Value;
 
 pub struct Runtime {
-    executor: RefCell<Box<dyn Executor>>,
+    executor: Box<dyn Executor>,
     actions: RefCell<Vec<Action>>,
+    /// Each action's place in a parallel group, if it ran in one.
+    places: RefCell<Vec<Option<Place>>>,
+    /// How many parallel groups started.
+    groups: std::cell::Cell<usize>,
     /// Steps that finished, and whether the last one handed to the executor failed.
     finished: std::cell::Cell<usize>,
     step_failed: std::cell::Cell<bool>,
@@ -43,8 +48,10 @@ impl Runtime {
         interrupted: Arc<AtomicBool>,
     ) -> Runtime {
         Runtime {
-            executor: RefCell::new(executor),
+            executor,
             actions: RefCell::new(Vec::new()),
+            places: RefCell::new(Vec::new()),
+            groups: std::cell::Cell::new(0),
             finished: std::cell::Cell::new(0),
             step_failed: std::cell::Cell::new(false),
             site,
@@ -59,11 +66,39 @@ impl Runtime {
     }
 
     pub fn mode(&self) -> Mode {
-        self.executor.borrow().mode()
+        self.executor.mode()
     }
 
     pub fn actions(&self) -> Vec<Action> {
         self.actions.borrow().clone()
+    }
+
+    /// Where each action ran: in which parallel group and branch, if in one.
+    pub fn places(&self) -> Vec<Option<Place>> {
+        self.places.borrow().clone()
+    }
+
+    /// The number of the next parallel group.
+    pub fn next_group(&self) -> usize {
+        self.groups.set(self.groups.get() + 1);
+        self.groups.get()
+    }
+
+    /// After a parallel group one of whose branches failed at a step.
+    pub fn note_step_failed(&self) {
+        self.step_failed.set(true);
+    }
+
+    /// Record actions as started (numbered in the order they start, which a parallel group
+    /// interleaves); answers the step number of the first.
+    fn record(&self, actions: &[Action]) -> usize {
+        let first = self.actions.borrow().len() + 1;
+        let place = crate::parallel::place();
+        self.actions.borrow_mut().extend(actions.iter().cloned());
+        self.places
+            .borrow_mut()
+            .extend(actions.iter().map(|_| place.clone()));
+        first
     }
 
     /// How many steps finished.
@@ -98,13 +133,12 @@ impl Runtime {
             )
             .into_rhai());
         }
-        let step = self.actions.borrow().len() + 1;
+        let step = self.record(std::slice::from_ref(&action));
         let kind = action.kind();
         if self.mode() != Mode::DryRun {
-            ui::step(step, &kind);
+            ui::step(step, &shown_kind(&kind));
         }
-        let result = self.executor.borrow_mut().execute(&action);
-        self.actions.borrow_mut().push(action);
+        let result = self.executor.execute(&action);
         match result {
             Ok(v) => {
                 self.finished.set(self.finished.get() + 1);
@@ -152,16 +186,15 @@ impl Runtime {
             )
             .into_rhai());
         }
-        let first = self.actions.borrow().len() + 1;
-        let results = self.executor.borrow_mut().execute_many(&actions);
+        let first = self.record(&actions);
+        let results = self.executor.execute_many(&actions);
         let kinds: Vec<String> = actions.iter().map(Action::kind).collect();
-        self.actions.borrow_mut().extend(actions);
         let live = self.mode() != Mode::DryRun;
         let mut out = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
             // the steps as they are answered, up to the first failure
             if live {
-                ui::step(first + i, &kinds[i]);
+                ui::step(first + i, &shown_kind(&kinds[i]));
             }
             match r {
                 Ok(v) => out.push(v.to_dynamic()),
@@ -187,10 +220,17 @@ impl Runtime {
             return Err(interrupted());
         }
         self.executor
-            .borrow_mut()
             .query(&query)
             .map(|v| v.to_dynamic())
             .map_err(|msg| Failure::step(builtin, msg).into_rhai())
+    }
+}
+
+/// A step's kind as a live run shows it: in a parallel group, with its branch.
+fn shown_kind(kind: &str) -> String {
+    match crate::parallel::place() {
+        Some(p) => format!("[{}] {kind}", p.branch),
+        None => kind.to_string(),
     }
 }
 

@@ -53,6 +53,11 @@ pub fn reads() -> BTreeSet<String> {
     let read_var = regex::Regex::new(r#"\bget\(\s*([A-Za-z_]\w*)\s*,\s*([A-Za-z_]\w*)\s*[,)]"#)
         .expect("regex");
     let literal = regex::Regex::new(r#""([A-Za-z0-9_]+)""#).expect("regex");
+    // `get(a, "queues", []).map(|q| …)`, `queues.map(|q| …)`: the closure's parameter is an entry
+    let map_bind = regex::Regex::new(
+        r#"((?:get|require)\(\s*[A-Za-z_]\w*\s*,\s*"[A-Za-z0-9_.]+"[^)]*\)|\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.map\(\|\s*([A-Za-z_]\w*)\s*\|"#,
+    )
+    .expect("regex");
     let mut out = BTreeSet::new();
     let sources = crate::embedded::files().iter().filter(|(p, _)| {
         (p.starts_with("scripts/") || p.starts_with("stdlib/")) && p.ends_with(".rhai")
@@ -104,6 +109,19 @@ pub fn reads() -> BTreeSet<String> {
                         && !p.is_empty()
                     {
                         out.insert(p);
+                    }
+                }
+                for c in map_bind.captures_iter(&code) {
+                    let expr = &c[1];
+                    let target = if let Some(e) = expr_call.captures(expr) {
+                        prefixed(&e[1], &e[2], &aliases)
+                    } else if let Some(e) = expr_dot.captures(expr) {
+                        prefixed(&e[1], &e[2], &aliases)
+                    } else {
+                        None
+                    };
+                    if let Some(p) = target {
+                        aliases.insert(c[2].to_string(), format!("{p}[]"));
                     }
                 }
                 if let Some(c) = bind.captures(&code) {

@@ -138,7 +138,7 @@ pub struct BundleSpec {
 
 impl LiveExecutor {
     /// Collect the support bundle into `spec.out` (a .tar.gz, 0600); answers the files in it.
-    pub(crate) fn support_bundle(&mut self, spec: &BundleSpec) -> Result<J, String> {
+    pub(crate) fn support_bundle(&self, spec: &BundleSpec) -> Result<J, String> {
         let mut files: Vec<(String, J)> = Vec::new();
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut notes: Vec<String> = Vec::new();

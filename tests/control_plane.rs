@@ -491,11 +491,43 @@ fn a_release_stuck_pending_is_reported_with_the_choices() {
     stuck.kill().unwrap();
     let _ = stuck.wait();
     assert!(pending, "helm wrote its pending release record");
+    // the tool did not see that helm exit: it cannot know that no helm holds the release
     live.control_plane(&[])
         .code(1)
-        .stderr_has("the release clearml in clearml is pending-install")
+        .stderr_has("the release clearml in clearml is pending-install (revision 1, written ")
+        .stderr_has("this tool did not see the helm that wrote it exit")
+        .stderr_has(
+            "run again with --recover-pending, which will uninstall the unfinished first install",
+        )
         .stderr_has("`helm rollback clearml -n clearml`")
         .stderr_has("nothing was changed");
+    // the operator says no helm runs on it: uninstalled, then installed, and told so
+    live.control_plane(&["--recover-pending"])
+        .success()
+        .stderr_has("--recover-pending: no helm operation runs on it: recovering it: uninstall the unfinished first install (`helm uninstall clearml -n clearml`")
+        .stderr_has("the unfinished install was uninstalled");
+    assert_eq!(release_states(&live), vec![(1, "deployed".to_string())]);
+}
+
+/// Every revision of the release clearml in clearml with its state, from helm's records.
+fn release_states(live: &Cluster) -> Vec<(i64, String)> {
+    let list = live
+        .sim
+        .kube_get("/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm,name%3Dclearml");
+    let mut states: Vec<(i64, String)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let labels = &s["metadata"]["labels"];
+            (
+                labels["version"].as_str().unwrap().parse().unwrap(),
+                labels["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    states.sort();
+    states
 }
 
 #[test]
@@ -510,12 +542,46 @@ fn a_release_left_pending_fails_the_step_with_the_state_and_the_way_out() {
         .code(1)
         .stderr_has("the release clearml in clearml is pending-install, not deployed")
         .stderr_has("`helm uninstall clearml -n clearml`");
-    // the next run refuses it, with the same way out, and changes nothing
+    // helm has exited, which the tool noted on the record: the next run uninstalls the
+    // unfinished install, says so, and installs
     live.control_plane(&[])
-        .code(1)
-        .stderr_has("the release clearml in clearml is pending-install")
-        .stderr_has("`helm uninstall clearml -n clearml`")
-        .stderr_has("nothing was changed");
+        .success()
+        .stderr_has("left by a helm that has exited (helm upgrade --install, run by clearml-script")
+        .stderr_has("recovering it: uninstall the unfinished first install (`helm uninstall clearml -n clearml`");
+    assert_eq!(release_states(&live), vec![(1, "deployed".to_string())]);
+}
+
+#[test]
+fn an_upgrade_left_pending_is_rolled_back_to_the_last_deployed_revision_then_upgraded() {
+    for major in [3, 4] {
+        let live = Cluster::new(major);
+        live.control_plane(&[]).success();
+        // the upgrade's final write of its new record (revision 2) fails: pending-upgrade
+        live.sim.faults.fail(
+            "PUT",
+            "/api/v1/namespaces/clearml/secrets/sh.helm.release.v1.clearml.v2",
+            1,
+            500,
+        );
+        live.control_plane(&["--set", "service_type=NodePort"])
+            .code(1)
+            .stderr_has("the release clearml in clearml is pending-upgrade, not deployed")
+            .stderr_has("The next run recovers it");
+        let states = release_states(&live);
+        assert_eq!(states.last().unwrap().1, "pending-upgrade", "helm {major}");
+        live.control_plane(&["--set", "service_type=NodePort"])
+            .success()
+            .stderr_has("is pending-upgrade (revision 2), left by a helm that has exited")
+            .stderr_has("recovering it: roll it back to revision 1, the last deployed (`helm rollback clearml 1 -n clearml`)");
+        // revision 3 is the rollback (a copy of 1), revision 4 this run's upgrade; helm's own
+        // rollback leaves the history of revision 2 as it was, as a rollback by hand does
+        let states = release_states(&live);
+        assert_eq!(
+            states[2..],
+            [(3, "superseded".to_string()), (4, "deployed".to_string())],
+            "helm {major}: {states:?}"
+        );
+    }
 }
 
 #[test]

@@ -26,7 +26,17 @@ pub fn install_args(state: &Path) -> Vec<String> {
 /// Run again without faults or signals: exit 0, every release deployed, the internal
 /// credentials those of the first run that made them, each queue once.
 pub fn assert_converges(state: &Path, label: &str, credentials_before: Option<&serde_json::Value>) {
-    let out = Test::new().args(install_args(state)).helm(4).run();
+    assert_converges_with(state, label, credentials_before, 4);
+}
+
+/// [`assert_converges`] with the helm `major`; answers the re-run's output.
+pub fn assert_converges_with(
+    state: &Path,
+    label: &str,
+    credentials_before: Option<&serde_json::Value>,
+    major: u32,
+) -> crate::common::Output {
+    let out = Test::new().args(install_args(state)).helm(major).run();
     assert_eq!(out.code, 0, "{label}: the re-run failed:\n{}", out.stderr);
     let releases = out
         .stderr
@@ -47,9 +57,7 @@ pub fn assert_converges(state: &Path, label: &str, credentials_before: Option<&s
         !releases.contains("pending") && !releases.contains("failed"),
         "{label}:\n{releases}"
     );
-    let snap: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(state.join("sandbox-state.json")).unwrap())
-            .unwrap();
+    let snap = kept_state(state);
     let queues = snap["clearml"]["queues"].to_string();
     assert_eq!(
         queues.matches("\"GPUshm\"").count(),
@@ -63,12 +71,22 @@ pub fn assert_converges(state: &Path, label: &str, credentials_before: Option<&s
             "{label}: the credentials changed"
         );
     }
+    out
+}
+
+/// The kept sandbox state in `dir`, decrypted with its key (as the tool reads it).
+pub fn kept_state(dir: &Path) -> serde_json::Value {
+    clearml_script::sandbox::state::read(dir)
+        .unwrap()
+        .expect("a kept state")
 }
 
 /// The data of the Secret that keeps the server's internal credentials, from the state.
 pub fn internal_credentials(state: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(state.join("sandbox-state.json")).unwrap_or_default();
-    let snap: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    let snap = clearml_script::sandbox::state::read(state)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     let mut found = serde_json::Value::Null;
     fn walk(v: &serde_json::Value, found: &mut serde_json::Value) {
         match v {

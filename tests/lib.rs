@@ -3,6 +3,7 @@
 
 mod common;
 
+mod airgap;
 mod apps;
 mod apps_edges;
 mod bad_input;
@@ -17,6 +18,7 @@ mod kill_matrix;
 mod kube_client;
 mod leak_scan;
 mod operations;
+mod parallel;
 mod plan_and_signals;
 mod playbooks;
 mod progress;

@@ -22,7 +22,7 @@ const SCRIPT_ERRORS: &[(&str, &str)] = &[
     ),
     (
         "ensure_namespace(\"early\");\nlet s = \"xxxxxxxx\";\nloop { s += s; }\n",
-        "Length of string",
+        "the playbook's data outgrew the memory limit",
     ),
     ("ensure_namespace(\"early\");\nlet n = 1 + \"a\" * 2;\n", ""),
     (

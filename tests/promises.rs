@@ -26,6 +26,8 @@ enum Answer {
     Slow(Duration),
     /// Raw bytes as they are (status line and headers included), then close.
     Raw(Vec<u8>),
+    /// Raw bytes, then nothing more for an hour: a stalled server.
+    Stall(Vec<u8>),
 }
 
 struct Scripted {
@@ -91,6 +93,12 @@ impl Scripted {
                             envelope(200, 0, json!({}))
                         }
                         Answer::Raw(bytes) => bytes,
+                        Answer::Stall(bytes) => {
+                            let _ = stream.write_all(&bytes);
+                            let _ = stream.flush();
+                            std::thread::sleep(Duration::from_secs(3600));
+                            return;
+                        }
                     };
                     let _ = stream.write_all(&bytes);
                 });
@@ -836,4 +844,69 @@ fn secret_rule_ignores_separators_and_case() {
     assert_eq!((s.len(), s.is_empty()), (3, false));
     let e = Secret::new("");
     assert_eq!((e.len(), e.is_empty()), (0, true));
+}
+
+/// A Kubernetes API that answers the connection check and then stalls, before the answer's
+/// headers or in the middle of its body: the run ends with an error that names the call (verb,
+/// resource, namespace/name, the request) and the server, instead of hanging.
+#[test]
+fn a_stalled_kubernetes_call_is_named_with_the_server() {
+    let version = json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0",
+        "gitCommit": "x", "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
+    .to_string();
+    let ok = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{version}",
+        version.len()
+    )
+    .into_bytes();
+    let half_a_secret =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"kind\": \"Se"
+            .to_vec();
+    for (stall, what) in [
+        (Vec::new(), "before the headers"),
+        (half_a_secret, "in the body"),
+    ] {
+        let ok = ok.clone();
+        let server = Scripted::start(move |path, _| match path {
+            "version" => Answer::Raw(ok.clone()),
+            _ => Answer::Stall(stall.clone()),
+        });
+        let t = Test::new()
+            .file(
+                "kubeconfig",
+                &format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n\
+                     contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\n\
+                     users:\n- name: u\n  user:\n    token: not-a-real-token\n",
+                    server.url
+                ),
+            )
+            .script("let s = get_secret(\"clearml\", \"creds\");\nensure_namespace(\"a\");\n")
+            .args(["--kubeconfig", "kubeconfig"])
+            .env("CLEARML_SCRIPT_KUBE_TIMEOUT", "2");
+        let out = t.run();
+        assert_eq!(out.code, 1, "{what}:\n{}", out.stderr);
+        let expected = format!(
+            "cannot read the Secret clearml/creds: the Kubernetes API at {} did not answer \
+             `get secrets clearml/creds` (GET /api/v1/namespaces/clearml/secrets/creds) within 2s",
+            server.url
+        );
+        assert!(out.stderr.contains(&expected), "{what}:\n{}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("no step was started: nothing was changed"),
+            "{what}:\n{}",
+            out.stderr
+        );
+    }
+    // a timeout that is not a number of seconds is refused before anything starts
+    Test::new()
+        .script("ensure_namespace(\"a\");\n")
+        .args(["--kubeconfig", "kubeconfig"])
+        .file("kubeconfig", "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\ncontexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\nusers:\n- name: u\n  user:\n    token: t\n")
+        .env("CLEARML_SCRIPT_KUBE_TIMEOUT", "1m")
+        .run()
+        .code(2)
+        .stderr_has("CLEARML_SCRIPT_KUBE_TIMEOUT=\"1m\": give the Kubernetes request timeout as a whole number of seconds");
 }

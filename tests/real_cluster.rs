@@ -1568,15 +1568,30 @@ fn preflight_status_and_uninstall_against_the_real_server_as_the_least_privilege
         .stderr_has("control plane: release clearml in clearml was not there")
         .stderr_has("0 release(s) removed");
     remove_namespaces(&real.kubeconfig);
+    // the ingress controller's LoadBalancer goes too: the other tests discover the router
+    // address from the node without it
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        let req = http::Request::delete("/apis/networking.k8s.io/v1/ingressclasses/nginx")
+            .body(Vec::new())
+            .unwrap();
+        let _ = c.request::<Value>(req).await;
+    });
+    remove(&real.kubeconfig, &["ingress-nginx"]);
 }
 
 /// Remove the standard install's namespaces, awaited until the real namespace controller
 /// removed them.
 fn remove_namespaces(kubeconfig: &std::path::Path) {
+    remove(kubeconfig, &["clearml-agents", "redis-shared", "clearml"]);
+}
+
+/// Remove namespaces, awaited until the real namespace controller removed them.
+fn remove(kubeconfig: &std::path::Path, names: &[&str]) {
     rt().block_on(async {
         let c = client_for(kubeconfig).await;
         let namespaces: Api<Namespace> = Api::all(c.clone());
-        for ns in ["clearml-agents", "redis-shared", "clearml"] {
+        for &ns in names {
             let _ = namespaces.delete(ns, &DeleteParams::default()).await;
             let uid = namespaces
                 .get_opt(ns)

@@ -46,6 +46,12 @@ pub mod apps_builtins {
         const B: &str = "download_apps";
         let url = Value::from_dynamic(&url).map_err(|e| invalid(B, e))?;
         match &url {
+            // a package on this machine (an air-gapped bundle's, see bundle_apps)
+            Value::Str(u) if u.starts_with("file://") => {
+                if !std::path::Path::new(&u["file://".len()..]).is_file() {
+                    return Err(invalid(B, format!("{u}: there is no such file")));
+                }
+            }
             Value::Str(u) => crate::validate::url(u).map_err(|e| invalid(B, e))?,
             Value::Secret(_) => {}
             other => {

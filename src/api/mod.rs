@@ -1,6 +1,7 @@
 //! The built-ins, one Rhai plugin module per domain. Their `///` comments are the user
 //! documentation (`clearml-script docs`, `:help` in the REPL, `.d.rhai` definitions).
 
+pub mod airgap_api;
 pub mod apps_builtins;
 pub mod checks;
 pub mod clearml_api;
@@ -23,6 +24,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(secrets::secrets_api).into());
     engine.register_global_module(exported_module!(cluster::cluster_api).into());
     engine.register_global_module(exported_module!(apps_builtins::apps_builtins).into());
+    engine.register_global_module(exported_module!(airgap_api::airgap_api).into());
     engine.register_global_module(exported_module!(clearml_api::clearml_api).into());
     engine.register_global_module(exported_module!(ops_api::ops_api).into());
     engine.register_global_module(exported_module!(run::run_api).into());

@@ -149,6 +149,49 @@ pub mod values_api {
         crate::api::merge_dynamic(a, b)
     }
 
+    /// The indexes of the items equal (as text) to an earlier item of the list (`()` items are
+    /// left out): one pass, so
+    /// a check of thousands of names stays linear (a script that fills a map of seen names
+    /// pays for Rhai's size check of the whole map at each insertion).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let twice = duplicates(["a", "b", "a"]);
+    /// // [2]
+    /// ```
+    pub fn duplicates(list: rhai::Array) -> rhai::Array {
+        let mut seen = std::collections::HashSet::with_capacity(list.len());
+        list.iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_unit() && !seen.insert(crate::api::display(v)))
+            .map(|(i, _)| Dynamic::from(i as i64))
+            .collect()
+    }
+
+    /// A map from a list of `[key, value]` pairs, built in one pass (later keys win).
+    ///
+    /// # Example
+    /// ```rhai
+    /// let m = to_map([["a", 1], ["b", 2]]);
+    /// // #{ a: 1, b: 2 }
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn to_map(pairs: rhai::Array) -> Result<Map, Box<rhai::EvalAltResult>> {
+        let mut out = Map::new();
+        for (i, pair) in pairs.into_iter().enumerate() {
+            let Some(mut kv) = pair.try_cast::<rhai::Array>().filter(|kv| kv.len() == 2) else {
+                return Err(crate::failure::invalid(
+                    "to_map",
+                    format!("item {i} is not a [key, value] pair"),
+                ));
+            };
+            let value = kv.pop().expect("two");
+            let key = crate::api::display(&kv.pop().expect("two"));
+            out.insert(key.into(), value);
+        }
+        Ok(out)
+    }
+
     /// The value at a dotted key path, or `default` when any key on the way is missing.
     ///
     /// # Example

@@ -29,6 +29,9 @@ pub struct Faults {
     workloads: Arc<Mutex<std::collections::BTreeMap<String, WorkloadFault>>>,
     /// Seeded objects to remove when the sandbox starts (`remove:storageclass`).
     removals: Arc<Mutex<Vec<Removal>>>,
+    /// How long each workload (Deployment, StatefulSet) takes to become ready after each
+    /// change of its spec (`ready-after:MS`); at once when unset.
+    ready_after: Arc<Mutex<Option<Duration>>>,
 }
 
 /// Why a faulted workload's pods are not ready.
@@ -49,6 +52,8 @@ pub enum WorkloadFault {
 pub enum Removal {
     DefaultStorageClass,
     IngressClass,
+    /// The stand-in chart repository answers nothing (an air-gapped cluster's network).
+    ChartRepository,
 }
 
 impl Faults {
@@ -89,15 +94,36 @@ impl Faults {
         lock(&self.workloads).get(name).copied()
     }
 
+    /// Make every workload take `delay` to become ready after each change of its spec, as pods
+    /// that pull, start and pass their probes would.
+    pub fn delay_readiness(&self, delay: Duration) {
+        *lock(&self.ready_after) = Some(delay);
+    }
+
+    /// How long a workload takes to become ready, if it is delayed.
+    pub fn ready_after(&self) -> Option<Duration> {
+        *lock(&self.ready_after)
+    }
+
     /// The seeded objects to remove when the sandbox starts.
     pub fn removals(&self) -> Vec<Removal> {
         lock(&self.removals).clone()
     }
 
     /// Parse a `--fault`: `METHOD:PATH:COUNT:STATUS`, `METHOD:PATH:COUNT:delay=MS`,
-    /// `workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|ProbeFailure`, or
-    /// `remove:storageclass|ingressclass`.
+    /// `workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|ProbeFailure`,
+    /// `remove:storageclass|ingressclass|chart-repository`, or `ready-after:MS` (each workload
+    /// becomes ready MS milliseconds after each change).
     pub fn add_spec(&self, spec: &str) -> Result<(), String> {
+        if let Some(ms) = spec.strip_prefix("ready-after:") {
+            let ms: u64 = ms.parse().map_err(|_| {
+                format!(
+                    "--fault {spec}: expected ready-after:MS, MS a whole number of milliseconds"
+                )
+            })?;
+            self.delay_readiness(Duration::from_millis(ms));
+            return Ok(());
+        }
         if let Some(rest) = spec.strip_prefix("workload:") {
             let (name, why) = rest.rsplit_once(':').unwrap_or((rest, ""));
             let why = match why {
@@ -122,9 +148,10 @@ impl Faults {
             let r = match what {
                 "storageclass" => Removal::DefaultStorageClass,
                 "ingressclass" => Removal::IngressClass,
+                "chart-repository" => Removal::ChartRepository,
                 _ => {
                     return Err(format!(
-                        "--fault {spec}: expected remove:storageclass or remove:ingressclass"
+                        "--fault {spec}: expected remove:storageclass, remove:ingressclass or remove:chart-repository"
                     ));
                 }
             };
@@ -186,6 +213,8 @@ pub fn remove_seeded(faults: &Faults, store: &super::store::Store) {
         let (group, plural, name) = match r {
             Removal::DefaultStorageClass => ("storage.k8s.io", "storageclasses", "standard"),
             Removal::IngressClass => ("networking.k8s.io", "ingressclasses", "nginx"),
+            // not an object: the chart repository refuses every request (see sandbox::kube)
+            Removal::ChartRepository => continue,
         };
         if let Some(res) = super::resources::find(group, "v1", plural) {
             let _ = store.delete(res, "", name);

@@ -39,6 +39,8 @@ pub struct KubeServer {
     _plain_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub store: Arc<Store>,
     pub faults: Faults,
+    /// Every request that reached the stand-in chart repository (`GET /charts/index.yaml`).
+    chart_requests: Arc<std::sync::Mutex<Vec<String>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -61,6 +63,21 @@ impl KubeServer {
     /// The stand-in chart repository served beside the API.
     pub fn chart_repo_url(&self) -> String {
         format!("http://{}/charts", self.plain_addr)
+    }
+
+    /// The requests that reached the stand-in chart repository, served or refused.
+    pub fn chart_requests(&self) -> Vec<String> {
+        self.chart_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the chart repository is switched off (`--fault remove:chart-repository`).
+    pub fn chart_repo_off(&self) -> bool {
+        self.faults
+            .removals()
+            .contains(&super::faults::Removal::ChartRepository)
     }
 
     /// A kubeconfig that points at this server, with the context `sandbox`.
@@ -89,8 +106,10 @@ struct Shared {
     token: String,
     store: Arc<Store>,
     faults: Faults,
-    /// The stand-in chart repository: file name → bytes (`index.yaml` included).
+    /// The stand-in chart repository: file name → bytes (`index.yaml` included); empty when it
+    /// is switched off.
     charts: HashMap<String, Vec<u8>>,
+    chart_requests: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
@@ -101,21 +120,39 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let store = Arc::new(Store::with_faults(faults.clone()));
     store.set_cluster_ca(&ca_pem);
     super::faults::remove_seeded(&faults, &store);
+    if faults.ready_after().is_some() {
+        // the controllers' later status updates: workloads become ready once their delay passed
+        let weak = Arc::downgrade(&store);
+        tokio::spawn(async move {
+            while let Some(store) = weak.upgrade() {
+                store.mature_workloads();
+                drop(store);
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        });
+    }
     let packaged = super::charts::package_all().map_err(std::io::Error::other)?;
     let mut charts: HashMap<String, Vec<u8>> = HashMap::new();
-    charts.insert(
-        "index.yaml".into(),
-        super::charts::index(&packaged, &format!("http://{plain_addr}/charts")).into_bytes(),
-    );
-    for p in packaged {
-        charts.insert(p.file, p.bytes);
+    let off = faults
+        .removals()
+        .contains(&super::faults::Removal::ChartRepository);
+    if !off {
+        charts.insert(
+            "index.yaml".into(),
+            super::charts::index(&packaged, &format!("http://{plain_addr}/charts")).into_bytes(),
+        );
+        for p in packaged {
+            charts.insert(p.file, p.bytes);
+        }
     }
     let token = super::store::random_hex(32);
+    let chart_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
     let shared = Arc::new(Shared {
         token: token.clone(),
         store: store.clone(),
         faults: faults.clone(),
         charts,
+        chart_requests: chart_requests.clone(),
     });
     let app = Router::new().fallback(handle).with_state(shared);
     let tx = super::serve(super::TlsListener::new(listener, acceptor), app.clone());
@@ -128,6 +165,7 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
         token,
         store,
         faults,
+        chart_requests,
         shutdown: Some(tx),
     })
 }
@@ -237,6 +275,11 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         None => {}
     }
     if let Some(file) = path.strip_prefix("/charts/") {
+        shared
+            .chart_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(format!("{method} {path}"));
         return match shared.charts.get(file) {
             Some(bytes) => Response::builder()
                 .status(200)

@@ -9,6 +9,7 @@ pub mod kube;
 pub mod ownership;
 pub mod protobuf;
 pub mod resources;
+pub mod state;
 pub mod store;
 pub mod validation;
 
@@ -108,18 +109,19 @@ pub struct Sandbox {
     pub kubeconfig: PathBuf,
     pub dir: PathBuf,
     /// Where the simulated cluster is kept between runs (`--sandbox-state`), saved on drop.
-    state_file: Option<PathBuf>,
+    /// `--sandbox-state DIR`: saved there when the sandbox ends.
+    state_dir: Option<PathBuf>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        if let Some(path) = self.state_file.clone()
-            && let Err(e) = self.save(&path)
+        if let Some(dir) = self.state_dir.clone()
+            && let Err(e) = self.save(&dir)
         {
             crate::ui::warn(&format!(
                 "the sandbox state could not be saved to {}: {e}",
-                path.display()
+                dir.join(state::STATE_FILE).display()
             ));
         }
     }
@@ -155,16 +157,17 @@ impl Sandbox {
             clearml,
             kubeconfig,
             dir: dir_path,
-            state_file: None,
+            state_dir: None,
             _dir: guard,
         })
     }
 
     /// Keep the simulated cluster in `dir` between runs: restore what an earlier run left
     /// there, and save it again when this sandbox ends (also after a failed run). The state holds
-    /// what the cluster holds, Secrets included, as a real cluster's store does: it is written
-    /// readable by its owner only. ClearML credentials are not kept; they are seeded again from
-    /// the site values.
+    /// what the cluster holds, Secrets and workloads' environments included, as a real cluster's
+    /// store does: it is encrypted at rest with the sandbox's own key ([`state`]), and both files
+    /// are readable by their owner only. ClearML credentials are not kept; they are seeded again
+    /// from the site values.
     ///
     /// A state that cannot be read is an error naming the file, and is left untouched: it is
     /// only ever replaced after it was read, atomically.
@@ -175,23 +178,17 @@ impl Sandbox {
                 dir.display()
             )
         })?;
-        let path = dir.join("sandbox-state.json");
+        let path = dir.join(state::STATE_FILE);
         let unreadable = |e: String| {
             format!(
                 "the sandbox state {} cannot be read: {e}; it was left as it is: move it away to start a new cluster",
                 path.display()
             )
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                self.state_file = Some(path);
-                return Ok(false);
-            }
-            Err(e) => return Err(unreadable(e.to_string())),
+        let Some(snap) = state::read(dir).map_err(unreadable)? else {
+            self.state_dir = Some(dir.to_path_buf());
+            return Ok(false);
         };
-        let snap: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| unreadable(format!("not JSON ({e})")))?;
         self.kube
             .store
             .restore(&snap["kubernetes"])
@@ -201,18 +198,18 @@ impl Sandbox {
             .restore(&snap["clearml"])
             .map_err(unreadable)?;
         // saved on drop from here on, and only now: an unreadable state is never overwritten
-        self.state_file = Some(path);
+        self.state_dir = Some(dir.to_path_buf());
         Ok(true)
     }
 
-    /// Write the state atomically (a 0600 temporary file beside it, synced, renamed over it), so
-    /// a kill during the save leaves the old state or the new.
-    fn save(&self, path: &std::path::Path) -> Result<(), String> {
+    /// Write the state, encrypted, atomically (a 0600 temporary file beside it, synced, renamed
+    /// over it), so a kill during the save leaves the old state or the new.
+    fn save(&self, dir: &std::path::Path) -> Result<(), String> {
         let snap = serde_json::json!({
             "kubernetes": self.kube.store.snapshot(),
             "clearml": self.clearml.state.snapshot(),
         });
-        crate::fsutil::write_atomic(path, snap.to_string().as_bytes())
+        state::write(dir, &snap)
     }
 }
 
@@ -221,7 +218,8 @@ impl Sandbox {
     /// against it: every map holding a key/secret pair (`apiserverKey`/`apiserverSecret`,
     /// `key`/`secret`, `user_key`/`user_secret`, …) becomes credentials of a user of the default
     /// company, with the role `system` under a `supervisor` map and `admin` elsewhere; each entry
-    /// of a `fixed_users` list becomes a fixed user. Answers with what was seeded, for the log.
+    /// of a `fixed_users` list becomes a fixed user, and so does a map's `user` with its
+    /// `password` (the applications' upload, `apps.user`), an admin. Answers with what was seeded, for the log.
     pub fn seed_from_site(&self, site: &crate::value::Value) -> Vec<String> {
         use crate::value::Value;
         let mut seeded = Vec::new();
@@ -262,6 +260,22 @@ impl Sandbox {
                     });
                 state.add_credentials(&key, &secret, &id);
                 seeded.push(format!("credentials at `{at}` ({})", role.as_str()));
+            }
+            // a user and password (the applications' upload, `apps.user`/`apps.password`): a
+            // fixed user, admin, as the upload needs
+            if let (Some(Value::Str(name)), Some(pw)) = (map.get("user"), map.get("password")) {
+                let pw = match pw {
+                    Value::Secret(s) => Some(s.expose().to_string()),
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                };
+                if let Some(pw) = pw {
+                    state.add_fixed_user(name, &pw, clearml::DEFAULT_COMPANY, true);
+                    seeded.push(format!(
+                        "fixed user `{name}` (`{}`)",
+                        crate::value::join_path(path, "user")
+                    ));
+                }
             }
             if let Some(Value::List(users)) = map.get("fixed_users") {
                 for u in users {
@@ -373,6 +387,18 @@ impl Sandbox {
         }
         if !any {
             out.push_str("    (none)\n");
+        }
+        if self.kube.chart_repo_off() {
+            let reached = self.kube.chart_requests();
+            out.push_str(&format!(
+                "  chart repository: switched off; {} request(s) reached it{}\n",
+                reached.len(),
+                if reached.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reached.join(", "))
+                }
+            ));
         }
         out
     }

@@ -90,6 +90,15 @@ struct Inner {
     history_floor: u64,
     /// The cluster's CA certificate (PEM), which every namespace's `kube-root-ca.crt` holds.
     cluster_ca: String,
+    /// With a readiness delay (`ready-after:MS`): each workload's generation, when it becomes
+    /// ready, and whether its ready state is stored yet.
+    ready_due: BTreeMap<Key, Due>,
+}
+
+struct Due {
+    generation: Value,
+    at: std::time::Instant,
+    shown: bool,
 }
 
 /// How many events a watch can resume across.
@@ -149,6 +158,7 @@ impl Store {
                 faults,
                 history: Default::default(),
                 history_floor: 0,
+                ready_due: BTreeMap::new(),
             }),
             events,
         };
@@ -1195,6 +1205,21 @@ fn simulate(
             }
             return derived;
         }
+        "Deployment" | "StatefulSet" if !matured(r, obj, inner) => {
+            let n = replicas(obj);
+            obj["status"] = json!({
+                "observedGeneration": generation,
+                "replicas": n, "updatedReplicas": n, "readyReplicas": 0, "availableReplicas": 0,
+                "unavailableReplicas": n, "currentReplicas": n,
+                "conditions": [
+                    {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable", "message": "Deployment does not have minimum availability."},
+                    {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated", "message": "ReplicaSet is progressing."},
+                ],
+            });
+            if r.kind == "Deployment" {
+                return replica_sets(obj, n, inner);
+            }
+        }
         "Deployment" => {
             let n = replicas(obj);
             obj["status"] = json!({
@@ -1212,7 +1237,13 @@ fn simulate(
             let owner = obj["metadata"]["ownerReferences"][0]["name"]
                 .as_str()
                 .unwrap_or_default();
-            let ready = if inner.faults.workload(owner).is_some() {
+            let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+            let deployments = resources::find("apps", "v1", "deployments").expect("served");
+            let waiting = inner
+                .ready_due
+                .get(&key(deployments, ns, owner))
+                .is_some_and(|d| !d.shown);
+            let ready = if inner.faults.workload(owner).is_some() || waiting {
                 0
             } else {
                 n
@@ -1271,6 +1302,60 @@ fn simulate(
         _ => {}
     }
     Vec::new()
+}
+
+/// With a readiness delay: has this workload's generation been there long enough to be ready?
+/// A new generation starts its delay now.
+fn matured(r: &'static Resource, obj: &Value, inner: &mut Inner) -> bool {
+    let Some(delay) = inner.faults.ready_after() else {
+        return true;
+    };
+    let ns = obj["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let generation = obj["metadata"]["generation"].clone();
+    let now = std::time::Instant::now();
+    let due = inner.ready_due.entry(key(r, ns, name)).or_insert(Due {
+        generation: generation.clone(),
+        at: now + delay,
+        shown: false,
+    });
+    if due.generation != generation {
+        *due = Due {
+            generation,
+            at: now + delay,
+            shown: false,
+        };
+    }
+    if now >= due.at {
+        due.shown = true;
+    }
+    due.shown
+}
+
+impl Store {
+    /// With a readiness delay: store as ready the workloads whose delay has passed (as a
+    /// controller's status update, announced to watches). Answers whether any still waits.
+    pub fn mature_workloads(&self) -> bool {
+        let mut inner = self.lock();
+        let now = std::time::Instant::now();
+        let due: Vec<Key> = inner
+            .ready_due
+            .iter()
+            .filter(|(_, d)| !d.shown && now >= d.at)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in due {
+            let Some(obj) = inner.objects.get(&k).cloned() else {
+                inner.ready_due.remove(&k);
+                continue;
+            };
+            let Some(r) = resources::find(k.0, "v1", k.1) else {
+                continue;
+            };
+            self.commit(&mut inner, r, &k.2, obj, "MODIFIED");
+        }
+        inner.ready_due.values().any(|d| !d.shown)
+    }
 }
 
 fn template_hash(template: &Value) -> String {

@@ -1,0 +1,1088 @@
+//! Air-gapped installs as one piece: the bundle (`clearml-script bundle create`) carries the
+//! charts at their versions, the applications package and the list of images to mirror, with a
+//! manifest of every file's sha256; `bundle verify` checks it; an install with `airgap.bundle`
+//! takes its charts from it; and the closure proof (`bundle check`, and before the first action
+//! of such an install) renders every chart with its final values and refuses any image that does
+//! not point at the mirror or is not in the bundle.
+//!
+//! Not to be confused with `bundle.rs`, the support bundle for the vendor.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as J;
+
+use crate::action::{Action, ChartInstall};
+
+/// The manifest's name inside the archive: always its first entry.
+pub const MANIFEST: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+/// What a bundle holds, and the sha256 of each of its other files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    /// The tool that made it (`clearml-script 0.1.0`).
+    pub tool: String,
+    /// The mirror registry the images are copied to.
+    pub registry: String,
+    /// The site values the bundle was made from, every secret removed.
+    pub site: J,
+    pub charts: Vec<ChartEntry>,
+    pub images: Vec<ImageEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apps: Option<AppsEntry>,
+    /// Every other file of the archive: path to sha256.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ChartEntry {
+    pub release: String,
+    pub namespace: String,
+    /// The chart as the plan names it (`clearml-enterprise/clearml-enterprise`, `oci://…`).
+    pub source: String,
+    pub name: String,
+    pub version: String,
+    /// The archive's path inside the bundle (`charts/NAME-VERSION.tgz`).
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageEntry {
+    /// The image where the vendor publishes it, fully qualified (`docker.io/allegroai/x:1`).
+    pub source: String,
+    /// Where it is in the mirror.
+    pub target: String,
+    /// What uses it: `chart clearml: Deployment clearml-apiserver`, `apps: hpo.zip`.
+    pub used_by: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppsEntry {
+    /// Where it was downloaded from (secrets removed).
+    pub url: J,
+    pub sha256: String,
+    pub file: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// image references
+
+/// An image reference fully qualified as a container runtime reads it: `python:3.9` is
+/// `docker.io/library/python:3.9`, `allegroai/x:1` is `docker.io/allegroai/x:1`.
+pub fn normalize(image: &str) -> String {
+    let image = image.trim();
+    let (first, rest) = match image.split_once('/') {
+        Some((f, r)) => (f, Some(r)),
+        None => (image, None),
+    };
+    let is_domain =
+        rest.is_some() && (first.contains('.') || first.contains(':') || first == "localhost");
+    match (is_domain, rest) {
+        (true, Some(r)) => format!(
+            "{}/{r}",
+            if first == "index.docker.io" {
+                "docker.io"
+            } else {
+                first
+            }
+        ),
+        (false, Some(_)) => format!("docker.io/{image}"),
+        _ => format!("docker.io/library/{image}"),
+    }
+}
+
+/// The image's place in the mirror: the registry (a host, optionally with a path) in front of
+/// the repository path, tag and digest kept. `docker.io/allegroai/x:1` in `registry.local:5000`
+/// is `registry.local:5000/allegroai/x:1`.
+pub fn mirror(image: &str, registry: &str) -> String {
+    let full = normalize(image);
+    let path = full.split_once('/').map_or(full.as_str(), |(_, p)| p);
+    format!("{}/{path}", registry.trim_end_matches('/'))
+}
+
+/// Every image of a rendered manifest (`helm template`'s multi-document YAML): the `image` of
+/// each container, init container and ephemeral container of every object, whatever its kind
+/// (pods, the workloads' pod templates, CronJobs' job templates, custom resources), each with
+/// `Kind name` and the container's name.
+pub fn images_in_manifest(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for doc in split_documents(text) {
+        if doc
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            continue;
+        }
+        let value = crate::site::parse_yaml(&doc)
+            .map_err(|e| format!("the rendered manifest is not YAML: {e}"))?;
+        let j = value.reveal();
+        let object = format!(
+            "{} {}",
+            j["kind"].as_str().unwrap_or("object"),
+            j["metadata"]["name"].as_str().unwrap_or("(no name)")
+        );
+        containers(&j, &object, &mut out);
+    }
+    Ok(out)
+}
+
+fn split_documents(text: &str) -> Vec<String> {
+    let mut docs = vec![String::new()];
+    for line in text.lines() {
+        if line == "---" || line.starts_with("--- ") {
+            docs.push(String::new());
+        } else {
+            let d = docs.last_mut().expect("one at least");
+            d.push_str(line);
+            d.push('\n');
+        }
+    }
+    docs
+}
+
+fn containers(j: &J, object: &str, out: &mut Vec<(String, String)>) {
+    match j {
+        J::Object(m) => {
+            for (k, v) in m {
+                if matches!(
+                    k.as_str(),
+                    "containers" | "initContainers" | "ephemeralContainers"
+                ) && let J::Array(items) = v
+                {
+                    for c in items {
+                        if let Some(image) = c["image"].as_str() {
+                            let name = c["name"].as_str().unwrap_or("?");
+                            out.push((format!("{object}, container {name}"), image.to_string()));
+                        }
+                    }
+                }
+                containers(v, object, out);
+            }
+        }
+        J::Array(items) => items.iter().for_each(|i| containers(i, object, out)),
+        _ => {}
+    }
+}
+
+/// The images a chart's values set outside its templates' containers: a string under a key
+/// `image` or ending in `Image` (`agentk8sglue.defaultContainerImage`, a queue's
+/// `defaultImage`), and `image: {registry, repository, tag}` maps. Each with its key path.
+pub fn images_in_values(values: &J) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    walk_values(values, "", &mut out);
+    out
+}
+
+fn walk_values(j: &J, path: &str, out: &mut Vec<(String, String)>) {
+    match j {
+        J::Object(m) => {
+            for (k, v) in m {
+                let at = crate::value::join_path(path, k);
+                let image_key = k == "image" || k.ends_with("Image");
+                match v {
+                    J::String(s)
+                        if image_key && !s.is_empty() && !s.contains(char::is_whitespace) =>
+                    {
+                        out.push((at, s.clone()))
+                    }
+                    J::Object(parts)
+                        if image_key && parts.get("repository").is_some_and(J::is_string) =>
+                    {
+                        let repo = parts["repository"].as_str().unwrap_or_default();
+                        let mut image = match parts.get("registry").and_then(J::as_str) {
+                            Some(r) if !r.is_empty() => format!("{r}/{repo}"),
+                            _ => repo.to_string(),
+                        };
+                        if let Some(t) = parts
+                            .get("tag")
+                            .and_then(J::as_str)
+                            .filter(|t| !t.is_empty())
+                        {
+                            image = format!("{image}:{t}");
+                        }
+                        out.push((at, image));
+                    }
+                    _ => walk_values(v, &at, out),
+                }
+            }
+        }
+        J::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                walk_values(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the archive
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A safe path inside a bundle: relative, no `..`, no empty parts.
+fn safe_entry(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && path
+            .split('/')
+            .all(|p| !p.is_empty() && p != "." && p != "..")
+}
+
+/// Read a bundle: its manifest (the first entry), then every other entry hashed as it streams
+/// by, and compared with the manifest. `keep` is called with each verified entry's path and
+/// bytes' location when the caller wants an entry extracted: it answers where to write it.
+fn read_bundle(
+    path: &Path,
+    mut keep: impl FnMut(&Manifest, &str) -> Option<PathBuf>,
+) -> Result<Manifest, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("the bundle {shown}: {e}"))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let mut entries = archive
+        .entries()
+        .map_err(|e| format!("the bundle {shown} is not a .tar.gz archive: {e}"))?;
+    let broken = |e: std::io::Error| format!("the bundle {shown} is damaged: {e}; copy it again");
+    let mut first = entries
+        .next()
+        .ok_or_else(|| format!("the bundle {shown} is empty"))?
+        .map_err(broken)?;
+    let name = first.path().map_err(broken)?.display().to_string();
+    if name != MANIFEST {
+        return Err(format!(
+            "the bundle {shown} does not start with {MANIFEST} (it starts with {name}): it was not made by `clearml-script bundle create`"
+        ));
+    }
+    let mut text = String::new();
+    first.read_to_string(&mut text).map_err(broken)?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .map_err(|e| format!("the bundle {shown}: {MANIFEST} cannot be read: {e}"))?;
+    if manifest.format != FORMAT {
+        return Err(format!(
+            "the bundle {shown} has format {}, this tool reads format {FORMAT}: make it again with this version",
+            manifest.format
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for entry in entries {
+        let mut entry = entry.map_err(broken)?;
+        let name = entry.path().map_err(broken)?.display().to_string();
+        if entry.header().entry_type().is_dir() && safe_entry(name.trim_end_matches('/')) {
+            // a bundle packed again by hand holds its directories: they carry nothing
+            continue;
+        }
+        if !entry.header().entry_type().is_file() || !safe_entry(&name) {
+            return Err(format!(
+                "the bundle {shown} holds {name}, which is not a plain file inside it: refused"
+            ));
+        }
+        let Some(want) = manifest.files.get(&name) else {
+            return Err(format!(
+                "the bundle {shown} holds {name}, which its manifest does not list: it was changed after it was made; make it again"
+            ));
+        };
+        if !seen.insert(name.clone()) {
+            return Err(format!("the bundle {shown} holds {name} twice: refused"));
+        }
+        let dest = keep(&manifest, &name);
+        let mut out = match &dest {
+            Some(d) => Some(
+                tempfile::NamedTempFile::new_in(d.parent().unwrap_or(Path::new(".")))
+                    .map_err(|e| format!("{}: {e}", d.display()))?,
+            ),
+            None => None,
+        };
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = entry.read(&mut buf).map_err(broken)?;
+            if n == 0 {
+                break;
+            }
+            sha2::Digest::update(&mut hasher, &buf[..n]);
+            if let Some(f) = out.as_mut() {
+                f.write_all(&buf[..n]).map_err(|e| e.to_string())?;
+            }
+        }
+        let got = hex(&sha2::Digest::finalize(hasher));
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(format!(
+                "the bundle {shown}: {name} was changed after the bundle was made (its sha256 is {got}, the manifest says {want}): copy the bundle again, or make it again"
+            ));
+        }
+        if let (Some(f), Some(d)) = (out, dest) {
+            f.persist(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+    }
+    if let Some(missing) = manifest.files.keys().find(|f| !seen.contains(*f)) {
+        return Err(format!(
+            "the bundle {shown} lacks {missing}, which its manifest lists: copy it again, or make it again"
+        ));
+    }
+    Ok(manifest)
+}
+
+/// Check a bundle: every file listed, none more, each with the sha256 the manifest says.
+pub fn verify(path: &Path) -> Result<Manifest, String> {
+    read_bundle(path, |_, _| None)
+}
+
+/// The bundle a run uses, verified once per process and its charts and applications package
+/// extracted into the run's private directory.
+pub struct Opened {
+    pub manifest: Manifest,
+    pub dir: PathBuf,
+}
+
+fn opened() -> &'static std::sync::Mutex<BTreeMap<PathBuf, std::sync::Arc<Opened>>> {
+    static OPENED: std::sync::OnceLock<
+        std::sync::Mutex<BTreeMap<PathBuf, std::sync::Arc<Opened>>>,
+    > = std::sync::OnceLock::new();
+    OPENED.get_or_init(Default::default)
+}
+
+/// Open (verify and extract) the bundle at `path`, once per process.
+pub fn open(path: &Path) -> Result<std::sync::Arc<Opened>, String> {
+    let key = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut cache = opened().lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(o) = cache.get(&key) {
+        return Ok(o.clone());
+    }
+    let dir = crate::process::run_dir()?.join(format!("airgap-{}", cache.len()));
+    for sub in ["charts", "apps"] {
+        std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let manifest = read_bundle(&key, |_, name| {
+        (name.starts_with("charts/") || name.starts_with("apps/")).then(|| dir.join(name))
+    })?;
+    let o = std::sync::Arc::new(Opened { manifest, dir });
+    cache.insert(key, o.clone());
+    Ok(o)
+}
+
+impl Opened {
+    /// The bundle's archive of a chart, by the chart's name (the last part of `repo/name` or
+    /// `oci://host/path/name`): its local path and version.
+    pub fn chart(&self, chart: &str) -> Result<(PathBuf, String), String> {
+        let name = chart
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(chart);
+        let found = self.manifest.charts.iter().find(|c| c.name == name).ok_or_else(|| {
+            let have: Vec<&str> = self.manifest.charts.iter().map(|c| c.name.as_str()).collect();
+            format!(
+                "the bundle has no chart {name} (it has {}): make the bundle with the same site values as the install",
+                if have.is_empty() { "none".into() } else { have.join(", ") }
+            )
+        })?;
+        Ok((self.dir.join(&found.file), found.version.clone()))
+    }
+
+    /// The applications package in the bundle, with its sha256.
+    pub fn apps(&self) -> Result<(PathBuf, String), String> {
+        let a = self.manifest.apps.as_ref().ok_or(
+            "the bundle has no applications package: make it with apps.enabled and apps.url set",
+        )?;
+        Ok((self.dir.join(&a.file), a.sha256.clone()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// create
+
+/// A mirror registry: `host[:port]` with an optional path, no scheme, no tag.
+pub fn check_registry(registry: &str) -> Result<(), String> {
+    crate::apps_package::check_target_repo(&format!("{}/x", registry.trim_end_matches('/'))).map_err(|_| {
+        format!(
+            "airgap.registry `{registry}` is not a registry: write host[:port] with an optional path, without a scheme or tag, such as registry.local:5000"
+        )
+    })
+}
+
+/// What `bundle create` needs besides the plan.
+pub struct CreateOptions<'a> {
+    pub out: &'a Path,
+    pub registry: &'a str,
+    pub site: &'a crate::value::Value,
+    pub helm: Option<&'a Path>,
+    /// In the sandbox: its stand-in chart repository answers every `helm repo add`.
+    pub chart_repo_url: Option<String>,
+}
+
+/// Make the bundle from the plan of a site's install (made without `airgap`): pull each chart
+/// at its version, download the applications package, render each chart with its values and
+/// list every image, then write the archive with its manifest. Answers the manifest.
+pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, String> {
+    let staging = tempfile::Builder::new()
+        .prefix("bundle-")
+        .tempdir_in(crate::process::run_dir()?)
+        .map_err(|e| format!("cannot create a staging directory: {e}"))?;
+    let root = staging.path();
+    let target = crate::action::Target {
+        chart_repo_url: opts.chart_repo_url.clone(),
+        helm_home: Some(root.join("helm")),
+        ..Default::default()
+    };
+    let mode = if opts.chart_repo_url.is_some() {
+        crate::action::Mode::Sandbox
+    } else {
+        crate::action::Mode::Live
+    };
+    let mut live =
+        crate::live::LiveExecutor::new(mode, target, opts.helm.map(Path::to_path_buf), true)?;
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut charts = Vec::new();
+    let mut images: BTreeMap<String, ImageEntry> = BTreeMap::new();
+    let mut apps = None;
+    let mut add_image = |source: &str, target: String, by: String| {
+        let e = images
+            .entry(normalize(source))
+            .or_insert_with(|| ImageEntry {
+                source: normalize(source),
+                target,
+                used_by: Vec::new(),
+            });
+        if !e.used_by.contains(&by) {
+            e.used_by.push(by);
+        }
+    };
+    for action in actions {
+        match action {
+            Action::HelmRepoAdd { .. }
+            | Action::HelmRepoUpdate { .. }
+            | Action::HelmRegistryLogin { .. } => {
+                crate::action::Executor::execute(&live, action)?;
+            }
+            Action::HelmUpgradeInstall(spec) => {
+                let (entry, path) = pull(&mut live, spec, root, charts.len())?;
+                let rendered =
+                    live.helm()?
+                        .template_text(spec, Some(&path.display().to_string()), None)?;
+                for (object, image) in images_in_manifest(&rendered)
+                    .map_err(|e| format!("chart {}: {e}", spec.chart))?
+                {
+                    add_image(
+                        &image,
+                        mirror(&image, opts.registry),
+                        format!("chart {}: {object}", spec.release),
+                    );
+                }
+                for (key, image) in images_in_values(&spec.values.reveal()) {
+                    add_image(
+                        &image,
+                        mirror(&image, opts.registry),
+                        format!("chart {}: values {key}", spec.release),
+                    );
+                }
+                files.insert(entry.file.clone(), path);
+                charts.push(entry);
+            }
+            Action::AppsDownload { url, sha256, .. } => {
+                let zip = root.join("apps.zip");
+                let shown = url.redacted();
+                crate::live::block_on(crate::apps_package::download(
+                    &expose(url),
+                    &zip,
+                    sha256.as_deref(),
+                ))?;
+                let sha = crate::apps_package::sha256_file(&zip)?;
+                let repo = actions.iter().find_map(|a| match a {
+                    Action::AppsConvertRegistry { target_repo, .. } => Some(target_repo.clone()),
+                    _ => None,
+                });
+                let repo = repo.unwrap_or_else(|| {
+                    format!("{}/clearml-apps", opts.registry.trim_end_matches('/'))
+                });
+                let dir = root.join("apps-scan");
+                crate::apps_package::extract(&zip, &dir)?;
+                let moves = crate::apps_package::convert_native(
+                    &dir,
+                    &repo,
+                    &crate::apps_package::default_image_pattern(),
+                )?;
+                for m in moves {
+                    add_image(
+                        &m.image,
+                        m.target.clone(),
+                        "apps: the applications package".into(),
+                    );
+                }
+                let file = "apps/apps.zip".to_string();
+                files.insert(file.clone(), zip);
+                apps = Some(AppsEntry {
+                    url: shown,
+                    sha256: sha,
+                    file,
+                });
+            }
+            _ => {}
+        }
+    }
+    if charts.is_empty() && apps.is_none() {
+        return Err(
+            "the site's install has no chart and no applications package: nothing to bundle".into(),
+        );
+    }
+    let images: Vec<ImageEntry> = images.into_values().collect();
+    let lists = image_lists(&images, opts.registry);
+    for (name, text) in &lists {
+        let p = root.join(name);
+        std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
+        files.insert(name.to_string(), p);
+    }
+    let mut sums = BTreeMap::new();
+    for (name, p) in &files {
+        sums.insert(name.clone(), crate::apps_package::sha256_file(p)?);
+    }
+    let manifest = Manifest {
+        format: FORMAT,
+        tool: format!("clearml-script {}", env!("CARGO_PKG_VERSION")),
+        registry: opts.registry.to_string(),
+        site: opts.site.redacted(),
+        charts,
+        images,
+        apps,
+        files: sums,
+    };
+    write_archive(opts.out, &manifest, &files)?;
+    Ok(manifest)
+}
+
+fn expose(v: &crate::value::Value) -> String {
+    match v {
+        crate::value::Value::Secret(s) => s.expose().to_string(),
+        crate::value::Value::Str(s) => s.clone(),
+        other => other.reveal().to_string(),
+    }
+}
+
+/// `helm pull` a chart step's chart at its version into the staging directory.
+fn pull(
+    live: &mut crate::live::LiveExecutor,
+    spec: &ChartInstall,
+    root: &Path,
+    n: usize,
+) -> Result<(ChartEntry, PathBuf), String> {
+    let dest = root.join(format!("pull-{n}"));
+    std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    live.helm()?
+        .pull(&spec.chart, spec.version.as_deref(), &dest)?;
+    let tgz = std::fs::read_dir(&dest)
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "tgz"))
+        .ok_or_else(|| format!("helm pull {} wrote no chart archive", spec.chart))?;
+    let (name, version) = chart_meta(&tgz)?;
+    let file = format!("charts/{name}-{version}.tgz");
+    Ok((
+        ChartEntry {
+            release: spec.release.clone(),
+            namespace: spec.namespace.clone(),
+            source: spec.chart.clone(),
+            name,
+            version,
+            file,
+        },
+        tgz,
+    ))
+}
+
+/// The name and version of a chart archive, from its `Chart.yaml`.
+fn chart_meta(tgz: &Path) -> Result<(String, String), String> {
+    let f = std::fs::File::open(tgz).map_err(|e| format!("{}: {e}", tgz.display()))?;
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for e in a.entries().map_err(|e| e.to_string())? {
+        let mut e = e.map_err(|e| e.to_string())?;
+        let p = e.path().map_err(|e| e.to_string())?.display().to_string();
+        if p.split('/').count() == 2 && p.ends_with("/Chart.yaml") {
+            let mut text = String::new();
+            e.read_to_string(&mut text).map_err(|e| e.to_string())?;
+            let meta = crate::site::parse_yaml(&text)?.reveal();
+            let field = |k: &str| {
+                meta[k]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("{}: Chart.yaml has no {k}", tgz.display()))
+            };
+            return Ok((field("name")?, field("version")?));
+        }
+    }
+    Err(format!("{} holds no Chart.yaml", tgz.display()))
+}
+
+/// The image lists: the sources one a line, the `skopeo copy` commands, and skopeo sync's YAML
+/// (images whose place in the mirror keeps their repository path).
+fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(&'static str, String)> {
+    let mut list = String::new();
+    let mut copy = String::from(
+        "#!/bin/sh\n# Copy every image of the bundle into the mirror (run where both are reachable).\nset -e\n",
+    );
+    let mut sync: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for i in images {
+        list.push_str(&format!("{}\n", i.source));
+        copy.push_str(&format!(
+            "skopeo copy --all docker://{} docker://{}\n",
+            i.source, i.target
+        ));
+        if i.target == mirror(&i.source, registry) {
+            let (domain, rest) = i.source.split_once('/').unwrap_or(("docker.io", &i.source));
+            let (repo, tag) = match rest.split_once('@') {
+                Some((r, d)) => (r.split(':').next().unwrap_or(r).to_string(), d.to_string()),
+                None => match rest.rsplit_once(':') {
+                    Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                    _ => (rest.to_string(), "latest".to_string()),
+                },
+            };
+            sync.entry(domain.to_string())
+                .or_default()
+                .entry(repo)
+                .or_default()
+                .push(tag);
+        }
+    }
+    let mut yaml = format!(
+        "# skopeo sync --src yaml --dest docker skopeo-sync.yaml {registry}\n# (the applications' images move to another repository: see mirror-images.sh)\n"
+    );
+    for (domain, repos) in &sync {
+        yaml.push_str(&format!("{domain}:\n  images:\n"));
+        for (repo, tags) in repos {
+            yaml.push_str(&format!("    {repo}:\n"));
+            for t in tags {
+                yaml.push_str(&format!("      - \"{t}\"\n"));
+            }
+        }
+    }
+    vec![
+        ("images.txt", list),
+        ("mirror-images.sh", copy),
+        ("skopeo-sync.yaml", yaml),
+    ]
+}
+
+/// Write the archive: the manifest first, then every file, into a temporary file beside `out`
+/// renamed over it at the end (a failure leaves no half bundle).
+fn write_archive(
+    out: &Path,
+    manifest: &Manifest,
+    files: &BTreeMap<String, PathBuf>,
+) -> Result<(), String> {
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(parent)
+        .map_err(|e| format!("{}: {e}", parent.display()))?;
+    let gz = flate2::write::GzEncoder::new(tmp.as_file(), flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let text = serde_json::to_vec_pretty(manifest).map_err(|e| e.to_string())?;
+    let append = |tar: &mut tar::Builder<_>, name: &str, size: u64, data: &mut dyn Read| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(size);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_cksum();
+        tar.append_data(&mut h, name, data)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))
+    };
+    append(&mut tar, MANIFEST, text.len() as u64, &mut text.as_slice())?;
+    for (name, p) in files {
+        let mut f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let size = f.metadata().map_err(|e| e.to_string())?.len();
+        append(&mut tar, name, size, &mut f)?;
+    }
+    let gz = tar.into_inner().map_err(|e| e.to_string())?;
+    gz.finish().map_err(|e| e.to_string())?;
+    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
+    tmp.persist(out)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// the closure proof
+
+/// One image that breaks the closure.
+#[derive(Debug, Clone)]
+pub struct Escape {
+    pub chart: String,
+    pub object: String,
+    pub image: String,
+    pub why: String,
+}
+
+/// Render every chart step of the plan with its final values (`helm template`, offline) and
+/// check every image reference, and every image the values set: each must point at the mirror
+/// and be in the bundle's image list. Answers how many references were checked, or every one
+/// that escapes.
+pub fn prove_closure(
+    actions: &[Action],
+    manifest: &Manifest,
+    registry: &str,
+    helm: Option<&Path>,
+) -> Result<usize, Result<Vec<Escape>, String>> {
+    let known: BTreeSet<String> = manifest
+        .images
+        .iter()
+        .map(|i| normalize(&i.target))
+        .collect();
+    let probe = normalize(&format!("{}/x", registry.trim_end_matches('/')));
+    let prefix = probe.strip_suffix('x').unwrap_or(&probe).to_string();
+    let helm = crate::helm::Helm::new(helm, Default::default()).map_err(Err)?;
+    let mut checked = 0;
+    let mut escapes = Vec::new();
+    for action in actions {
+        let Action::HelmUpgradeInstall(spec) = action else {
+            continue;
+        };
+        let file = Path::new(&spec.chart)
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned());
+        let named = manifest
+            .charts
+            .iter()
+            .find(|c| file.as_deref() == Path::new(&c.file).file_name().and_then(|f| f.to_str()))
+            .map_or(spec.chart.clone(), |c| format!("{} {}", c.name, c.version));
+        let chart = format!("{named} (release {} in {})", spec.release, spec.namespace);
+        let rendered = helm.template_text(spec, None, None).map_err(Err)?;
+        let mut refs = images_in_manifest(&rendered).map_err(|e| Err(format!("{chart}: {e}")))?;
+        refs.extend(
+            images_in_values(&spec.values.reveal())
+                .into_iter()
+                .map(|(k, i)| (format!("values {k}"), i)),
+        );
+        for (object, image) in refs {
+            checked += 1;
+            let full = normalize(&image);
+            let why = if !full.starts_with(&prefix) {
+                format!("does not point at the mirror {registry}")
+            } else if !known.contains(&full) {
+                "is not in the bundle's image list".to_string()
+            } else {
+                continue;
+            };
+            escapes.push(Escape {
+                chart: chart.clone(),
+                object,
+                image,
+                why,
+            });
+        }
+    }
+    if escapes.is_empty() {
+        Ok(checked)
+    } else {
+        Err(Ok(escapes))
+    }
+}
+
+/// The closure's failure as the user reads it.
+pub fn describe(escapes: &[Escape]) -> String {
+    let mut out = format!(
+        "error: the closure proof found {} image reference(s) the air-gapped cluster could not pull; nothing was changed\n",
+        escapes.len()
+    );
+    for e in escapes {
+        out.push_str(&format!(
+            "  - chart {}: {}: image {} {}\n",
+            e.chart, e.object, e.image, e.why
+        ));
+    }
+    out.push_str(
+        "  Point the image at the mirror through the chart's values (extra_values), or make the bundle again so that it lists it\n",
+    );
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// the commands
+
+fn site_text(site: &crate::value::Value, key: &str) -> Option<String> {
+    match site.at_path(key) {
+        Some(crate::value::Value::Str(s)) if !s.trim().is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn load_site(args: &crate::cli::SiteArgs) -> Result<crate::site::Site, i32> {
+    let site = crate::site::Site::load(&args.values, &args.sets()).map_err(|e| {
+        crate::ui::err(&format!("error: {e}\n"));
+        2
+    })?;
+    if let Some(code) = crate::site_keys::refuse_unknown(&site, None) {
+        return Err(code);
+    }
+    Ok(site)
+}
+
+/// `clearml-script bundle …`.
+pub fn command(
+    action: crate::cli::BundleAction,
+    interrupted: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> i32 {
+    use crate::cli::BundleAction;
+    use crate::ui;
+    match action {
+        BundleAction::Verify { bundle } => match verify(&bundle) {
+            Ok(m) => {
+                ui::err(&format!(
+                    "{}: verified: {} files, {} charts, {} images{} (made by {})\n",
+                    bundle.display(),
+                    m.files.len(),
+                    m.charts.len(),
+                    m.images.len(),
+                    if m.apps.is_some() {
+                        ", the applications package"
+                    } else {
+                        ""
+                    },
+                    m.tool
+                ));
+                0
+            }
+            Err(e) => {
+                ui::err(&format!("error: {e}\n"));
+                2
+            }
+        },
+        BundleAction::Create {
+            out,
+            site,
+            sandbox,
+            helm,
+        } => {
+            let site = match load_site(&site) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let Some(registry) = site_text(&site.values, "airgap.registry") else {
+                ui::err(
+                    "error: `bundle create` needs `airgap.registry`, the mirror registry the images are copied to (host[:port][/path]): add it to the site values, or pass --set airgap.registry=HOST\n",
+                );
+                return 2;
+            };
+            if let Err(e) = check_registry(&registry) {
+                ui::err(&format!("error: {e}\n"));
+                return 2;
+            }
+            // the install as planned where the internet is reachable: the vendor's charts
+            let mut connected = site.clone();
+            if let crate::value::Value::Map(m) = &mut connected.values {
+                m.remove("airgap");
+            }
+            let actions =
+                match crate::execute::plan_actions("install.rhai", &connected, interrupted) {
+                    Ok(a) => a,
+                    Err((text, code)) => {
+                        ui::err(&text);
+                        return code;
+                    }
+                };
+            let sb = if sandbox {
+                let Some(handle) = crate::runtime::tokio_handle() else {
+                    ui::err("error: no async runtime\n");
+                    return 1;
+                };
+                match handle.block_on(crate::sandbox::Sandbox::start(None, Default::default())) {
+                    Ok(sb) => Some(sb),
+                    Err(e) => {
+                        ui::err(&format!("error: cannot start the sandbox: {e}\n"));
+                        return 1;
+                    }
+                }
+            } else {
+                None
+            };
+            let opts = CreateOptions {
+                out: &out,
+                registry: &registry,
+                site: &site.values,
+                helm: helm.as_deref(),
+                chart_repo_url: sb.as_ref().map(|s| s.kube.chart_repo_url()),
+            };
+            match create(&actions, &opts) {
+                Ok(m) => {
+                    for c in &m.charts {
+                        ui::err(&format!(
+                            "chart {} {} (release {} in {})\n",
+                            c.name, c.version, c.release, c.namespace
+                        ));
+                    }
+                    ui::err(&format!(
+                        "wrote {}: {} charts, {} images to mirror into {}{}; the list, the skopeo commands and skopeo sync's YAML are inside (images.txt, mirror-images.sh, skopeo-sync.yaml)\n",
+                        out.display(),
+                        m.charts.len(),
+                        m.images.len(),
+                        m.registry,
+                        if m.apps.is_some() {
+                            ", the applications package"
+                        } else {
+                            ""
+                        },
+                    ));
+                    0
+                }
+                Err(e) => {
+                    ui::err(&format!("error: {e}; no bundle was written\n"));
+                    1
+                }
+            }
+        }
+        BundleAction::Check { site, helm } => {
+            let site = match load_site(&site) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            if site_text(&site.values, "airgap.bundle").is_none()
+                || site_text(&site.values, "airgap.registry").is_none()
+            {
+                ui::err(
+                    "error: `bundle check` needs `airgap.bundle` (the bundle made by `bundle create`) and `airgap.registry` (the mirror) in the site values\n",
+                );
+                return 2;
+            }
+            let actions = match crate::execute::plan_actions("install.rhai", &site, interrupted) {
+                Ok(a) => a,
+                Err((text, code)) => {
+                    ui::err(&text);
+                    return code;
+                }
+            };
+            match closure(&site, &actions, helm.as_deref()) {
+                Ok(Some(text)) => {
+                    ui::err(&text);
+                    0
+                }
+                Ok(None) => 0,
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+/// The closure proof of a run whose site has `airgap.bundle`: answers what it proved (or
+/// `None` for a site without a bundle); on a failure the error is printed and the exit code
+/// answered (2: nothing was changed).
+pub fn closure(
+    site: &crate::site::Site,
+    actions: &[Action],
+    helm: Option<&Path>,
+) -> Result<Option<String>, i32> {
+    let Some(bundle) = site_text(&site.values, "airgap.bundle") else {
+        return Ok(None);
+    };
+    // a playbook that installs no chart (preflight, status) has nothing to prove
+    if !actions
+        .iter()
+        .any(|a| matches!(a, Action::HelmUpgradeInstall(_)))
+    {
+        return Ok(None);
+    }
+    let fail = |e: String| {
+        crate::ui::err(&format!("error: {e}; nothing was changed\n"));
+        2
+    };
+    let Some(registry) = site_text(&site.values, "airgap.registry") else {
+        return Err(fail(
+            "`airgap.bundle` needs `airgap.registry`, the mirror the images were copied to".into(),
+        ));
+    };
+    check_registry(&registry).map_err(fail)?;
+    let opened = open(Path::new(&bundle)).map_err(fail)?;
+    if normalize(&format!("{}/x", opened.manifest.registry)) != normalize(&format!("{registry}/x"))
+    {
+        return Err(fail(format!(
+            "the bundle {bundle} lists its images in the mirror {}, the site's airgap.registry is {registry}: make the bundle again for this mirror",
+            opened.manifest.registry
+        )));
+    }
+    let charts = actions
+        .iter()
+        .filter(|a| matches!(a, Action::HelmUpgradeInstall(_)))
+        .count();
+    match prove_closure(actions, &opened.manifest, &registry, helm) {
+        Ok(n) => Ok(Some(format!(
+            "closure: {n} image references of {charts} chart(s) rendered with their final values, all in the mirror {registry} and in the bundle\n"
+        ))),
+        Err(Ok(escapes)) => {
+            crate::ui::err(&describe(&escapes));
+            Err(2)
+        }
+        Err(Err(e)) => Err(fail(format!(
+            "the closure proof could not render the charts: {e}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_qualified_and_mirrored() {
+        assert_eq!(normalize("python:3.9"), "docker.io/library/python:3.9");
+        assert_eq!(normalize("allegroai/x:1"), "docker.io/allegroai/x:1");
+        assert_eq!(
+            normalize("registry.local:5000/a/b@sha256:ab"),
+            "registry.local:5000/a/b@sha256:ab"
+        );
+        assert_eq!(normalize("localhost/a"), "localhost/a");
+        assert_eq!(
+            mirror("allegroai/x:1", "registry.local:5000/"),
+            "registry.local:5000/allegroai/x:1"
+        );
+        assert_eq!(
+            mirror("python:3.9", "m.example/mirror"),
+            "m.example/mirror/library/python:3.9"
+        );
+    }
+
+    #[test]
+    fn images_of_every_container_kind_are_found() {
+        let text = "---\n# Source: x\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers: [{name: i, image: a/i:1}]\n          containers: [{name: m, image: a/m:1}]\n---\nkind: Pod\nmetadata: {name: p}\nspec:\n  ephemeralContainers: [{name: e, image: a/e:1}]\n  containers: [{name: c, image: a/c:1}]\n";
+        let found = images_in_manifest(text).unwrap();
+        let mut images: Vec<(&str, &str)> = found
+            .iter()
+            .map(|(o, i)| (o.as_str(), i.as_str()))
+            .collect();
+        images.sort();
+        assert_eq!(
+            images,
+            [
+                ("CronJob c, container i", "a/i:1"),
+                ("CronJob c, container m", "a/m:1"),
+                ("Pod p, container c", "a/c:1"),
+                ("Pod p, container e", "a/e:1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn images_the_values_set_are_found() {
+        let v = serde_json::json!({"agentk8sglue": {"defaultContainerImage": "python:3.9",
+            "image": {"registry": "docker.io", "repository": "allegroai/glue", "tag": "1"}},
+            "queues": [{"defaultImage": "a/b:2"}], "imageCredentials": {"password": "x"}});
+        let found = images_in_values(&v);
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "agentk8sglue.defaultContainerImage".to_string(),
+                    "python:3.9".to_string()
+                ),
+                (
+                    "agentk8sglue.image".to_string(),
+                    "docker.io/allegroai/glue:1".to_string()
+                ),
+                ("queues[0].defaultImage".to_string(), "a/b:2".to_string()),
+            ]
+        );
+    }
+}

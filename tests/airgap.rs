@@ -1,0 +1,515 @@
+//! Air-gapped installs end to end: a bundle made in the sandbox, an install from it in a second
+//! sandbox whose chart repository is switched off, the closure proof naming an image no value
+//! can move to the mirror, and a tampered bundle refused.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::apps::{IMAGE, package_with};
+use crate::common::{Test, repo, serve_dir};
+
+fn example(name: &str) -> String {
+    repo().join("examples").join(name).display().to_string()
+}
+
+/// A run of the binary in `dir` with helm 3 and its own helm files there.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    run_helm(3, dir, args)
+}
+
+fn run_helm(major: u32, dir: &Path, args: &[&str]) -> Output {
+    Test::new()
+        .helm(major)
+        .env(
+            "HELM_CACHE_HOME",
+            &dir.join(".helm/cache").display().to_string(),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            &dir.join(".helm/config").display().to_string(),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            &dir.join(".helm/data").display().to_string(),
+        )
+        // the stand-in of the vendor's upload script records its calls there
+        .env("VENDOR_LOG", &dir.join("vendor.log").display().to_string())
+        .args(args)
+        .command()
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The site: the base example, the agent and gateway of site-gpu.yaml, and the air-gapped
+/// example, with its applications package served on 127.0.0.1 (at `pkg`).
+struct Site {
+    t: Test,
+    pkg: PathBuf,
+    values: Vec<String>,
+    major: u32,
+}
+
+impl Site {
+    fn new() -> Site {
+        let t = Test::new();
+        let pkg = package_with(t.dir(), &["upload_apps.py"]);
+        let sha = clearml_script::apps_package::sha256_file(&pkg).unwrap();
+        let url = format!("{}/clearml-apps.zip", serve_dir(pkg.parent().unwrap()));
+        let t = t.file(
+            "package.yaml",
+            &format!("apps:\n  url: {url}\n  sha256: {sha}\n"),
+        );
+        let mut values = Vec::new();
+        for v in [
+            example("site.yaml"),
+            example("site-gpu.yaml"),
+            example("site-airgapped.yaml"),
+            t.dir().join("package.yaml").display().to_string(),
+        ] {
+            values.extend(["--values".to_string(), v]);
+        }
+        Site {
+            t,
+            pkg,
+            values,
+            major: 3,
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.t.dir()
+    }
+
+    /// One more values file over the others.
+    fn layer(mut self, name: &str, text: &str) -> Site {
+        let path = self.dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        self.values
+            .extend(["--values".to_string(), path.display().to_string()]);
+        self
+    }
+
+    fn run(&self, head: &[&str], tail: &[&str]) -> Output {
+        let mut args: Vec<&str> = head.to_vec();
+        args.extend(self.values.iter().map(String::as_str));
+        args.extend(tail);
+        run_helm(self.major, self.dir(), &args)
+    }
+}
+
+/// The decompressed bytes of every entry of a bundle, by name.
+fn entries(bundle: &Path) -> Vec<(String, Vec<u8>)> {
+    let f = std::fs::File::open(bundle).unwrap();
+    let mut a = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().display().to_string();
+            let mut b = Vec::new();
+            e.read_to_end(&mut b).unwrap();
+            (name, b)
+        })
+        .collect()
+}
+
+fn write_bundle(path: &Path, entries: &[(String, Vec<u8>)]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        f,
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, name, bytes.as_slice()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
+const SKIP_NETWORK_CHECKS: &str = "preflight.skip={hosts,sources}";
+
+#[test]
+fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off() {
+    end_to_end(3);
+}
+
+#[test]
+fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off_helm4() {
+    end_to_end(4);
+}
+
+fn end_to_end(major: u32) {
+    let mut site = Site::new().layer(
+        "redis.yaml",
+        "agent:\n  redis:\n    enabled: true\n    password: redis-pass-123456\n",
+    );
+    site.major = major;
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("wrote bundle.tar.gz: 4 charts"), "{err}");
+    let bundle = site.dir().join("bundle.tar.gz");
+    let files = entries(&bundle);
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[0], "manifest.json");
+    for want in [
+        "charts/clearml-enterprise-7.14.0.tgz",
+        "charts/clearml-enterprise-agent-5.3.0.tgz",
+        "charts/clearml-enterprise-task-traffic-router-1.4.0.tgz",
+        "charts/redis-17.8.3.tgz",
+        "apps/apps.zip",
+        "images.txt",
+        "mirror-images.sh",
+        "skopeo-sync.yaml",
+    ] {
+        assert!(names.contains(&want), "{want} not in {names:?}");
+    }
+    // no secret of the site, whatever the file
+    for (name, bytes) in &files {
+        let text = String::from_utf8_lossy(bytes);
+        for secret in [
+            "example-agent-secret-replace-me",
+            "example-gateway-secret-replace-me",
+            "example-apps-password-replace-me",
+            "redis-pass-123456",
+        ] {
+            assert!(!text.contains(secret), "{secret} in {name}");
+        }
+    }
+    let text =
+        |n: &str| String::from_utf8(files.iter().find(|(f, _)| f == n).unwrap().1.clone()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text("manifest.json")).unwrap();
+    assert_eq!(manifest["site"]["agent"]["secret"], "<redacted>");
+    assert_eq!(
+        manifest["files"]["apps/apps.zip"],
+        clearml_script::apps_package::sha256_file(&site.pkg).unwrap()
+    );
+    // every image a chart renders, the one the agent's values set, and the applications' own
+    let images = text("images.txt");
+    for want in [
+        "docker.io/allegroai/clearml-enterprise-apiserver:3.22.0",
+        "docker.io/allegroai/clearml-enterprise-agent-k8s-base:1.9.0",
+        "docker.io/allegroai/clearml-enterprise-task-traffic-router:1.4.0",
+        "docker.io/bitnami/redis:7.0.9",
+        "docker.io/library/python:3.9",
+        &format!("docker.io/{IMAGE}"),
+    ] {
+        assert!(images.lines().any(|l| l == want), "{want} not in {images}");
+    }
+    let copy = text("mirror-images.sh");
+    assert!(copy.contains("skopeo copy --all docker://docker.io/allegroai/clearml-enterprise-webserver:3.22.0 docker://registry.local:5000/allegroai/clearml-enterprise-webserver:3.22.0"), "{copy}");
+    assert!(copy.contains(&format!(
+        "docker://docker.io/{IMAGE} docker://registry.local:5000/clearml-apps:hpo-1.10.0-1062"
+    )));
+    let sync = text("skopeo-sync.yaml");
+    assert!(sync.contains("docker.io:\n  images:\n"), "{sync}");
+    assert!(
+        sync.contains("    allegroai/clearml-enterprise-apiserver:\n      - \"3.22.0\"\n"),
+        "{sync}"
+    );
+    run_helm(major, site.dir(), &["bundle", "verify", "bundle.tar.gz"])
+        .status
+        .success()
+        .then_some(())
+        .expect("the bundle verifies");
+
+    // the air-gapped side: the package server is gone, the chart repository switched off
+    std::fs::remove_file(&site.pkg).unwrap();
+    let installed = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+            "--fault",
+            "remove:chart-repository",
+        ],
+    );
+    let err = stderr(&installed);
+    assert!(installed.status.success(), "{err}");
+    assert!(
+        err.contains("closure: 7 image references of 4 chart(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("chart repository: switched off; 0 request(s) reached it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("clearml/clearml revision 1: deployed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("clearml-agents/clearml-ttr revision 1: deployed"),
+        "{err}"
+    );
+    assert!(err.contains("upload: uploaded hpo.zip"), "{err}");
+    assert!(
+        !err.contains("helm.repo_add") && !err.contains("helm.registry_login"),
+        "{err}"
+    );
+
+    // the same site without the bundle needs the repository, and the switched-off one refuses it
+    let connected = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--set",
+            "apps.enabled=false",
+            "--sandbox",
+            "--fault",
+            "remove:chart-repository",
+        ],
+    );
+    let err = stderr(&connected);
+    assert_eq!(connected.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("request(s) reached it: GET /charts/index.yaml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_closure_proof_names_an_image_no_value_moves_to_the_mirror() {
+    let site = Site::new().layer(
+        "exporter.yaml",
+        "apps:\n  enabled: false\nagent:\n  extra_values:\n    agentk8sglue:\n      metricsExporter:\n        enabled: true\n",
+    );
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // the bundle lists the exporter's image; the chart still renders it from Docker Hub
+    let check = site.run(
+        &["bundle", "check"],
+        &["--set", "airgap.bundle=bundle.tar.gz"],
+    );
+    let err = stderr(&check);
+    assert_eq!(check.status.code(), Some(2), "{err}");
+    assert!(err.contains("chart clearml-enterprise-agent 5.3.0 (release clearml-agent in clearml-agents): Deployment clearml-agent-agentk8sglue, container metrics-exporter: image prom/statsd-exporter:v0.26.0 does not point at the mirror registry.local:5000"), "{err}");
+    assert!(err.contains("found 1 image reference(s)"), "{err}");
+    // the install stops there, before the sandbox is even started
+    let install = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+        ],
+    );
+    let err = stderr(&install);
+    assert_eq!(install.status.code(), Some(2), "{err}");
+    assert!(err.contains("container metrics-exporter"), "{err}");
+    assert!(!err.contains("The sandbox cluster now holds"), "{err}");
+
+    // an image in the mirror, but not in the bundle: another default task image
+    let other = site.run(
+        &["bundle", "check"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            "agent.extra_values.agentk8sglue.metricsExporter.enabled=false",
+            "--set",
+            "agent.default_image=python:3.12",
+        ],
+    );
+    let err = stderr(&other);
+    assert_eq!(other.status.code(), Some(2), "{err}");
+    assert!(err.contains("values agentk8sglue.defaultContainerImage: image registry.local:5000/library/python:3.12 is not in the bundle's image list"), "{err}");
+    // and with the values the bundle was made for, the proof holds
+    let ok = site.run(
+        &["bundle", "check"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            "agent.extra_values.agentk8sglue.metricsExporter.enabled=false",
+        ],
+    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(stderr(&ok).contains("all in the mirror registry.local:5000 and in the bundle"));
+}
+
+#[test]
+fn a_tampered_bundle_fails_verify_and_the_install() {
+    let site = Site::new();
+    let out = site.run(
+        &["bundle", "create", "bundle.tar.gz"],
+        &["--sandbox", "--set", "apps.enabled=false"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let good = entries(&site.dir().join("bundle.tar.gz"));
+    // one byte of a chart changed
+    let mut changed = good.clone();
+    let chart = changed
+        .iter_mut()
+        .find(|(n, _)| n == "charts/clearml-enterprise-7.14.0.tgz")
+        .unwrap();
+    let last = chart.1.len() - 1;
+    chart.1[last] ^= 1;
+    write_bundle(&site.dir().join("changed.tar.gz"), &changed);
+    let v = run_in(site.dir(), &["bundle", "verify", "changed.tar.gz"]);
+    let err = stderr(&v);
+    assert_eq!(v.status.code(), Some(2), "{err}");
+    assert!(err.contains("changed.tar.gz: charts/clearml-enterprise-7.14.0.tgz was changed after the bundle was made"), "{err}");
+    // a file more, and a file less
+    let mut more = good.clone();
+    more.push(("charts/extra-1.0.0.tgz".into(), b"x".to_vec()));
+    write_bundle(&site.dir().join("more.tar.gz"), &more);
+    let v = run_in(site.dir(), &["bundle", "verify", "more.tar.gz"]);
+    assert_eq!(v.status.code(), Some(2));
+    assert!(
+        stderr(&v).contains("holds charts/extra-1.0.0.tgz, which its manifest does not list"),
+        "{}",
+        stderr(&v)
+    );
+    let less: Vec<_> = good
+        .iter()
+        .filter(|(n, _)| n != "images.txt")
+        .cloned()
+        .collect();
+    write_bundle(&site.dir().join("less.tar.gz"), &less);
+    let v = run_in(site.dir(), &["bundle", "verify", "less.tar.gz"]);
+    assert_eq!(v.status.code(), Some(2));
+    assert!(stderr(&v).contains("lacks images.txt"), "{}", stderr(&v));
+    // the untouched copy verifies
+    write_bundle(&site.dir().join("same.tar.gz"), &good);
+    assert!(
+        run_in(site.dir(), &["bundle", "verify", "same.tar.gz"])
+            .status
+            .success()
+    );
+    // an install from the changed bundle stops before anything
+    let install = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=changed.tar.gz",
+            "--set",
+            "apps.enabled=false",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+        ],
+    );
+    let err = stderr(&install);
+    assert_eq!(install.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("was changed after the bundle was made"),
+        "{err}"
+    );
+    assert!(!err.contains("The sandbox cluster now holds"), "{err}");
+}
+
+#[test]
+fn the_air_gapped_example_rehearses_in_the_sandbox_with_its_upload() {
+    // examples/site-airgapped.yaml over site.yaml, as its header says, without a bundle: the
+    // package downloaded, converted to the mirror, uploaded as apps.user (seeded in the sandbox)
+    let site = Site::new();
+    let out = run_in(
+        site.dir(),
+        &[
+            "install.rhai",
+            "--values",
+            &example("site.yaml"),
+            "--values",
+            &example("site-airgapped.yaml"),
+            "--values",
+            "package.yaml",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("fixed user `admin` (`apps.user`)"), "{err}");
+    assert!(err.contains(&format!("convert: make sure {IMAGE} is in the registry as registry.local:5000/clearml-apps:hpo-1.10.0-1062")), "{err}");
+    assert!(err.contains("upload: uploaded hpo.zip"), "{err}");
+    assert!(!err.contains("example-apps-password-replace-me"));
+    assert!(site.dir().join("mirror-apps.sh").is_file());
+}
+
+#[test]
+fn the_preflight_reaches_for_the_mirror_and_not_the_vendor() {
+    // a port of 127.0.0.1 nothing listens on any more: the mirror that does not answer
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Test::new();
+    let out = run_in(
+        t.dir(),
+        &[
+            "preflight.rhai",
+            "--values",
+            &example("site.yaml"),
+            "--set",
+            &format!("airgap.registry=127.0.0.1:{port}/mirror"),
+            "--set",
+            "airgap.bundle=not-read-by-the-preflight.tar.gz",
+            "--set",
+            "preflight.skip={hosts}",
+            "--sandbox",
+        ],
+    );
+    // the report on stdout, the error on stderr
+    let err = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "FAIL  mirror registry     https://127.0.0.1:{port}/v2/ does not answer"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("chart repository"), "{err}");
+    assert!(!err.contains("registry-1.docker.io"), "{err}");
+}
+
+#[test]
+fn a_bundle_without_its_mirror_is_refused_before_anything() {
+    let out = Test::new()
+        .args(["install.rhai", "--values", &example("site.yaml")])
+        .args(["--set", "airgap.bundle=bundle.tar.gz", "--dry-run"])
+        .run();
+    out.code(2)
+        .stderr_has("`airgap.registry`: is needed with airgap.bundle");
+    // bundle create needs the mirror too, and says which key
+    let out = Test::new()
+        .args([
+            "bundle",
+            "create",
+            "b.tar.gz",
+            "--values",
+            &example("site.yaml"),
+        ])
+        .run();
+    out.code(2)
+        .stderr_has("`bundle create` needs `airgap.registry`");
+    let out = Test::new()
+        .args([
+            "bundle",
+            "create",
+            "b.tar.gz",
+            "--values",
+            &example("site.yaml"),
+        ])
+        .args(["--set", "airgap.registry=https://registry.local"])
+        .run();
+    out.code(2)
+        .stderr_has("airgap.registry `https://registry.local` is not a registry");
+}
