@@ -399,7 +399,7 @@ impl Opened {
 
 /// A mirror registry: `host[:port]` with an optional path, no scheme, no tag.
 pub fn check_registry(registry: &str) -> Result<(), String> {
-    crate::apps::check_target_repo(&format!("{}/x", registry.trim_end_matches('/'))).map_err(|_| {
+    crate::apps_package::check_target_repo(&format!("{}/x", registry.trim_end_matches('/'))).map_err(|_| {
         format!(
             "airgap.registry `{registry}` is not a registry: write host[:port] with an optional path, without a scheme or tag, such as registry.local:5000"
         )
@@ -487,12 +487,12 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
             Action::AppsDownload { url, sha256, .. } => {
                 let zip = root.join("apps.zip");
                 let shown = url.redacted();
-                crate::live::block_on(crate::apps::download(
+                crate::live::block_on(crate::apps_package::download(
                     &expose(url),
                     &zip,
                     sha256.as_deref(),
                 ))?;
-                let sha = crate::apps::sha256_file(&zip)?;
+                let sha = crate::apps_package::sha256_file(&zip)?;
                 let repo = actions.iter().find_map(|a| match a {
                     Action::AppsConvertRegistry { target_repo, .. } => Some(target_repo.clone()),
                     _ => None,
@@ -501,11 +501,11 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
                     format!("{}/clearml-apps", opts.registry.trim_end_matches('/'))
                 });
                 let dir = root.join("apps-scan");
-                crate::apps::extract(&zip, &dir)?;
-                let moves = crate::apps::convert_native(
+                crate::apps_package::extract(&zip, &dir)?;
+                let moves = crate::apps_package::convert_native(
                     &dir,
                     &repo,
-                    &crate::apps::default_image_pattern(),
+                    &crate::apps_package::default_image_pattern(),
                 )?;
                 for m in moves {
                     add_image(
@@ -539,7 +539,7 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
     }
     let mut sums = BTreeMap::new();
     for (name, p) in &files {
-        sums.insert(name.clone(), crate::apps::sha256_file(p)?);
+        sums.insert(name.clone(), crate::apps_package::sha256_file(p)?);
     }
     let manifest = Manifest {
         format: FORMAT,
@@ -877,13 +877,14 @@ pub fn command(
             if let crate::value::Value::Map(m) = &mut connected.values {
                 m.remove("airgap");
             }
-            let actions = match crate::app::plan_actions("install.rhai", &connected, interrupted) {
-                Ok(a) => a,
-                Err((text, code)) => {
-                    ui::err(&text);
-                    return code;
-                }
-            };
+            let actions =
+                match crate::execute::plan_actions("install.rhai", &connected, interrupted) {
+                    Ok(a) => a,
+                    Err((text, code)) => {
+                        ui::err(&text);
+                        return code;
+                    }
+                };
             let sb = if sandbox {
                 let Some(handle) = crate::runtime::tokio_handle() else {
                     ui::err("error: no async runtime\n");
@@ -947,7 +948,7 @@ pub fn command(
                 );
                 return 2;
             }
-            let actions = match crate::app::plan_actions("install.rhai", &site, interrupted) {
+            let actions = match crate::execute::plan_actions("install.rhai", &site, interrupted) {
                 Ok(a) => a,
                 Err((text, code)) => {
                     ui::err(&text);

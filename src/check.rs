@@ -81,7 +81,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
     sources.insert(&name, &text);
     let base = book.base_dir;
     let engine = engine::build(&base, sources.clone(), Arc::new(AtomicBool::new(false)));
-    let ast = crate::app::compile(&engine, &text)
+    let ast = crate::engine::compile(&engine, &text)
         .map_err(|e| diagnostic::render_parse(&e, &name, &sources))?;
 
     let mut known = known_functions_of(&engine);

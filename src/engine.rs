@@ -172,3 +172,12 @@ impl ModuleResolver for Resolver {
         Ok(module)
     }
 }
+
+/// Compile a playbook with strict variables. `site` is declared as a variable here, not a
+/// constant: Rhai's optimizer would fold a constant's value into the code, and folding formats
+/// host types such as secrets without their `to_string`. At run time it is a constant.
+pub fn compile(engine: &Engine, text: &str) -> Result<rhai::AST, rhai::ParseError> {
+    let mut scope = rhai::Scope::new();
+    scope.push("site", rhai::Map::new());
+    engine.compile_with_scope(&scope, text)
+}

@@ -596,16 +596,20 @@ impl Executor for LiveExecutor {
                 let zip = dir.join("apps.zip");
                 let fresh = match sha256 {
                     Some(want) if zip.is_file() => {
-                        !crate::apps::sha256_file(&zip)?.eq_ignore_ascii_case(want)
+                        !crate::apps_package::sha256_file(&zip)?.eq_ignore_ascii_case(want)
                     }
                     _ => !zip.is_file(),
                 };
                 if fresh {
-                    block_on(crate::apps::download(&expose(url), &zip, sha256.as_deref()))?;
+                    block_on(crate::apps_package::download(
+                        &expose(url),
+                        &zip,
+                        sha256.as_deref(),
+                    ))?;
                 } else {
                     crate::ui::info(&format!("download: {} is there already", zip.display()));
                 }
-                let files = crate::apps::extract(&zip, &dir)?;
+                let files = crate::apps_package::extract(&zip, &dir)?;
                 crate::ui::info(&format!(
                     "download: extracted {} new files into {}",
                     files.len(),
@@ -627,7 +631,7 @@ impl Executor for LiveExecutor {
                 mirror_file,
                 ..
             } => {
-                crate::apps::app_zips(std::path::Path::new(apps_dir))?;
+                crate::apps_package::app_zips(std::path::Path::new(apps_dir))?;
                 let dir = absolute(apps_dir)?;
                 let script = script.as_ref().map(PathBuf::from).or_else(|| {
                     Some(dir.join("convert_image_registry.py")).filter(|p| p.is_file())
@@ -646,20 +650,26 @@ impl Executor for LiveExecutor {
                             target_repo.clone(),
                         ];
                         crate::ui::info(&format!("convert: running {}", script.display()));
-                        let python = crate::apps::python()?;
-                        crate::apps::convert_with_vendor(&dir, target_repo, || {
-                            let out = crate::apps::run_vendor(&python, &script, &args, &[], &dir)?;
-                            Ok(crate::apps::parse_vendor_output(&out))
+                        let python = crate::apps_package::python()?;
+                        crate::apps_package::convert_with_vendor(&dir, target_repo, || {
+                            let out = crate::apps_package::run_vendor(
+                                &python,
+                                &script,
+                                &args,
+                                &[],
+                                &dir,
+                            )?;
+                            Ok(crate::apps_package::parse_vendor_output(&out))
                         })?
                     }
                     None => {
                         crate::ui::info(
                             "convert: no convert_image_registry.py in the package: converting natively",
                         );
-                        crate::apps::convert_native(
+                        crate::apps_package::convert_native(
                             &dir,
                             target_repo,
-                            &crate::apps::default_image_pattern(),
+                            &crate::apps_package::default_image_pattern(),
                         )?
                     }
                 };
@@ -669,12 +679,12 @@ impl Executor for LiveExecutor {
                         .map(|m| format!("{} {}\n", m.image, m.target))
                         .collect();
                     crate::fsutil::write_atomic(std::path::Path::new(f), text.as_bytes())?;
-                    crate::apps::checkpoint("images file written");
+                    crate::apps_package::checkpoint("images file written");
                 }
                 if let Some(f) = mirror_file {
                     crate::fsutil::write_atomic(
                         std::path::Path::new(f),
-                        crate::apps::mirror_commands(&moves).as_bytes(),
+                        crate::apps_package::mirror_commands(&moves).as_bytes(),
                     )?;
                 }
                 for m in &moves {
@@ -696,7 +706,7 @@ impl Executor for LiveExecutor {
                 script,
                 api,
             } => {
-                let python = crate::apps::python()?;
+                let python = crate::apps_package::python()?;
                 // the API answers and the credentials are valid, before anything is uploaded
                 let client = self.clearml(api)?;
                 block_on(client.ping()).map_err(|e| api_failure(&e, api))?;
@@ -757,7 +767,7 @@ impl Executor for LiveExecutor {
                     args.push("--files".into());
                     args.extend(source.iter().cloned());
                 }
-                let out = crate::apps::run_vendor(
+                let out = crate::apps_package::run_vendor(
                     &python,
                     &script,
                     &args,

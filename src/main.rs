@@ -72,7 +72,7 @@ fn main() {
 
     // The engine runs here, on the main thread, which is not a runtime thread: built-ins may
     // call `Handle::block_on`.
-    let code = clearml_script::app::main(interrupted);
+    let code = clearml_script::commands::main(interrupted);
     process::cleanup();
     tokio.shutdown_background();
     std::process::exit(code);

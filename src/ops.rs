@@ -63,7 +63,7 @@ pub enum OpsQuery {
     /// The ClearML API's version, queues and workers, as the target's identity.
     ClearmlServer(ApiTarget),
     /// Collect a support bundle into a local file (the cluster is only read).
-    SupportBundle(crate::bundle::BundleSpec),
+    SupportBundle(crate::support_bundle::BundleSpec),
     /// A chart rendered as its step would install it (`helm template`), and what its
     /// workloads request.
     ChartRequests {

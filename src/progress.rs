@@ -244,7 +244,7 @@ impl Board {
 
     fn show(&mut self, workloads: &[Workload]) {
         for line in self.milestones.lines(workloads) {
-            crate::bundle::log_text(&redact(&format!("• {line}\n")));
+            crate::support_bundle::log_text(&redact(&format!("• {line}\n")));
         }
         for w in workloads {
             let bar = self.lines.entry(title(w)).or_insert_with(|| {

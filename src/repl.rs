@@ -81,7 +81,7 @@ impl Session {
         let site = Site::load(&opts.site.values, &opts.site.sets())?;
         // the REPL runs any code: an unknown key is a warning here
         crate::site_keys::refuse_unknown(&site, Some(""));
-        let (executor, sandbox) = crate::app::executor_for(
+        let (executor, sandbox) = crate::executors::executor_for(
             opts.dry_run,
             opts.sandbox,
             opts.sandbox_state.as_deref(),
@@ -107,7 +107,7 @@ impl Session {
         // Constants in the scope (`site`) must not be folded into the code: folding formats
         // host types such as secrets without their `to_string`.
         engine.set_optimization_level(OptimizationLevel::None);
-        let scope = crate::app::site_scope(&rt.site);
+        let scope = crate::runtime::site_scope(&rt.site);
         let docs = docs::collect_all(&engine);
         let session = Session {
             engine,
@@ -431,7 +431,7 @@ fn kube_context(kube: &KubeArgs) -> Option<String> {
 }
 
 fn history_path() -> Option<PathBuf> {
-    Some(crate::bundle::state_dir()?.join("history"))
+    Some(crate::support_bundle::state_dir()?.join("history"))
 }
 
 /// Run the REPL; the exit code is 0, or the code of the last error when stdin is not a
@@ -522,7 +522,7 @@ fn interactive(session: &mut Session, opts: &Options) -> i32 {
             let _ = std::fs::create_dir_all(dir);
         }
         // what is typed may hold a secret: the history is for its owner only
-        let _ = crate::app::write_private_if_missing(h);
+        let _ = crate::fsutil::write_private_if_missing(h);
         let _ = editor.load_history(h);
     }
     let context = if session.mode() == Mode::Sandbox {

@@ -290,3 +290,11 @@ pub fn set_tokio_handle(handle: tokio::runtime::Handle) {
 pub fn tokio_handle() -> Option<&'static tokio::runtime::Handle> {
     HANDLE.get()
 }
+
+/// The scope every playbook compiles and runs with: the constant `site`.
+pub fn site_scope(site: &Site) -> rhai::Scope<'static> {
+    let mut scope = rhai::Scope::new();
+    let values = site.values.to_dynamic();
+    scope.push_constant_dynamic("site", values);
+    scope
+}

@@ -24,13 +24,10 @@ use crate::site::merge_into;
 use crate::value::Value;
 
 /// Where a site key may be set to one of a few values, the values (checked by the modules'
-/// `problems` functions, which are code rather than rules).
+/// `problems` functions, which are code rather than rules). A rule that is itself an
+/// enumeration (`service_type: "ClusterIP|NodePort|LoadBalancer?"`) gives its own values.
 const ENUMS: &[(&str, &[&str])] = &[
     ("generation", &["repo", "oci"]),
-    (
-        "service_type",
-        &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"],
-    ),
     (
         "gateway.service_type",
         &["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"],
@@ -150,6 +147,9 @@ fn kind_schema(kind: &str) -> J {
         "int" => json!({"type": "integer"}),
         "list" => json!({"type": "array"}),
         "map" => json!({"type": "object"}),
+        e if crate::validate::is_enumeration(e) => {
+            json!({"type": "string", "enum": e.split('|').collect::<Vec<_>>()})
+        }
         _ => json!({"type": "string"}),
     }
 }

@@ -239,7 +239,8 @@ fn mark_secret_at(v: &mut Value, path: &str) {
     *cur = Value::Secret(Secret::new(plain));
 }
 
-/// Apply the secret rule of [`is_secret_key`] to every map in the tree.
+/// Apply the secret rule of [`is_secret_key`] to every map in the tree, and to the `value` of an
+/// environment entry (`{name: X_PASSWORD, value: …}`) by the variable's name.
 pub fn mark_secrets(v: &mut Value) {
     match v {
         Value::Map(m) => {
@@ -251,8 +252,11 @@ pub fn mark_secrets(v: &mut Value) {
                 .cloned()
                 .collect();
             let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
+            // an environment entry (`extra_env`, a chart's `extraEnvs`) whose variable's name
+            // says it holds a credential: its `value` is a secret
+            let env_secret = matches!(m.get("name"), Some(Value::Str(n)) if is_secret_key(n, &[]));
             for (k, child) in m.iter_mut() {
-                if is_secret_key(k, &siblings) {
+                if is_secret_key(k, &siblings) || (env_secret && k == "value") {
                     let plain = match child {
                         Value::Str(s) => Some(s.clone()),
                         Value::Int(i) => Some(i.to_string()),

@@ -7,7 +7,7 @@
 //! and the stdlib read (`site.a.b`, `get(site, "a.b")`, `require(site, "a")`, and the same
 //! through a variable bound to a part of the site, such as `let a = site.agent; get(a, "queues")`
 //! or `for q in get(a, "queues", [])`, whose entries' keys are `agent.queues[].name`).
-//! Free-form maps (`extra_values`, `extra_env`, a rule's `map`) take any key.
+//! Free-form maps (`extra_values`, a rule's `map`) take any key.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -20,7 +20,6 @@ use crate::value::{Value, join_path};
 /// Keys whose maps hold whatever a chart or a server takes: any key is accepted below them.
 pub const FREE_FORM: &[&str] = &[
     "extra_values",
-    "extra_env",
     "settings",
     "template_overrides",
     "queue_settings",
@@ -34,7 +33,8 @@ pub const FREE_FORM: &[&str] = &[
 pub fn reads() -> BTreeSet<String> {
     let fn_start = regex::Regex::new(r"(?m)^\s*(?:private\s+)?fn\s").expect("regex");
     let read_call =
-        regex::Regex::new(r#"\b(?:get|require|has)\(\s*([A-Za-z_]\w*)\s*,\s*"([A-Za-z0-9_.]+)""#)
+        // a literal ending in `.` is a prefix joined to a variable (`"extra_env." + server`)
+        regex::Regex::new(r#"\b(?:get|require|has)\(\s*([A-Za-z_]\w*)\s*,\s*"([A-Za-z0-9_.]*\w)""#)
             .expect("regex");
     let read_dot =
         regex::Regex::new(r"\b([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)+)(\s*\()?").expect("regex");
@@ -43,7 +43,7 @@ pub fn reads() -> BTreeSet<String> {
     )
     .expect("regex");
     let expr_call =
-        regex::Regex::new(r#"^(?:get|require)\(\s*([A-Za-z_]\w*)\s*,\s*"([A-Za-z0-9_.]+)""#)
+        regex::Regex::new(r#"^(?:get|require)\(\s*([A-Za-z_]\w*)\s*,\s*"([A-Za-z0-9_.]*\w)""#)
             .expect("regex");
     let expr_dot =
         regex::Regex::new(r"^([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)\s*(?:[;{]|$)").expect("regex");
@@ -352,7 +352,7 @@ mod tests {
     #[test]
     fn every_key_a_playbook_reads_is_known_to_the_check() {
         let grep = regex::Regex::new(
-            r#"(?:get|require)\(site, "([A-Za-z0-9_.]+)"|\bsite((?:\.[a-z_]+)+)"#,
+            r#"(?:get|require)\(site, "([A-Za-z0-9_.]*\w)"|\bsite((?:\.[a-z_]+)+)"#,
         )
         .unwrap();
         let mut read: BTreeSet<String> = BTreeSet::new();
@@ -436,5 +436,7 @@ mod tests {
             assert!(r.contains(key), "{key} not found in {r:?}");
         }
         assert!(!r.iter().any(|k| k.contains("yaml")), "{r:?}");
+        // `get(site, "extra_env." + server, [])` reads the rules' keys, not a key `extra_env.`
+        assert!(!r.iter().any(|k| k.ends_with('.')), "{r:?}");
     }
 }

@@ -185,7 +185,9 @@ impl Parser<'_> {
                     .entry(key)
                     .or_insert_with(|| Value::Map(BTreeMap::new()));
                 if !matches!(child, Value::Map(_)) {
+                    // a value of the files replaced by a map: this flag set it now
                     *child = Value::Map(BTreeMap::new());
+                    self.set.push(here.clone());
                 }
                 let Value::Map(inner) = child else {
                     unreachable!()
@@ -199,7 +201,10 @@ impl Parser<'_> {
                 let index = self.index()?;
                 let child = map.entry(key).or_insert_with(|| Value::List(Vec::new()));
                 if !matches!(child, Value::List(_)) {
+                    // `base_domain[0]=x`: the files' value replaced by a list, which validation
+                    // then refuses at this flag, not at the file's line
                     *child = Value::List(Vec::new());
+                    self.set.push(here.clone());
                 }
                 let Value::List(list) = child else {
                     unreachable!()

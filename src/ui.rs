@@ -45,7 +45,7 @@ pub fn is_json_stdout() -> bool {
 /// Machine or primary output, on stdout.
 pub fn out(text: &str) {
     let text = redact(text);
-    crate::bundle::log_text(&text);
+    crate::support_bundle::log_text(&text);
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes());
     let _ = o.flush();
@@ -54,7 +54,7 @@ pub fn out(text: &str) {
 /// Human output, on stderr.
 pub fn err(text: &str) {
     let text = redact(text);
-    crate::bundle::log_text(&text);
+    crate::support_bundle::log_text(&text);
     let mut e = std::io::stderr().lock();
     let _ = e.write_all(text.as_bytes());
     let _ = e.flush();

@@ -95,13 +95,31 @@ impl Value {
         }
     }
 
-    /// The value at a dotted key path (`a.b.c`), if every step is a map holding the next key.
+    /// The value at a dotted key path (`a.b.c`, a list entry as `a.b[0].c`), if every step is a
+    /// map holding the next key or a list holding the entry.
     pub fn at_path(&self, path: &str) -> Option<&Value> {
         let mut cur = self;
         for part in path.split('.') {
-            match cur {
-                Value::Map(m) => cur = m.get(part)?,
-                _ => return None,
+            let Value::Map(m) = cur else {
+                return None;
+            };
+            if let Some(v) = m.get(part) {
+                cur = v;
+                continue;
+            }
+            // `queues[1]`, `a[0][2]`: list entries, as validation messages name them
+            let (key, mut rest) = part.split_once('[').map(|(k, r)| (k, format!("[{r}")))?;
+            cur = m.get(key)?;
+            while let Some(r) = rest.strip_prefix('[') {
+                let (index, after) = r.split_once(']')?;
+                match cur {
+                    Value::List(l) => cur = l.get(index.parse::<usize>().ok()?)?,
+                    _ => return None,
+                }
+                rest = after.to_string();
+            }
+            if !rest.is_empty() {
+                return None;
             }
         }
         Some(cur)
@@ -254,6 +272,20 @@ pub fn json_to_yaml(j: &serde_json::Value) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_reaches_list_entries() {
+        let v = Value::from_json(&serde_json::json!({
+            "a": {"l": [{"x": 1}, [[2, 3]]]},
+            "k[0]": "literal",
+        }));
+        assert_eq!(v.at_path("a.l[0].x"), Some(&Value::Int(1)));
+        assert_eq!(v.at_path("a.l[1][0][1]"), Some(&Value::Int(3)));
+        assert_eq!(v.at_path("k[0]"), Some(&Value::Str("literal".into())));
+        assert_eq!(v.at_path("a.l[2]"), None);
+        assert_eq!(v.at_path("a.l[0]x"), None);
+        assert_eq!(v.at_path("a[0]"), None);
+    }
 
     #[test]
     fn secrets_redact_in_serde_and_reveal_on_request() {

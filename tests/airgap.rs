@@ -59,7 +59,7 @@ impl Site {
     fn new() -> Site {
         let t = Test::new();
         let pkg = package_with(t.dir(), &["upload_apps.py"]);
-        let sha = clearml_script::apps::sha256_file(&pkg).unwrap();
+        let sha = clearml_script::apps_package::sha256_file(&pkg).unwrap();
         let url = format!("{}/clearml-apps.zip", serve_dir(pkg.parent().unwrap()));
         let t = t.file(
             "package.yaml",
@@ -191,7 +191,7 @@ fn end_to_end(major: u32) {
     assert_eq!(manifest["site"]["agent"]["secret"], "<redacted>");
     assert_eq!(
         manifest["files"]["apps/apps.zip"],
-        clearml_script::apps::sha256_file(&site.pkg).unwrap()
+        clearml_script::apps_package::sha256_file(&site.pkg).unwrap()
     );
     // every image a chart renders, the one the agent's values set, and the applications' own
     let images = text("images.txt");

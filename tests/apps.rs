@@ -205,7 +205,7 @@ fn download_extract_convert_with_the_vendor_script_and_upload() {
         .add_fixed_user("admin", "apps-pass-123", DEFAULT_COMPANY, true);
     let t = Test::new();
     let pkg = package_with(t.dir(), &["convert_image_registry.py", "upload_apps.py"]);
-    let sha = clearml_script::apps::sha256_file(&pkg).unwrap();
+    let sha = clearml_script::apps_package::sha256_file(&pkg).unwrap();
     let url = format!("{}/clearml-apps.zip", serve_dir(pkg.parent().unwrap()));
     let log = t.dir().join("vendor.log").display().to_string();
     let api = sim.sandbox.clearml.url();

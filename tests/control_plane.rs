@@ -189,7 +189,7 @@ fn bad_input_lists_every_problem_and_runs_nothing() {
         .stderr_has("`base_domain` (bad.yaml:1:14) still holds the placeholder <BASE_DOMAIN>")
         .stderr_has("`supervisor.email` (bad.yaml:2:21): `not-an-email` is not an email address")
         .stderr_has("`sso.client_secret` is missing (secret)")
-        .stderr_has("`fixed_users[1].username`: \"alice\" is listed twice")
+        .stderr_has("`fixed_users[1].username` (bad.yaml:6:16): \"alice\" is listed twice")
         .stderr_has("error: validate: 4 problems in the values; nothing was changed");
 }
 

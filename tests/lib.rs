@@ -32,6 +32,7 @@ mod sandbox;
 mod schema;
 mod secrets;
 mod site_keys;
+mod site_values;
 mod stand_ins;
 mod support_bundle;
 mod validation;

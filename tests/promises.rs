@@ -672,7 +672,7 @@ fn app_package(dir: &std::path::Path) -> Vec<u8> {
 fn a_broken_download_is_resumed_with_milestones() {
     let t = Test::new();
     let body = Arc::new(app_package(t.dir()));
-    let sha = clearml_script::apps::sha256_file(&t.dir().join("pkg.zip")).unwrap();
+    let sha = clearml_script::apps_package::sha256_file(&t.dir().join("pkg.zip")).unwrap();
     let half = body.len() / 2;
     let served = body.clone();
     let server = Scripted::start(move |_, n| {

@@ -1314,7 +1314,7 @@ async fn service_account_kubeconfig(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: real\n  cluster:\n    server: {server}\n    certificate-authority: {}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n- name: real\n  context: {{cluster: real, user: {name}}}\ncurrent-context: real\n",
         real.dir.join("pki/ca.crt").display()
     );
-    clearml_script::app::write_private(&path, &text).unwrap();
+    clearml_script::fsutil::write_private(&path, &text).unwrap();
     path
 }
 

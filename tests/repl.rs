@@ -191,9 +191,12 @@ fn a_dry_run_by_default_strings_continue_and_module_members_complete() {
     p.exp_string("\r\nrepo-done\r\n").unwrap();
     // as in a shell: the first Tab rings the bell, the second lists
     type_text(&mut p, "values::\t\t");
-    let listed = plain(&p.exp_string("values::check").unwrap());
-    assert!(listed.contains("values::"), "{listed:?}");
-    p.exp_string("values::generation").unwrap();
+    // the listing is laid out in columns: read it up to the prompt drawn again below it
+    let mut listed = plain(&p.exp_string("values::check").unwrap());
+    listed += &plain(&p.exp_string("[dry-run]> values::").unwrap());
+    for f in ["values::generation", "values::hosts", "values::urls"] {
+        assert!(listed.contains(f), "{f} not listed: {listed:?}");
+    }
     p.send_control('c').unwrap();
     p.exp_string(READY).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));

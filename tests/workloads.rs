@@ -163,8 +163,8 @@ fn bad_ports_and_queue_names_are_reported_together() {
         .run()
         .code(2)
         .stderr_has("the port range starts at 40000 after it ends at 30000: swap them, start ≤ end")
-        .stderr_has("`agent.queues[0].name`: the queue name \"ab\" is too short: a queue name has at least 3 characters")
-        .stderr_has("`agent.queues[1].shm_size_gi`: must be a whole number of GiB, at least 1");
+        .stderr_has("`agent.queues[0].name` (q.yaml:3:14): the queue name \"ab\" is too short: a queue name has at least 3 characters")
+        .stderr_has("`agent.queues[1].shm_size_gi` (q.yaml:4:35): must be a whole number of GiB, at least 1");
     // the built-in refuses too
     Test::new()
         .script("let api = clearml_connect(#{ api_url: \"https://api.example.com\", key: \"k\", secret: \"s\" });\napi.create_queue(\"ab\");")

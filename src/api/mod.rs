@@ -2,7 +2,7 @@
 //! documentation (`clearml-script docs`, `:help` in the REPL, `.d.rhai` definitions).
 
 pub mod airgap_api;
-pub mod apps_api;
+pub mod apps_builtins;
 pub mod checks;
 pub mod clearml_api;
 pub mod cluster;
@@ -23,7 +23,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(checks::checks_api).into());
     engine.register_global_module(exported_module!(secrets::secrets_api).into());
     engine.register_global_module(exported_module!(cluster::cluster_api).into());
-    engine.register_global_module(exported_module!(apps_api::apps_api).into());
+    engine.register_global_module(exported_module!(apps_builtins::apps_builtins).into());
     engine.register_global_module(exported_module!(airgap_api::airgap_api).into());
     engine.register_global_module(exported_module!(clearml_api::clearml_api).into());
     engine.register_global_module(exported_module!(ops_api::ops_api).into());

@@ -310,7 +310,7 @@ pub mod ops_api {
         let out = base.join(out).display().to_string();
         ask(
             B,
-            OpsQuery::SupportBundle(crate::bundle::BundleSpec {
+            OpsQuery::SupportBundle(crate::support_bundle::BundleSpec {
                 out,
                 releases: pairs,
                 namespaces,

@@ -151,7 +151,7 @@ impl Sandbox {
         };
         let kubeconfig = dir_path.join("kubeconfig");
         // it holds the API's bearer token
-        crate::app::write_private(&kubeconfig, &kube.kubeconfig())?;
+        crate::fsutil::write_private(&kubeconfig, &kube.kubeconfig())?;
         Ok(Sandbox {
             kube,
             clearml,

@@ -4,7 +4,7 @@
 use rhai::plugin::*;
 
 #[export_module]
-pub mod apps_api {
+pub mod apps_builtins {
     use crate::action::{Action, ApiTarget};
     use crate::api::options::Opts;
     use crate::failure::invalid;
@@ -116,7 +116,7 @@ pub mod apps_api {
     #[rhai_fn(name = "convert_registry", return_raw)]
     pub fn convert_registry_with(apps_dir: &str, target_repo: &str, opts: Map) -> R<Dynamic> {
         const B: &str = "convert_registry";
-        crate::apps::check_target_repo(target_repo).map_err(|e| invalid(B, e))?;
+        crate::apps_package::check_target_repo(target_repo).map_err(|e| invalid(B, e))?;
         let mut o = Opts::new(B, opts);
         let generation = generation(B, o.string("generation")?)?;
         let script = o.string("script")?.map(|s| path_in_base(&s));

@@ -1,19 +1,17 @@
 //! Turns the command line into work: runs a playbook, or one of the other commands.
 
 use std::path::Path;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::{CommandFactory, Parser};
-use rhai::{AST, Engine, Map, ParseError, Scope};
+use rhai::{Engine, Map, Scope};
 
 use crate::action::{self, DryRunExecutor, Executor};
 use crate::cli::{Cli, Command, DocsFormat, OutputFormat, RunArgs, ScriptsAction};
-use crate::diagnostic;
 use crate::engine::{self, Sources};
+use crate::execute::{Outcome, execute, plan_pass_exit};
 use crate::live::LiveExecutor;
-use crate::runtime::Runtime;
 use crate::site::Site;
 use crate::{check, docs, playbook, ui};
 
@@ -32,7 +30,7 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
         (Some(Command::Status(args)), _) => run(&args.run_args("status.rhai"), interrupted),
         (Some(Command::SupportBundle { out, args }), _) => {
             // this run reads the last run's log: it keeps none of its own
-            crate::bundle::keep_no_log();
+            crate::support_bundle::keep_no_log();
             let mut args = args.run_args("support-bundle.rhai");
             let out = std::path::absolute(&out).unwrap_or(out);
             args.site
@@ -123,96 +121,6 @@ pub fn main(interrupted: Arc<AtomicBool>) -> i32 {
     }
 }
 
-/// The executor for a run or a REPL session: dry-run, live against the kubeconfig's cluster,
-/// or live against the simulators (started here, seeded from the site's credentials, and kept
-/// running as long as the returned sandbox lives).
-#[allow(clippy::too_many_arguments)] // each is one choice of the command line, named at the call
-pub fn executor_for(
-    dry_run: bool,
-    sandbox: bool,
-    sandbox_state: Option<&Path>,
-    kube: &crate::cli::KubeArgs,
-    site: &Site,
-    needs_helm: bool,
-    check_cluster: bool,
-    fault_specs: &[String],
-) -> Result<(Box<dyn Executor>, Option<crate::sandbox::Sandbox>), String> {
-    if dry_run {
-        return Ok((Box::new(DryRunExecutor), None));
-    }
-    if !sandbox {
-        let target = crate::action::Target {
-            kubeconfig: kube.kubeconfig.clone(),
-            context: kube.context.clone(),
-            clearml_api_url: None,
-            chart_repo_url: None,
-            helm_home: None,
-            recover_pending: kube.recover_pending,
-        };
-        let live = LiveExecutor::new(
-            crate::action::Mode::Live,
-            target,
-            kube.helm.clone(),
-            needs_helm,
-        )?;
-        if check_cluster {
-            live.check_connection()?;
-        }
-        return Ok((Box::new(live), None));
-    }
-    // helm first: a missing helm is reported before anything starts
-    if needs_helm {
-        crate::helm::locate(kube.helm.as_deref())?;
-    }
-    let handle = crate::runtime::tokio_handle().ok_or("no async runtime")?;
-    let faults = crate::sandbox::faults::Faults::default();
-    for spec in fault_specs {
-        faults.add_spec(spec)?;
-    }
-    let mut sb = handle
-        .block_on(crate::sandbox::Sandbox::start(None, faults))
-        .map_err(|e| format!("cannot start the sandbox: {e}"))?;
-    if let Some(dir) = sandbox_state {
-        if sb.keep_state(dir)? {
-            ui::info(&format!(
-                "sandbox: continuing the cluster kept in {}",
-                dir.display()
-            ));
-        } else {
-            ui::info(&format!(
-                "sandbox: a new cluster, kept in {} afterwards",
-                dir.display()
-            ));
-        }
-    }
-    for line in sb.seed_from_site(&site.values) {
-        ui::info(&format!("sandbox: ClearML API seeded with {line}"));
-    }
-    ui::info(&format!(
-        "sandbox: Kubernetes API {}, ClearML API {}",
-        sb.kube.url(),
-        sb.clearml.url()
-    ));
-    let target = crate::action::Target {
-        kubeconfig: Some(sb.kubeconfig.clone()),
-        context: Some("sandbox".into()),
-        clearml_api_url: Some(sb.clearml.url()),
-        chart_repo_url: Some(sb.kube.chart_repo_url()),
-        helm_home: Some(sb.dir.join("helm")),
-        recover_pending: kube.recover_pending,
-    };
-    let live = LiveExecutor::new(
-        crate::action::Mode::Sandbox,
-        target,
-        kube.helm.clone(),
-        needs_helm,
-    )?;
-    if check_cluster {
-        live.check_connection()?;
-    }
-    Ok((Box::new(live), Some(sb)))
-}
-
 /// The planner of `--dry-run --diff`: reads from the kubeconfig's cluster, changes nothing.
 fn plan_with_diff(kube: &crate::cli::KubeArgs) -> Result<crate::chartdiff::DiffPlanner, String> {
     let target = crate::action::Target {
@@ -222,23 +130,6 @@ fn plan_with_diff(kube: &crate::cli::KubeArgs) -> Result<crate::chartdiff::DiffP
     };
     let live = LiveExecutor::new(crate::action::Mode::Live, target, kube.helm.clone(), false)?;
     Ok(crate::chartdiff::DiffPlanner::new(live))
-}
-
-/// The scope every playbook compiles and runs with: the constant `site`.
-pub fn site_scope(site: &Site) -> Scope<'static> {
-    let mut scope = Scope::new();
-    let values = site.values.to_dynamic();
-    scope.push_constant_dynamic("site", values);
-    scope
-}
-
-/// Compile a playbook with strict variables. `site` is declared as a variable here, not a
-/// constant: Rhai's optimizer would fold a constant's value into the code, and folding formats
-/// host types such as secrets without their `to_string`. At run time it is a constant.
-pub fn compile(engine: &Engine, text: &str) -> Result<AST, ParseError> {
-    let mut scope = Scope::new();
-    scope.push("site", Map::new());
-    engine.compile_with_scope(&scope, text)
 }
 
 fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
@@ -277,7 +168,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         !args.dry_run && !args.sandbox && !crate::validate::examples_allowed(),
     );
     let command: Vec<String> = std::env::args().collect();
-    crate::bundle::start_run_log(&command.join(" "));
+    crate::support_bundle::start_run_log(&command.join(" "));
 
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
     // only checks: every validation of every step runs before anything is touched.
@@ -320,7 +211,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     let needs_helm = !needs_live && plan.actions.iter().any(|a| a.kind().starts_with("helm."));
     // the upload always runs the vendor's script: python3 must be there before anything starts
     if plan.actions.iter().any(|a| a.kind() == "apps.upload")
-        && let Err(e) = crate::apps::python()
+        && let Err(e) = crate::apps_package::python()
     {
         ui::err(&format!("error: {e}; nothing was changed\n"));
         return 2;
@@ -339,7 +230,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
                 .iter()
                 .any(|p| kind.starts_with(p))
         });
-    let (executor, sandbox) = match executor_for(
+    let (executor, sandbox) = match crate::executors::executor_for(
         false,
         args.sandbox,
         args.sandbox_state.as_deref(),
@@ -359,90 +250,6 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     finish(&outcome, sandbox.as_ref(), json, false)
 }
 
-/// The silent plan of a standard playbook for a site: its actions, or the error's text and exit
-/// code (the plan pass's).
-pub fn plan_actions(
-    script: &str,
-    site: &Site,
-    interrupted: Arc<AtomicBool>,
-) -> Result<Vec<action::Action>, (String, i32)> {
-    let book = playbook::resolve(script).map_err(|e| (format!("error: {e}\n"), 2))?;
-    let quiet = ui::is_quiet();
-    ui::set_quiet(true);
-    let plan = execute(&book, site.clone(), Box::new(DryRunExecutor), interrupted);
-    ui::set_quiet(quiet);
-    match plan.result {
-        Ok(()) => Ok(plan.actions),
-        Err(report) => Err((report.text.clone(), plan_pass_exit(&report, true))),
-    }
-}
-
-/// What running a playbook gave: the actions, how many steps finished, whether the failure (if
-/// any) was a step's, and the error report if it failed.
-struct Outcome {
-    actions: Vec<action::Action>,
-    places: Vec<Option<crate::parallel::Place>>,
-    finished: usize,
-    step_failed: bool,
-    result: Result<(), diagnostic::Report>,
-}
-
-/// The exit code of a plan pass that stopped on an error: nothing was started, so every error
-/// of the script or its values is bad input (2); an interruption keeps its own code.
-fn plan_pass_exit(report: &diagnostic::Report, dry_run: bool) -> i32 {
-    if report.exit_code > 2 {
-        report.exit_code
-    } else {
-        if !dry_run && !report.text.contains("nothing was changed") {
-            ui::err("nothing was started: nothing was changed\n");
-        }
-        2
-    }
-}
-
-/// Run a playbook with an executor.
-fn execute(
-    book: &playbook::Playbook,
-    site: Site,
-    executor: Box<dyn Executor>,
-    interrupted: Arc<AtomicBool>,
-) -> Outcome {
-    let rt = Rc::new(Runtime::new(
-        executor,
-        site,
-        book.base_dir.clone(),
-        interrupted.clone(),
-    ));
-    rt.install();
-    let sources = Sources::default();
-    sources.insert(&book.name, &book.text);
-    let engine = engine::build(&book.base_dir, sources.clone(), interrupted);
-    let mut ast = match compile(&engine, &book.text) {
-        Ok(ast) => ast,
-        Err(e) => {
-            return Outcome {
-                actions: Vec::new(),
-                places: Vec::new(),
-                finished: 0,
-                step_failed: false,
-                result: Err(diagnostic::render_parse(&e, &book.name, &sources)),
-            };
-        }
-    };
-    ast.set_source(book.name.as_str());
-    let mut scope = site_scope(&rt.site);
-    let result = engine
-        .run_ast_with_scope(&mut scope, &ast)
-        .map_err(|e| diagnostic::render(&e, &book.name, &sources));
-    Outcome {
-        actions: rt.actions(),
-        places: rt.places(),
-        finished: rt.finished(),
-        step_failed: rt.step_failed(),
-        result,
-    }
-}
-
 /// Print the plan or the result, or the error, and answer the exit code.
 fn finish(
     outcome: &Outcome,
@@ -453,7 +260,7 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    crate::bundle::keep_plan(&action::render_json(
+    crate::support_bundle::keep_plan(&action::render_json(
         &outcome.actions,
         &outcome.places,
         dry_run,
@@ -699,7 +506,7 @@ fn sandbox(
     let secret = crate::sandbox::store::random_hex(24);
     state.add_credentials(&key, &secret, &admin);
     let creds = sandbox.dir.join("clearml-credentials.json");
-    let written = write_private(
+    let written = crate::fsutil::write_private(
         &creds,
         &serde_json::json!({"api_url": sandbox.clearml.url(), "access_key": key, "secret_key": secret}).to_string(),
     );
@@ -722,31 +529,4 @@ fn sandbox(
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     0
-}
-
-/// Create an empty file only its owner can read, unless it exists; make an existing one so too.
-pub fn write_private_if_missing(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if path.exists() {
-        return std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    write_private(path, "")
-}
-
-/// Write a file only its owner can read; an existing file is made so before it is written.
-pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        // emptied below, once only the owner can read it
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    // the mode of `open` applies to a new file only: an existing 0644 file is narrowed first,
-    // before the secret is written into it
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    f.set_len(0)?;
-    f.write_all(text.as_bytes())
 }

@@ -39,7 +39,7 @@ pub fn start_run_log(command: &str) {
         return;
     }
     let path = dir.join("last-run.log");
-    if crate::app::write_private(&path, &redact(&format!("$ {command}\n"))).is_err() {
+    if crate::fsutil::write_private(&path, &redact(&format!("$ {command}\n"))).is_err() {
         return;
     }
     if let Ok(f) = std::fs::OpenOptions::new().append(true).open(&path) {
@@ -61,7 +61,7 @@ pub fn keep_plan(plan_json: &str) {
         return;
     }
     if let Some(dir) = state_dir() {
-        let _ = crate::app::write_private(&dir.join("last-plan.json"), &redact(plan_json));
+        let _ = crate::fsutil::write_private(&dir.join("last-plan.json"), &redact(plan_json));
     }
 }
 
