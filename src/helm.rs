@@ -178,18 +178,6 @@ impl Helm {
         }
     }
 
-    /// `helm status` as JSON, or `None` when there is no such release.
-    pub fn status(&self, release: &str, namespace: &str) -> Result<Option<J>, String> {
-        let args = strings(&["status", release, "-n", namespace, "-o", "json"]);
-        match self.run(&args, None) {
-            Ok(out) => serde_json::from_str(&out)
-                .map(Some)
-                .map_err(|e| format!("helm status printed no JSON: {e}")),
-            Err(e) if e.contains("release: not found") => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
     /// `helm list -o json`, in a namespace or all.
     pub fn list(&self, namespace: Option<&str>) -> Result<J, String> {
         let mut args = strings(&["list", "-o", "json"]);
@@ -434,4 +422,24 @@ pub fn require_deployed(release: &str, namespace: &str, record: Option<&J>) -> R
 
 pub fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_are_quoted_only_where_a_shell_needs_it() {
+        // plain words as they are, with the punctuation a shell leaves alone
+        assert_eq!(shell_word("upgrade"), "upgrade");
+        assert_eq!(
+            shell_word("--set=a.b_c-1/2:3,x@y+z%"),
+            "--set=a.b_c-1/2:3,x@y+z%"
+        );
+        // an empty word, a space, a glob or a quote: single-quoted, quotes escaped
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("two words"), "'two words'");
+        assert_eq!(shell_word("a*"), "'a*'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
 }
