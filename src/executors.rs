@@ -26,6 +26,14 @@ pub fn executor_for(
     if dry_run {
         return Ok((Box::new(DryRunExecutor), None));
     }
+    // the live executor for a target, its connection checked when asked
+    let start = |mode, target| -> Result<LiveExecutor, String> {
+        let live = LiveExecutor::new(mode, target, kube.helm.clone(), needs_helm)?;
+        if check_cluster {
+            live.check_connection()?;
+        }
+        Ok(live)
+    };
     if !sandbox {
         let target = crate::action::Target {
             kubeconfig: kube.kubeconfig.clone(),
@@ -35,16 +43,7 @@ pub fn executor_for(
             helm_home: None,
             recover_pending: kube.recover_pending,
         };
-        let live = LiveExecutor::new(
-            crate::action::Mode::Live,
-            target,
-            kube.helm.clone(),
-            needs_helm,
-        )?;
-        if check_cluster {
-            live.check_connection()?;
-        }
-        return Ok((Box::new(live), None));
+        return Ok((Box::new(start(crate::action::Mode::Live, target)?), None));
     }
     // helm first: a missing helm is reported before anything starts
     if needs_helm {
@@ -87,14 +86,8 @@ pub fn executor_for(
         helm_home: Some(sb.dir.join("helm")),
         recover_pending: kube.recover_pending,
     };
-    let live = LiveExecutor::new(
-        crate::action::Mode::Sandbox,
-        target,
-        kube.helm.clone(),
-        needs_helm,
-    )?;
-    if check_cluster {
-        live.check_connection()?;
-    }
-    Ok((Box::new(live), Some(sb)))
+    Ok((
+        Box::new(start(crate::action::Mode::Sandbox, target)?),
+        Some(sb),
+    ))
 }

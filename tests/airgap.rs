@@ -21,18 +21,7 @@ fn run_in(dir: &Path, args: &[&str]) -> Output {
 fn run_helm(major: u32, dir: &Path, args: &[&str]) -> Output {
     Test::new()
         .helm(major)
-        .env(
-            "HELM_CACHE_HOME",
-            &dir.join(".helm/cache").display().to_string(),
-        )
-        .env(
-            "HELM_CONFIG_HOME",
-            &dir.join(".helm/config").display().to_string(),
-        )
-        .env(
-            "HELM_DATA_HOME",
-            &dir.join(".helm/data").display().to_string(),
-        )
+        .helm_homes(dir)
         // the stand-in of the vendor's upload script records its calls there
         .env("VENDOR_LOG", &dir.join("vendor.log").display().to_string())
         .args(args)

@@ -81,18 +81,23 @@ impl Test {
             .1;
         let dir = self.dir.path().to_path_buf();
         self.env("HELM_BIN", &path.display().to_string())
-            .env(
-                "HELM_CACHE_HOME",
-                &dir.join(".helm/cache").display().to_string(),
-            )
-            .env(
-                "HELM_CONFIG_HOME",
-                &dir.join(".helm/config").display().to_string(),
-            )
-            .env(
-                "HELM_DATA_HOME",
-                &dir.join(".helm/data").display().to_string(),
-            )
+            .helm_homes(&dir)
+    }
+
+    /// helm's own files (cache, configuration, data) under `dir/.helm`.
+    pub fn helm_homes(self, dir: &Path) -> Test {
+        self.env(
+            "HELM_CACHE_HOME",
+            &dir.join(".helm/cache").display().to_string(),
+        )
+        .env(
+            "HELM_CONFIG_HOME",
+            &dir.join(".helm/config").display().to_string(),
+        )
+        .env(
+            "HELM_DATA_HOME",
+            &dir.join(".helm/data").display().to_string(),
+        )
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Test {
