@@ -609,9 +609,12 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
     let images: Vec<ImageEntry> = images.into_values().collect();
     let lists = image_lists(&images, opts.registry);
     for (name, text) in &lists {
-        let p = root.join(name);
+        let p = root.join("lists").join(name);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
-        files.insert(name.to_string(), p);
+        files.insert(name.clone(), p);
     }
     let mut sums = BTreeMap::new();
     for (name, p) in &files {
@@ -694,53 +697,96 @@ fn chart_meta(tgz: &Path) -> Result<(String, String), String> {
     Err(format!("{} holds no Chart.yaml", tgz.display()))
 }
 
-/// The image lists: the sources one a line, the `skopeo copy` commands, and skopeo sync's YAML
-/// (images whose place in the mirror keeps their repository path).
-fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(&'static str, String)> {
+/// The image lists: the sources one a line, the `skopeo copy` commands, and skopeo sync's
+/// YAML. `skopeo sync --dest docker` puts each image at DEST/BASENAME:TAG (the repository's
+/// last part only), so the images that keep their repository path in the mirror are grouped by
+/// the mirror's directory they go to, one YAML file each (`skopeo-sync/DIR.yaml`), with
+/// `skopeo-sync.sh` giving each its destination. The applications' images are renamed into one
+/// repository (`apps.registry`, the name in the tag), which skopeo sync cannot do: they are in
+/// the copy commands only, and the sync script says so.
+fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(String, String)> {
     let mut list = String::new();
     let mut copy = String::from(
         "#!/bin/sh\n# Copy every image of the bundle into the mirror (run where both are reachable).\nset -e\n",
     );
-    let mut sync: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    // the mirror's directory → source domain → repository → tags
+    type Sync = BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<String>>>>;
+    let mut sync: Sync = BTreeMap::new();
+    let mut renamed = Vec::new();
+    let registry = registry.trim_end_matches('/');
     for i in images {
         list.push_str(&format!("{}\n", i.source));
         copy.push_str(&format!(
             "skopeo copy --all docker://{} docker://{}\n",
             i.source, i.target
         ));
-        if i.target == mirror(&i.source, registry) {
-            let (domain, rest) = i.source.split_once('/').unwrap_or(("docker.io", &i.source));
-            let (repo, tag) = match rest.split_once('@') {
-                Some((r, d)) => (r.split(':').next().unwrap_or(r).to_string(), d.to_string()),
-                None => match rest.rsplit_once(':') {
-                    Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-                    _ => (rest.to_string(), "latest".to_string()),
-                },
-            };
-            sync.entry(domain.to_string())
-                .or_default()
-                .entry(repo)
-                .or_default()
-                .push(tag);
+        if i.target != mirror(&i.source, registry) {
+            renamed.push(i);
+            continue;
         }
+        let (domain, rest) = i.source.split_once('/').unwrap_or(("docker.io", &i.source));
+        let (repo, tag) = match rest.split_once('@') {
+            Some((r, d)) => (r.split(':').next().unwrap_or(r).to_string(), d.to_string()),
+            None => match rest.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                _ => (rest.to_string(), "latest".to_string()),
+            },
+        };
+        let dir = repo.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        sync.entry(dir)
+            .or_default()
+            .entry(domain.to_string())
+            .or_default()
+            .entry(repo)
+            .or_default()
+            .push(tag);
     }
-    let mut yaml = format!(
-        "# skopeo sync --src yaml --dest docker skopeo-sync.yaml {registry}\n# (the applications' images move to another repository: see mirror-images.sh)\n"
+    let mut out = vec![
+        ("images.txt".to_string(), list),
+        ("mirror-images.sh".to_string(), copy),
+    ];
+    let mut script = String::from(
+        "#!/bin/sh\n# Sync the images that keep their repository path into the mirror, one destination\n# directory at a time (skopeo sync puts each image at DEST/NAME:TAG).\nset -e\ncd \"$(dirname \"$0\")\"\n",
     );
-    for (domain, repos) in &sync {
-        yaml.push_str(&format!("{domain}:\n  images:\n"));
-        for (repo, tags) in repos {
-            yaml.push_str(&format!("    {repo}:\n"));
-            for t in tags {
-                yaml.push_str(&format!("      - \"{t}\"\n"));
+    for (dir, domains) in &sync {
+        let file = format!(
+            "skopeo-sync/{}.yaml",
+            if dir.is_empty() {
+                "_top".to_string()
+            } else {
+                dir.replace('/', "_")
+            }
+        );
+        let dest = if dir.is_empty() {
+            registry.to_string()
+        } else {
+            format!("{registry}/{dir}")
+        };
+        script.push_str(&format!(
+            "skopeo sync --all --src yaml --dest docker {file} {dest}\n"
+        ));
+        let mut yaml = format!("# skopeo sync --all --src yaml --dest docker {file} {dest}\n");
+        for (domain, repos) in domains {
+            yaml.push_str(&format!("{domain}:\n  images:\n"));
+            for (repo, tags) in repos {
+                yaml.push_str(&format!("    {repo}:\n"));
+                for t in tags {
+                    yaml.push_str(&format!("      - \"{t}\"\n"));
+                }
             }
         }
+        out.push((file, yaml));
     }
-    vec![
-        ("images.txt", list),
-        ("mirror-images.sh", copy),
-        ("skopeo-sync.yaml", yaml),
-    ]
+    if !renamed.is_empty() {
+        script.push_str(
+            "# Renamed in the mirror, which skopeo sync cannot do: copied by mirror-images.sh\n",
+        );
+        for i in renamed {
+            script.push_str(&format!("#   {} -> {}\n", i.source, i.target));
+        }
+    }
+    out.push(("skopeo-sync.sh".to_string(), script));
+    out
 }
 
 /// Write the archive: the manifest first, then every file, into a temporary file beside `out`
@@ -1001,7 +1047,7 @@ pub fn command(
                         ));
                     }
                     ui::err(&format!(
-                        "wrote {}: {} charts, {} images to mirror into {}{}; the list, the skopeo commands and skopeo sync's YAML are inside (images.txt, mirror-images.sh, skopeo-sync.yaml)\n",
+                        "wrote {}: {} charts, {} images to mirror into {}{}; the list, the skopeo copy commands and skopeo sync's files are inside (images.txt, mirror-images.sh, skopeo-sync.sh with skopeo-sync/*.yaml)\n",
                         out.display(),
                         m.charts.len(),
                         m.images.len(),

@@ -168,7 +168,10 @@ fn end_to_end(major: u32) {
         "apps/apps.zip",
         "images.txt",
         "mirror-images.sh",
-        "skopeo-sync.yaml",
+        "skopeo-sync.sh",
+        "skopeo-sync/allegroai.yaml",
+        "skopeo-sync/library.yaml",
+        "skopeo-sync/bitnami.yaml",
     ] {
         assert!(names.contains(&want), "{want} not in {names:?}");
     }
@@ -209,12 +212,27 @@ fn end_to_end(major: u32) {
     assert!(copy.contains(&format!(
         "docker://docker.io/{IMAGE} docker://registry.local:5000/clearml-apps:hpo-1.10.0-1062"
     )));
-    let sync = text("skopeo-sync.yaml");
+    // skopeo sync puts an image at DEST/NAME:TAG: one file per directory of the mirror
+    let sync = text("skopeo-sync/allegroai.yaml");
     assert!(sync.contains("docker.io:\n  images:\n"), "{sync}");
     assert!(
         sync.contains("    allegroai/clearml-enterprise-apiserver:\n      - \"3.22.0\"\n"),
         "{sync}"
     );
+    assert!(!sync.contains("python") && !sync.contains("redis"), "{sync}");
+    assert!(
+        text("skopeo-sync/library.yaml").contains("    library/python:\n      - \"3.9\"\n")
+    );
+    let script = text("skopeo-sync.sh");
+    for line in [
+        "skopeo sync --all --src yaml --dest docker skopeo-sync/allegroai.yaml registry.local:5000/allegroai\n",
+        "skopeo sync --all --src yaml --dest docker skopeo-sync/bitnami.yaml registry.local:5000/bitnami\n",
+        "skopeo sync --all --src yaml --dest docker skopeo-sync/library.yaml registry.local:5000/library\n",
+        // the applications' images are renamed: copied, and said
+        &format!("#   docker.io/{IMAGE} -> registry.local:5000/clearml-apps:hpo-1.10.0-1062\n"),
+    ] {
+        assert!(script.contains(line), "{line} not in {script}");
+    }
     run_helm(major, site.dir(), &["bundle", "verify", "bundle.tar.gz"])
         .status
         .success()
