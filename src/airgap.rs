@@ -1135,12 +1135,13 @@ fn push_command(
     if let Err(e) = check_chart_registry(&registry) {
         return refuse(format!("{}: {e}", site.describe(REG)));
     }
-    let username = site.values.at_path("airgap.chart_registry_username").cloned();
+    let username = site
+        .values
+        .at_path("airgap.chart_registry_username")
+        .cloned();
     let password = match site.values.at_path("airgap.chart_registry_password") {
         Some(crate::value::Value::Secret(s)) => Some(s.clone()),
-        Some(crate::value::Value::Str(s)) if !s.is_empty() => {
-            Some(crate::secret::Secret::new(s))
-        }
+        Some(crate::value::Value::Str(s)) if !s.is_empty() => Some(crate::secret::Secret::new(s)),
         _ => None,
     };
     let (Some(username), Some(password)) = (username, password) else {
@@ -1171,7 +1172,12 @@ fn push_command(
     };
     let actions = match push_actions(&opened, &registry, username, password, plain_http) {
         Ok(a) => a,
-        Err(e) => return refuse(format!("{}: {e}", site.describe("airgap.chart_registry_username"))),
+        Err(e) => {
+            return refuse(format!(
+                "{}: {e}",
+                site.describe("airgap.chart_registry_username")
+            ));
+        }
     };
     if dry_run {
         print!("{}", crate::action::render_text(&actions, &[], true));
@@ -1225,7 +1231,9 @@ fn push_command(
             ..
         } = action
         {
-            ui::err(&format!("pushed {name} {version}: {registry}/{name}:{version}\n"));
+            ui::err(&format!(
+                "pushed {name} {version}: {registry}/{name}:{version}\n"
+            ));
         }
     }
     if let Some(sb) = &sb {

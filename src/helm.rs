@@ -484,9 +484,10 @@ mod tests {
     /// chart by a repository helm does not know. With the real helm 3 and 4 (tools/fetch-helm).
     #[test]
     fn an_archive_renders_where_no_repository_serves_the_chart() {
-        let fetch = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fetch-helm"))
-            .output()
-            .expect("run tools/fetch-helm");
+        let fetch =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fetch-helm"))
+                .output()
+                .expect("run tools/fetch-helm");
         assert!(
             fetch.status.success(),
             "{}",
@@ -527,9 +528,7 @@ mod tests {
             // the chart as the step names it: no repository of that name
             let named = helm.template_text(&spec, None, None);
             assert!(
-                named
-                    .as_ref()
-                    .is_err_and(|e| e.contains("gone-repository")),
+                named.as_ref().is_err_and(|e| e.contains("gone-repository")),
                 "helm {}: {named:?}",
                 helm.version
             );

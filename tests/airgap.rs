@@ -219,10 +219,11 @@ fn end_to_end(major: u32) {
         sync.contains("    allegroai/clearml-enterprise-apiserver:\n      - \"3.22.0\"\n"),
         "{sync}"
     );
-    assert!(!sync.contains("python") && !sync.contains("redis"), "{sync}");
     assert!(
-        text("skopeo-sync/library.yaml").contains("    library/python:\n      - \"3.9\"\n")
+        !sync.contains("python") && !sync.contains("redis"),
+        "{sync}"
     );
+    assert!(text("skopeo-sync/library.yaml").contains("    library/python:\n      - \"3.9\"\n"));
     let script = text("skopeo-sync.sh");
     for line in [
         "skopeo sync --all --src yaml --dest docker skopeo-sync/allegroai.yaml registry.local:5000/allegroai\n",
@@ -656,7 +657,9 @@ fn from_the_registry(major: u32) {
         "{:?}",
         login[0].argv
     );
-    let pushes = calls.iter().filter(|c| c.argv.first().is_some_and(|a| a == "push"));
+    let pushes = calls
+        .iter()
+        .filter(|c| c.argv.first().is_some_and(|a| a == "push"));
     assert_eq!(pushes.clone().count(), 4, "{calls:?}");
     for p in pushes {
         assert!(p.argv.contains(&"--plain-http".to_string()), "{:?}", p.argv);
@@ -668,7 +671,8 @@ fn from_the_registry(major: u32) {
     assert!(!upgrades.is_empty());
     for u in &upgrades {
         assert!(
-            u.argv[3].starts_with("oci://127.0.0.1:") && u.argv.contains(&"--plain-http".to_string()),
+            u.argv[3].starts_with("oci://127.0.0.1:")
+                && u.argv.contains(&"--plain-http".to_string()),
             "{:?}",
             u.argv
         );
@@ -699,13 +703,19 @@ fn bundle_push_rehearses_and_refuses_a_bad_registry_before_anything() {
     let plan = site.run_env(&["bundle", "push"], &["--dry-run"], &env);
     let text = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.status.success(), "{}", stderr(&plan));
-    assert!(text.contains("Plan (dry run: nothing was changed): 4 steps"), "{text}");
+    assert!(
+        text.contains("Plan (dry run: nothing was changed): 4 steps"),
+        "{text}"
+    );
     assert!(!text.contains(REGISTRY_PASSWORD), "{text}");
 
     // bad values: exit 2, naming the value and where it was given, before anything
     let bad = site.run_env(
         &["bundle", "push"],
-        &["--set", "airgap.chart_registry=https://registry.local/charts"],
+        &[
+            "--set",
+            "airgap.chart_registry=https://registry.local/charts",
+        ],
         &env,
     );
     let err = stderr(&bad);
@@ -714,21 +724,28 @@ fn bundle_push_rehearses_and_refuses_a_bad_registry_before_anything() {
     // the install refuses a registry that is not oci://, with where it was given
     let out = site.run_env(
         &["install.rhai"],
-        &["--set", "airgap.chart_registry=registry.local:5000/charts", "--dry-run"],
+        &[
+            "--set",
+            "airgap.chart_registry=registry.local:5000/charts",
+            "--dry-run",
+        ],
         &env,
     );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`registry.local:5000/charts` is not an OCI registry for charts: write oci://HOST[:PORT]/PATH"), "{err}");
-    let no_password = site.layer(
-        "nopass.yaml",
-        "airgap:\n  chart_registry_password: null\n",
-    );
+    let no_password = site.layer("nopass.yaml", "airgap:\n  chart_registry_password: null\n");
     for head in [&["bundle", "push"][..], &["install.rhai"][..]] {
         let out = no_password.run_env(head, &["--dry-run"], &env);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{head:?}: {err}");
-        assert!(err.contains("`airgap.chart_registry` (") && err.contains("registry.yaml:3"), "{head:?}: {err}");
-        assert!(err.contains("airgap.chart_registry_password"), "{head:?}: {err}");
+        assert!(
+            err.contains("`airgap.chart_registry` (") && err.contains("registry.yaml:3"),
+            "{head:?}: {err}"
+        );
+        assert!(
+            err.contains("airgap.chart_registry_password"),
+            "{head:?}: {err}"
+        );
     }
 }

@@ -31,7 +31,11 @@ pub mod airgap_api {
     pub fn bundle_chart(bundle: &str, chart: &str) -> R<Map> {
         const B: &str = "bundle_chart";
         let (path, version) = opened(B, bundle)?.chart(chart).map_err(|e| invalid(B, e))?;
-        let name = chart.trim_end_matches('/').rsplit('/').next().unwrap_or(chart);
+        let name = chart
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(chart);
         let mut m = Map::new();
         m.insert("chart".into(), Dynamic::from(path.display().to_string()));
         m.insert("name".into(), Dynamic::from(name.to_string()));

@@ -153,7 +153,11 @@ fn authorized(req: &Request, credentials: &BTreeMap<String, String>) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
         .and_then(|b| String::from_utf8(b).ok())
     else {
         return false;
@@ -287,22 +291,23 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from("{}"))
             .expect("valid response"),
-        (m @ (Method::GET | Method::HEAD), Route::Blob(_, digest)) => match reg.blobs.get(&digest)
-        {
-            Some(bytes) => {
-                let b = response(200)
-                    .header(header::CONTENT_TYPE, "application/octet-stream")
-                    .header(header::CONTENT_LENGTH, bytes.len())
-                    .header("Docker-Content-Digest", &digest);
-                if m == Method::HEAD {
-                    b.body(Body::empty())
-                } else {
-                    b.body(Body::from(bytes.clone()))
+        (m @ (Method::GET | Method::HEAD), Route::Blob(_, digest)) => {
+            match reg.blobs.get(&digest) {
+                Some(bytes) => {
+                    let b = response(200)
+                        .header(header::CONTENT_TYPE, "application/octet-stream")
+                        .header(header::CONTENT_LENGTH, bytes.len())
+                        .header("Docker-Content-Digest", &digest);
+                    if m == Method::HEAD {
+                        b.body(Body::empty())
+                    } else {
+                        b.body(Body::from(bytes.clone()))
+                    }
+                    .expect("valid response")
                 }
-                .expect("valid response")
+                None => oci_error(404, "BLOB_UNKNOWN", &format!("blob {digest} unknown")),
             }
-            None => oci_error(404, "BLOB_UNKNOWN", &format!("blob {digest} unknown")),
-        },
+        }
         (Method::POST, Route::StartUpload(name)) => {
             // a cross-repository mount (`?mount=&from=`): the blob is content-addressed, so one
             // this registry holds is mounted at once
@@ -400,16 +405,10 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                 }
                 response(200)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .body(Body::from(
-                        json!({"name": name, "tags": list}).to_string(),
-                    ))
+                    .body(Body::from(json!({"name": name, "tags": list}).to_string()))
                     .expect("valid response")
             }
-            None => oci_error(
-                404,
-                "NAME_UNKNOWN",
-                &format!("repository {name} unknown"),
-            ),
+            None => oci_error(404, "NAME_UNKNOWN", &format!("repository {name} unknown")),
         },
         _ => oci_error(
             405,
