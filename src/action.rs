@@ -34,6 +34,23 @@ pub enum Action {
         host: String,
         username: Value,
         password: Secret,
+        /// The registry answers plain HTTP (helm 4's `--plain-http`, helm 3's `--insecure`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        plain_http: bool,
+    },
+    /// `helm push ARCHIVE oci://HOST/PATH`: a chart archive into an OCI registry (logged in to
+    /// before), as `oci://HOST/PATH/NAME:VERSION`.
+    #[serde(rename = "helm.push")]
+    HelmPush {
+        /// The chart archive (`NAME-VERSION.tgz`).
+        archive: String,
+        /// The chart's name and version, as the registry will hold them.
+        name: String,
+        version: String,
+        /// Where to: `oci://HOST[:PORT]/PATH`.
+        registry: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        plain_http: bool,
     },
     #[serde(rename = "helm.upgrade_install")]
     HelmUpgradeInstall(ChartInstall),
@@ -188,6 +205,9 @@ pub struct ChartInstall {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
     pub rollback_on_failure: bool,
+    /// An `oci://` chart from a registry that answers plain HTTP (`--plain-http`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_http: bool,
 }
 
 /// A read of the world: answered by the executor, never part of the plan.
@@ -297,6 +317,9 @@ pub struct Target {
     pub clearml_api_url: Option<String>,
     /// In the sandbox: the stand-in chart repository that every `helm repo add` points to.
     pub chart_repo_url: Option<String>,
+    /// In the sandbox: the stand-in OCI registry (`HOST:PORT`, plain HTTP) that every
+    /// `oci://` chart, registry login and push goes to.
+    pub oci_registry: Option<String>,
     /// In the sandbox: helm's own configuration, cache and data, apart from the user's, so that
     /// the sandbox's repositories never reach the user's helm.
     pub helm_home: Option<std::path::PathBuf>,
@@ -424,6 +447,7 @@ mod tests {
             wait: false,
             timeout: None,
             rollback_on_failure: false,
+            plain_http: false,
         })
     }
 

@@ -385,6 +385,17 @@ impl Opened {
         Ok((self.dir.join(&found.file), found.version.clone()))
     }
 
+    /// The bundle's chart of an `oci://…/NAME` chart step at VERSION (the site's chart
+    /// registry, which holds the bundle's charts): its archive, to render offline.
+    fn archive_of(&self, chart: &str, version: Option<&str>) -> Option<PathBuf> {
+        let name = chart.strip_prefix("oci://")?.rsplit('/').next()?;
+        self.manifest
+            .charts
+            .iter()
+            .find(|c| c.name == name && version.is_none_or(|v| v == c.version))
+            .map(|c| self.dir.join(&c.file))
+    }
+
     /// The applications package in the bundle, with its sha256.
     pub fn apps(&self) -> Result<(PathBuf, String), String> {
         let a = self.manifest.apps.as_ref().ok_or(
@@ -404,6 +415,71 @@ pub fn check_registry(registry: &str) -> Result<(), String> {
             "airgap.registry `{registry}` is not a registry: write host[:port] with an optional path, without a scheme or tag, such as registry.local:5000"
         )
     })
+}
+
+/// The site's own chart registry (`airgap.chart_registry`): `oci://HOST[:PORT][/PATH]`, the
+/// path lowercase (a repository name of the distribution spec), no tag. Answers the host (for
+/// `helm registry login`) and the reference without a trailing `/`.
+pub fn check_chart_registry(url: &str) -> Result<(String, String), String> {
+    let bad = || {
+        format!(
+            "`{url}` is not an OCI registry for charts: write oci://HOST[:PORT]/PATH, such as oci://registry.local:5000/charts"
+        )
+    };
+    let rest = url.trim().strip_prefix("oci://").ok_or_else(bad)?;
+    let rest = rest.trim_end_matches('/');
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c))
+        && host.split(':').count() <= 2
+        && host
+            .split_once(':')
+            .is_none_or(|(_, p)| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let path_ok = path.is_empty()
+        || path.split('/').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        });
+    if !host_ok || !path_ok {
+        return Err(bad());
+    }
+    Ok((host.to_string(), format!("oci://{rest}")))
+}
+
+/// The steps that put the bundle's charts into the site's chart registry: `helm registry
+/// login` (the password on helm's stdin), then one `helm push` per chart archive of the
+/// verified bundle (`oci://HOST/PATH/NAME:VERSION` afterwards). The same steps for
+/// `clearml-script bundle push` and an air-gapped install's `bundle_push`.
+pub fn push_actions(
+    opened: &Opened,
+    registry: &str,
+    username: crate::value::Value,
+    password: crate::secret::Secret,
+    plain_http: bool,
+) -> Result<Vec<Action>, String> {
+    let (host, registry) = check_chart_registry(registry)?;
+    if matches!(username, crate::value::Value::Secret(_)) {
+        return Err(
+            "the registry's username is a secret, and helm takes it on its command line: give a plain username".into(),
+        );
+    }
+    let mut actions = vec![Action::HelmRegistryLogin {
+        host,
+        username,
+        password,
+        plain_http,
+    }];
+    actions.extend(opened.manifest.charts.iter().map(|c| Action::HelmPush {
+        archive: opened.dir.join(&c.file).display().to_string(),
+        name: c.name.clone(),
+        version: c.version.clone(),
+        registry: registry.clone(),
+        plain_http,
+    }));
+    Ok(actions)
 }
 
 /// What `bundle create` needs besides the plan.
@@ -533,9 +609,12 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
     let images: Vec<ImageEntry> = images.into_values().collect();
     let lists = image_lists(&images, opts.registry);
     for (name, text) in &lists {
-        let p = root.join(name);
+        let p = root.join("lists").join(name);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         std::fs::write(&p, text).map_err(|e| format!("{}: {e}", p.display()))?;
-        files.insert(name.to_string(), p);
+        files.insert(name.clone(), p);
     }
     let mut sums = BTreeMap::new();
     for (name, p) in &files {
@@ -573,7 +652,7 @@ fn pull(
     let dest = root.join(format!("pull-{n}"));
     std::fs::create_dir_all(&dest).map_err(|e| format!("{}: {e}", dest.display()))?;
     live.helm()?
-        .pull(&spec.chart, spec.version.as_deref(), &dest)?;
+        .pull(&spec.chart, spec.version.as_deref(), &dest, spec.plain_http)?;
     let tgz = std::fs::read_dir(&dest)
         .map_err(|e| e.to_string())?
         .flatten()
@@ -618,53 +697,96 @@ fn chart_meta(tgz: &Path) -> Result<(String, String), String> {
     Err(format!("{} holds no Chart.yaml", tgz.display()))
 }
 
-/// The image lists: the sources one a line, the `skopeo copy` commands, and skopeo sync's YAML
-/// (images whose place in the mirror keeps their repository path).
-fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(&'static str, String)> {
+/// The image lists: the sources one a line, the `skopeo copy` commands, and skopeo sync's
+/// YAML. `skopeo sync --dest docker` puts each image at DEST/BASENAME:TAG (the repository's
+/// last part only), so the images that keep their repository path in the mirror are grouped by
+/// the mirror's directory they go to, one YAML file each (`skopeo-sync/DIR.yaml`), with
+/// `skopeo-sync.sh` giving each its destination. The applications' images are renamed into one
+/// repository (`apps.registry`, the name in the tag), which skopeo sync cannot do: they are in
+/// the copy commands only, and the sync script says so.
+fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(String, String)> {
     let mut list = String::new();
     let mut copy = String::from(
         "#!/bin/sh\n# Copy every image of the bundle into the mirror (run where both are reachable).\nset -e\n",
     );
-    let mut sync: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    // the mirror's directory → source domain → repository → tags
+    type Sync = BTreeMap<String, BTreeMap<String, BTreeMap<String, Vec<String>>>>;
+    let mut sync: Sync = BTreeMap::new();
+    let mut renamed = Vec::new();
+    let registry = registry.trim_end_matches('/');
     for i in images {
         list.push_str(&format!("{}\n", i.source));
         copy.push_str(&format!(
             "skopeo copy --all docker://{} docker://{}\n",
             i.source, i.target
         ));
-        if i.target == mirror(&i.source, registry) {
-            let (domain, rest) = i.source.split_once('/').unwrap_or(("docker.io", &i.source));
-            let (repo, tag) = match rest.split_once('@') {
-                Some((r, d)) => (r.split(':').next().unwrap_or(r).to_string(), d.to_string()),
-                None => match rest.rsplit_once(':') {
-                    Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-                    _ => (rest.to_string(), "latest".to_string()),
-                },
-            };
-            sync.entry(domain.to_string())
-                .or_default()
-                .entry(repo)
-                .or_default()
-                .push(tag);
+        if i.target != mirror(&i.source, registry) {
+            renamed.push(i);
+            continue;
         }
+        let (domain, rest) = i.source.split_once('/').unwrap_or(("docker.io", &i.source));
+        let (repo, tag) = match rest.split_once('@') {
+            Some((r, d)) => (r.split(':').next().unwrap_or(r).to_string(), d.to_string()),
+            None => match rest.rsplit_once(':') {
+                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+                _ => (rest.to_string(), "latest".to_string()),
+            },
+        };
+        let dir = repo.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        sync.entry(dir)
+            .or_default()
+            .entry(domain.to_string())
+            .or_default()
+            .entry(repo)
+            .or_default()
+            .push(tag);
     }
-    let mut yaml = format!(
-        "# skopeo sync --src yaml --dest docker skopeo-sync.yaml {registry}\n# (the applications' images move to another repository: see mirror-images.sh)\n"
+    let mut out = vec![
+        ("images.txt".to_string(), list),
+        ("mirror-images.sh".to_string(), copy),
+    ];
+    let mut script = String::from(
+        "#!/bin/sh\n# Sync the images that keep their repository path into the mirror, one destination\n# directory at a time (skopeo sync puts each image at DEST/NAME:TAG).\nset -e\ncd \"$(dirname \"$0\")\"\n",
     );
-    for (domain, repos) in &sync {
-        yaml.push_str(&format!("{domain}:\n  images:\n"));
-        for (repo, tags) in repos {
-            yaml.push_str(&format!("    {repo}:\n"));
-            for t in tags {
-                yaml.push_str(&format!("      - \"{t}\"\n"));
+    for (dir, domains) in &sync {
+        let file = format!(
+            "skopeo-sync/{}.yaml",
+            if dir.is_empty() {
+                "_top".to_string()
+            } else {
+                dir.replace('/', "_")
+            }
+        );
+        let dest = if dir.is_empty() {
+            registry.to_string()
+        } else {
+            format!("{registry}/{dir}")
+        };
+        script.push_str(&format!(
+            "skopeo sync --all --src yaml --dest docker {file} {dest}\n"
+        ));
+        let mut yaml = format!("# skopeo sync --all --src yaml --dest docker {file} {dest}\n");
+        for (domain, repos) in domains {
+            yaml.push_str(&format!("{domain}:\n  images:\n"));
+            for (repo, tags) in repos {
+                yaml.push_str(&format!("    {repo}:\n"));
+                for t in tags {
+                    yaml.push_str(&format!("      - \"{t}\"\n"));
+                }
             }
         }
+        out.push((file, yaml));
     }
-    vec![
-        ("images.txt", list),
-        ("mirror-images.sh", copy),
-        ("skopeo-sync.yaml", yaml),
-    ]
+    if !renamed.is_empty() {
+        script.push_str(
+            "# Renamed in the mirror, which skopeo sync cannot do: copied by mirror-images.sh\n",
+        );
+        for i in renamed {
+            script.push_str(&format!("#   {} -> {}\n", i.source, i.target));
+        }
+    }
+    out.push(("skopeo-sync.sh".to_string(), script));
+    out
 }
 
 /// Write the archive: the manifest first, then every file, into a temporary file beside `out`
@@ -724,10 +846,11 @@ pub struct Escape {
 /// that escapes.
 pub fn prove_closure(
     actions: &[Action],
-    manifest: &Manifest,
+    opened: &Opened,
     registry: &str,
     helm: Option<&Path>,
 ) -> Result<usize, Result<Vec<Escape>, String>> {
+    let manifest = &opened.manifest;
     let known: BTreeSet<String> = manifest
         .images
         .iter()
@@ -742,7 +865,12 @@ pub fn prove_closure(
         let Action::HelmUpgradeInstall(spec) = action else {
             continue;
         };
-        let file = Path::new(&spec.chart)
+        // a chart of the site's chart registry is the bundle's archive pushed there: rendered
+        // from the archive, before anything is pushed
+        let archive = opened.archive_of(&spec.chart, spec.version.as_deref());
+        let file = archive
+            .as_deref()
+            .unwrap_or(Path::new(&spec.chart))
             .file_name()
             .map(|f| f.to_string_lossy().into_owned());
         let named = manifest
@@ -751,7 +879,10 @@ pub fn prove_closure(
             .find(|c| file.as_deref() == Path::new(&c.file).file_name().and_then(|f| f.to_str()))
             .map_or(spec.chart.clone(), |c| format!("{} {}", c.name, c.version));
         let chart = format!("{named} (release {} in {})", spec.release, spec.namespace);
-        let rendered = helm.template_text(spec, None, None).map_err(Err)?;
+        let archive = archive.map(|a| a.display().to_string());
+        let rendered = helm
+            .template_text(spec, archive.as_deref(), None)
+            .map_err(Err)?;
         let mut refs = images_in_manifest(&rendered).map_err(|e| Err(format!("{chart}: {e}")))?;
         refs.extend(
             images_in_values(&spec.values.reveal())
@@ -916,7 +1047,7 @@ pub fn command(
                         ));
                     }
                     ui::err(&format!(
-                        "wrote {}: {} charts, {} images to mirror into {}{}; the list, the skopeo commands and skopeo sync's YAML are inside (images.txt, mirror-images.sh, skopeo-sync.yaml)\n",
+                        "wrote {}: {} charts, {} images to mirror into {}{}; the list, the skopeo copy commands and skopeo sync's files are inside (images.txt, mirror-images.sh, skopeo-sync.sh with skopeo-sync/*.yaml)\n",
                         out.display(),
                         m.charts.len(),
                         m.images.len(),
@@ -934,6 +1065,19 @@ pub fn command(
                     1
                 }
             }
+        }
+        BundleAction::Push {
+            bundle,
+            site,
+            dry_run,
+            sandbox,
+            helm,
+        } => {
+            let site = match load_site(&site) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            push_command(&site, bundle.as_deref(), dry_run, sandbox, helm.as_deref())
         }
         BundleAction::Check { site, helm } => {
             let site = match load_site(&site) {
@@ -965,6 +1109,140 @@ pub fn command(
             }
         }
     }
+}
+
+/// `clearml-script bundle push`: the site's chart registry and its credentials checked (exit 2
+/// naming the value and where it was given), the bundle verified, then the login and the pushes
+/// (or their plan).
+fn push_command(
+    site: &crate::site::Site,
+    bundle: Option<&Path>,
+    dry_run: bool,
+    sandbox: bool,
+    helm: Option<&Path>,
+) -> i32 {
+    use crate::ui;
+    let refuse = |text: String| {
+        ui::err(&format!("error: {text}; nothing was pushed\n"));
+        2
+    };
+    const REG: &str = "airgap.chart_registry";
+    let Some(registry) = site_text(&site.values, REG) else {
+        return refuse(format!(
+            "`bundle push` needs `{REG}`, the site's OCI registry for charts (oci://HOST[:PORT]/PATH): add it to the site values"
+        ));
+    };
+    if let Err(e) = check_chart_registry(&registry) {
+        return refuse(format!("{}: {e}", site.describe(REG)));
+    }
+    let username = site
+        .values
+        .at_path("airgap.chart_registry_username")
+        .cloned();
+    let password = match site.values.at_path("airgap.chart_registry_password") {
+        Some(crate::value::Value::Secret(s)) => Some(s.clone()),
+        Some(crate::value::Value::Str(s)) if !s.is_empty() => Some(crate::secret::Secret::new(s)),
+        _ => None,
+    };
+    let (Some(username), Some(password)) = (username, password) else {
+        return refuse(format!(
+            "{} needs `airgap.chart_registry_username` and `airgap.chart_registry_password`, the credentials the charts are pushed with (the password may be {{env: NAME}} or {{file: PATH}})",
+            site.describe(REG)
+        ));
+    };
+    let plain_http = matches!(
+        site.values.at_path("airgap.chart_registry_plain_http"),
+        Some(crate::value::Value::Bool(true))
+    );
+    let bundle = match bundle {
+        Some(b) => b.to_path_buf(),
+        None => match site_text(&site.values, "airgap.bundle") {
+            Some(b) => PathBuf::from(b),
+            None => {
+                return refuse(
+                    "name the bundle: `bundle push BUNDLE`, or `airgap.bundle` in the site values"
+                        .into(),
+                );
+            }
+        },
+    };
+    let opened = match open(&bundle) {
+        Ok(o) => o,
+        Err(e) => return refuse(e),
+    };
+    let actions = match push_actions(&opened, &registry, username, password, plain_http) {
+        Ok(a) => a,
+        Err(e) => {
+            return refuse(format!(
+                "{}: {e}",
+                site.describe("airgap.chart_registry_username")
+            ));
+        }
+    };
+    if dry_run {
+        print!("{}", crate::action::render_text(&actions, &[], true));
+        return 0;
+    }
+    let sb = if sandbox {
+        let Some(handle) = crate::runtime::tokio_handle() else {
+            ui::err("error: no async runtime\n");
+            return 1;
+        };
+        match handle.block_on(crate::sandbox::Sandbox::start(None, Default::default())) {
+            Ok(sb) => {
+                sb.seed_from_site(&site.values);
+                Some(sb)
+            }
+            Err(e) => {
+                ui::err(&format!("error: cannot start the sandbox: {e}\n"));
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let target = crate::action::Target {
+        oci_registry: sb.as_ref().map(|s| s.registry.host()),
+        helm_home: sb.as_ref().map(|s| s.dir.join("helm")),
+        ..Default::default()
+    };
+    let mode = if sb.is_some() {
+        crate::action::Mode::Sandbox
+    } else {
+        crate::action::Mode::Live
+    };
+    let live = match crate::live::LiveExecutor::new(mode, target, helm.map(Path::to_path_buf), true)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            ui::err(&format!("error: {e}\n"));
+            return 1;
+        }
+    };
+    for action in &actions {
+        if let Err(e) = crate::action::Executor::execute(&live, action) {
+            ui::err(&format!("error: {e}\n"));
+            return 1;
+        }
+        if let Action::HelmPush {
+            name,
+            version,
+            registry,
+            ..
+        } = action
+        {
+            ui::err(&format!(
+                "pushed {name} {version}: {registry}/{name}:{version}\n"
+            ));
+        }
+    }
+    if let Some(sb) = &sb {
+        ui::err(&format!(
+            "sandbox: the OCI registry now holds {}\n",
+            sb.registry.tagged().join(", ")
+        ));
+    }
+    0
 }
 
 /// The closure proof of a run whose site has `airgap.bundle`: answers what it proved (or
@@ -1007,7 +1285,7 @@ pub fn closure(
         .iter()
         .filter(|a| matches!(a, Action::HelmUpgradeInstall(_)))
         .count();
-    match prove_closure(actions, &opened.manifest, &registry, helm) {
+    match prove_closure(actions, &opened, &registry, helm) {
         Ok(n) => Ok(Some(format!(
             "closure: {n} image references of {charts} chart(s) rendered with their final values, all in the mirror {registry} and in the bundle\n"
         ))),

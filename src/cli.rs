@@ -158,6 +158,24 @@ pub enum BundleAction {
         #[arg(long, value_name = "PATH")]
         helm: Option<PathBuf>,
     },
+    /// Push the bundle's charts into the site's own OCI registry (`airgap.chart_registry`,
+    /// with `airgap.chart_registry_username` and `airgap.chart_registry_password`): `helm
+    /// registry login` (the password on stdin), then `helm push` of each chart archive
+    Push {
+        /// The bundle (otherwise the site's `airgap.bundle`)
+        bundle: Option<PathBuf>,
+        #[command(flatten)]
+        site: SiteArgs,
+        /// Print the steps instead of doing anything
+        #[arg(long, conflicts_with = "sandbox")]
+        dry_run: bool,
+        /// Push into the sandbox's OCI registry instead (a rehearsal)
+        #[arg(long)]
+        sandbox: bool,
+        /// The helm binary (otherwise HELM_BIN, then PATH)
+        #[arg(long, value_name = "PATH")]
+        helm: Option<PathBuf>,
+    },
     /// Check a bundle: every file there, none more, each with its sha256 (exit 2 otherwise)
     Verify {
         /// The bundle

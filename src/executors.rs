@@ -40,6 +40,7 @@ pub fn executor_for(
             context: kube.context.clone(),
             clearml_api_url: None,
             chart_repo_url: None,
+            oci_registry: None,
             helm_home: None,
             recover_pending: kube.recover_pending,
         };
@@ -71,7 +72,13 @@ pub fn executor_for(
         }
     }
     for line in sb.seed_from_site(&site.values) {
-        ui::info(&format!("sandbox: ClearML API seeded with {line}"));
+        match line.strip_prefix("registry ") {
+            Some(user) => ui::info(&format!(
+                "sandbox: the OCI registry {} requires the {user}",
+                sb.registry.host()
+            )),
+            None => ui::info(&format!("sandbox: ClearML API seeded with {line}")),
+        }
     }
     ui::info(&format!(
         "sandbox: Kubernetes API {}, ClearML API {}",
@@ -83,6 +90,7 @@ pub fn executor_for(
         context: Some("sandbox".into()),
         clearml_api_url: Some(sb.clearml.url()),
         chart_repo_url: Some(sb.kube.chart_repo_url()),
+        oci_registry: Some(sb.registry.host()),
         helm_home: Some(sb.dir.join("helm")),
         recover_pending: kube.recover_pending,
     };

@@ -283,12 +283,59 @@ impl Helm {
     }
 
     /// `helm pull CHART [--version V] --destination DIR`: the chart's archive, from a repository
-    /// added before or an OCI registry logged in to.
-    pub fn pull(&self, chart: &str, version: Option<&str>, dest: &Path) -> Result<(), String> {
+    /// added before or an OCI registry logged in to (`plain_http`: one over plain HTTP).
+    pub fn pull(
+        &self,
+        chart: &str,
+        version: Option<&str>,
+        dest: &Path,
+        plain_http: bool,
+    ) -> Result<(), String> {
         let mut args = strings(&["pull", chart, "--destination"]);
         args.push(dest.display().to_string());
         if let Some(v) = version {
             args.extend(["--version".to_string(), v.to_string()]);
+        }
+        if plain_http {
+            args.push("--plain-http".into());
+        }
+        self.run(&args, None).map(|_| ())
+    }
+
+    /// `helm registry login HOST --username U --password-stdin`: the password on stdin, never
+    /// in argv. A registry over plain HTTP: `--plain-http` on helm 4; helm 3's login has no
+    /// such flag, and its `--insecure` lets it fall back to plain HTTP.
+    pub fn registry_login(
+        &self,
+        host: &str,
+        username: &str,
+        password: &Secret,
+        plain_http: bool,
+    ) -> Result<(), String> {
+        let mut args = strings(&[
+            "registry",
+            "login",
+            host,
+            "--username",
+            username,
+            "--password-stdin",
+        ]);
+        if plain_http {
+            args.push(if self.major == 3 {
+                "--insecure".into()
+            } else {
+                "--plain-http".into()
+            });
+        }
+        self.run(&args, Some(password.expose())).map(|_| ())
+    }
+
+    /// `helm push ARCHIVE oci://HOST/PATH`: the chart archive into a registry logged in to
+    /// before (`--plain-http` for one over plain HTTP, on both helm 3 and 4).
+    pub fn push(&self, archive: &Path, registry: &str, plain_http: bool) -> Result<(), String> {
+        let mut args = strings(&["push", &archive.display().to_string(), registry]);
+        if plain_http {
+            args.push("--plain-http".into());
         }
         self.run(&args, None).map(|_| ())
     }
@@ -367,6 +414,9 @@ fn chart_args(u: &ChartInstall, file: &tempfile::NamedTempFile) -> Vec<String> {
     if let Some(v) = &u.version {
         args.extend(["--version".to_string(), v.clone()]);
     }
+    if u.plain_http {
+        args.push("--plain-http".into());
+    }
     args
 }
 
@@ -426,7 +476,72 @@ pub fn strings(args: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_word;
+    use super::{Helm, shell_word};
+    use crate::action::{ChartInstall, Target};
+
+    /// An archive renders in place of its chart step's chart after the repository that served
+    /// it is gone (an air-gapped site renders the bundle's archives): the step still names the
+    /// chart by a repository helm does not know. With the real helm 3 and 4 (tools/fetch-helm).
+    #[test]
+    fn an_archive_renders_where_no_repository_serves_the_chart() {
+        let fetch =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fetch-helm"))
+                .output()
+                .expect("run tools/fetch-helm");
+        assert!(
+            fetch.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fetch.stderr)
+        );
+        let helms: Vec<std::path::PathBuf> = String::from_utf8_lossy(&fetch.stdout)
+            .lines()
+            .map(std::path::PathBuf::from)
+            .collect();
+        assert_eq!(helms.len(), 2, "helm 3 and helm 4");
+        let dir = tempfile::tempdir().unwrap();
+        let chart = crate::sandbox::charts::package_all()
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "clearml-enterprise")
+            .expect("the stand-in server chart");
+        let archive = dir.path().join(&chart.file);
+        std::fs::write(&archive, &chart.bytes).unwrap();
+        let spec = ChartInstall {
+            release: "clearml".into(),
+            chart: "gone-repository/clearml-enterprise".into(),
+            namespace: "clearml".into(),
+            version: Some(chart.version.clone()),
+            create_namespace: false,
+            values: crate::value::Value::Map(Default::default()),
+            values_files: Vec::new(),
+            wait: false,
+            timeout: None,
+            rollback_on_failure: false,
+            plain_http: false,
+        };
+        for bin in helms {
+            let target = Target {
+                helm_home: Some(dir.path().join("helm")),
+                ..Default::default()
+            };
+            let helm = Helm::new(Some(&bin), target).unwrap();
+            // the chart as the step names it: no repository of that name
+            let named = helm.template_text(&spec, None, None);
+            assert!(
+                named.as_ref().is_err_and(|e| e.contains("gone-repository")),
+                "helm {}: {named:?}",
+                helm.version
+            );
+            let rendered = helm
+                .template_text(&spec, Some(&archive.display().to_string()), None)
+                .unwrap_or_else(|e| panic!("helm {}: {e}", helm.version));
+            assert!(
+                rendered.contains("kind: Deployment") && rendered.contains("clearml-apiserver"),
+                "helm {}: {rendered}",
+                helm.version
+            );
+        }
+    }
 
     #[test]
     fn shell_words_are_quoted_only_where_a_shell_needs_it() {

@@ -52,6 +52,21 @@ impl LiveExecutor {
         Ok(live)
     }
 
+    /// An `oci://HOST/PATH` reference as helm is given it: in the sandbox, its host is the
+    /// sandbox's OCI registry (plain HTTP), which stands in for every registry; elsewhere as it
+    /// is. Answers the reference and whether helm needs `--plain-http`.
+    fn oci_reference(&self, reference: &str, plain_http: bool) -> (String, bool) {
+        let Some(standin) = &self.target.oci_registry else {
+            return (reference.to_string(), plain_http);
+        };
+        let rest = reference.strip_prefix("oci://").unwrap_or(reference);
+        let path = rest.split_once('/').map_or("", |(_, p)| p);
+        crate::ui::info(&format!(
+            "sandbox: {reference} is served by the sandbox's OCI registry {standin}"
+        ));
+        (format!("oci://{standin}/{path}"), true)
+    }
+
     /// Before the first step: the kubeconfig is readable, the context exists and the API
     /// server answers. The error names the server and the context.
     pub fn check_connection(&self) -> Result<(), String> {
@@ -497,26 +512,54 @@ impl Executor for LiveExecutor {
                 self.helm()?.run(&args, None)?;
                 Ok(Value::Null)
             }
-            Action::HelmRegistryLogin { .. } if self.mode == Mode::Sandbox => Err(
-                "the sandbox serves charts from a Helm repository only, not from an OCI registry: \
-                 rehearse with generation: repo"
-                    .into(),
-            ),
             Action::HelmRegistryLogin {
                 host,
                 username,
                 password,
+                plain_http,
             } => {
-                let args = vec![
-                    "registry".into(),
-                    "login".into(),
-                    host.clone(),
-                    "--username".into(),
-                    expose(username),
-                    "--password-stdin".into(),
-                ];
-                self.helm()?.run(&args, Some(password.expose()))?;
+                let (host, plain_http) = match &self.target.oci_registry {
+                    Some(standin) => {
+                        crate::ui::info(&format!(
+                            "sandbox: the registry {host} is served by the sandbox's OCI registry {standin}"
+                        ));
+                        (standin.clone(), true)
+                    }
+                    None => (host.clone(), *plain_http),
+                };
+                self.helm()?
+                    .registry_login(&host, &expose(username), password, plain_http)?;
                 Ok(Value::Null)
+            }
+            Action::HelmPush {
+                archive,
+                registry,
+                plain_http,
+                ..
+            } => {
+                let (registry, plain_http) = self.oci_reference(registry, *plain_http);
+                self.helm()?
+                    .push(std::path::Path::new(archive), &registry, plain_http)?;
+                Ok(Value::Null)
+            }
+            Action::HelmUpgradeInstall(spec) if spec.chart.starts_with("oci://") => {
+                let (chart, plain_http) = self.oci_reference(&spec.chart, spec.plain_http);
+                let spec = ChartInstall {
+                    chart,
+                    plain_http,
+                    ..spec.clone()
+                };
+                self.install_chart(&spec).map_err(|e| {
+                    if self.target.oci_registry.is_some() {
+                        format!(
+                            "{e}\nThe sandbox's OCI registry holds only the charts pushed to it in this run \
+                             (an air-gapped site's airgap.chart_registry), not the vendor's: \
+                             rehearse the vendor's charts with generation: repo"
+                        )
+                    } else {
+                        e
+                    }
+                })
             }
             Action::HelmUpgradeInstall(spec) => self.install_chart(spec),
             Action::KubeDelete {

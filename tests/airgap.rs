@@ -8,6 +8,7 @@ use std::process::Output;
 
 use crate::apps::{IMAGE, package_with};
 use crate::common::{Test, repo, serve_dir};
+use crate::recorder::{Recorder, no_secret_in_argv};
 
 fn example(name: &str) -> String {
     repo().join("examples").join(name).display().to_string()
@@ -19,8 +20,13 @@ fn run_in(dir: &Path, args: &[&str]) -> Output {
 }
 
 fn run_helm(major: u32, dir: &Path, args: &[&str]) -> Output {
-    Test::new()
-        .helm(major)
+    run_env(major, dir, args, &[])
+}
+
+/// The same, with more environment (a recording helm as HELM_BIN, a password).
+fn run_env(major: u32, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    env.iter()
+        .fold(Test::new().helm(major), |t, (k, v)| t.env(k, v))
         .helm_homes(dir)
         // the stand-in of the vendor's upload script records its calls there
         .env("VENDOR_LOG", &dir.join("vendor.log").display().to_string())
@@ -85,10 +91,14 @@ impl Site {
     }
 
     fn run(&self, head: &[&str], tail: &[&str]) -> Output {
+        self.run_env(head, tail, &[])
+    }
+
+    fn run_env(&self, head: &[&str], tail: &[&str], env: &[(&str, &str)]) -> Output {
         let mut args: Vec<&str> = head.to_vec();
         args.extend(self.values.iter().map(String::as_str));
         args.extend(tail);
-        run_helm(self.major, self.dir(), &args)
+        run_env(self.major, self.dir(), &args, env)
     }
 }
 
@@ -158,7 +168,10 @@ fn end_to_end(major: u32) {
         "apps/apps.zip",
         "images.txt",
         "mirror-images.sh",
-        "skopeo-sync.yaml",
+        "skopeo-sync.sh",
+        "skopeo-sync/allegroai.yaml",
+        "skopeo-sync/library.yaml",
+        "skopeo-sync/bitnami.yaml",
     ] {
         assert!(names.contains(&want), "{want} not in {names:?}");
     }
@@ -199,12 +212,28 @@ fn end_to_end(major: u32) {
     assert!(copy.contains(&format!(
         "docker://docker.io/{IMAGE} docker://registry.local:5000/clearml-apps:hpo-1.10.0-1062"
     )));
-    let sync = text("skopeo-sync.yaml");
+    // skopeo sync puts an image at DEST/NAME:TAG: one file per directory of the mirror
+    let sync = text("skopeo-sync/allegroai.yaml");
     assert!(sync.contains("docker.io:\n  images:\n"), "{sync}");
     assert!(
         sync.contains("    allegroai/clearml-enterprise-apiserver:\n      - \"3.22.0\"\n"),
         "{sync}"
     );
+    assert!(
+        !sync.contains("python") && !sync.contains("redis"),
+        "{sync}"
+    );
+    assert!(text("skopeo-sync/library.yaml").contains("    library/python:\n      - \"3.9\"\n"));
+    let script = text("skopeo-sync.sh");
+    for line in [
+        "skopeo sync --all --src yaml --dest docker skopeo-sync/allegroai.yaml registry.local:5000/allegroai\n",
+        "skopeo sync --all --src yaml --dest docker skopeo-sync/bitnami.yaml registry.local:5000/bitnami\n",
+        "skopeo sync --all --src yaml --dest docker skopeo-sync/library.yaml registry.local:5000/library\n",
+        // the applications' images are renamed: copied, and said
+        &format!("#   docker.io/{IMAGE} -> registry.local:5000/clearml-apps:hpo-1.10.0-1062\n"),
+    ] {
+        assert!(script.contains(line), "{line} not in {script}");
+    }
     run_helm(major, site.dir(), &["bundle", "verify", "bundle.tar.gz"])
         .status
         .success()
@@ -503,4 +532,220 @@ fn a_bundle_without_its_mirror_is_refused_before_anything() {
         .run();
     out.code(2)
         .stderr_has("airgap.registry `https://registry.local` is not a registry");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The site's own chart registry: the bundle's charts pushed there, and installed from there.
+
+const REGISTRY_PASSWORD: &str = "chart-registry-pass-71c2e9";
+
+/// The site's chart registry, its password from the environment.
+const CHART_REGISTRY: &str = "airgap:\n  bundle: bundle.tar.gz\n  chart_registry: oci://registry.local:5000/charts\n  chart_registry_username: pusher\n  chart_registry_password: {env: CHART_REGISTRY_PASSWORD}\n  chart_registry_plain_http: true\n";
+
+#[test]
+fn charts_pushed_to_the_sites_registry_install_from_there() {
+    from_the_registry(3);
+}
+
+#[test]
+fn charts_pushed_to_the_sites_registry_install_from_there_helm4() {
+    from_the_registry(4);
+}
+
+fn from_the_registry(major: u32) {
+    let mut site = Site::new().layer(
+        "redis.yaml",
+        "agent:\n  redis:\n    enabled: true\n    password: redis-pass-123456\n",
+    );
+    site.major = major;
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let site = site.layer("registry.yaml", CHART_REGISTRY);
+    // the air-gapped side: the package server is gone, the chart repository switched off
+    std::fs::remove_file(&site.pkg).unwrap();
+    let env = [("CHART_REGISTRY_PASSWORD", REGISTRY_PASSWORD)];
+
+    // the plan: the login, a push per chart, then every chart from the registry
+    let plan = site.run_env(
+        &["install.rhai"],
+        &["--set", SKIP_NETWORK_CHECKS, "--dry-run"],
+        &env,
+    );
+    let text = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(text.contains("helm.registry_login host=registry.local:5000 username=pusher password=<redacted> plain_http=true"), "{text}");
+    for (name, version) in [
+        ("clearml-enterprise", "7.14.0"),
+        ("clearml-enterprise-agent", "5.3.0"),
+        ("clearml-enterprise-task-traffic-router", "1.4.0"),
+        ("redis", "17.8.3"),
+    ] {
+        assert!(
+            text.contains(&format!(
+                "name={name} version={version} registry=oci://registry.local:5000/charts plain_http=true"
+            )),
+            "{name}: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "chart=oci://registry.local:5000/charts/{name} namespace="
+            )),
+            "{name}: {text}"
+        );
+    }
+    assert!(!text.contains("helm.repo_add"), "{text}");
+
+    // the install, helm recorded: pushed, then installed from the sandbox's OCI registry
+    let rec = Recorder::passing(site.dir(), major);
+    let helm = rec.path();
+    let installed = site.run_env(
+        &["install.rhai"],
+        &[
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+            "--fault",
+            "remove:chart-repository",
+        ],
+        &[env[0], ("HELM_BIN", &helm)],
+    );
+    let err = stderr(&installed);
+    assert!(installed.status.success(), "{err}");
+    assert!(
+        err.contains("closure: 7 image references of 4 chart(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("chart repository: switched off; 0 request(s) reached it"),
+        "{err}"
+    );
+    assert!(err.contains("it holds charts/clearml-enterprise:7.14.0, charts/clearml-enterprise-agent:5.3.0, charts/clearml-enterprise-task-traffic-router:1.4.0, charts/redis:17.8.3"), "{err}");
+    assert!(
+        err.contains("clearml/clearml revision 1: deployed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("clearml-agents/clearml-ttr revision 1: deployed"),
+        "{err}"
+    );
+    assert!(err.contains("upload: uploaded hpo.zip"), "{err}");
+    // the preflight rendered the bundle's archives, before anything was pushed
+    assert!(!err.contains("could not be rendered"), "{err}");
+    let stdout = String::from_utf8_lossy(&installed.stdout);
+    assert!(
+        !err.contains(REGISTRY_PASSWORD) && !stdout.contains(REGISTRY_PASSWORD),
+        "the registry's password in the output"
+    );
+
+    // what helm was given: the password on stdin only, plain HTTP as each version takes it
+    let calls = rec.calls();
+    no_secret_in_argv(&calls, &[REGISTRY_PASSWORD]);
+    let login: Vec<_> = calls
+        .iter()
+        .filter(|c| c.argv.starts_with(&["registry".into(), "login".into()]))
+        .collect();
+    assert_eq!(login.len(), 1, "{calls:?}");
+    assert!(login[0].argv.contains(&"--password-stdin".to_string()));
+    assert_eq!(login[0].stdin, REGISTRY_PASSWORD);
+    let plain = if major == 3 {
+        "--insecure"
+    } else {
+        "--plain-http"
+    };
+    assert!(
+        login[0].argv.contains(&plain.to_string()),
+        "{:?}",
+        login[0].argv
+    );
+    let pushes = calls
+        .iter()
+        .filter(|c| c.argv.first().is_some_and(|a| a == "push"));
+    assert_eq!(pushes.clone().count(), 4, "{calls:?}");
+    for p in pushes {
+        assert!(p.argv.contains(&"--plain-http".to_string()), "{:?}", p.argv);
+    }
+    let upgrades: Vec<_> = calls
+        .iter()
+        .filter(|c| c.argv.starts_with(&["upgrade".into(), "--install".into()]))
+        .collect();
+    assert!(!upgrades.is_empty());
+    for u in &upgrades {
+        assert!(
+            u.argv[3].starts_with("oci://127.0.0.1:")
+                && u.argv.contains(&"--plain-http".to_string()),
+            "{:?}",
+            u.argv
+        );
+    }
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.argv.starts_with(&["repo".into(), "add".into()])),
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn bundle_push_rehearses_and_refuses_a_bad_registry_before_anything() {
+    let site = Site::new().layer("apps.yaml", "apps:\n  enabled: false\n");
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let site = site.layer("registry.yaml", CHART_REGISTRY);
+    let env = [("CHART_REGISTRY_PASSWORD", REGISTRY_PASSWORD)];
+    // pushed into the sandbox's registry, which requires the site's credentials
+    let pushed = site.run_env(&["bundle", "push"], &["--sandbox"], &env);
+    let err = stderr(&pushed);
+    assert!(pushed.status.success(), "{err}");
+    assert!(err.contains("pushed clearml-enterprise-agent 5.3.0: oci://registry.local:5000/charts/clearml-enterprise-agent:5.3.0"), "{err}");
+    assert!(err.contains("the OCI registry now holds charts/clearml-enterprise:7.14.0, charts/clearml-enterprise-agent:5.3.0, charts/clearml-enterprise-task-traffic-router:1.4.0"), "{err}");
+    assert!(!err.contains(REGISTRY_PASSWORD), "{err}");
+    // the plan of the push
+    let plan = site.run_env(&["bundle", "push"], &["--dry-run"], &env);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(
+        text.contains("Plan (dry run: nothing was changed): 4 steps"),
+        "{text}"
+    );
+    assert!(!text.contains(REGISTRY_PASSWORD), "{text}");
+
+    // bad values: exit 2, naming the value and where it was given, before anything
+    let bad = site.run_env(
+        &["bundle", "push"],
+        &[
+            "--set",
+            "airgap.chart_registry=https://registry.local/charts",
+        ],
+        &env,
+    );
+    let err = stderr(&bad);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("`airgap.chart_registry` (--set airgap.chart_registry): `https://registry.local/charts` is not an OCI registry for charts"), "{err}");
+    // the install refuses a registry that is not oci://, with where it was given
+    let out = site.run_env(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.chart_registry=registry.local:5000/charts",
+            "--dry-run",
+        ],
+        &env,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`registry.local:5000/charts` is not an OCI registry for charts: write oci://HOST[:PORT]/PATH"), "{err}");
+    let no_password = site.layer("nopass.yaml", "airgap:\n  chart_registry_password: null\n");
+    for head in [&["bundle", "push"][..], &["install.rhai"][..]] {
+        let out = no_password.run_env(head, &["--dry-run"], &env);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{head:?}: {err}");
+        assert!(
+            err.contains("`airgap.chart_registry` (") && err.contains("registry.yaml:3"),
+            "{head:?}: {err}"
+        );
+        assert!(
+            err.contains("airgap.chart_registry_password"),
+            "{head:?}: {err}"
+        );
+    }
 }

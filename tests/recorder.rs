@@ -8,9 +8,9 @@ use crate::common::{Cluster, Test, helm_binaries, repo};
 
 /// One recorded helm call.
 #[derive(Debug)]
-struct Call {
-    argv: Vec<String>,
-    stdin: String,
+pub(crate) struct Call {
+    pub(crate) argv: Vec<String>,
+    pub(crate) stdin: String,
     /// `(mode, contents)` of each `-f` file, read while helm ran.
     values_files: Vec<(PathBuf, String, String)>,
     config_home: String,
@@ -29,13 +29,30 @@ impl Call {
 
 /// A helm in the real helm's place that records every call under `dir/calls`. `registry login`
 /// is answered by the wrapper (there is no registry here), and an `oci://` chart is refused.
-struct Recorder {
+pub(crate) struct Recorder {
     script: PathBuf,
     calls: PathBuf,
 }
 
 impl Recorder {
     fn new(dir: &Path, major: u32) -> Recorder {
+        Recorder::make(
+            dir,
+            major,
+            r#"case " $* " in
+  *" registry login "*) echo "Login Succeeded"; exit 0;;
+  *oci://*) echo "Error: no OCI registry in this test" >&2; exit 1;;
+esac"#,
+        )
+    }
+
+    /// A recorder that hands every call to the real helm, registry logins and `oci://` charts
+    /// included (for a test with the sandbox's OCI registry).
+    pub(crate) fn passing(dir: &Path, major: u32) -> Recorder {
+        Recorder::make(dir, major, "")
+    }
+
+    fn make(dir: &Path, major: u32, intercept: &str) -> Recorder {
         let real = helm_binaries()
             .into_iter()
             .find(|(m, _)| *m == major)
@@ -63,10 +80,7 @@ for a in "$@"; do
   fi
   prev="$a"
 done
-case " $* " in
-  *" registry login "*) echo "Login Succeeded"; exit 0;;
-  *oci://*) echo "Error: no OCI registry in this test" >&2; exit 1;;
-esac
+{intercept}
 exec "{real}" "$@" < "$d/stdin"
 "#,
                 calls = calls.display(),
@@ -79,11 +93,11 @@ exec "{real}" "$@" < "$d/stdin"
         Recorder { script, calls }
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.script.display().to_string()
     }
 
-    fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         let mut dirs: Vec<_> = std::fs::read_dir(&self.calls)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -132,7 +146,7 @@ fn leaks_in_argv(calls: &[Call], secrets: &[&str]) -> Vec<String> {
     found
 }
 
-fn no_secret_in_argv(calls: &[Call], secrets: &[&str]) {
+pub(crate) fn no_secret_in_argv(calls: &[Call], secrets: &[&str]) {
     let found = leaks_in_argv(calls, secrets);
     assert!(found.is_empty(), "{}", found.join("\n"));
 }

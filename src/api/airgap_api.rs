@@ -31,10 +31,66 @@ pub mod airgap_api {
     pub fn bundle_chart(bundle: &str, chart: &str) -> R<Map> {
         const B: &str = "bundle_chart";
         let (path, version) = opened(B, bundle)?.chart(chart).map_err(|e| invalid(B, e))?;
+        let name = chart
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(chart);
         let mut m = Map::new();
         m.insert("chart".into(), Dynamic::from(path.display().to_string()));
+        m.insert("name".into(), Dynamic::from(name.to_string()));
         m.insert("version".into(), Dynamic::from(version));
         Ok(m)
+    }
+
+    /// Put the bundle's charts into the site's own OCI registry (`oci://HOST[:PORT]/PATH`):
+    /// `helm registry login` (the password on helm's stdin, never in argv), then `helm push` of
+    /// each chart archive, which is then `oci://HOST/PATH/NAME` at the bundle's version.
+    /// Answers how many charts were pushed.
+    ///
+    /// # Options
+    /// - `username` (required): a plain string
+    /// - `password` (required): a string or secret
+    /// - `plain_http`: the registry answers plain HTTP, not HTTPS (default false)
+    ///
+    /// # Example
+    /// ```rhai
+    /// bundle_push(site.airgap.bundle, "oci://registry.local:5000/charts",
+    ///     #{ username: "ci", password: site.airgap.chart_registry_password });
+    /// ```
+    #[rhai_fn(return_raw)]
+    pub fn bundle_push(bundle: &str, registry: &str, opts: Map) -> R<i64> {
+        const B: &str = "bundle_push";
+        let mut o = crate::api::options::Opts::new(B, opts);
+        let username = o.value("username")?;
+        let password = o.secret("password")?;
+        let plain_http = o.bool("plain_http")?.unwrap_or(false);
+        o.finish()?;
+        let (Some(username), Some(password)) = (username, password) else {
+            return Err(invalid(B, "both `username` and `password` are required"));
+        };
+        crate::airgap::check_chart_registry(registry).map_err(|e| invalid(B, e))?;
+        let opened = opened(B, bundle)?;
+        let actions =
+            crate::airgap::push_actions(&opened, registry, username, password, plain_http)
+                .map_err(|e| invalid(B, e))?;
+        let pushed = actions.len() as i64 - 1;
+        for action in actions {
+            let _ = runtime::with(|rt| rt.perform(B, action))?;
+        }
+        Ok(pushed)
+    }
+
+    /// What is wrong with a chart registry's reference (`oci://HOST[:PORT]/PATH`), or `""`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let problem = chart_registry_problem("oci://registry.local:5000/charts");
+    /// ```
+    pub fn chart_registry_problem(registry: &str) -> String {
+        crate::airgap::check_chart_registry(registry)
+            .err()
+            .unwrap_or_default()
     }
 
     /// The applications package of the bundle, extracted into the run's private directory:

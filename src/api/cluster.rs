@@ -119,6 +119,7 @@ pub mod cluster_api {
     /// # Options
     /// - `username`: a plain string
     /// - `password`: a string or secret
+    /// - `plain_http`: the registry answers plain HTTP, not HTTPS (default false)
     ///
     /// # Example
     /// ```rhai
@@ -136,6 +137,7 @@ pub mod cluster_api {
         let mut o = Opts::new(B, opts);
         let username = o.value("username")?;
         let password = o.secret("password")?;
+        let plain_http = o.bool("plain_http")?.unwrap_or(false);
         o.finish()?;
         let (Some(username), Some(password)) = (username, password) else {
             return Err(invalid(B, "both `username` and `password` are required"));
@@ -152,6 +154,7 @@ pub mod cluster_api {
                 host: host.to_string(),
                 username,
                 password,
+                plain_http,
             },
         )
     }
@@ -170,6 +173,7 @@ pub mod cluster_api {
     /// - `wait`: wait for the workloads to be ready (default false)
     /// - `timeout`: such as `10m` (helm's default is 5m)
     /// - `rollback_on_failure`: roll back a failed upgrade (`--atomic` on helm 3)
+    /// - `plain_http`: an `oci://` chart from a registry that answers plain HTTP
     ///
     /// # Example
     /// ```rhai
@@ -481,6 +485,13 @@ pub(crate) fn chart_spec(
         check_duration(b, t)?;
     }
     let rollback_on_failure = o.bool("rollback_on_failure")?.unwrap_or(false);
+    let plain_http = o.bool("plain_http")?.unwrap_or(false);
+    if plain_http && !chart.starts_with("oci://") {
+        return Err(invalid(
+            b,
+            format!("`plain_http` is for an oci:// chart; {chart} is not one"),
+        ));
+    }
     let base = runtime::with(|rt| rt.base_dir.clone());
     let values_files = values_files
         .into_iter()
@@ -507,5 +518,6 @@ pub(crate) fn chart_spec(
         wait,
         timeout,
         rollback_on_failure,
+        plain_http,
     })
 }

@@ -6,6 +6,7 @@ pub mod charts;
 pub mod clearml;
 pub mod faults;
 pub mod kube;
+pub mod oci;
 pub mod ownership;
 pub mod protobuf;
 pub mod resources;
@@ -106,6 +107,8 @@ where
 pub struct Sandbox {
     pub kube: kube::KubeServer,
     pub clearml: clearml::ClearmlServer,
+    /// The OCI registry that stands in for every chart registry (`oci://…`) of a run.
+    pub registry: oci::OciServer,
     pub kubeconfig: PathBuf,
     pub dir: PathBuf,
     /// Where the simulated cluster is kept between runs (`--sandbox-state`), saved on drop.
@@ -128,11 +131,12 @@ impl Drop for Sandbox {
 }
 
 impl Sandbox {
-    /// Start both simulators on 127.0.0.1 and write the kubeconfig into `dir` (a new temporary
+    /// Start the simulators (and the OCI registry) on 127.0.0.1 and write the kubeconfig into `dir` (a new temporary
     /// directory when `None`). One set of faults serves both: a fault's path names the
     /// simulator it hits (`/api/...` or `/queues.create`). Must run inside a tokio runtime.
     pub async fn start(dir: Option<PathBuf>, faults: faults::Faults) -> std::io::Result<Sandbox> {
         let kube = kube::start(faults.clone()).await?;
+        let registry = oci::start(faults.clone()).await?;
         let clearml = clearml::start(clearml::ClearmlState::new(faults)).await?;
         let (dir_path, guard) = match dir {
             Some(d) => {
@@ -155,6 +159,7 @@ impl Sandbox {
         Ok(Sandbox {
             kube,
             clearml,
+            registry,
             kubeconfig,
             dir: dir_path,
             state_dir: None,
@@ -223,6 +228,24 @@ impl Sandbox {
     pub fn seed_from_site(&self, site: &crate::value::Value) -> Vec<String> {
         use crate::value::Value;
         let mut seeded = Vec::new();
+        // the site's chart registry (`airgap.chart_registry`): its credentials are the sandbox
+        // registry's, which then refuses a request without them
+        if let (Some(Value::Str(user)), Some(pw)) = (
+            site.at_path("airgap.chart_registry_username"),
+            site.at_path("airgap.chart_registry_password"),
+        ) {
+            let pw = match pw {
+                Value::Secret(s) => Some(s.expose().to_string()),
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            };
+            if let Some(pw) = pw {
+                self.registry.add_credentials(user, &pw);
+                seeded.push(format!(
+                    "registry user `{user}` (`airgap.chart_registry_username`)"
+                ));
+            }
+        }
         let state = &self.clearml.state;
         site.walk_maps("", &mut |path, map| {
             for (k, v) in map {
@@ -387,6 +410,19 @@ impl Sandbox {
         }
         if !any {
             out.push_str("    (none)\n");
+        }
+        let asked = self.registry.requests();
+        if !asked.is_empty() {
+            let held = self.registry.tagged();
+            out.push_str(&format!(
+                "  OCI registry: {} request(s); it holds {}\n",
+                asked.len(),
+                if held.is_empty() {
+                    "no chart".to_string()
+                } else {
+                    held.join(", ")
+                }
+            ));
         }
         if self.kube.chart_repo_off() {
             let reached = self.kube.chart_requests();
