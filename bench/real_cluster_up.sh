@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The cached start of tools/real-cluster: RUNS (default 5) cycles of `up DIR` (until /readyz and
-# the fake node are there) and `down DIR`, each timed; prints every time and the median.
+# kwok made the node Ready) and `down DIR`, each timed; prints every time and the median.
 # Needs a built cache (tools/real-cluster build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -1,5 +1,5 @@
 //! The real Kubernetes control plane (`tools/real-cluster`: kube-apiserver, controller manager,
-//! scheduler and etcd built from the Kubernetes and etcd Go modules, a fake kubelet for nodes):
+//! scheduler and etcd built from the Kubernetes and etcd Go modules, kwok for the node):
 //! every live path against it, and the embedded sandbox held to it.
 //!
 //! One cluster serves the whole test binary: the first test that needs it builds it when the
@@ -224,7 +224,7 @@ async fn kube_rs_paths(c: kube::Client, ns: &str) {
     assert_eq!(seen.data.unwrap()["a"], "1");
 
     // a Deployment applied server-side completes: on the real server through the controller
-    // manager, the scheduler and the fake kubelet
+    // manager, the scheduler and kwok (the node simulator)
     let deployments: Api<Deployment> = Api::namespaced(c.clone(), ns);
     let d = json!({
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
@@ -383,7 +383,7 @@ fn uninstall(live: &crate::common::Cluster, helm: &std::path::Path, kubeconfig: 
 }
 
 /// The IngressClass `nginx` of ingress-nginx and its controller's LoadBalancer Service (no
-/// controller runs: the fake kubelet's provider gives the Service its address).
+/// controller runs: rc-helper's LoadBalancer provider gives the Service its address).
 async fn ingress_controller(kubeconfig: &std::path::Path) {
     let c = client_for(kubeconfig).await;
     let create = |path: &'static str, body: Value| {
@@ -445,8 +445,8 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
         .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed")
         .nowhere("agent-secret-1")
         .nowhere("redis-pass-1");
-    // the router address: the real LoadBalancer status the fake kubelet's provider gave the
-    // server's Services, or the real node's ExternalIP
+    // the router address: the real LoadBalancer status rc-helper's LoadBalancer provider gave
+    // the server's Services, or the real node's ExternalIP
     if lb {
         out.stderr_has("gateway: routerAddress 198.51.100.")
             .stderr_has(
@@ -473,7 +473,7 @@ fn standard_install_converges(major: u32, kubeconfig: &std::path::Path, lb: bool
         assert_eq!(kept.len(), 7);
         let conf = secret_data(&c, "clearml", "clearml-conf").await.unwrap();
         assert_eq!(conf["apiserver_key"], kept["apiserverKey"]);
-        // the workloads are ready: the real controllers, scheduler and fake kubelet made them so
+        // the workloads are ready: the real controllers, scheduler and kwok made them so
         let glue = get_json(
             &c,
             "/apis/apps/v1/namespaces/clearml-agents/deployments/clearml-agent-agentk8sglue",
@@ -1582,6 +1582,140 @@ fn preflight_status_and_uninstall_against_the_real_server_as_the_least_privilege
 
 /// Remove the standard install's namespaces, awaited until the real namespace controller
 /// removed them.
+/// The node simulator (kwok, playing the stages of tools/real-cluster-src/kwok/stages.yaml) does
+/// a kubelet's part: a scheduled pod becomes Running and Ready on the node's address, a Job's
+/// (which never restarts) Succeeds, a deleted one is removed; and the annotation
+/// `real-cluster.clearml-script/fail` makes a pod fail on purpose, as the day-2 diagnosis
+/// (`inspect::workloads`) reads it: ImagePullBackOff, CrashLoopBackOff (its restarts counting)
+/// and Pending.
+#[test]
+fn kwok_runs_the_pods_and_fails_the_ones_the_annotation_asks_for() {
+    use clearml_script::inspect::{PodProblem, workloads};
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Pod;
+    let real = real();
+    let ns = "rc-kwok";
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        namespace(&c, ns).await;
+        let deployments: Api<Deployment> = Api::namespaced(c.clone(), ns);
+        for (name, fail) in [
+            ("ok", None),
+            ("pull", Some("ImagePullBackOff")),
+            ("crash", Some("CrashLoopBackOff")),
+            ("pending", Some("Pending")),
+        ] {
+            let annotations = match fail {
+                Some(f) => json!({"real-cluster.clearml-script/fail": f}),
+                None => json!({}),
+            };
+            let d = json!({
+                "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+                "spec": {"selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}, "annotations": annotations},
+                        "spec": {"containers": [{"name": "app", "image": format!("registry.example/{name}:1")}]}}}});
+            deployments
+                .patch(name, &PatchParams::apply("tests"), &Patch::Apply(&d))
+                .await
+                .unwrap();
+        }
+        // a Job's pod never restarts: it Succeeds, and the real Job controller completes the Job
+        let jobs: Api<Job> = Api::namespaced(c.clone(), ns);
+        let job = json!({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "once"},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "job", "image": "registry.example/job:1"}]}}}});
+        jobs.patch("once", &PatchParams::apply("tests"), &Patch::Apply(&job))
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(c.clone(), ns);
+
+        // what the diagnosis says of each workload, once every one is as expected
+        let problem = |w: &[clearml_script::inspect::Workload], name: &str| -> Option<PodProblem> {
+            let w = w.iter().find(|w| w.name == name)?;
+            w.problems.first().cloned()
+        };
+        let settled = tokio::time::timeout(Duration::from_secs(180), async {
+            loop {
+                let w = workloads(&c, ns).await.unwrap();
+                let ok = w.iter().any(|w| w.name == "ok" && w.healthy && w.ready == 1);
+                let reasons = ["pull", "crash", "pending"].map(|n| problem(&w, n));
+                let crashed_twice = reasons[1].as_ref().is_some_and(|p| p.restarts >= 2);
+                let once = jobs.get("once").await.unwrap();
+                let complete = once.status.and_then(|s| s.succeeded) == Some(1);
+                if ok && crashed_twice && complete && reasons.iter().all(Option::is_some) {
+                    return reasons.map(Option::unwrap);
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+        .await
+        .expect("the pods reached their states in time");
+        let [pull, crash, pending] = settled;
+        assert_eq!(pull.reason, "ImagePullBackOff");
+        assert_eq!(
+            pull.message,
+            "Back-off pulling image \"registry.example/pull:1\""
+        );
+        assert_eq!(pull.container.as_deref(), Some("app"));
+        assert_eq!(crash.reason, "CrashLoopBackOff");
+        assert_eq!(crash.message, "back-off restarting failed container app");
+        assert_eq!(pending.reason, "ContainerCreating");
+
+        // the pods as a kubelet leaves them: on the node's address, an IP of its podCIDR
+        let list = |app: &str| {
+            let pods = pods.clone();
+            let app = app.to_string();
+            async move {
+                pods.list(&ListParams::default().labels(&format!("app={app}")))
+                    .await
+                    .unwrap()
+                    .items
+            }
+        };
+        let ok = list("ok").await.remove(0);
+        let st = ok.status.clone().unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        assert_eq!(st.host_ip.as_deref(), Some("192.0.2.11"));
+        assert!(st.pod_ip.as_deref().unwrap().starts_with("10.244.1."), "{st:?}");
+        let running = &st.container_statuses.unwrap()[0];
+        assert!(running.ready && running.state.as_ref().unwrap().running.is_some());
+        let crash_pod = list("crash").await.remove(0);
+        let st = crash_pod.status.unwrap();
+        assert_eq!(st.phase.as_deref(), Some("Running"));
+        let last = st.container_statuses.unwrap()[0].last_state.clone().unwrap();
+        assert_eq!(last.terminated.unwrap().exit_code, 1);
+        let pull_pod = list("pull").await.remove(0);
+        assert_eq!(pull_pod.status.unwrap().phase.as_deref(), Some("Pending"));
+
+        // a deleted pod is removed, and its Deployment's new one runs
+        let uid = ok.metadata.uid.clone().unwrap();
+        pods.delete(ok.metadata.name.as_deref().unwrap(), &DeleteParams::default())
+            .await
+            .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            await_condition(
+                pods.clone(),
+                ok.metadata.name.as_deref().unwrap(),
+                conditions::is_deleted(&uid),
+            ),
+        )
+        .await
+        .expect("the deleted pod was removed in time")
+        .unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            await_condition(deployments.clone(), "ok", conditions::is_deployment_completed()),
+        )
+        .await
+        .expect("the Deployment was ready again in time")
+        .unwrap();
+    });
+    // the namespace goes only once kwok removed its pods
+    remove(&real.kubeconfig, &[ns]);
+}
+
 fn remove_namespaces(kubeconfig: &std::path::Path) {
     remove(kubeconfig, &["clearml-agents", "redis-shared", "clearml"]);
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,20 +8,16 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
-
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // certs writes ca.crt/ca.key, apiserver.crt/.key (127.0.0.1, localhost, the in-cluster names),
-// admin.crt/.key (CN admin, O system:masters) and sa.key/sa.pub, every key 0600.
+// admin.crt/.key (CN admin, O system:masters), kwok.crt/.key (CN real-cluster:kwok) and
+// sa.key/sa.pub, every key 0600.
 func certs(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -78,6 +73,10 @@ func certs(dir string) error {
 	if err := leaf("admin", 3, pkix.Name{CommonName: "admin", Organization: []string{"system:masters"}}, x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
 		return err
 	}
+	// kwok's own identity: the user its ClusterRole (../kwok/cluster.yaml) is bound to
+	if err := leaf("kwok", 4, pkix.Name{CommonName: "real-cluster:kwok"}, x509.ExtKeyUsageClientAuth, nil, nil); err != nil {
+		return err
+	}
 	sa, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return err
@@ -106,35 +105,4 @@ func writeCert(dir, name string, der []byte, key *ecdsa.PrivateKey) error {
 
 func writePEM(path, kind string, der []byte, mode os.FileMode) error {
 	return os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), mode)
-}
-
-// waitReady polls /readyz through the kubeconfig's identity until it answers 200.
-func waitReady(kubeconfig, secs string) error {
-	n, err := strconv.Atoi(secs)
-	if err != nil {
-		return fmt.Errorf("not a number of seconds: %q", secs)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return err
-	}
-	cfg.Timeout = 2 * time.Second
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(time.Duration(n) * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(context.Background())
-		if err == nil {
-			return nil
-		}
-		last = err.Error()
-		if len(body) > 0 {
-			last = string(body)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	return fmt.Errorf("the API server was not ready within %ss: %s", secs, last)
 }

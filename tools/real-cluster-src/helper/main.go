@@ -1,12 +1,19 @@
-// rc-helper: the small pieces tools/real-cluster needs besides the Kubernetes and etcd binaries.
+// rc-helper: the small pieces tools/real-cluster needs besides the Kubernetes and etcd binaries
+// and kwok (the nodes and pods).
 //
 //	rc-helper ports N              print N free TCP ports of 127.0.0.1, one a line
-//	rc-helper certs DIR            write a CA, the API server's serving cert, the admin's client
-//	                               cert (system:masters) and the service-account key pair into DIR
+//	rc-helper certs DIR            write a CA, the API server's serving cert, the client certs
+//	                               of the admin (system:masters) and of kwok, and the
+//	                               service-account key pair into DIR
 //	rc-helper wait-ready KUBECONFIG SECONDS
 //	                               wait until the API server answers /readyz with 200
-//	rc-helper kubelet KUBECONFIG [--nodes N]
-//	                               the node simulator (see kubelet.go)
+//	rc-helper wait-nodes KUBECONFIG SECONDS
+//	                               wait until there is a node and every node is Ready
+//	rc-helper create KUBECONFIG FILE
+//	                               create the objects of a YAML file (those that exist are kept)
+//	rc-helper load-balancers KUBECONFIG
+//	                               give each Service of type LoadBalancer an ingress IP
+//	                               (loadbalancer.go)
 package main
 
 import (
@@ -18,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: rc-helper ports N | certs DIR | wait-ready KUBECONFIG SECONDS | kubelet KUBECONFIG [--nodes N]")
+		fail("usage: rc-helper ports N | certs DIR | wait-ready KUBECONFIG SECONDS | wait-nodes KUBECONFIG SECONDS | create KUBECONFIG FILE | load-balancers KUBECONFIG")
 	}
 	var err error
 	switch os.Args[1] {
@@ -34,8 +41,21 @@ func main() {
 			fail("usage: rc-helper wait-ready KUBECONFIG SECONDS")
 		}
 		err = waitReady(os.Args[2], os.Args[3])
-	case "kubelet":
-		err = kubelet(os.Args[2:])
+	case "wait-nodes":
+		if len(os.Args) != 4 {
+			fail("usage: rc-helper wait-nodes KUBECONFIG SECONDS")
+		}
+		err = waitNodes(os.Args[2], os.Args[3])
+	case "create":
+		if len(os.Args) != 4 {
+			fail("usage: rc-helper create KUBECONFIG FILE")
+		}
+		err = create(os.Args[2], os.Args[3])
+	case "load-balancers":
+		if len(os.Args) != 3 {
+			fail("usage: rc-helper load-balancers KUBECONFIG")
+		}
+		err = loadBalancers(os.Args[2])
 	default:
 		fail("unknown command " + os.Args[1])
 	}
