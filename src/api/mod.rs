@@ -37,13 +37,17 @@ pub fn to_value(builtin: &str, d: &Dynamic) -> Result<Value, Box<EvalAltResult>>
 }
 
 /// The value at a dotted key path of nested maps.
-pub fn dynamic_at_path(root: &Dynamic, path: &str) -> Option<Dynamic> {
-    let mut cur = root.clone();
-    for part in path.split('.') {
-        let next = cur.read_lock::<Map>()?.get(part)?.clone();
-        cur = next;
+pub fn map_at_path(root: &Map, path: &str) -> Option<Dynamic> {
+    // walked by reference: only the value found is copied (the site can hold thousands of
+    // queues, and `get(site, …)` is called everywhere)
+    fn walk<'a>(cur: &Dynamic, mut parts: impl Iterator<Item = &'a str>) -> Option<Dynamic> {
+        match parts.next() {
+            None => Some(cur.clone()),
+            Some(part) => walk(cur.read_lock::<Map>()?.get(part)?, parts),
+        }
     }
-    Some(cur)
+    let mut parts = path.split('.');
+    walk(root.get(parts.next()?)?, parts)
 }
 
 /// Deep merge of script values: maps merge, anything else in `b` replaces `a`.

@@ -4,7 +4,7 @@ use rhai::plugin::*;
 
 #[export_module]
 pub mod values_api {
-    use crate::api::{dynamic_at_path, to_value};
+    use crate::api::{map_at_path, to_value};
     use crate::failure::invalid;
     use crate::runtime;
     use crate::secret::{Secret, is_secret_key};
@@ -198,8 +198,9 @@ pub mod values_api {
     /// ```rhai
     /// let ns = get(site, "agent.namespace", "clearml-agents");
     /// ```
-    pub fn get(map: Map, path: &str, default: Dynamic) -> Dynamic {
-        match dynamic_at_path(&map.into(), path) {
+    #[rhai_fn(pure)]
+    pub fn get(map: &mut Map, path: &str, default: Dynamic) -> Dynamic {
+        match map_at_path(map, path) {
             Some(v) if !v.is_unit() => v,
             _ => default,
         }
@@ -212,9 +213,9 @@ pub mod values_api {
     /// ```rhai
     /// let domain = require(site, "base_domain");
     /// ```
-    #[rhai_fn(return_raw)]
-    pub fn require(map: Map, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        match dynamic_at_path(&map.into(), path) {
+    #[rhai_fn(return_raw, pure)]
+    pub fn require(map: &mut Map, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        match map_at_path(map, path) {
             Some(v) if !v.is_unit() => Ok(v),
             _ => Err(invalid(
                 "require",
