@@ -36,7 +36,8 @@ fn the_plan_shows_the_parallel_group_of_the_install() {
     let text = t.arg("--dry-run").run();
     text.success()
         .stdout_has("     parallel group 1: agent, gateway, redis wait together\n")
-        .stdout_has("  6. [1:agent] helm.upgrade_install release=clearml-agent ")
+        .stdout_has("  6. helm.repo_add name=bitnami ")
+        .stdout_has("  8. [1:agent] helm.upgrade_install release=clearml-agent ")
         .stdout_has("[1:gateway] helm.upgrade_install release=clearml-ttr ")
         .stdout_has("[1:redis] helm.upgrade_install release=redis ")
         .stdout_has("[1:agent] clearml.create_queue name=GPUshm ");
