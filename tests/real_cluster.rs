@@ -1326,7 +1326,7 @@ fn least_privilege() {
     let role = readme_role();
     let rules = role["rules"].as_array().unwrap().clone();
     let work = tempfile::tempdir().unwrap();
-    // one rule removed: the verb `create` of the Deployments
+    // one rule removed: the verb `create` of the Deployments (and StatefulSets: one rule)
     let mut fewer = role.clone();
     let mut found = false;
     for rule in fewer["rules"].as_array_mut().unwrap() {
@@ -1397,7 +1397,7 @@ fn least_privilege() {
     assert_eq!(
         refused["message"].as_str().unwrap(),
         format!(
-            "2 of {} permissions missing: create deployments.apps in clearml, create deployments.apps in clearml-agents",
+            "3 of {} permissions missing: create deployments.apps in clearml, create statefulsets.apps in redis-shared, create deployments.apps in clearml-agents",
             asked.len()
         ),
         "{refused}"
@@ -1411,7 +1411,31 @@ fn least_privilege() {
     standard_install(&live, &exact, &[])
         .success()
         .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
+    // an upgrade (a changed value: helm patches what is there; no `update` is granted on it)
+    let upgrade = ["--set", "extra_values.apiserver.replicaCount=2"];
+    standard_install(&live, &exact, &upgrade)
+        .success()
+        .stderr_has("control plane: release clearml in clearml: deployed");
     let helm = crate::common::helm_binaries()[1].1.clone();
+    uninstall(&live, &helm, &real.kubeconfig);
+
+    // helm 3 too: the install and the upgrade (its three-way merge patch), with exactly the rules
+    let live = crate::common::Cluster::new(3);
+    let state = &live.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+    standard_install(&live, &exact, &[])
+        .success()
+        .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
+    standard_install(&live, &exact, &upgrade)
+        .success()
+        .stderr_has("control plane: release clearml in clearml: deployed");
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        let d = get_json(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver").await;
+        assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    });
+    let helm = crate::common::helm_binaries()[0].1.clone();
     uninstall(&live, &helm, &real.kubeconfig);
 }
 
