@@ -210,13 +210,15 @@ where
     for (api_version, kind, named) in rendered_kinds(objects) {
         let key = (api_version.clone(), kind.clone());
         if !known.contains_key(&key) {
-            let found = discover(api_version.clone(), kind.clone()).await.or_else(|e| {
-                let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-                defined
-                    .get(&(group.to_string(), kind.clone()))
-                    .map(|(plural, ns)| (group.to_string(), plural.clone(), *ns))
-                    .ok_or(e)
-            });
+            let found = discover(api_version.clone(), kind.clone())
+                .await
+                .or_else(|e| {
+                    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+                    defined
+                        .get(&(group.to_string(), kind.clone()))
+                        .map(|(plural, ns)| (group.to_string(), plural.clone(), *ns))
+                        .ok_or(e)
+                });
             known.insert(key.clone(), found);
         }
         match &known[&key] {
@@ -317,13 +319,23 @@ mod tests {
                 match kind.as_str() {
                     "Deployment" => Ok(("apps".into(), "deployments".into(), true)),
                     "ConfigMap" => Ok(("".into(), "configmaps".into(), true)),
-                    "ClusterRole" => Ok(("rbac.authorization.k8s.io".into(), "clusterroles".into(), false)),
-                    "CustomResourceDefinition" => Ok(("apiextensions.k8s.io".into(), "customresourcedefinitions".into(), false)),
+                    "ClusterRole" => Ok((
+                        "rbac.authorization.k8s.io".into(),
+                        "clusterroles".into(),
+                        false,
+                    )),
+                    "CustomResourceDefinition" => Ok((
+                        "apiextensions.k8s.io".into(),
+                        "customresourcedefinitions".into(),
+                        false,
+                    )),
                     _ => Err(format!("the cluster does not serve {api_version} {kind}")),
                 }
             }
         };
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let (found, unserved) = rt.block_on(resources(&objects, "clearml", discover));
         let names: Vec<String> = found
             .iter()
@@ -341,8 +353,20 @@ mod tests {
         );
         assert_eq!(unserved.len(), 1);
         assert_eq!(unserved[0].kind, "Gadget");
-        assert!(unserved[0].reason.contains("does not serve nowhere.io/v1 Gadget"));
+        assert!(
+            unserved[0]
+                .reason
+                .contains("does not serve nowhere.io/v1 Gadget")
+        );
         // each kind is looked up once
-        assert_eq!(asked.lock().unwrap().iter().filter(|k| *k == "Deployment").count(), 1);
+        assert_eq!(
+            asked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|k| *k == "Deployment")
+                .count(),
+            1
+        );
     }
 }

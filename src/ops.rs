@@ -86,9 +86,9 @@ impl OpsQuery {
                 "ok": true, "detail": "<planned: tried at run time>"
             })),
             OpsQuery::PodLogs { .. } => Value::Str(String::new()),
-            OpsQuery::ChartRequests { .. } => Value::from_json(
-                &json!({"workloads": [], "resources": [], "unserved": []}),
-            ),
+            OpsQuery::ChartRequests { .. } => {
+                Value::from_json(&json!({"workloads": [], "resources": [], "unserved": []}))
+            }
             OpsQuery::SupportBundle(spec) => {
                 Value::Str(format!("<planned: a support bundle in {}>", spec.out))
             }

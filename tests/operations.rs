@@ -226,11 +226,18 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
         .map(|v| format!("{v} namespaces (cluster-wide)"))
         .collect();
     want.extend(
-        ["get", "list", "create", "update", "delete", "patch", "watch"]
-            .iter()
-            .map(|v| format!("{v} secrets in clearml")),
+        [
+            "get", "list", "create", "update", "delete", "patch", "watch",
+        ]
+        .iter()
+        .map(|v| format!("{v} secrets in clearml")),
     );
-    for what in ["configmaps", "services", "deployments.apps", "ingresses.networking.k8s.io"] {
+    for what in [
+        "configmaps",
+        "services",
+        "deployments.apps",
+        "ingresses.networking.k8s.io",
+    ] {
         want.extend(object_permissions(what, "clearml"));
     }
     want.push("list replicasets.apps in clearml".into());
@@ -241,7 +248,10 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
     assert_eq!(got, want);
 
     // a chart that renders a ServiceAccount, a StatefulSet and a Job, and the same without the Job
-    let demo = repo().join("tests/fixtures/charts/demo").display().to_string();
+    let demo = repo()
+        .join("tests/fixtures/charts/demo")
+        .display()
+        .to_string();
     let chart = format!("chart={demo}");
     let with_job = run(
         &c,
@@ -268,12 +278,11 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
     }
     // the demo chart renders no Ingress nor Secret of its own
     assert!(!got.iter().any(|p| p.contains("ingresses")), "{got:#?}");
-    assert!(!got.contains(&"watch secrets in clearml".to_string()), "{got:#?}");
-    let without_job = run(
-        &c,
-        "preflight.rhai",
-        &["--output", "json", "--set", &chart],
+    assert!(
+        !got.contains(&"watch secrets in clearml".to_string()),
+        "{got:#?}"
     );
+    let without_job = run(&c, "preflight.rhai", &["--output", "json", "--set", &chart]);
     without_job.success();
     let got = asked(&without_job.json());
     assert!(!got.iter().any(|p| p.contains("jobs.batch")), "{got:#?}");
@@ -309,13 +318,19 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
     let got = asked(&report);
     for p in object_permissions("storageclasses.storage.k8s.io", "x")
         .into_iter()
-        .chain(object_permissions("clusterroles.rbac.authorization.k8s.io", "x"))
+        .chain(object_permissions(
+            "clusterroles.rbac.authorization.k8s.io",
+            "x",
+        ))
         .map(|p| p.replace(" in x", " (cluster-wide)"))
         .chain(object_permissions("configmaps", "elsewhere"))
     {
         assert!(got.contains(&p), "{p} not asked: {got:#?}");
     }
-    assert!(!got.iter().any(|p| p.contains("configmaps in clearml")), "{got:#?}");
+    assert!(
+        !got.iter().any(|p| p.contains("configmaps in clearml")),
+        "{got:#?}"
+    );
     assert!(!got.iter().any(|p| p.contains("widgets")), "{got:#?}");
 
     // the chart cannot be rendered: the documented minimum, said
@@ -330,14 +345,23 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
     assert_eq!(permissions["status"], "warn", "{permissions}");
     let message = permissions["message"].as_str().unwrap();
     assert!(
-        message.contains("control plane (clearml-enterprise/clearml-enterprise) could not be rendered (")
-            && message.contains("so the documented minimum was asked in clearml instead"),
+        message.contains(
+            "control plane (clearml-enterprise/clearml-enterprise) could not be rendered ("
+        ) && message.contains("so the documented minimum was asked in clearml instead"),
         "{message}"
     );
     let got = asked(&report);
     // the README role's kinds, which the stand-in server chart does not all render
-    assert!(got.contains(&"create statefulsets.apps in clearml".to_string()), "{got:#?}");
-    assert!(permissions["fix"].as_str().unwrap().contains("chart source reachable"));
+    assert!(
+        got.contains(&"create statefulsets.apps in clearml".to_string()),
+        "{got:#?}"
+    );
+    assert!(
+        permissions["fix"]
+            .as_str()
+            .unwrap()
+            .contains("chart source reachable")
+    );
 }
 
 /// The capacity is what the charts request as rendered with the site values (`helm template`):

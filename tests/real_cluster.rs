@@ -1402,7 +1402,12 @@ fn least_privilege() {
         ),
         "{refused}"
     );
-    assert!(refused["fix"].as_str().unwrap().contains("least-privilege role"));
+    assert!(
+        refused["fix"]
+            .as_str()
+            .unwrap()
+            .contains("least-privilege role")
+    );
 
     let out = standard_install(&live, &short, &[]);
     out.code(1)
@@ -1432,7 +1437,11 @@ fn least_privilege() {
         .stderr_has("control plane: release clearml in clearml: deployed");
     rt().block_on(async {
         let c = client_for(&real.kubeconfig).await;
-        let d = get_json(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver").await;
+        let d = get_json(
+            &c,
+            "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+        )
+        .await;
         assert_eq!(d["spec"]["replicas"], 2, "{d}");
     });
     let helm = crate::common::helm_binaries()[0].1.clone();

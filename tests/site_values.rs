@@ -571,7 +571,10 @@ fn without_create_namespace_a_missing_namespace_stops_the_run() {
         .iter()
         .any(|c| c["message"] == "does not exist, and the site says create_namespace: false");
     assert!(missing, "{}", out.stdout);
-    assert!(!without.iter().any(|p| p.contains("namespaces")), "{without:#?}");
+    assert!(
+        !without.iter().any(|p| p.contains("namespaces")),
+        "{without:#?}"
+    );
     // with the right to make namespaces: the same, and get, create and patch on namespaces
     let with = asked(&preflight("true"));
     let extra: Vec<&String> = with.iter().filter(|p| !without.contains(p)).collect();
