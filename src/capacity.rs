@@ -189,6 +189,9 @@ pub fn crd_kinds(objects: &[J]) -> BTreeMap<(String, String), (String, bool)> {
         .collect()
 }
 
+/// A kind as the cluster's discovery serves it: its group, plural and whether it is namespaced.
+pub type Discovered = (String, String, bool);
+
 /// The resources of rendered objects installed as a release in `namespace`: each kind mapped to
 /// its group and plural through `discover` (the cluster's discovery: `(group, plural,
 /// namespaced)` of an `apiVersion` and `kind`), or through a rendered CustomResourceDefinition
@@ -200,11 +203,10 @@ pub async fn resources<F, Fut>(
 ) -> (Vec<RenderedResource>, Vec<Unserved>)
 where
     F: Fn(String, String) -> Fut,
-    Fut: std::future::Future<Output = Result<(String, String, bool), String>>,
+    Fut: std::future::Future<Output = Result<Discovered, String>>,
 {
     let defined = crd_kinds(objects);
-    let mut known: BTreeMap<(String, String), Result<(String, String, bool), String>> =
-        BTreeMap::new();
+    let mut known: BTreeMap<(String, String), Result<Discovered, String>> = BTreeMap::new();
     let mut out = BTreeSet::new();
     let mut unserved = BTreeSet::new();
     for (api_version, kind, named) in rendered_kinds(objects) {
