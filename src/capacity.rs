@@ -194,8 +194,9 @@ pub type Discovered = (String, String, bool);
 
 /// The resources of rendered objects installed as a release in `namespace`: each kind mapped to
 /// its group and plural through `discover` (the cluster's discovery: `(group, plural,
-/// namespaced)` of an `apiVersion` and `kind`), or through a rendered CustomResourceDefinition
-/// when the cluster does not serve it yet; the kinds neither knows are answered apart.
+/// namespaced)` of an `apiVersion` and `kind`, `None` when it does not serve it), or through a
+/// rendered CustomResourceDefinition when the cluster does not serve it yet; the kinds neither
+/// knows, and those whose look-up failed, are answered apart with why.
 pub async fn resources<F, Fut>(
     objects: &[J],
     namespace: &str,
@@ -203,7 +204,7 @@ pub async fn resources<F, Fut>(
 ) -> (Vec<RenderedResource>, Vec<Unserved>)
 where
     F: Fn(String, String) -> Fut,
-    Fut: std::future::Future<Output = Result<Discovered, String>>,
+    Fut: std::future::Future<Output = Result<Option<Discovered>, String>>,
 {
     let defined = crd_kinds(objects);
     let mut known: BTreeMap<(String, String), Result<Discovered, String>> = BTreeMap::new();
@@ -212,15 +213,15 @@ where
     for (api_version, kind, named) in rendered_kinds(objects) {
         let key = (api_version.clone(), kind.clone());
         if !known.contains_key(&key) {
-            let found = discover(api_version.clone(), kind.clone())
-                .await
-                .or_else(|e| {
-                    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
-                    defined
-                        .get(&(group.to_string(), kind.clone()))
-                        .map(|(plural, ns)| (group.to_string(), plural.clone(), *ns))
-                        .ok_or(e)
-                });
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let found = match discover(api_version.clone(), kind.clone()).await {
+                Ok(Some(d)) => Ok(d),
+                Ok(None) => defined
+                    .get(&(group.to_string(), kind.clone()))
+                    .map(|(plural, ns)| (group.to_string(), plural.clone(), *ns))
+                    .ok_or_else(|| "the cluster does not serve it".to_string()),
+                Err(e) => Err(e),
+            };
             known.insert(key.clone(), found);
         }
         match &known[&key] {
@@ -313,25 +314,22 @@ mod tests {
                     "names": {"kind": "Widget", "plural": "widgets"}}}),
             json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
             json!({"apiVersion": "nowhere.io/v1", "kind": "Gadget", "metadata": {"name": "g"}}),
+            json!({"apiVersion": "v1", "kind": "Broken", "metadata": {"name": "x"}}),
         ];
         let asked = std::sync::Mutex::new(Vec::new());
         let discover = |api_version: String, kind: String| {
             asked.lock().unwrap().push(kind.clone());
             async move {
+                let d = |g: &str, r: &str, ns: bool| Ok(Some((g.into(), r.into(), ns)));
                 match kind.as_str() {
-                    "Deployment" => Ok(("apps".into(), "deployments".into(), true)),
-                    "ConfigMap" => Ok(("".into(), "configmaps".into(), true)),
-                    "ClusterRole" => Ok((
-                        "rbac.authorization.k8s.io".into(),
-                        "clusterroles".into(),
-                        false,
-                    )),
-                    "CustomResourceDefinition" => Ok((
-                        "apiextensions.k8s.io".into(),
-                        "customresourcedefinitions".into(),
-                        false,
-                    )),
-                    _ => Err(format!("the cluster does not serve {api_version} {kind}")),
+                    "Deployment" => d("apps", "deployments", true),
+                    "ConfigMap" => d("", "configmaps", true),
+                    "ClusterRole" => d("rbac.authorization.k8s.io", "clusterroles", false),
+                    "CustomResourceDefinition" => {
+                        d("apiextensions.k8s.io", "customresourcedefinitions", false)
+                    }
+                    "Broken" => Err(format!("cannot look up {api_version} {kind}: 500")),
+                    _ => Ok(None),
                 }
             }
         };
@@ -353,12 +351,16 @@ mod tests {
                 "clusterroles.rbac.authorization.k8s.io in None",
             ]
         );
-        assert_eq!(unserved.len(), 1);
-        assert_eq!(unserved[0].kind, "Gadget");
-        assert!(
-            unserved[0]
-                .reason
-                .contains("does not serve nowhere.io/v1 Gadget")
+        let why: Vec<String> = unserved
+            .iter()
+            .map(|u| format!("{} {}: {}", u.api_version, u.kind, u.reason))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                "nowhere.io/v1 Gadget: the cluster does not serve it",
+                "v1 Broken: cannot look up v1 Broken: 500",
+            ]
         );
         // each kind is looked up once
         assert_eq!(

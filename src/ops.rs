@@ -245,9 +245,9 @@ impl LiveExecutor {
                 let discover = |api_version: String, kind: String| {
                     let client = client.clone();
                     async move {
-                        let (ar, namespaced) =
-                            crate::kube::resource_of(&client, &api_version, &kind).await?;
-                        Ok((ar.group, ar.plural, namespaced))
+                        let found =
+                            crate::kube::served_resource(&client, &api_version, &kind).await?;
+                        Ok(found.map(|(ar, namespaced)| (ar.group, ar.plural, namespaced)))
                     }
                 };
                 let (resources, unserved) = block_on(crate::capacity::resources(

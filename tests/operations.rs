@@ -311,7 +311,7 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
     assert_eq!(permissions["status"], "warn", "{permissions}");
     assert!(
         permissions["message"].as_str().unwrap().contains(
-            "control plane renders widgets.example.com/v1 Widget, which the cluster does not serve"
+            "control plane renders widgets.example.com/v1 Widget: the cluster does not serve it, so it was not asked"
         ),
         "{permissions}"
     );
