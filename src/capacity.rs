@@ -1,11 +1,15 @@
 //! What rendered charts ask of the cluster: the CPU and memory requests of the pods their
-//! workloads run, for the preflight's capacity check.
+//! workloads run, for the preflight's capacity check, and the resources their objects are (group,
+//! plural, scope, as the cluster's discovery names them), for its permissions check. One
+//! rendering serves both.
 //!
 //! A pod requests, per resource, the larger of its containers' sum and its largest init
 //! container (init containers run one at a time, before the others), as the scheduler counts
 //! it. A Deployment, StatefulSet or ReplicaSet runs `replicas` pods (1 when not set), a Job
 //! `parallelism` (1), a bare Pod one; a DaemonSet runs one per node, so it is answered per node
 //! and the caller multiplies. CronJobs run later, not at the install, and are left out.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value as J;
@@ -127,6 +131,121 @@ pub fn requests(objects: &[J]) -> Vec<WorkloadRequests> {
     out
 }
 
+/// A resource the objects of a rendered chart are, as the cluster serves it: what the
+/// permissions to install them are asked on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RenderedResource {
+    /// The API group (`""` for the core group) and the plural resource name.
+    pub group: String,
+    pub resource: String,
+    pub api_version: String,
+    pub kind: String,
+    /// Where the objects go: the namespace an object names, else the release's; `None` for a
+    /// cluster-scoped kind.
+    pub namespace: Option<String>,
+}
+
+/// A kind rendered that the cluster does not serve (and no rendered CustomResourceDefinition
+/// defines), with why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Unserved {
+    pub api_version: String,
+    pub kind: String,
+    pub reason: String,
+}
+
+/// The kinds of rendered objects, each once with each namespace an object names (`None`: the
+/// release's, or none for a cluster-scoped kind).
+pub fn rendered_kinds(objects: &[J]) -> BTreeSet<(String, String, Option<String>)> {
+    objects
+        .iter()
+        .filter_map(|o| {
+            let api_version = o["apiVersion"].as_str()?;
+            let kind = o["kind"].as_str()?;
+            let namespace = o["metadata"]["namespace"].as_str().map(str::to_string);
+            Some((api_version.to_string(), kind.to_string(), namespace))
+        })
+        .collect()
+}
+
+/// The kinds the rendered CustomResourceDefinitions define: `(group, kind)` to `(plural,
+/// namespaced)`, for the custom objects of a chart whose definitions it installs itself.
+pub fn crd_kinds(objects: &[J]) -> BTreeMap<(String, String), (String, bool)> {
+    objects
+        .iter()
+        .filter(|o| {
+            o["kind"] == "CustomResourceDefinition"
+                && o["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("apiextensions.k8s.io/"))
+        })
+        .filter_map(|o| {
+            let spec = &o["spec"];
+            let group = spec["group"].as_str()?.to_string();
+            let kind = spec["names"]["kind"].as_str()?.to_string();
+            let plural = spec["names"]["plural"].as_str()?.to_string();
+            Some(((group, kind), (plural, spec["scope"] == "Namespaced")))
+        })
+        .collect()
+}
+
+/// A kind as the cluster's discovery serves it: its group, plural and whether it is namespaced.
+pub type Discovered = (String, String, bool);
+
+/// The resources of rendered objects installed as a release in `namespace`: each kind mapped to
+/// its group and plural through `discover` (the cluster's discovery: `(group, plural,
+/// namespaced)` of an `apiVersion` and `kind`, `None` when it does not serve it), or through a
+/// rendered CustomResourceDefinition when the cluster does not serve it yet; the kinds neither
+/// knows, and those whose look-up failed, are answered apart with why.
+pub async fn resources<F, Fut>(
+    objects: &[J],
+    namespace: &str,
+    discover: F,
+) -> (Vec<RenderedResource>, Vec<Unserved>)
+where
+    F: Fn(String, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Discovered>, String>>,
+{
+    let defined = crd_kinds(objects);
+    let mut known: BTreeMap<(String, String), Result<Discovered, String>> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    let mut unserved = BTreeSet::new();
+    for (api_version, kind, named) in rendered_kinds(objects) {
+        let key = (api_version.clone(), kind.clone());
+        if !known.contains_key(&key) {
+            let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+            let found = match discover(api_version.clone(), kind.clone()).await {
+                Ok(Some(d)) => Ok(d),
+                Ok(None) => defined
+                    .get(&(group.to_string(), kind.clone()))
+                    .map(|(plural, ns)| (group.to_string(), plural.clone(), *ns))
+                    .ok_or_else(|| "the cluster does not serve it".to_string()),
+                Err(e) => Err(e),
+            };
+            known.insert(key.clone(), found);
+        }
+        match &known[&key] {
+            Ok((group, resource, namespaced)) => {
+                out.insert(RenderedResource {
+                    group: group.clone(),
+                    resource: resource.clone(),
+                    api_version,
+                    kind,
+                    namespace: namespaced.then(|| named.unwrap_or_else(|| namespace.to_string())),
+                });
+            }
+            Err(reason) => {
+                unserved.insert(Unserved {
+                    api_version,
+                    kind,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+    (out.into_iter().collect(), unserved.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +296,81 @@ mod tests {
         );
         assert_eq!((r[1].replicas, r[1].cpu, r[1].unrequested), (1, 0.0, 1));
         assert!(r[2].per_node && !r[0].per_node);
+    }
+
+    /// Kinds map to resources through discovery (its plural, its scope), the namespace an
+    /// object names wins over the release's, a cluster-scoped kind has none, a custom kind the
+    /// chart defines itself is known from its rendered definition, and an unknown one is said.
+    #[test]
+    fn rendered_objects_are_resources_as_discovery_names_them() {
+        let objects = [
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "b"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "other"}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "r"}}),
+            json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "widgets.example.com"},
+                "spec": {"group": "example.com", "scope": "Namespaced",
+                    "names": {"kind": "Widget", "plural": "widgets"}}}),
+            json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}),
+            json!({"apiVersion": "nowhere.io/v1", "kind": "Gadget", "metadata": {"name": "g"}}),
+            json!({"apiVersion": "v1", "kind": "Broken", "metadata": {"name": "x"}}),
+        ];
+        let asked = std::sync::Mutex::new(Vec::new());
+        let discover = |api_version: String, kind: String| {
+            asked.lock().unwrap().push(kind.clone());
+            async move {
+                let d = |g: &str, r: &str, ns: bool| Ok(Some((g.into(), r.into(), ns)));
+                match kind.as_str() {
+                    "Deployment" => d("apps", "deployments", true),
+                    "ConfigMap" => d("", "configmaps", true),
+                    "ClusterRole" => d("rbac.authorization.k8s.io", "clusterroles", false),
+                    "CustomResourceDefinition" => {
+                        d("apiextensions.k8s.io", "customresourcedefinitions", false)
+                    }
+                    "Broken" => Err(format!("cannot look up {api_version} {kind}: 500")),
+                    _ => Ok(None),
+                }
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (found, unserved) = rt.block_on(resources(&objects, "clearml", discover));
+        let names: Vec<String> = found
+            .iter()
+            .map(|r| format!("{}.{} in {:?}", r.resource, r.group, r.namespace))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "configmaps. in Some(\"other\")",
+                "customresourcedefinitions.apiextensions.k8s.io in None",
+                "deployments.apps in Some(\"clearml\")",
+                "widgets.example.com in Some(\"clearml\")",
+                "clusterroles.rbac.authorization.k8s.io in None",
+            ]
+        );
+        let why: Vec<String> = unserved
+            .iter()
+            .map(|u| format!("{} {}: {}", u.api_version, u.kind, u.reason))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                "nowhere.io/v1 Gadget: the cluster does not serve it",
+                "v1 Broken: cannot look up v1 Broken: 500",
+            ]
+        );
+        // each kind is looked up once
+        assert_eq!(
+            asked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|k| *k == "Deployment")
+                .count(),
+            1
+        );
     }
 }

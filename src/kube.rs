@@ -552,14 +552,13 @@ pub fn secret_manifest(namespace: &str, name: &str, data: &BTreeMap<String, Stri
     })
 }
 
-/// The API of a kind, looked up through discovery, and whether the kind is namespaced: in
-/// `namespace` when given and the kind is namespaced, across the cluster otherwise.
-pub async fn dynamic_api(
+/// A kind (`apiVersion`, `kind`) as the cluster serves it, looked up through discovery: its
+/// resource (group, version, plural) and whether it is namespaced.
+pub async fn resource_of(
     client: &kube::Client,
     api_version: &str,
     kind: &str,
-    namespace: Option<&str>,
-) -> Result<(Api<DynamicObject>, bool), String> {
+) -> Result<(kube::discovery::ApiResource, bool), String> {
     let (group, version) = match api_version.split_once('/') {
         Some((g, v)) => (g, v),
         None => ("", api_version),
@@ -573,7 +572,41 @@ pub async fn dynamic_api(
                 describe(&e)
             )
         })?;
-    let namespaced = caps.scope == kube::discovery::Scope::Namespaced;
+    Ok((ar, caps.scope == kube::discovery::Scope::Namespaced))
+}
+
+/// [`resource_of`], with a kind the cluster does not serve (its group or version unknown, or
+/// the kind missing from it) answered `None`, and any other failure of the look-up an error.
+pub async fn served_resource(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+) -> Result<Option<(kube::discovery::ApiResource, bool)>, String> {
+    let (group, version) = match api_version.split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    };
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    match kube::discovery::pinned_kind(client, &gvk).await {
+        Ok((ar, caps)) => Ok(Some((ar, caps.scope == kube::discovery::Scope::Namespaced))),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(kube::Error::Discovery(_)) => Ok(None),
+        Err(e) => Err(format!(
+            "cannot look up {api_version} {kind} in the cluster's discovery: {}",
+            describe(&e)
+        )),
+    }
+}
+
+/// The API of a kind, looked up through discovery, and whether the kind is namespaced: in
+/// `namespace` when given and the kind is namespaced, across the cluster otherwise.
+pub async fn dynamic_api(
+    client: &kube::Client,
+    api_version: &str,
+    kind: &str,
+    namespace: Option<&str>,
+) -> Result<(Api<DynamicObject>, bool), String> {
+    let (ar, namespaced) = resource_of(client, api_version, kind).await?;
     let api = match (namespaced, namespace) {
         (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
         _ => Api::all_with(client.clone(), &ar),

@@ -86,7 +86,9 @@ impl OpsQuery {
                 "ok": true, "detail": "<planned: tried at run time>"
             })),
             OpsQuery::PodLogs { .. } => Value::Str(String::new()),
-            OpsQuery::ChartRequests { .. } => Value::from_json(&json!({"workloads": []})),
+            OpsQuery::ChartRequests { .. } => {
+                Value::from_json(&json!({"workloads": [], "resources": [], "unserved": []}))
+            }
             OpsQuery::SupportBundle(spec) => {
                 Value::Str(format!("<planned: a support bundle in {}>", spec.out))
             }
@@ -238,7 +240,26 @@ impl LiveExecutor {
                 });
                 let objects = self.helm()?.template(chart, repo.as_ref())?;
                 let workloads = crate::capacity::requests(&objects);
-                Ok(Value::from_json(&json!({ "workloads": workloads })))
+                // the same rendering gives the resources the permissions are asked on
+                let client = self.kube()?.client().clone();
+                let discover = |api_version: String, kind: String| {
+                    let client = client.clone();
+                    async move {
+                        let found =
+                            crate::kube::served_resource(&client, &api_version, &kind).await?;
+                        Ok(found.map(|(ar, namespaced)| (ar.group, ar.plural, namespaced)))
+                    }
+                };
+                let (resources, unserved) = block_on(crate::capacity::resources(
+                    &objects,
+                    &chart.namespace,
+                    discover,
+                ));
+                Ok(Value::from_json(&json!({
+                    "workloads": workloads,
+                    "resources": resources,
+                    "unserved": unserved,
+                })))
             }
             OpsQuery::ClearmlServer(api) => {
                 let client = self.clearml(api)?;
@@ -334,6 +355,10 @@ pub struct Check {
     pub message: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub fix: String,
+    /// What the check looked at, item by item (the permissions asked, say): in the JSON
+    /// report, not in the table.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 /// The report of checks: a table for people, with the count of each outcome.
@@ -411,12 +436,14 @@ mod tests {
                 status: "pass".into(),
                 message: "v1.33.0".into(),
                 fix: "never shown".into(),
+                details: vec!["never shown either".into()],
             },
             Check {
                 name: "storage class".into(),
                 status: "fail".into(),
                 message: "no default StorageClass".into(),
                 fix: "mark one default".into(),
+                details: Vec::new(),
             },
         ];
         let t = render_table("Preflight", &checks);

@@ -496,8 +496,17 @@ fn the_preflight_reaches_for_the_mirror_and_not_the_vendor() {
     );
     assert!(!err.contains("chart repository"), "{err}");
     assert!(!err.contains("registry-1.docker.io"), "{err}");
-    // the capacity check renders the bundle's charts: without the bundle it warns, naming it
+    // the capacity check renders the bundle's charts: without the bundle it warns, naming it;
+    // the permissions check asks the documented minimum instead, and says so
     assert!(err.contains("no-bundle-here.tar.gz"), "{err}");
+    assert!(
+        err.contains("WARN  permissions         the 40 permissions asked are granted; the charts of the plan could not be rendered (bundle_chart: the bundle "),
+        "{err}"
+    );
+    assert!(
+        err.contains("fix: give the bundle at airgap.bundle (clearml-script bundle create) so the charts' own kinds are asked"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -71,7 +71,7 @@ fn preflight_passes_on_a_ready_cluster_and_changes_nothing() {
         .stdout_has("Preflight\n")
         .stdout_has("PASS  cluster ")
         .stdout_has("Kubernetes v1.33.0 answers (supported: 1.25 to 1.34)")
-        .stdout_has("all 57 permissions the install needs are granted")
+        .stdout_has("all 35 permissions the install needs are granted (5 kinds from 1 chart(s) as rendered with the site values")
         .stdout_has("default StorageClass standard (sandbox.local/hostpath)")
         .stdout_has("IngressClass nginx (k8s.io/ingress-nginx)")
         .stdout_has("1 Ready node(s) with 8.0 CPUs and 32.0Gi allocatable")
@@ -185,6 +185,183 @@ fn preflight_checks_version_capacity_permissions_and_the_load_balancer() {
         )
         .stdout_has("PASS  ingress controller")
         .stdout_has("Deployment default/ingress-nginx-controller serves k8s.io/ingress-nginx");
+}
+
+/// The permissions the preflight asked, from its JSON report.
+fn asked(report: &Value) -> Vec<String> {
+    let c = check(report, "permissions");
+    c["details"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no details in {c}"))
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The permissions of a kind (`resource.group` or a core `resource`) in `ns`, for the verbs
+/// helm uses on what a chart makes.
+fn object_permissions(what: &str, ns: &str) -> Vec<String> {
+    ["get", "list", "watch", "create", "patch", "delete"]
+        .iter()
+        .map(|v| format!("{v} {what} in {ns}"))
+        .collect()
+}
+
+/// The permissions asked are derived from what the charts render with the site values, each
+/// kind mapped to its resource through discovery: the stand-in server chart's five kinds, helm's
+/// release records and the tool's own; a chart that renders a Job adds `jobs.batch` (and takes
+/// it away again without it); a cluster-scoped kind is asked cluster-wide, an object naming its
+/// namespace there; a kind the cluster does not serve, and a chart that cannot be rendered, are
+/// warnings that say what was asked instead.
+#[test]
+fn preflight_asks_the_permissions_of_what_the_charts_render() {
+    let c = Cluster::new(4);
+    let out = run(&c, "preflight.rhai", &["--output", "json"]);
+    out.success();
+    let report = out.json();
+    let permissions = check(&report, "permissions");
+    assert_eq!(permissions["status"], "pass", "{permissions}");
+    let mut want: Vec<String> = ["get", "create", "patch"]
+        .iter()
+        .map(|v| format!("{v} namespaces (cluster-wide)"))
+        .collect();
+    want.extend(
+        [
+            "get", "list", "create", "update", "delete", "patch", "watch",
+        ]
+        .iter()
+        .map(|v| format!("{v} secrets in clearml")),
+    );
+    for what in [
+        "configmaps",
+        "services",
+        "deployments.apps",
+        "ingresses.networking.k8s.io",
+    ] {
+        want.extend(object_permissions(what, "clearml"));
+    }
+    want.push("list replicasets.apps in clearml".into());
+    let mut got = asked(&report);
+    assert_eq!(got.len(), 35, "{got:#?}");
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    // a chart that renders a ServiceAccount, a StatefulSet and a Job, and the same without the Job
+    let demo = repo()
+        .join("tests/fixtures/charts/demo")
+        .display()
+        .to_string();
+    let chart = format!("chart={demo}");
+    let with_job = run(
+        &c,
+        "preflight.rhai",
+        &[
+            "--output",
+            "json",
+            "--set",
+            &chart,
+            "--set",
+            "extra_values.job=true",
+            "--set",
+            "extra_values.statefulset=true",
+        ],
+    );
+    with_job.success();
+    let got = asked(&with_job.json());
+    for p in object_permissions("jobs.batch", "clearml")
+        .into_iter()
+        .chain(object_permissions("serviceaccounts", "clearml"))
+        .chain(object_permissions("statefulsets.apps", "clearml"))
+    {
+        assert!(got.contains(&p), "{p} not asked: {got:#?}");
+    }
+    // the demo chart renders no Ingress nor Secret of its own
+    assert!(!got.iter().any(|p| p.contains("ingresses")), "{got:#?}");
+    assert!(
+        !got.contains(&"watch secrets in clearml".to_string()),
+        "{got:#?}"
+    );
+    let without_job = run(&c, "preflight.rhai", &["--output", "json", "--set", &chart]);
+    without_job.success();
+    let got = asked(&without_job.json());
+    assert!(!got.iter().any(|p| p.contains("jobs.batch")), "{got:#?}");
+    assert!(!got.iter().any(|p| p.contains("statefulsets")), "{got:#?}");
+    assert!(got.contains(&"create serviceaccounts in clearml".to_string()));
+
+    // a cluster-scoped kind, an object in another namespace, a kind the sandbox does not serve
+    let extra = tempfile::tempdir().unwrap();
+    let dir = extra.path().join("extra");
+    std::fs::create_dir_all(dir.join("templates")).unwrap();
+    std::fs::write(
+        dir.join("Chart.yaml"),
+        "apiVersion: v2\nname: extra\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("templates/all.yaml"),
+        "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: fast\nprovisioner: x\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: elsewhere\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\nrules: []\n---\napiVersion: widgets.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
+    )
+    .unwrap();
+    let chart = format!("chart={}", dir.display());
+    let out = run(&c, "preflight.rhai", &["--output", "json", "--set", &chart]);
+    out.success();
+    let report = out.json();
+    let permissions = check(&report, "permissions");
+    assert_eq!(permissions["status"], "warn", "{permissions}");
+    assert!(
+        permissions["message"].as_str().unwrap().contains(
+            "control plane renders widgets.example.com/v1 Widget: the cluster does not serve it, so it was not asked"
+        ),
+        "{permissions}"
+    );
+    let got = asked(&report);
+    for p in object_permissions("storageclasses.storage.k8s.io", "x")
+        .into_iter()
+        .chain(object_permissions(
+            "clusterroles.rbac.authorization.k8s.io",
+            "x",
+        ))
+        .map(|p| p.replace(" in x", " (cluster-wide)"))
+        .chain(object_permissions("configmaps", "elsewhere"))
+    {
+        assert!(got.contains(&p), "{p} not asked: {got:#?}");
+    }
+    assert!(
+        !got.iter().any(|p| p.contains("configmaps in clearml")),
+        "{got:#?}"
+    );
+    assert!(!got.iter().any(|p| p.contains("widgets")), "{got:#?}");
+
+    // the chart cannot be rendered: the documented minimum, said
+    let out = run(
+        &c,
+        "preflight.rhai",
+        &["--output", "json", "--set", "chart_version=99.0.0"],
+    );
+    out.success();
+    let report = out.json();
+    let permissions = check(&report, "permissions");
+    assert_eq!(permissions["status"], "warn", "{permissions}");
+    let message = permissions["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "control plane (clearml-enterprise/clearml-enterprise) could not be rendered ("
+        ) && message.contains("so the documented minimum was asked in clearml instead"),
+        "{message}"
+    );
+    let got = asked(&report);
+    // the README role's kinds, which the stand-in server chart does not all render
+    assert!(
+        got.contains(&"create statefulsets.apps in clearml".to_string()),
+        "{got:#?}"
+    );
+    assert!(
+        permissions["fix"]
+            .as_str()
+            .unwrap()
+            .contains("chart source reachable")
+    );
 }
 
 /// The capacity is what the charts request as rendered with the site values (`helm template`):

@@ -1326,7 +1326,7 @@ fn least_privilege() {
     let role = readme_role();
     let rules = role["rules"].as_array().unwrap().clone();
     let work = tempfile::tempdir().unwrap();
-    // one rule removed: the verb `create` of the Deployments
+    // one rule removed: the verb `create` of the Deployments (and StatefulSets: one rule)
     let mut fewer = role.clone();
     let mut found = false;
     for rule in fewer["rules"].as_array_mut().unwrap() {
@@ -1353,6 +1353,62 @@ fn least_privilege() {
     state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
     state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
 
+    // the preflight's permissions check, as each identity: what the stand-in charts render,
+    // helm's records and the tool's own, all granted by exactly the README's rules
+    let permissions = |kubeconfig: &std::path::Path| {
+        let out = standard_site(&live, kubeconfig, "preflight.rhai")
+            .args(["--output", "json"])
+            .run();
+        let report = out.json();
+        eprintln!("preflight:\n{report:#}\n{}", out.stderr);
+        report_check(&report, "permissions").clone()
+    };
+    let granted = permissions(&exact);
+    assert_eq!(granted["status"], "pass", "{granted}");
+    assert!(
+        granted["message"].as_str().unwrap().contains(
+            "permissions the install needs are granted (6 kinds from 4 chart(s) as rendered with the site values"
+        ),
+        "{granted}"
+    );
+    let asked: Vec<&str> = granted["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    for p in [
+        "create namespaces (cluster-wide)",
+        "update secrets in redis-shared",
+        "patch secrets in clearml",
+        "create statefulsets.apps in redis-shared",
+        "watch deployments.apps in clearml-agents",
+        "delete ingresses.networking.k8s.io in clearml",
+        "list replicasets.apps in clearml",
+        "list nodes (cluster-wide)",
+    ] {
+        assert!(asked.contains(&p), "{p} not asked: {asked:#?}");
+    }
+    // redis renders no Deployment, and nothing renders a Job
+    assert!(!asked.contains(&"create deployments.apps in redis-shared"));
+    assert!(!asked.iter().any(|p| p.contains("jobs")), "{asked:#?}");
+    let refused = permissions(&short);
+    assert_eq!(refused["status"], "fail", "{refused}");
+    assert_eq!(
+        refused["message"].as_str().unwrap(),
+        format!(
+            "3 of {} permissions missing: create deployments.apps in clearml, create statefulsets.apps in redis-shared, create deployments.apps in clearml-agents",
+            asked.len()
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused["fix"]
+            .as_str()
+            .unwrap()
+            .contains("least-privilege role")
+    );
+
     let out = standard_install(&live, &short, &[]);
     out.code(1)
         .stderr_has("cannot create resource \"deployments\" in API group \"apps\"");
@@ -1360,7 +1416,35 @@ fn least_privilege() {
     standard_install(&live, &exact, &[])
         .success()
         .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
+    // an upgrade (a changed value: helm patches what is there; no `update` is granted on it)
+    let upgrade = ["--set", "extra_values.apiserver.replicaCount=2"];
+    standard_install(&live, &exact, &upgrade)
+        .success()
+        .stderr_has("control plane: release clearml in clearml: deployed");
     let helm = crate::common::helm_binaries()[1].1.clone();
+    uninstall(&live, &helm, &real.kubeconfig);
+
+    // helm 3 too: the install and the upgrade (its three-way merge patch), with exactly the rules
+    let live = crate::common::Cluster::new(3);
+    let state = &live.sim.sandbox.clearml.state;
+    state.add_user("agent-admin", "agent-admin", DEFAULT_COMPANY, Role::Admin);
+    state.add_credentials("AGENTKEY", "agent-secret-1", "agent-admin");
+    standard_install(&live, &exact, &[])
+        .success()
+        .stderr_has("gateway: release clearml-ttr in clearml-agents: deployed");
+    standard_install(&live, &exact, &upgrade)
+        .success()
+        .stderr_has("control plane: release clearml in clearml: deployed");
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        let d = get_json(
+            &c,
+            "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+        )
+        .await;
+        assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    });
+    let helm = crate::common::helm_binaries()[0].1.clone();
     uninstall(&live, &helm, &real.kubeconfig);
 }
 
@@ -1407,7 +1491,7 @@ fn preflight_status_and_uninstall_against_the_real_server_as_the_least_privilege
     let out = standard_site(&live, &sa, "preflight.rhai")
         .args(["--output", "json"])
         .run();
-    out.code(1).stderr_has("2 of 14 checks failed");
+    out.code(1).stderr_has("1 of 14 checks failed");
     let report = out.json();
     eprintln!("preflight:\n{report:#}\n{}", out.stderr);
     let cluster = report_check(&report, "cluster");
@@ -1418,20 +1502,9 @@ fn preflight_status_and_uninstall_against_the_real_server_as_the_least_privilege
             .unwrap()
             .starts_with("Kubernetes v1.34.")
     );
-    // the real authorizer's answers: the README's role grants what the stand-in charts make,
-    // and not the five kinds more the preflight asks for in each of the three namespaces
-    // (serviceaccounts, persistentvolumeclaims, jobs, roles, rolebindings; 5 verbs each)
+    // the real authorizer's answers: the README's role grants what the stand-in charts render
     let permissions = report_check(&report, "permissions");
-    assert_eq!(permissions["status"], "fail", "{permissions}");
-    let message = permissions["message"].as_str().unwrap();
-    assert!(
-        message.starts_with("75 of 167 permissions missing: "),
-        "{message}"
-    );
-    assert!(
-        message.contains("get serviceaccounts in clearml"),
-        "{message}"
-    );
+    assert_eq!(permissions["status"], "pass", "{permissions}");
     // the reads the README's role leaves out are reported as such (README: the preflight reads
     // more than the install needs)
     let storage = report_check(&report, "storage class");

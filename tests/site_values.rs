@@ -538,14 +538,56 @@ fn the_new_values_reach_the_rendered_objects_in_the_sandbox() {
 #[test]
 fn without_create_namespace_a_missing_namespace_stops_the_run() {
     let c = Cluster::new(4);
-    c.test()
-        .args(["preflight.rhai", "--values", &guide_site()])
-        .args(["--set", "create_namespace=false"])
-        .run()
-        .code(1)
-        // 57 with the right to create namespaces
-        .stdout_has("all 55 permissions the install needs are granted")
-        .stdout_has("does not exist, and the site says create_namespace: false");
+    let preflight = |create: &str| {
+        c.test()
+            .args(["preflight.rhai", "--values", &guide_site()])
+            .args(["--set", &format!("create_namespace={create}")])
+            .args(["--output", "json"])
+            .run()
+    };
+    let asked = |out: &crate::common::Output| -> Vec<String> {
+        let report = out.json();
+        let p = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "permissions")
+            .unwrap()
+            .clone();
+        assert_eq!(p["status"], "pass", "{p}");
+        p["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_string())
+            .collect()
+    };
+    let out = preflight("false");
+    out.code(1);
+    let without = asked(&out);
+    let missing = out.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["message"] == "does not exist, and the site says create_namespace: false");
+    assert!(missing, "{}", out.stdout);
+    assert!(
+        !without.iter().any(|p| p.contains("namespaces")),
+        "{without:#?}"
+    );
+    // with the right to make namespaces: the same, and get, create and patch on namespaces
+    let with = asked(&preflight("true"));
+    let extra: Vec<&String> = with.iter().filter(|p| !without.contains(p)).collect();
+    assert_eq!(
+        extra,
+        [
+            "get namespaces (cluster-wide)",
+            "create namespaces (cluster-wide)",
+            "patch namespaces (cluster-wide)"
+        ],
+        "{with:#?}"
+    );
+    assert_eq!(with.len(), without.len() + 3);
     let run = || {
         c.test()
             .arg("install-control-plane.rhai")

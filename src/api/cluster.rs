@@ -191,12 +191,20 @@ pub mod cluster_api {
     }
 
     /// What a chart step would ask of the cluster: the chart rendered as `install_chart` with
-    /// the same options would install it (`helm template`, which changes nothing), and the CPU
-    /// and memory its workloads request. Answers `#{workloads: [...]}`, each workload
-    /// `#{kind, name, replicas, per_node, cpu, memory, unrequested}`: `cpu` in cores and
-    /// `memory` in bytes for one pod, `per_node` for a DaemonSet (one pod per node),
-    /// `unrequested` the containers that request no CPU or no memory. In a dry run:
-    /// `#{workloads: []}`.
+    /// the same options would install it (`helm template`, which changes nothing), the CPU
+    /// and memory its workloads request, and the resources its objects are. Answers
+    /// `#{workloads: [...], resources: [...], unserved: [...]}`:
+    /// - each workload `#{kind, name, replicas, per_node, cpu, memory, unrequested}`: `cpu` in
+    ///   cores and `memory` in bytes for one pod, `per_node` for a DaemonSet (one pod per node),
+    ///   `unrequested` the containers that request no CPU or no memory;
+    /// - each resource `#{group, resource, api_version, kind, namespace}`, once per namespace:
+    ///   the kind's group and plural as the cluster's discovery serves it (or as a rendered
+    ///   CustomResourceDefinition defines it), `namespace` the one an object names, else the
+    ///   release's, and `()` for a cluster-scoped kind;
+    /// - each `unserved` kind `#{api_version, kind, reason}`: rendered, but neither served by the
+    ///   cluster nor defined by the chart.
+    ///
+    /// In a dry run: all three empty.
     ///
     /// # Options
     /// Those of `install_chart`, and:

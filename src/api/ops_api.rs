@@ -320,7 +320,8 @@ pub mod ops_api {
     }
 
     /// One check of a report: `status` is `pass`, `warn` or `fail`; `fix` says in one line
-    /// what to do (shown unless it passed).
+    /// what to do (shown unless it passed). A `details` list of strings set on the answer (what
+    /// the check looked at, item by item) goes into the JSON report, not the table.
     ///
     /// # Example
     /// ```rhai
