@@ -227,6 +227,28 @@ fn ctrl_c_stops_every_branch_between_steps() {
         }
         seen.push(line);
     }
+    // "→ step 2" is said before its helm starts: wait until both helm processes run, or the
+    // Ctrl-C could come before the second one (then one step is started, correctly, not two)
+    let helms = |parent: u32| {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                // pid (comm) state ppid …
+                let (comm, rest) = stat.split_once(") ").unwrap_or_default();
+                comm.ends_with("(helm") && rest.split(' ').nth(1) == Some(&parent.to_string())
+            })
+            .count()
+    };
+    let since = std::time::Instant::now();
+    while helms(child.id()) < 2 {
+        assert!(
+            since.elapsed() < std::time::Duration::from_secs(60),
+            "the two helm processes never ran:\n{}",
+            seen.join("\n")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     // both helm processes wait now; the terminal's Ctrl-C goes to the whole foreground group
     let ok = std::process::Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
