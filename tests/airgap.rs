@@ -146,7 +146,9 @@ fn a_bundle_made_in_the_sandbox_installs_with_the_chart_repository_switched_off_
     end_to_end(4);
 }
 
-fn end_to_end(major: u32) {
+/// The example site with the shared Redis, for helm `major`, and its bundle made in the sandbox
+/// (`bundle.tar.gz`, four charts).
+fn site_with_bundle(major: u32) -> Site {
     let mut site = Site::new().layer(
         "redis.yaml",
         "agent:\n  redis:\n    enabled: true\n    password: redis-pass-123456\n",
@@ -156,6 +158,25 @@ fn end_to_end(major: u32) {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("wrote bundle.tar.gz: 4 charts"), "{err}");
+    site
+}
+
+/// What every air-gapped install from the bundle says: the closure proven, no request to the
+/// switched-off chart repository, the releases deployed and the applications uploaded.
+fn assert_installed_air_gapped(err: &str) {
+    for want in [
+        "closure: 7 image references of 4 chart(s)",
+        "chart repository: switched off; 0 request(s) reached it",
+        "clearml/clearml revision 1: deployed",
+        "clearml-agents/clearml-ttr revision 1: deployed",
+        "upload: uploaded hpo.zip",
+    ] {
+        assert!(err.contains(want), "{want} not in:\n{err}");
+    }
+}
+
+fn end_to_end(major: u32) {
+    let site = site_with_bundle(major);
     let bundle = site.dir().join("bundle.tar.gz");
     let files = entries(&bundle);
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
@@ -256,23 +277,7 @@ fn end_to_end(major: u32) {
     );
     let err = stderr(&installed);
     assert!(installed.status.success(), "{err}");
-    assert!(
-        err.contains("closure: 7 image references of 4 chart(s)"),
-        "{err}"
-    );
-    assert!(
-        err.contains("chart repository: switched off; 0 request(s) reached it"),
-        "{err}"
-    );
-    assert!(
-        err.contains("clearml/clearml revision 1: deployed"),
-        "{err}"
-    );
-    assert!(
-        err.contains("clearml-agents/clearml-ttr revision 1: deployed"),
-        "{err}"
-    );
-    assert!(err.contains("upload: uploaded hpo.zip"), "{err}");
+    assert_installed_air_gapped(&err);
     assert!(
         !err.contains("helm.repo_add") && !err.contains("helm.registry_login"),
         "{err}"
@@ -562,14 +567,7 @@ fn charts_pushed_to_the_sites_registry_install_from_there_helm4() {
 }
 
 fn from_the_registry(major: u32) {
-    let mut site = Site::new().layer(
-        "redis.yaml",
-        "agent:\n  redis:\n    enabled: true\n    password: redis-pass-123456\n",
-    );
-    site.major = major;
-    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let site = site.layer("registry.yaml", CHART_REGISTRY);
+    let site = site_with_bundle(major).layer("registry.yaml", CHART_REGISTRY);
     // the air-gapped side: the package server is gone, the chart repository switched off
     std::fs::remove_file(&site.pkg).unwrap();
     let env = [("CHART_REGISTRY_PASSWORD", REGISTRY_PASSWORD)];
@@ -620,24 +618,8 @@ fn from_the_registry(major: u32) {
     );
     let err = stderr(&installed);
     assert!(installed.status.success(), "{err}");
-    assert!(
-        err.contains("closure: 7 image references of 4 chart(s)"),
-        "{err}"
-    );
-    assert!(
-        err.contains("chart repository: switched off; 0 request(s) reached it"),
-        "{err}"
-    );
+    assert_installed_air_gapped(&err);
     assert!(err.contains("it holds charts/clearml-enterprise:7.14.0, charts/clearml-enterprise-agent:5.3.0, charts/clearml-enterprise-task-traffic-router:1.4.0, charts/redis:17.8.3"), "{err}");
-    assert!(
-        err.contains("clearml/clearml revision 1: deployed"),
-        "{err}"
-    );
-    assert!(
-        err.contains("clearml-agents/clearml-ttr revision 1: deployed"),
-        "{err}"
-    );
-    assert!(err.contains("upload: uploaded hpo.zip"), "{err}");
     // the preflight rendered the bundle's archives, before anything was pushed
     assert!(!err.contains("could not be rendered"), "{err}");
     let stdout = String::from_utf8_lossy(&installed.stdout);
