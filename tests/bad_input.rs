@@ -144,6 +144,34 @@ const CASES: &[Case] = &[
         says: &["usernme", " --> playbook.rhai:1:1"],
     },
     Case {
+        class: "secret registry username (helm login)",
+        values: None,
+        script: Some(
+            "helm_registry_login(\"registry.local\", #{ username: secret(\"u-1\"), password: \"p\" });\n",
+        ),
+        args: &[],
+        code: 2,
+        says: &[
+            "helm_registry_login",
+            "the username is a secret",
+            " --> playbook.rhai:1:1",
+        ],
+    },
+    Case {
+        class: "secret registry username (bundle push)",
+        values: None,
+        script: Some(
+            "bundle_push(\"b.tar.gz\", \"oci://registry.local/charts\", #{ username: secret(\"u-1\"), password: \"p\" });\n",
+        ),
+        args: &[],
+        code: 2,
+        says: &[
+            "bundle_push",
+            "the username is a secret",
+            " --> playbook.rhai:1:1",
+        ],
+    },
+    Case {
         class: "misspelled top-level key",
         values: Some("base_domain: clearml.example.com\nwiat: true\n"),
         script: None,

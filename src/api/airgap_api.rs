@@ -61,14 +61,7 @@ pub mod airgap_api {
     #[rhai_fn(return_raw)]
     pub fn bundle_push(bundle: &str, registry: &str, opts: Map) -> R<i64> {
         const B: &str = "bundle_push";
-        let mut o = crate::api::options::Opts::new(B, opts);
-        let username = o.value("username")?;
-        let password = o.secret("password")?;
-        let plain_http = o.bool("plain_http")?.unwrap_or(false);
-        o.finish()?;
-        let (Some(username), Some(password)) = (username, password) else {
-            return Err(invalid(B, "both `username` and `password` are required"));
-        };
+        let (username, password, plain_http) = crate::api::options::registry_login(B, opts)?;
         crate::airgap::check_chart_registry(registry).map_err(|e| invalid(B, e))?;
         let opened = opened(B, bundle)?;
         let actions =

@@ -134,20 +134,7 @@ pub mod cluster_api {
                 format!("`{host}` is not a registry host; write one such as docker.io"),
             ));
         }
-        let mut o = Opts::new(B, opts);
-        let username = o.value("username")?;
-        let password = o.secret("password")?;
-        let plain_http = o.bool("plain_http")?.unwrap_or(false);
-        o.finish()?;
-        let (Some(username), Some(password)) = (username, password) else {
-            return Err(invalid(B, "both `username` and `password` are required"));
-        };
-        if matches!(username, Value::Secret(_)) {
-            return Err(invalid(
-                B,
-                "the username is a secret, and helm takes it on its command line: pass a plain username",
-            ));
-        }
+        let (username, password, plain_http) = crate::api::options::registry_login(B, opts)?;
         perform(
             B,
             Action::HelmRegistryLogin {

@@ -121,6 +121,29 @@ impl Opts {
     }
 }
 
+/// A registry login's options: `username` and `password` (both required) and `plain_http`. A
+/// secret username is refused: helm takes it on its command line.
+pub fn registry_login(builtin: &'static str, opts: Map) -> R<(Value, Secret, bool)> {
+    let mut o = Opts::new(builtin, opts);
+    let username = o.value("username")?;
+    let password = o.secret("password")?;
+    let plain_http = o.bool("plain_http")?.unwrap_or(false);
+    o.finish()?;
+    let (Some(username), Some(password)) = (username, password) else {
+        return Err(invalid(
+            builtin,
+            "both `username` and `password` are required",
+        ));
+    };
+    if matches!(username, Value::Secret(_)) {
+        return Err(invalid(
+            builtin,
+            "the username is a secret, and helm takes it on its command line: pass a plain username",
+        ));
+    }
+    Ok((username, password, plain_http))
+}
+
 /// A Kubernetes object name (RFC 1123 label): lowercase letters, digits and `-`.
 pub fn check_name(builtin: &str, what: &str, name: &str, max: usize) -> R<()> {
     let ok = !name.is_empty()
