@@ -641,10 +641,11 @@ fn the_oci_generation_is_not_rehearsed() {
         ])
         .helm(4)
         .run()
-        .code(1)
-        // the sandbox's OCI registry holds no vendor chart: said, with the way on
-        .stderr_has("repository clearml/clearml-enterprise unknown")
-        .stderr_has("not the vendor's: rehearse the vendor's charts with generation: repo")
+        .code(2)
+        // the sandbox's OCI registry holds no vendor chart: refused before anything runs, with
+        // the way on
+        .stderr_has("not from an OCI registry: rehearse with generation: repo")
+        .stderr_has("no step was started: nothing was changed")
         .nowhere("dckr-test-token-0001");
 }
 
