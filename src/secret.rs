@@ -286,6 +286,31 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_measures_and_hashes_its_value() {
+        use std::hash::{Hash, Hasher};
+        // characters, not bytes: a minimum length is the user's count
+        let s = Secret::new("pässwörd-123");
+        assert_eq!(s.len(), 12);
+        assert!(!s.is_empty());
+        let empty = Secret::new("");
+        assert_eq!(empty.len(), 0);
+        assert!(empty.is_empty());
+        let hash = |s: &Secret| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            s.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(
+            hash(&Secret::new("value-one")),
+            hash(&Secret::new("value-one"))
+        );
+        assert_ne!(
+            hash(&Secret::new("value-one")),
+            hash(&Secret::new("value-two"))
+        );
+    }
+
+    #[test]
     fn secret_never_formats() {
         let s = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
