@@ -328,6 +328,10 @@ mod tests {
         );
         register("xy");
         assert_eq!(redact("xy"), "xy");
+        // the shortest value masked has MIN_REDACT_LEN characters; one fewer is not masked
+        assert!(register("q7#v"));
+        assert_eq!(redact("[q7#v]"), "[<redacted>]");
+        assert!(!register("q7#"));
     }
 
     #[test]
