@@ -311,6 +311,26 @@ mod tests {
     }
 
     #[test]
+    fn base64_fragments_too_short_to_mask_are_left_out() {
+        let std = &base64::engine::general_purpose::STANDARD_NO_PAD;
+        // a 4-character value's alignments give at most 5 characters it alone determines:
+        // too short to mask without masking unrelated base64
+        for e in aligned_base64(b"q7#v", std) {
+            assert!(e.len() >= MIN_REDACT_LEN + 2, "{e}");
+        }
+        // five characters give a 6-character fragment at the first alignment: kept
+        assert!(
+            aligned_base64(b"k3y!z", std).iter().any(|e| e.len() == 6),
+            "{:?}",
+            aligned_base64(b"k3y!z", std)
+        );
+        // a longer value keeps all three alignments, each of the characters it determines
+        let long = aligned_base64(b"a-longer-secret", std);
+        assert_eq!(long.len(), 3, "{long:?}");
+        assert_eq!(long[0], "YS1sb25nZXItc2VjcmV0");
+    }
+
+    #[test]
     fn secret_never_formats() {
         let s = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
