@@ -331,6 +331,14 @@ mod tests {
     }
 
     #[test]
+    fn secret_words_are_found_whatever_the_separators_and_case() {
+        assert!(is_secret_key("private_key", &[]));
+        assert!(is_secret_key("Private-Key", &[]));
+        assert!(is_secret_key("user_key", &["user-secret"]));
+        assert!(!is_secret_key("user_key", &["user_name"]));
+    }
+
+    #[test]
     fn secret_never_formats() {
         let s = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{s} {s:?}"), "<redacted> <redacted>");
