@@ -245,15 +245,7 @@ fn reason_for(code: u16) -> &'static str {
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let query: HashMap<String, String> = req
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = super::query_of(req.uri());
     // the stand-in charts are public (helm fetches them without the cluster's credentials);
     // every API request needs the sandbox's bearer token
     if !path.starts_with("/charts/") && !authorized(&req, &shared.token) {

@@ -84,6 +84,17 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// A request's query parameters, decoded (the Kubernetes API's and the OCI registry's).
+fn query_of(uri: &axum::http::Uri) -> std::collections::HashMap<String, String> {
+    uri.query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Serve `app` on the listener until the returned sender is dropped or fired.
 pub(crate) fn serve<L: axum::serve::Listener>(
     listener: L,

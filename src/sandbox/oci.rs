@@ -234,15 +234,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     lock(&shared.requests).push(format!("{method} {path}"));
-    let query: HashMap<String, String> = req
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query = super::query_of(req.uri());
     if !authorized(&req, &lock(&shared.credentials)) {
         return unauthorized();
     }
