@@ -93,6 +93,14 @@ impl Comparison {
                 .is_some_and(|b| same_values(&b["config"], &self.desired))
     }
 
+    /// The deployed release is of chart `name` at `version`.
+    pub fn deployed_chart_is(&self, name: &str, version: &str) -> bool {
+        self.deployed().is_some_and(|b| {
+            let meta = &b["chart"]["metadata"];
+            meta["name"] == name && meta["version"] == version
+        })
+    }
+
     /// Neither the values, nor the chart, nor the rendered manifest would change.
     pub fn unchanged(&self) -> bool {
         let (Some(before), Some(after)) = (self.deployed(), &self.rendered) else {
@@ -235,5 +243,34 @@ mod tests {
         assert!(!same_values(&json!({"a": 1}), &json!({"a": 2})));
         assert!(!same_values(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
         assert!(same_values(&J::Null, &json!({})));
+    }
+
+    #[test]
+    fn the_deployed_chart_is_compared_by_name_and_version() {
+        let spec = ChartInstall {
+            release: "r".into(),
+            chart: "repo/c".into(),
+            namespace: "ns".into(),
+            version: None,
+            create_namespace: false,
+            values: crate::value::Value::Null,
+            values_files: vec![],
+            wait: false,
+            timeout: None,
+            rollback_on_failure: false,
+            plain_http: false,
+        };
+        let record = |status: &str| {
+            json!({"info": {"status": status}, "config": {},
+                   "chart": {"metadata": {"name": "c", "version": "1.2.3"}}})
+        };
+        let deployed = Comparison::new(&spec, Some(record("deployed")));
+        assert!(deployed.deployed_chart_is("c", "1.2.3"));
+        assert!(!deployed.deployed_chart_is("c", "1.2.4"));
+        assert!(!deployed.deployed_chart_is("other", "1.2.3"));
+        // a failed release is never the deployed one, whatever its chart
+        let failed = Comparison::new(&spec, Some(record("failed")));
+        assert!(!failed.deployed_chart_is("c", "1.2.3"));
+        assert!(!Comparison::new(&spec, None).deployed_chart_is("c", "1.2.3"));
     }
 }

@@ -515,11 +515,12 @@ fn sandbox(
         return 1;
     }
     ui::out(&format!(
-        "kubeconfig: {}\nkubernetes API: {}\nClearML API: {}\nClearML credentials: {}\n",
+        "kubeconfig: {}\nkubernetes API: {}\nClearML API: {}\nClearML credentials: {}\nchart repository: {}\n",
         sandbox.kubeconfig.display(),
         sandbox.kube.url(),
         sandbox.clearml.url(),
-        creds.display()
+        creds.display(),
+        sandbox.kube.chart_repo_url()
     ));
     ui::err(&format!(
         "The sandbox runs until Ctrl-C. Try: KUBECONFIG={} helm list -A\n",

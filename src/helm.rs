@@ -2,15 +2,18 @@
 //! the same kubeconfig and context as the Kubernetes client. Passwords go through stdin and
 //! values through 0600 temporary files removed afterwards: never through argv.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value as J;
 
 use sha2::{Digest, Sha256};
 
 use crate::action::{ChartInstall, Target};
+use crate::helm_repos::{IndexState, Indexes};
 use crate::secret::Secret;
 
 /// How long `helm version` may take: it reads no network, so more means a broken helm.
@@ -21,6 +24,8 @@ pub struct Helm {
     pub major: u32,
     pub version: String,
     target: Target,
+    /// What this run knows of helm's repository indexes ([`crate::helm_repos`]).
+    indexes: RefCell<Indexes>,
 }
 
 /// Where helm is: `--helm`, then `HELM_BIN`, then `PATH`.
@@ -95,7 +100,106 @@ impl Helm {
             major,
             version,
             target,
+            indexes: RefCell::default(),
         })
+    }
+
+    /// `helm repo add NAME URL --force-update` (the password on helm's stdin), which also
+    /// fetches the index; skipped when helm's repository file holds exactly this entry already,
+    /// and then the index is refreshed before a chart from it is first needed. Answers whether
+    /// helm ran.
+    pub fn repo_add(
+        &self,
+        name: &str,
+        url: &str,
+        username: Option<&str>,
+        password: Option<&Secret>,
+    ) -> Result<bool, String> {
+        let password = password.map(Secret::expose);
+        let known = crate::helm_repos::repositories_file(self.target.helm_home.as_deref())
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .is_some_and(|text| crate::helm_repos::has_entry(&text, name, url, username, password));
+        if known {
+            let mut indexes = self.indexes.borrow_mut();
+            if !matches!(indexes.state(name), IndexState::Fresh(_)) {
+                indexes.set(name, IndexState::Stale);
+            }
+            return Ok(false);
+        }
+        let mut args = strings(&["repo", "add", name, url, "--force-update"]);
+        if let Some(u) = username {
+            args.extend(["--username".to_string(), u.to_string()]);
+        }
+        if password.is_some() {
+            args.push("--password-stdin".into());
+        }
+        let started = SystemTime::now();
+        self.run(&args, password)?;
+        self.indexes
+            .borrow_mut()
+            .set(name, IndexState::Fresh(started));
+        Ok(true)
+    }
+
+    /// `helm repo update NAMES` (every repository when none), deferred: each index is fetched
+    /// before a chart from it is first needed, once per run, unless this run fetched it already.
+    pub fn repo_update(&self, names: &[String]) {
+        self.indexes.borrow_mut().update_asked(names);
+    }
+
+    /// Before helm reads chart `chart` from a repository: its index fetched if this run asked
+    /// for that and has not done it yet (`helm repo update REPO`). Answers when the index was
+    /// fetched in this run, if it was.
+    fn fresh_index(&self, chart: &str) -> Result<Option<SystemTime>, String> {
+        let Some((repo, _)) = crate::helm_repos::repo_chart(chart) else {
+            return Ok(None);
+        };
+        loop {
+            let state = self.indexes.borrow().state(repo);
+            match state {
+                IndexState::Fresh(at) => return Ok(Some(at)),
+                IndexState::Unknown => return Ok(None),
+                // another branch of a parallel group fetches it: let the others go on meanwhile
+                IndexState::Updating => {
+                    crate::parallel::blocking(|| std::thread::sleep(Duration::from_millis(20)))
+                }
+                IndexState::Stale => {
+                    self.indexes.borrow_mut().set(repo, IndexState::Updating);
+                    let started = SystemTime::now();
+                    let done = self.run(&strings(&["repo", "update", repo]), None);
+                    self.indexes.borrow_mut().set(
+                        repo,
+                        match done {
+                            Ok(_) => IndexState::Fresh(started),
+                            Err(_) => IndexState::Stale,
+                        },
+                    );
+                    done.map_err(|e| {
+                        format!("{e}\n(the index of {repo}, fetched before the chart {chart})")
+                    })?;
+                }
+            }
+        }
+    }
+
+    /// The chart name and version `helm upgrade --install` would install for this step, when
+    /// that is certain without rendering: a pinned exact version, or the highest stable version
+    /// in the index fetched in this run. `None` otherwise (then the step is rendered).
+    pub fn installing(&self, u: &ChartInstall) -> Result<Option<(String, String)>, String> {
+        let Some((repo, name)) = crate::helm_repos::repo_chart(&u.chart) else {
+            return Ok(None);
+        };
+        if let Some(v) = &u.version {
+            let exact = crate::helm_repos::exact_version(v);
+            return Ok(exact.then(|| (name.to_string(), v.clone())));
+        }
+        let Some(since) = self.fresh_index(&u.chart)? else {
+            return Ok(None);
+        };
+        let latest = crate::helm_repos::index_file(self.target.helm_home.as_deref(), repo)
+            .and_then(|f| crate::helm_repos::read_fresh_index(&f, since))
+            .and_then(|text| crate::helm_repos::latest_stable(&text, name));
+        Ok(latest.map(|v| (name.to_string(), v)))
     }
 
     fn command(&self, args: &[String]) -> Command {
@@ -198,6 +302,7 @@ impl Helm {
     /// a release is pending or ended deployed is read from the release record by the caller
     /// ([`crate::kube::Kube::release_record`]), not by more helm processes.
     pub fn upgrade_install(&self, u: &ChartInstall, dry_run: bool) -> Result<J, String> {
+        self.fresh_index(&u.chart)?;
         let file = values_file(u)?;
         let mut args = strings(&["upgrade", "--install"]);
         args.extend(chart_args(u, &file));
@@ -263,7 +368,10 @@ impl Helm {
         };
         let private = match repo {
             Some(r) => Some(self.private_repo(r)?),
-            None => None,
+            None => {
+                self.fresh_index(&u.chart)?;
+                None
+            }
         };
         let env: Vec<(&str, &Path)> = private
             .as_ref()
@@ -291,6 +399,7 @@ impl Helm {
         dest: &Path,
         plain_http: bool,
     ) -> Result<(), String> {
+        self.fresh_index(chart)?;
         let mut args = strings(&["pull", chart, "--destination"]);
         args.push(dest.display().to_string());
         if let Some(v) = version {

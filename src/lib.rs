@@ -22,6 +22,7 @@ pub mod executors;
 pub mod failure;
 pub mod fsutil;
 pub mod helm;
+pub mod helm_repos;
 pub mod inspect;
 pub mod kube;
 pub mod kube_deadline;

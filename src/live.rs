@@ -208,24 +208,32 @@ impl LiveExecutor {
         };
         let mut comparison = crate::chartdiff::Comparison::new(spec, before);
         let show = crate::chartdiff::showing();
-        if comparison.values_unchanged() || show {
+        // the same values and the same chart version as deployed: nothing to render
+        let mut unchanged = !show
+            && comparison.values_unchanged()
+            && self
+                .helm()?
+                .installing(spec)?
+                .is_some_and(|(name, version)| comparison.deployed_chart_is(&name, &version));
+        if !unchanged && (comparison.values_unchanged() || show) {
             // the same values: render (one helm process) to see whether the chart would change
             let rendered = self.helm()?.upgrade_install(spec, true)?;
             comparison = comparison.with_rendered(rendered);
             if show {
                 print_diff(&comparison, spec);
             }
-            if comparison.unchanged() {
-                let before = comparison
-                    .before
-                    .as_ref()
-                    .expect("values compared with a release");
-                crate::ui::info(&format!(
-                    "chart {} in {}: unchanged (revision {}), not upgraded",
-                    spec.release, spec.namespace, before["version"]
-                ));
-                return Ok(answer(before, false));
-            }
+            unchanged = comparison.unchanged();
+        }
+        if unchanged {
+            let before = comparison
+                .before
+                .as_ref()
+                .expect("values compared with a release");
+            crate::ui::info(&format!(
+                "chart {} in {}: unchanged (revision {}), not upgraded",
+                spec.release, spec.namespace, before["version"]
+            ));
+            return Ok(answer(before, false));
         }
         // while helm waits, its workloads' progress (never delaying or failing the step)
         let watch = spec
@@ -495,21 +503,22 @@ impl Executor for LiveExecutor {
                     }
                     None => url,
                 };
-                let mut args = strings(&["repo", "add", name, url, "--force-update"]);
-                if let Some(u) = username {
-                    args.extend(["--username".to_string(), expose(u)]);
+                let username = username.as_ref().map(expose);
+                let added =
+                    self.helm()?
+                        .repo_add(name, url, username.as_deref(), password.as_ref())?;
+                if !added {
+                    crate::ui::info(&format!(
+                        "helm repository {name}: already added with the same URL and credentials"
+                    ));
                 }
-                let pw = password.as_ref().map(Secret::expose);
-                if pw.is_some() {
-                    args.push("--password-stdin".into());
-                }
-                self.helm()?.run(&args, pw)?;
                 Ok(Value::Null)
             }
             Action::HelmRepoUpdate { names } => {
-                let mut args = strings(&["repo", "update"]);
-                args.extend(names.iter().cloned());
-                self.helm()?.run(&args, None)?;
+                self.helm()?.repo_update(names);
+                crate::ui::info(
+                    "helm repo update: each index is fetched before a chart from it is first needed (not again if this run fetched it)",
+                );
                 Ok(Value::Null)
             }
             Action::HelmRegistryLogin {

@@ -468,3 +468,134 @@ fn the_sandbox_leaves_the_users_helm_configuration_alone() {
         "the sandbox wrote into the user's helm configuration"
     );
 }
+
+/// The helm processes of a run, as `VERB SUBVERB` (the first two arguments).
+fn processes(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .map(|c| c.argv.iter().take(2).cloned().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// A re-run that changes nothing starts only the helm processes it needs: helm's repository
+/// entry is there already (no `repo add`), the index is fetched before the chart needs it (one
+/// `repo update`), and with the same values and the version that index names, no render and no
+/// upgrade. With the chart pinned at the deployed version, nothing but the version probe. The
+/// first install fetches the index once, with its `repo add`.
+#[test]
+fn an_unchanged_re_run_starts_only_the_helm_processes_it_needs() {
+    let live = Cluster::new(4);
+    let t = Test::new();
+    let kubeconfig = live.sim.sandbox.kubeconfig.display().to_string();
+    let run = |name: &str, extra: &[&str]| {
+        let rec = Recorder::new(&t.dir().join(name), 4);
+        let (out, calls) = control_plane_through(&live, &rec, &kubeconfig, extra);
+        out.success().nowhere("the wrong helm ran");
+        (out, processes(&calls))
+    };
+    let (_, first) = run("first", &[]);
+    assert_eq!(
+        first,
+        ["version --template", "repo add", "upgrade --install"]
+    );
+    let record = live
+        .sim
+        .kube_get("/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm")["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(record, 1, "one revision");
+
+    let (out, again) = run("again", &[]);
+    out.stderr_has("helm repository clearml-enterprise: already added")
+        .stderr_has("chart clearml in clearml: unchanged (revision 1), not upgraded");
+    assert_eq!(again, ["version --template", "repo update"]);
+
+    let metadata: serde_json::Value = serde_json::from_str(
+        &live
+            .sim
+            .helm(
+                &helm_binaries()[1].1,
+                &["get", "metadata", "clearml", "-n", "clearml", "-o", "json"],
+            )
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    let version = metadata["version"].as_str().unwrap().to_string();
+    let (out, pinned) = run("pinned", &["--set", &format!("chart_version={version}")]);
+    out.stderr_has("not upgraded");
+    assert_eq!(pinned, ["version --template"]);
+
+    // another value: the chart is fetched (the index first) and upgraded
+    let (out, changed) = run("changed", &["--set", "service_type=NodePort"]);
+    out.nowhere("not upgraded");
+    assert_eq!(
+        changed,
+        ["version --template", "repo update", "upgrade --install"]
+    );
+    let revisions = live
+        .sim
+        .kube_get("/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm")["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(revisions, 2);
+}
+
+/// Two branches of a parallel group need the same repository, whose index this run has not
+/// fetched (its entry was there already): one `helm repo update` runs, and the other branch
+/// waits for it rather than running a second one beside it.
+#[test]
+fn branches_needing_one_repository_fetch_its_index_once() {
+    let live = Cluster::new(4);
+    let t = Test::new();
+    let script = t.dir().join("two.rhai");
+    std::fs::write(
+        &script,
+        format!(
+            "helm_repo_add(\"standins\", \"{url}\");\nhelm_repo_update();\n\
+             parallel([\n  || install_chart(\"one\", \"standins/redis\", #{{ namespace: \"one\", values: #{{ n: N }} }}),\n  \
+             || install_chart(\"two\", \"standins/redis\", #{{ namespace: \"two\", values: #{{ n: N }} }}),\n]);\n",
+            url = live.repo_url
+        )
+        .replace("N", "1"),
+    )
+    .unwrap();
+    let run = |name: &str, script: &Path| {
+        let rec = Recorder::new(&t.dir().join(name), 4);
+        live.test()
+            .arg(script.display().to_string())
+            .args(["--helm", &rec.path()])
+            .run()
+            .success();
+        processes(&rec.calls())
+    };
+    let first = run("first", &script);
+    assert_eq!(
+        first.iter().filter(|p| *p == "repo update").count(),
+        0,
+        "the add fetched the index: {first:?}"
+    );
+    // the same values, with another value for each so both charts are fetched and upgraded
+    let changed = t.dir().join("changed.rhai");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(&script)
+            .unwrap()
+            .replace("n: 1", "n: 2"),
+    )
+    .unwrap();
+    let again = run("again", &changed);
+    assert!(!again.contains(&"repo add".to_string()), "{again:?}");
+    assert_eq!(
+        again.iter().filter(|p| *p == "repo update").count(),
+        1,
+        "{again:?}"
+    );
+    assert_eq!(
+        again.iter().filter(|p| *p == "upgrade --install").count(),
+        2,
+        "{again:?}"
+    );
+}

@@ -153,7 +153,8 @@ fn the_sandbox_command_serves_helm_by_hand() {
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let mut kubeconfig = String::new();
     let mut api = String::new();
-    for line in lines.by_ref().take(4) {
+    let mut charts = String::new();
+    for line in lines.by_ref().take(5) {
         let line = line.unwrap();
         if let Some(p) = line.strip_prefix("kubeconfig: ") {
             kubeconfig = p.to_string();
@@ -161,8 +162,35 @@ fn the_sandbox_command_serves_helm_by_hand() {
         if let Some(u) = line.strip_prefix("kubernetes API: ") {
             api = u.to_string();
         }
+        if let Some(u) = line.strip_prefix("chart repository: ") {
+            charts = u.to_string();
+        }
     }
     assert!(!kubeconfig.is_empty() && !api.is_empty());
+    // the chart repository it prints is one helm can add and pull the stand-in charts from
+    let helm_home = dir.path().join("helm-home");
+    let (_, helm4) = helm_binaries().into_iter().find(|(m, _)| *m == 4).unwrap();
+    for args in [
+        &["repo", "add", "sbx", charts.as_str()][..],
+        &[
+            "pull",
+            "sbx/clearml-enterprise",
+            "-d",
+            &helm_home.display().to_string(),
+        ],
+    ] {
+        let out = std::process::Command::new(&helm4)
+            .args(args)
+            .env("HELM_CONFIG_HOME", helm_home.join("config"))
+            .env("HELM_CACHE_HOME", helm_home.join("cache"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm {args:?} with the printed chart repository {charts:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let creds = std::fs::metadata(dir.path().join("clearml-credentials.json")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(creds.permissions().mode() & 0o777, 0o600);

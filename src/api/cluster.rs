@@ -62,7 +62,9 @@ pub mod cluster_api {
     }
 
     /// Add a Helm chart repository (`helm repo add --force-update`, so a re-run converges). The
-    /// password goes to helm on stdin, never on its command line.
+    /// password goes to helm on stdin, never on its command line. Skipped when helm's
+    /// repository file holds exactly this entry already (its index is then fetched before a
+    /// chart from it is first needed).
     ///
     /// # Options
     /// - `username`: a plain string (not a secret: helm takes it on its command line)
@@ -93,6 +95,8 @@ pub mod cluster_api {
     /// Refresh the local index of the chart repositories this playbook added (`helm repo update
     /// NAME...`): a repository of the user's that is down does not fail the install (helm 4 fails
     /// an update when any repository fails). With none added, every repository is refreshed.
+    /// Live, each index is fetched just before a chart from it is first needed, once per run,
+    /// and not again when this run's `helm_repo_add` fetched it.
     ///
     /// # Example
     /// ```rhai
