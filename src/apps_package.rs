@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use crate::zip_rewrite;
+
 /// The largest text entry searched for image references.
 const MAX_TEXT_ENTRY: u64 = 8 << 20;
 
@@ -307,6 +309,13 @@ pub fn convert_native(
             })
             .collect();
         check_collisions(all.iter().map(|(m, z)| (m, z.as_str())))?;
+        // every staged zip on disk before the journal names it (their writeback started as each
+        // was staged, so this mostly waits for the last one)
+        for (stage, _) in &staged {
+            File::open(stage)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| format!("cannot sync {}: {e}", stage.display()))?;
+        }
         Ok(all.into_iter().map(|(m, _)| m).collect::<BTreeSet<_>>())
     })();
     let moves = match result {
@@ -444,8 +453,74 @@ fn refuse_symlink(zip: &Path, entry: &zip::read::ZipFile<'_, impl Read>) -> Resu
     Ok(())
 }
 
+/// Every entry of `archive` into `out` through the zip crate: unchanged ones with
+/// `raw_copy_file` (their compressed bytes read and written back), the `changed` ones with their
+/// new text, compressed with their own method. The path for zips [`zip_rewrite`] does not handle.
+fn copy_through_zip_crate(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    changed: &[Option<String>],
+    out: &File,
+    mut each: impl FnMut(),
+) -> Result<(), String> {
+    let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    for (i, new_text) in changed.iter().enumerate() {
+        match new_text {
+            None => {
+                let raw = archive
+                    .by_index_raw(i)
+                    .map_err(|e| format!("entry {i} is unreadable: {e}"))?;
+                writer
+                    .raw_copy_file(raw)
+                    .map_err(|e| format!("cannot copy entry {i}: {e}"))?;
+            }
+            Some(text) => {
+                let entry = archive
+                    .by_index(i)
+                    .map_err(|e| format!("entry {i} is unreadable: {e}"))?;
+                let mut options = zip::write::SimpleFileOptions::default()
+                    .compression_method(entry.compression());
+                if let Some(t) = entry.last_modified() {
+                    options = options.last_modified_time(t);
+                }
+                if let Some(mode) = entry.unix_mode() {
+                    options = options.unix_permissions(mode);
+                }
+                let entry_name = entry.name().to_string();
+                drop(entry);
+                writer
+                    .start_file(entry_name, options)
+                    .and_then(|_| writer.write_all(text.as_bytes()).map_err(Into::into))
+                    .map_err(|e| format!("cannot write entry {i}: {e}"))?;
+            }
+        }
+        each();
+    }
+    writer
+        .finish()
+        .map_err(|e| format!("cannot finish the converted zip: {e}"))?
+        .into_inner()
+        .map_err(|e| e.error().to_string())?;
+    Ok(())
+}
+
+/// Start writing a staged zip to disk without waiting: the sync before the journal then finds
+/// most of it written, and the disk works while the next zip is converted.
+fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; the call only schedules writeback of its pages
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
 /// One zip into `stage` beside it; `false` (and nothing written) when it holds no image
-/// reference.
+/// reference. The staged file is not synced here: [`convert_native`] syncs every staged zip
+/// before it writes the journal.
 fn convert_zip(
     path: &Path,
     stage: &Path,
@@ -457,10 +532,12 @@ fn convert_zip(
     let mut archive = open_zip(path)?;
     // find the entries to rewrite first: most zips need no change at all
     let mut changed: Vec<Option<String>> = Vec::with_capacity(archive.len());
+    let mut header_starts = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
         let entry = archive
             .by_index(i)
             .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
+        header_starts.push(entry.header_start());
         if entry.enclosed_name().is_none() {
             return Err(format!(
                 "{name}: the entry {} points outside the archive",
@@ -509,55 +586,44 @@ fn convert_zip(
     if changed.iter().all(Option::is_none) {
         return Ok(false);
     }
-    let write = || -> Result<(), String> {
+    let mut write = || -> Result<(), String> {
         let file =
             File::create(stage).map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
-        let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-        for (i, new_text) in changed.into_iter().enumerate() {
-            match new_text {
-                None => {
-                    let raw = archive
-                        .by_index_raw(i)
-                        .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
-                    writer
-                        .raw_copy_file(raw)
-                        .map_err(|e| format!("{name}: cannot copy entry {i}: {e}"))?;
-                }
-                Some(text) => {
-                    let entry = archive
-                        .by_index(i)
-                        .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
-                    let mut options = zip::write::SimpleFileOptions::default()
-                        .compression_method(entry.compression());
-                    if let Some(t) = entry.last_modified() {
-                        options = options.last_modified_time(t);
-                    }
-                    if let Some(mode) = entry.unix_mode() {
-                        options = options.unix_permissions(mode);
-                    }
-                    let entry_name = entry.name().to_string();
-                    drop(entry);
-                    writer
-                        .start_file(entry_name, options)
-                        .and_then(|_| writer.write_all(text.as_bytes()).map_err(Into::into))
-                        .map_err(|e| format!("{name}: cannot write entry {i}: {e}"))?;
+        let src = File::open(path).map_err(|e| format!("cannot open {name}: {e}"))?;
+        // a plain zip is rewritten by our own writer, its unchanged entries copied in the kernel;
+        // Zip64, encrypted or otherwise unusual zips go through the zip crate (every entry read
+        // and written back by this process)
+        let plain = zip_rewrite::Layout::read(&src, &header_starts).and_then(|mut layout| {
+            for (i, text) in changed.iter().enumerate() {
+                if let Some(text) = text {
+                    layout.replace(&src, i, text.as_bytes())?;
                 }
             }
-            checkpoint("entry staged");
+            layout.place()?;
+            Ok(layout)
+        });
+        match plain {
+            Ok(layout) => layout
+                .write(&src, &file, || checkpoint("entry staged"))
+                .map_err(|e| format!("{name}: cannot write the converted zip: {e}"))?,
+            Err(why) => {
+                crate::ui::debug(&format!(
+                    "convert: {name}: {why}: copied through the zip crate"
+                ));
+                copy_through_zip_crate(&mut archive, &changed, &file, || {
+                    checkpoint("entry staged")
+                })
+                .map_err(|e| format!("{name}: {e}"))?;
+            }
         }
-        let inner = writer
-            .finish()
-            .map_err(|e| format!("{name}: cannot finish the converted zip: {e}"))?;
-        let file = inner
-            .into_inner()
-            .map_err(|e| format!("{name}: {}", e.error()))?;
         let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {e}"))?;
         file.set_permissions(meta.permissions())
             .map_err(|e| format!("{name}: {e}"))?;
         if let Ok(modified) = meta.modified() {
             let _ = file.set_times(std::fs::FileTimes::new().set_modified(modified));
         }
-        file.sync_all().map_err(|e| format!("{name}: {e}"))
+        start_writeback(&file);
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(stage);
