@@ -124,7 +124,10 @@ impl Layout {
             return Err("an end record whose entry count differs from the zip reader's".into());
         }
         if cd_start + cd_size != end_pos {
-            return Err("bytes between the central directory and its end record".into());
+            return Err(
+                "the central directory is not where its end record says (bytes before the first entry, or after the directory)"
+                    .into(),
+            );
         }
         let mut cd = vec![0u8; cd_size as usize];
         src.read_exact_at(&mut cd, cd_start)
@@ -350,4 +353,219 @@ fn copy_range(src: &File, offset: u64, len: u64, dst: &File) -> std::io::Result<
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[derive(Clone, Copy)]
+    enum Descriptor {
+        None,
+        Signed,
+        Bare,
+    }
+
+    /// A stored-only zip written byte by byte after APPNOTE 4.3, each entry with or without a
+    /// data descriptor (with its optional signature, or without); `flags` are added to every
+    /// entry's general purpose bits.
+    fn handmade(entries: &[(&str, &[u8], Descriptor)], flags: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, data, form) in entries {
+            let mut crc = flate2::Crc::new();
+            crc.update(data);
+            let (crc, size) = (crc.sum(), data.len() as u32);
+            let bits = flags
+                | if matches!(form, Descriptor::None) {
+                    0
+                } else {
+                    8
+                };
+            let offset = out.len() as u32;
+            let in_header = |v: u32| {
+                if matches!(form, Descriptor::None) {
+                    v
+                } else {
+                    0
+                }
+            };
+            out.extend_from_slice(&LOCAL_SIG.to_le_bytes());
+            out.extend_from_slice(&20u16.to_le_bytes());
+            out.extend_from_slice(&bits.to_le_bytes());
+            out.extend_from_slice(&[0, 0, 0, 0, 0x21, 0]); // stored, 1980-01-01 00:00
+            for v in [in_header(crc), in_header(size), in_header(size)] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(data);
+            if matches!(form, Descriptor::Signed) {
+                out.extend_from_slice(&DESCRIPTOR_SIG.to_le_bytes());
+            }
+            if !matches!(form, Descriptor::None) {
+                for v in [crc, size, size] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            central.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
+            central.extend_from_slice(&[20, 3, 20, 0]);
+            central.extend_from_slice(&bits.to_le_bytes());
+            central.extend_from_slice(&[0, 0, 0, 0, 0x21, 0]);
+            for v in [crc, size, size] {
+                central.extend_from_slice(&v.to_le_bytes());
+            }
+            central.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            central.extend_from_slice(&[0; 8]); // extra, comment, disk, internal attributes
+            central.extend_from_slice(&(0o100644u32 << 16).to_le_bytes());
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let (start, size) = (out.len() as u32, central.len() as u32);
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&END_SIG.to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        out.extend_from_slice(&size.to_le_bytes());
+        out.extend_from_slice(&start.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out
+    }
+
+    /// The layout of a zip file, with the zip crate's header offsets, as the conversion reads it.
+    fn layout_of(path: &std::path::Path) -> Result<Layout, String> {
+        let mut archive = zip::ZipArchive::new(File::open(path).unwrap()).unwrap();
+        let starts: Vec<u64> = (0..archive.len())
+            .map(|i| archive.by_index_raw(i).unwrap().header_start())
+            .collect();
+        Layout::read(&File::open(path).unwrap(), &starts)
+    }
+
+    /// Every entry's name and content, read (and CRC-checked) by the zip crate.
+    fn contents(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+        let mut a = zip::ZipArchive::new(File::open(path).unwrap()).unwrap();
+        (0..a.len())
+            .map(|i| {
+                let mut e = a.by_index(i).unwrap();
+                let mut b = Vec::new();
+                e.read_to_end(&mut b).unwrap();
+                (e.name().to_string(), b)
+            })
+            .collect()
+    }
+
+    fn rewrite(src: &std::path::Path, dst: &std::path::Path, replace: &[(usize, &[u8])]) {
+        let mut layout = layout_of(src).unwrap();
+        let file = File::open(src).unwrap();
+        for (i, text) in replace {
+            layout.replace(&file, *i, text).unwrap();
+        }
+        layout.place().unwrap();
+        let mut entries = 0;
+        layout
+            .write(&file, &File::create(dst).unwrap(), || entries += 1)
+            .unwrap();
+        assert_eq!(entries, contents(src).len());
+    }
+
+    #[test]
+    fn data_descriptors_in_both_forms_are_copied_and_a_replaced_entry_loses_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("in.zip"), dir.path().join("out.zip"));
+        let bytes = handmade(
+            &[
+                ("plain.bin", b"plain bytes", Descriptor::None),
+                ("signed.conf", b"image: allegroai/x:1", Descriptor::Signed),
+                ("bare.bin", b"bare descriptor bytes", Descriptor::Bare),
+            ],
+            0,
+        );
+        std::fs::write(&src, &bytes).unwrap();
+        rewrite(&src, &dst, &[(1, b"image: registry.local/x:1")]);
+        assert_eq!(
+            contents(&dst),
+            [
+                ("plain.bin".to_string(), b"plain bytes".to_vec()),
+                (
+                    "signed.conf".to_string(),
+                    b"image: registry.local/x:1".to_vec()
+                ),
+                ("bare.bin".to_string(), b"bare descriptor bytes".to_vec()),
+            ]
+        );
+        let out = std::fs::read(&dst).unwrap();
+        // the unchanged entries are the source's bytes: headers, data and the bare descriptor
+        let plain = 30 + 9 + 11;
+        assert_eq!(out[..plain], bytes[..plain]);
+        let bare = &bytes[bytes.windows(8).position(|w| w == b"bare.bin").unwrap() - 30..];
+        let bare = &bare[..30 + 8 + 21 + 12];
+        assert!(out.windows(bare.len()).any(|w| w == bare));
+        // the replaced entry: no descriptor flag, its CRC and sizes in the local header
+        assert_eq!(u16_at(&out, plain + 6) & FLAG_DESCRIPTOR, 0);
+        assert_eq!(u32_at(&out, plain + 18), 25);
+        assert_eq!(u32_at(&out, plain + 22), 25);
+        // nothing copied when nothing is replaced but the layout: the same bytes
+        rewrite(&src, &dst, &[]);
+        assert_eq!(std::fs::read(&dst).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_deflated_entry_is_recompressed_and_the_others_keep_their_compressed_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("in.zip"), dir.path().join("out.zip"));
+        {
+            let mut z = zip::ZipWriter::new(File::create(&src).unwrap());
+            let deflated = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            z.start_file("a.app.conf", deflated).unwrap();
+            z.write_all(b"image: allegroai/a:1\n").unwrap();
+            z.start_file("b.bin", deflated).unwrap();
+            z.write_all(&[7u8; 100_000]).unwrap();
+            z.set_comment("the archive's comment");
+            z.finish().unwrap();
+        }
+        rewrite(&src, &dst, &[(0, b"image: registry.local/a:1\n")]);
+        let got = contents(&dst);
+        assert_eq!(got[0].1, b"image: registry.local/a:1\n");
+        assert_eq!(got[1].1, vec![7u8; 100_000]);
+        let a = zip::ZipArchive::new(File::open(&dst).unwrap()).unwrap();
+        assert_eq!(a.comment(), b"the archive's comment");
+    }
+
+    #[test]
+    fn zip64_encrypted_and_prefixed_zips_are_left_to_the_zip_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zip");
+        {
+            let mut z = zip::ZipWriter::new(File::create(&path).unwrap());
+            z.start_file(
+                "a.app.conf",
+                zip::write::SimpleFileOptions::default().large_file(true),
+            )
+            .unwrap();
+            z.write_all(b"image: allegroai/a:1\n").unwrap();
+            z.finish().unwrap();
+        }
+        let why = layout_of(&path).err().expect("a Zip64 entry is refused");
+        assert!(why.contains("Zip64"), "{why}");
+        let entries = [("a.bin", &b"x"[..], Descriptor::None)];
+        std::fs::write(&path, handmade(&entries, FLAG_ENCRYPTED)).unwrap();
+        let why = layout_of(&path)
+            .err()
+            .expect("an encrypted entry is refused");
+        assert!(why.contains("encrypted"), "{why}");
+        let mut prefixed = b"#!/bin/sh\nexit 0\n".to_vec();
+        prefixed.extend(handmade(&entries, 0));
+        std::fs::write(&path, prefixed).unwrap();
+        let why = layout_of(&path)
+            .err()
+            .expect("bytes before the first entry are refused");
+        assert!(why.contains("before the first entry"), "{why}");
+        // and the plain one is taken
+        std::fs::write(&path, handmade(&entries, 0)).unwrap();
+        assert!(layout_of(&path).is_ok());
+    }
 }
