@@ -261,38 +261,76 @@ pub fn convert_native(
     };
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = (|| {
-        for path in &zips {
-            let name = file_name(path);
-            let sha = sha256_file(path)?;
-            if let Some(r) = previous.zips.get(&name)
-                && r.converted == sha
-            {
-                if previous.target_repo != target_repo {
-                    return Err(format!(
-                        "{} was converted to {} already: extract the package again to convert it to {target_repo}",
-                        path.display(),
-                        previous.target_repo
-                    ));
+        // the hashes of each staged zip and of its original are taken by a second thread while
+        // the next zip is converted; the first sends the writeback of the staged zip on its way
+        std::thread::scope(|scope| -> Result<(), String> {
+            let (jobs, queue) = std::sync::mpsc::channel::<(&Path, PathBuf, Option<String>)>();
+            let hasher = scope.spawn(move || {
+                queue
+                    .into_iter()
+                    .map(|(zip, stage, original)| {
+                        let staged =
+                            File::open(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+                        start_writeback(&staged);
+                        let original = match original {
+                            Some(sha) => sha,
+                            None => sha256_file(zip)?,
+                        };
+                        let converted = sha256_reader(&staged)
+                            .map_err(|e| format!("{}: {e}", stage.display()))?;
+                        Ok((original, converted))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            });
+            let mut pending = Vec::new();
+            for path in &zips {
+                let name = file_name(path);
+                // a zip this conversion may have written is recognised by its hash first
+                let sha = match previous.zips.get(&name) {
+                    Some(r) => {
+                        let sha = sha256_file(path)?;
+                        if r.converted == sha {
+                            if previous.target_repo != target_repo {
+                                return Err(format!(
+                                    "{} was converted to {} already: extract the package again to convert it to {target_repo}",
+                                    path.display(),
+                                    previous.target_repo
+                                ));
+                            }
+                            record.zips.insert(name, r.clone());
+                            continue;
+                        }
+                        Some(sha)
+                    }
+                    None => None,
+                };
+                let mut moves = BTreeSet::new();
+                let stage = dir.join(format!(".convert-{name}.partial"));
+                if convert_zip(path, &stage, target_repo, pattern, &mut moves)? {
+                    staged.push((stage.clone(), path.clone()));
+                    checkpoint("staged");
+                    pending.push((name, moves));
+                    if jobs.send((path.as_path(), stage, sha)).is_err() {
+                        break; // the hashing thread stopped on an error: its join answers it
+                    }
                 }
-                record.zips.insert(name, r.clone());
-                continue;
             }
-            let mut moves = BTreeSet::new();
-            let stage = dir.join(format!(".convert-{name}.partial"));
-            if convert_zip(path, &stage, target_repo, pattern, &mut moves)? {
-                let converted = sha256_file(&stage)?;
+            drop(jobs);
+            let hashes = hasher
+                .join()
+                .map_err(|_| "the hashing thread failed".to_string())??;
+            for ((name, moves), (original, converted)) in pending.into_iter().zip(hashes) {
                 record.zips.insert(
                     name,
                     ZipRecord {
-                        original: sha,
+                        original,
                         converted,
                         moves: moves.into_iter().map(|m| (m.image, m.target)).collect(),
                     },
                 );
-                staged.push((stage, path.clone()));
-                checkpoint("staged");
             }
-        }
+            Ok(())
+        })?;
         let all: Vec<(ImageMove, String)> = record
             .zips
             .iter()
@@ -503,7 +541,8 @@ fn copy_through_zip_crate(
     Ok(())
 }
 
-/// Start writing a staged zip to disk without waiting: the sync before the journal then finds
+/// Start writing a staged zip to disk without waiting for it (the hashing thread calls it, so the
+/// conversion does not wait while the request is queued): the sync before the journal then finds
 /// most of it written, and the disk works while the next zip is converted.
 fn start_writeback(file: &File) {
     #[cfg(target_os = "linux")]
@@ -622,7 +661,6 @@ fn convert_zip(
         if let Ok(modified) = meta.modified() {
             let _ = file.set_times(std::fs::FileTimes::new().set_modified(modified));
         }
-        start_writeback(&file);
         Ok(())
     };
     write().inspect_err(|_| {
@@ -671,7 +709,7 @@ const MAX_EXTRACTED: u64 = 64 << 30;
 
 fn sha256_reader(mut r: impl Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = r.read(&mut buf)?;
         if n == 0 {
@@ -783,8 +821,9 @@ pub fn extract(zip_path: &Path, dest: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// The sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, String> {
+    // read straight into the hashing buffer (a BufReader would copy every byte once more)
     File::open(path)
-        .and_then(|f| sha256_reader(BufReader::with_capacity(1 << 20, f)))
+        .and_then(sha256_reader)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
