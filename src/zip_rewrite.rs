@@ -192,7 +192,13 @@ impl Layout {
             let mut header = vec![0u8; head_len as usize];
             src.read_exact_at(&mut header, header_start)
                 .map_err(|e| format!("entry {i}: {e}"))?;
-            if has_zip64(&header[LOCAL_LEN + u16_at(&local, 26) as usize..]) {
+            let local_name = &header[LOCAL_LEN..LOCAL_LEN + u16_at(&local, 26) as usize];
+            if local_name != &rec[CENTRAL_LEN..CENTRAL_LEN + name_len] {
+                return Err(format!(
+                    "entry {i}'s local header names another file than its central directory record"
+                ));
+            }
+            if has_zip64(&header[LOCAL_LEN + local_name.len()..]) {
                 return Err(format!("entry {i} is a Zip64 entry"));
             }
             let data_end = header_start + head_len + csize as u64;
@@ -564,6 +570,15 @@ mod tests {
             .err()
             .expect("bytes before the first entry are refused");
         assert!(why.contains("before the first entry"), "{why}");
+        // a local header that names another file than the central directory (the name a reader
+        // trusting local headers would extract) is not copied as it is
+        let mut renamed = handmade(&entries, 0);
+        renamed[30] = b'b';
+        std::fs::write(&path, renamed).unwrap();
+        let why = layout_of(&path)
+            .err()
+            .expect("a local name that differs is refused");
+        assert!(why.contains("names another file"), "{why}");
         // and the plain one is taken
         std::fs::write(&path, handmade(&entries, 0)).unwrap();
         assert!(layout_of(&path).is_ok());
