@@ -7,7 +7,10 @@ Three `cp` rows: into a new directory (nothing is replaced); over the existing f
 filesystem frees the old blocks as the conversion's replacement does); and the conversion's own
 way of replacing (copy beside, rename over, sync), which is the like-for-like comparison.
 
-    cargo build --release && python3 bench/convert.py      (SIZE_MB=1024 APPS=20 RUNS=5)
+    cargo build --release && python3 bench/convert.py      (SIZE_MB=1024 APPS=20 RUNS=7)
+
+BEFORE_BIN=path/to/an/older/clearml-script adds its conversion as a row of its own, interleaved
+with the others (a before/after comparison measured in the same run).
 """
 
 import os
@@ -24,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target/release/clearml-script")
 SIZE_MB = int(os.environ.get("SIZE_MB", "1024"))
 APPS = int(os.environ.get("APPS", "20"))
-RUNS = int(os.environ.get("RUNS", "5"))
+RUNS = int(os.environ.get("RUNS", "7"))
+BEFORE_BIN = os.environ.get("BEFORE_BIN")
 
 PY_REWRITE = r'''
 import os, re, shutil, sys, zipfile
@@ -71,6 +75,7 @@ def main():
             "cp over the existing zips": [],
             "cp beside + mv over + sync (the same replacement)": [],
             "clearml-script convert_registry (native)": [],
+            **({"clearml-script convert_registry (native, BEFORE_BIN)": []} if BEFORE_BIN else {}),
             "python3 zipfile rewrite": [],
         }
         replace = ('for f in "$0"/*.zip; do b=$(basename "$f"); cp "$f" "$1/.$b.tmp" && mv -f "$1/.$b.tmp" "$1/$b"; done; sync')
@@ -91,14 +96,16 @@ def main():
                 else:
                     shutil.copytree(src, work)
                     subprocess.run(["sync"], check=True)
-                    if label.startswith("clearml"):
+                    if label.endswith("(BEFORE_BIN)"):
+                        ms, mib = harness.run_once([BEFORE_BIN, playbook], cwd=d)
+                    elif label.startswith("clearml"):
                         ms, mib = harness.run_once([BIN, playbook], cwd=d)
                     else:
                         ms, mib = harness.run_once([sys.executable, "-c", PY_REWRITE, work, "registry.local:5000/clearml-apps"])
                 rows[label].append((ms, mib))
         import statistics
         base = statistics.median(ms for ms, _ in rows["cp beside + mv over + sync (the same replacement)"])
-        print(f"input: {APPS} app zips, {size / 1024 / 1024:.0f} MiB")
+        print(f"input: {APPS} app zips, {size / 1024 / 1024:.0f} MiB; load average {os.getloadavg()[0]:.1f} at the end")
         print(f"| command | median wall (ms, {RUNS} runs) | throughput (MiB/s) | ratio to cp beside + mv + sync | median peak RSS (MiB) |")
         print("|---|---|---|---|---|")
         for label, samples in rows.items():

@@ -12,6 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use crate::zip_rewrite;
+
 /// The largest text entry searched for image references.
 const MAX_TEXT_ENTRY: u64 = 8 << 20;
 
@@ -259,38 +261,76 @@ pub fn convert_native(
     };
     let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
     let result = (|| {
-        for path in &zips {
-            let name = file_name(path);
-            let sha = sha256_file(path)?;
-            if let Some(r) = previous.zips.get(&name)
-                && r.converted == sha
-            {
-                if previous.target_repo != target_repo {
-                    return Err(format!(
-                        "{} was converted to {} already: extract the package again to convert it to {target_repo}",
-                        path.display(),
-                        previous.target_repo
-                    ));
+        // the hashes of each staged zip and of its original are taken by a second thread while
+        // the next zip is converted; the first sends the writeback of the staged zip on its way
+        std::thread::scope(|scope| -> Result<(), String> {
+            let (jobs, queue) = std::sync::mpsc::channel::<(&Path, PathBuf, Option<String>)>();
+            let hasher = scope.spawn(move || {
+                queue
+                    .into_iter()
+                    .map(|(zip, stage, original)| {
+                        let staged =
+                            File::open(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+                        start_writeback(&staged);
+                        let original = match original {
+                            Some(sha) => sha,
+                            None => sha256_file(zip)?,
+                        };
+                        let converted = sha256_reader(&staged)
+                            .map_err(|e| format!("{}: {e}", stage.display()))?;
+                        Ok((original, converted))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            });
+            let mut pending = Vec::new();
+            for path in &zips {
+                let name = file_name(path);
+                // a zip this conversion may have written is recognised by its hash first
+                let sha = match previous.zips.get(&name) {
+                    Some(r) => {
+                        let sha = sha256_file(path)?;
+                        if r.converted == sha {
+                            if previous.target_repo != target_repo {
+                                return Err(format!(
+                                    "{} was converted to {} already: extract the package again to convert it to {target_repo}",
+                                    path.display(),
+                                    previous.target_repo
+                                ));
+                            }
+                            record.zips.insert(name, r.clone());
+                            continue;
+                        }
+                        Some(sha)
+                    }
+                    None => None,
+                };
+                let mut moves = BTreeSet::new();
+                let stage = dir.join(format!(".convert-{name}.partial"));
+                if convert_zip(path, &stage, target_repo, pattern, &mut moves)? {
+                    staged.push((stage.clone(), path.clone()));
+                    checkpoint("staged");
+                    pending.push((name, moves));
+                    if jobs.send((path.as_path(), stage, sha)).is_err() {
+                        break; // the hashing thread stopped on an error: its join answers it
+                    }
                 }
-                record.zips.insert(name, r.clone());
-                continue;
             }
-            let mut moves = BTreeSet::new();
-            let stage = dir.join(format!(".convert-{name}.partial"));
-            if convert_zip(path, &stage, target_repo, pattern, &mut moves)? {
-                let converted = sha256_file(&stage)?;
+            drop(jobs);
+            let hashes = hasher
+                .join()
+                .map_err(|_| "the hashing thread failed".to_string())??;
+            for ((name, moves), (original, converted)) in pending.into_iter().zip(hashes) {
                 record.zips.insert(
                     name,
                     ZipRecord {
-                        original: sha,
+                        original,
                         converted,
                         moves: moves.into_iter().map(|m| (m.image, m.target)).collect(),
                     },
                 );
-                staged.push((stage, path.clone()));
-                checkpoint("staged");
             }
-        }
+            Ok(())
+        })?;
         let all: Vec<(ImageMove, String)> = record
             .zips
             .iter()
@@ -307,6 +347,13 @@ pub fn convert_native(
             })
             .collect();
         check_collisions(all.iter().map(|(m, z)| (m, z.as_str())))?;
+        // every staged zip on disk before the journal names it (their writeback started as each
+        // was staged, so this mostly waits for the last one)
+        for (stage, _) in &staged {
+            File::open(stage)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| format!("cannot sync {}: {e}", stage.display()))?;
+        }
         Ok(all.into_iter().map(|(m, _)| m).collect::<BTreeSet<_>>())
     })();
     let moves = match result {
@@ -444,8 +491,75 @@ fn refuse_symlink(zip: &Path, entry: &zip::read::ZipFile<'_, impl Read>) -> Resu
     Ok(())
 }
 
+/// Every entry of `archive` into `out` through the zip crate: unchanged ones with
+/// `raw_copy_file` (their compressed bytes read and written back), the `changed` ones with their
+/// new text, compressed with their own method. The path for zips [`zip_rewrite`] does not handle.
+fn copy_through_zip_crate(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    changed: &[Option<String>],
+    out: &File,
+    mut each: impl FnMut(),
+) -> Result<(), String> {
+    let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, out));
+    for (i, new_text) in changed.iter().enumerate() {
+        match new_text {
+            None => {
+                let raw = archive
+                    .by_index_raw(i)
+                    .map_err(|e| format!("entry {i} is unreadable: {e}"))?;
+                writer
+                    .raw_copy_file(raw)
+                    .map_err(|e| format!("cannot copy entry {i}: {e}"))?;
+            }
+            Some(text) => {
+                let entry = archive
+                    .by_index(i)
+                    .map_err(|e| format!("entry {i} is unreadable: {e}"))?;
+                let mut options = zip::write::SimpleFileOptions::default()
+                    .compression_method(entry.compression());
+                if let Some(t) = entry.last_modified() {
+                    options = options.last_modified_time(t);
+                }
+                if let Some(mode) = entry.unix_mode() {
+                    options = options.unix_permissions(mode);
+                }
+                let entry_name = entry.name().to_string();
+                drop(entry);
+                writer
+                    .start_file(entry_name, options)
+                    .and_then(|_| writer.write_all(text.as_bytes()).map_err(Into::into))
+                    .map_err(|e| format!("cannot write entry {i}: {e}"))?;
+            }
+        }
+        each();
+    }
+    writer
+        .finish()
+        .map_err(|e| format!("cannot finish the converted zip: {e}"))?
+        .into_inner()
+        .map_err(|e| e.error().to_string())?;
+    Ok(())
+}
+
+/// Start writing a staged zip to disk without waiting for it (the hashing thread calls it, so the
+/// conversion does not wait while the request is queued): the sync before the journal then finds
+/// most of it written, and the disk works while the next zip is converted.
+fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; the call only schedules writeback of its pages
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
 /// One zip into `stage` beside it; `false` (and nothing written) when it holds no image
-/// reference.
+/// reference. The staged file is not synced here: [`convert_native`] syncs every staged zip
+/// before it writes the journal.
 fn convert_zip(
     path: &Path,
     stage: &Path,
@@ -457,10 +571,12 @@ fn convert_zip(
     let mut archive = open_zip(path)?;
     // find the entries to rewrite first: most zips need no change at all
     let mut changed: Vec<Option<String>> = Vec::with_capacity(archive.len());
+    let mut header_starts = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
         let entry = archive
             .by_index(i)
             .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
+        header_starts.push(entry.header_start());
         if entry.enclosed_name().is_none() {
             return Err(format!(
                 "{name}: the entry {} points outside the archive",
@@ -509,55 +625,43 @@ fn convert_zip(
     if changed.iter().all(Option::is_none) {
         return Ok(false);
     }
-    let write = || -> Result<(), String> {
+    let mut write = || -> Result<(), String> {
         let file =
             File::create(stage).map_err(|e| format!("cannot create {}: {e}", stage.display()))?;
-        let mut writer = zip::ZipWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-        for (i, new_text) in changed.into_iter().enumerate() {
-            match new_text {
-                None => {
-                    let raw = archive
-                        .by_index_raw(i)
-                        .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
-                    writer
-                        .raw_copy_file(raw)
-                        .map_err(|e| format!("{name}: cannot copy entry {i}: {e}"))?;
-                }
-                Some(text) => {
-                    let entry = archive
-                        .by_index(i)
-                        .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
-                    let mut options = zip::write::SimpleFileOptions::default()
-                        .compression_method(entry.compression());
-                    if let Some(t) = entry.last_modified() {
-                        options = options.last_modified_time(t);
-                    }
-                    if let Some(mode) = entry.unix_mode() {
-                        options = options.unix_permissions(mode);
-                    }
-                    let entry_name = entry.name().to_string();
-                    drop(entry);
-                    writer
-                        .start_file(entry_name, options)
-                        .and_then(|_| writer.write_all(text.as_bytes()).map_err(Into::into))
-                        .map_err(|e| format!("{name}: cannot write entry {i}: {e}"))?;
+        let src = File::open(path).map_err(|e| format!("cannot open {name}: {e}"))?;
+        // a plain zip is rewritten by our own writer, its unchanged entries copied in the kernel;
+        // Zip64, encrypted or otherwise unusual zips go through the zip crate (every entry read
+        // and written back by this process)
+        let plain = zip_rewrite::Layout::read(&src, &header_starts).and_then(|mut layout| {
+            for (i, text) in changed.iter().enumerate() {
+                if let Some(text) = text {
+                    layout.replace(&src, i, text.as_bytes())?;
                 }
             }
-            checkpoint("entry staged");
+            layout.place()?;
+            Ok(layout)
+        });
+        match plain {
+            Ok(layout) => layout
+                .write(&src, &file, || checkpoint("entry staged"))
+                .map_err(|e| format!("{name}: cannot write the converted zip: {e}"))?,
+            Err(why) => {
+                crate::ui::debug(&format!(
+                    "convert: {name}: {why}: copied through the zip crate"
+                ));
+                copy_through_zip_crate(&mut archive, &changed, &file, || {
+                    checkpoint("entry staged")
+                })
+                .map_err(|e| format!("{name}: {e}"))?;
+            }
         }
-        let inner = writer
-            .finish()
-            .map_err(|e| format!("{name}: cannot finish the converted zip: {e}"))?;
-        let file = inner
-            .into_inner()
-            .map_err(|e| format!("{name}: {}", e.error()))?;
         let meta = std::fs::metadata(path).map_err(|e| format!("{name}: {e}"))?;
         file.set_permissions(meta.permissions())
             .map_err(|e| format!("{name}: {e}"))?;
         if let Ok(modified) = meta.modified() {
             let _ = file.set_times(std::fs::FileTimes::new().set_modified(modified));
         }
-        file.sync_all().map_err(|e| format!("{name}: {e}"))
+        Ok(())
     };
     write().inspect_err(|_| {
         let _ = std::fs::remove_file(stage);
@@ -605,7 +709,7 @@ const MAX_EXTRACTED: u64 = 64 << 30;
 
 fn sha256_reader(mut r: impl Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = r.read(&mut buf)?;
         if n == 0 {
@@ -717,8 +821,9 @@ pub fn extract(zip_path: &Path, dest: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// The sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, String> {
+    // read straight into the hashing buffer (a BufReader would copy every byte once more)
     File::open(path)
-        .and_then(|f| sha256_reader(BufReader::with_capacity(1 << 20, f)))
+        .and_then(sha256_reader)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 

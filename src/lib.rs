@@ -46,3 +46,4 @@ pub mod support_bundle;
 pub mod ui;
 pub mod validate;
 pub mod value;
+pub mod zip_rewrite;

@@ -437,3 +437,149 @@ fn a_huge_text_entry_is_copied_raw_with_a_warning() {
         .stderr_has("huge.app.conf` is larger than 8 MiB and was not searched for images");
     assert_eq!(std::fs::read(&path).unwrap(), before, "left as it was");
 }
+
+/// Every entry of a zip as the zip crate reads it (CRC checked): name and content, in order.
+fn entry_contents(path: &Path) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut a = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    (0..a.len())
+        .map(|i| {
+            let mut e = a.by_index(i).unwrap();
+            let mut b = Vec::new();
+            e.read_to_end(&mut b).unwrap();
+            (e.name().to_string(), b)
+        })
+        .collect()
+}
+
+/// `python3 -m zipfile -t`: Python's own reader finds every entry whole.
+fn python_tests_zip(path: &Path) {
+    let out = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-t"])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Done testing"),
+        "{}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The converted zip holds the same entries in the same order with the same contents, the
+/// `.app.conf` entries excepted, which name the target repository instead.
+fn assert_converted_like(before: &[(String, Vec<u8>)], path: &Path) {
+    python_tests_zip(path);
+    let after = entry_contents(path);
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(before), names(&after));
+    for ((name, old), (_, new)) in before.iter().zip(&after) {
+        if name.ends_with(".app.conf") {
+            let (old, new) = (String::from_utf8_lossy(old), String::from_utf8_lossy(new));
+            assert!(old.contains("allegroai/"), "{name}: {old}");
+            assert!(
+                !new.contains("allegroai/") && new.contains("registry.local/clearml-apps:"),
+                "{name}: {new}"
+            );
+        } else {
+            assert_eq!(old, new, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_zip_written_with_data_descriptors_is_converted_by_the_raw_copy() {
+    // Python's zipfile writing to a pipe: every entry has a data descriptor (general purpose bit
+    // 3, with its signature), its CRC and sizes after its data
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let zip = apps.join("streamed.zip");
+    let script = format!(
+        r#"
+import os, sys, zipfile
+class Pipe:
+    def __init__(self, f): self.f = f
+    def write(self, b): return self.f.write(b)
+    def flush(self): self.f.flush()
+with open(sys.argv[1], "wb") as f, zipfile.ZipFile(Pipe(f), "w") as z:
+    z.writestr("streamed.app.conf", 'image: "{IMAGE}"\n', compress_type=zipfile.ZIP_DEFLATED)
+    z.writestr("assets/stored.bin", bytes(range(256)) * 300, compress_type=zipfile.ZIP_STORED)
+    z.writestr("assets/deflated.bin", b"weights " * 5000, compress_type=zipfile.ZIP_DEFLATED)
+"#
+    );
+    let made = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .arg(&zip)
+        .status()
+        .expect("python3");
+    assert!(made.success());
+    let source = std::fs::read(&zip).unwrap();
+    assert!(
+        source.windows(4).any(|w| w == b"PK\x07\x08"),
+        "the source has data descriptors"
+    );
+    let before = entry_contents(&zip);
+    let t = t
+        .script("print(convert_registry(\"apps\", \"registry.local/clearml-apps\"));")
+        .arg("-v");
+    t.run()
+        .success()
+        .stdout_has("registry.local/clearml-apps:hpo-1.10.0-1062")
+        .nowhere("copied through the zip crate");
+    assert_converted_like(&before, &zip);
+    // the unchanged entries are the source's bytes, local header and descriptor included
+    let after = std::fs::read(&zip).unwrap();
+    let mut a = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let mut s = zip::ZipArchive::new(std::io::Cursor::new(source.clone())).unwrap();
+    for name in ["assets/stored.bin", "assets/deflated.bin"] {
+        let (from, to) = {
+            let e = s.by_name(name).unwrap();
+            let start = e.header_start() as usize;
+            (
+                start,
+                e.data_start() as usize + e.compressed_size() as usize + 16,
+            )
+        };
+        let start = a.by_name(name).unwrap().header_start() as usize;
+        assert_eq!(
+            after[start..start + (to - from)],
+            source[from..to],
+            "{name}: copied as it was"
+        );
+    }
+}
+
+#[test]
+fn a_zip64_archive_is_converted_through_the_zip_crate() {
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let zip = apps.join("big.zip");
+    {
+        // Zip64 extra fields on every entry, as an archiver writes them for large files
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zip).unwrap());
+        let large = zip::write::SimpleFileOptions::default().large_file(true);
+        z.start_file("big.app.conf", large).unwrap();
+        writeln!(z, "image: \"{IMAGE}\"").unwrap();
+        z.start_file(
+            "assets/model.bin",
+            large.compression_method(zip::CompressionMethod::Deflated),
+        )
+        .unwrap();
+        z.write_all(&(0..60_000u32).map(|i| (i % 13) as u8).collect::<Vec<u8>>())
+            .unwrap();
+        z.finish().unwrap();
+    }
+    let before = entry_contents(&zip);
+    let t = t
+        .script("print(convert_registry(\"apps\", \"registry.local/clearml-apps\"));")
+        .arg("-v");
+    t.run()
+        .success()
+        .stdout_has("registry.local/clearml-apps:hpo-1.10.0-1062")
+        .stderr_has("is a Zip64 entry: copied through the zip crate");
+    assert_converted_like(&before, &zip);
+}
