@@ -175,8 +175,20 @@ pub fn manifest(dir: &Path) -> Result<Option<Manifest>, String> {
 /// so the replacement is rolled forward; without one, staged files are half-written and removed.
 /// Either way the zips end all converted or all original.
 pub fn recover(dir: &Path) -> Result<(), String> {
+    if roll_forward(dir)? {
+        crate::ui::info(&format!(
+            "convert: finished the replacement an interrupted run left in {}",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// [`recover`]'s work, saying nothing: answers whether a journal was there and rolled forward
+/// (the end of every conversion that replaced a zip, as well as a killed run's leftovers).
+fn roll_forward(dir: &Path) -> Result<bool, String> {
     let journal = dir.join(JOURNAL);
-    match std::fs::read(&journal) {
+    let rolled = match std::fs::read(&journal) {
         Ok(bytes) => {
             let j: Journal = serde_json::from_slice(&bytes).map_err(|e| {
                 format!(
@@ -197,14 +209,11 @@ pub fn recover(dir: &Path) -> Result<(), String> {
             std::fs::remove_file(&journal)
                 .map_err(|e| format!("cannot remove {}: {e}", journal.display()))?;
             crate::fsutil::sync_dir(dir)?;
-            crate::ui::info(&format!(
-                "convert: finished the replacement an interrupted run left in {}",
-                dir.display()
-            ));
+            true
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(format!("cannot read {}: {e}", journal.display())),
-    }
+    };
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
@@ -213,7 +222,7 @@ pub fn recover(dir: &Path) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    Ok(rolled)
 }
 
 fn file_name(path: &Path) -> String {
@@ -385,7 +394,8 @@ pub fn convert_native(
                 .map_err(|e| format!("cannot replace {}: {e}", zip.display()))?;
             checkpoint("zip replaced");
         }
-        recover(dir)?;
+        // this run's own journal: finished here, not an interrupted run's
+        roll_forward(dir)?;
         checkpoint("journal done");
     }
     Ok(moves.into_iter().collect())

@@ -152,6 +152,7 @@ fn a_conversion_killed_at_every_checkpoint_converges() {
         // what the kill left: without a journal, all original or all converted; with one, every
         // zip not yet replaced has its complete converted file staged
         let journal = apps.join(".clearml-script-convert.journal");
+        let interrupted = journal.exists();
         if journal.exists() {
             let j: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
@@ -183,8 +184,18 @@ fn a_conversion_killed_at_every_checkpoint_converges() {
                 }
             }
         }
-        // the re-run finishes it, with the complete list
-        t.run().success();
+        // the re-run finishes it, with the complete list, and says it finished a replacement
+        // only when the kill left one half done (a journal)
+        let rerun = t.run();
+        rerun.success();
+        assert_eq!(
+            rerun
+                .stderr
+                .contains("finished the replacement an interrupted run left"),
+            interrupted,
+            "{point}: {}",
+            rerun.stderr
+        );
         for (z, conf) in zips {
             assert!(converted(&apps.join(z), conf), "{point}: {z}");
         }
