@@ -4,7 +4,8 @@
 //! One source of truth serves both the schema (`clearml-script schema`, whose closed maps say
 //! `additionalProperties: false`) and this check: the schema is built from the stdlib's rules,
 //! its `get(site, "key", default)` calls, and [`reads`]: every key path the standard playbooks
-//! and the stdlib read (`site.a.b`, `get(site, "a.b")`, `require(site, "a")`, and the same
+//! and the stdlib read (`site.a.b`, `get(site, "a.b")`, `require(site, "a")`, the same through
+//! `this` in a stdlib method called on the site (`get(this, "a.b")`), and the same
 //! through a variable bound to a part of the site, such as `let a = site.agent; get(a, "queues")`
 //! or `for q in get(a, "queues", [])`, whose entries' keys are `agent.queues[].name`).
 //! Free-form maps (`extra_values`, a rule's `map`) take any key.
@@ -69,6 +70,8 @@ pub fn reads() -> BTreeSet<String> {
         for w in starts.windows(2) {
             let mut aliases: HashMap<String, String> = HashMap::new();
             aliases.insert("site".into(), String::new());
+            // a stdlib method called on the site (`site.values_hosts()`) reads it as `this`
+            aliases.insert("this".into(), String::new());
             let mut literals: HashMap<String, Vec<String>> = HashMap::new();
             for line in text[w[0]..w[1]].lines() {
                 let code = line.split("//").next().unwrap_or("");
