@@ -349,13 +349,14 @@ mod tests {
         v
     }
 
-    /// Every key a standard playbook or a stdlib module reads straight from `site` (found here
-    /// by a plain grep, independent of [`reads`]), and the ones read through a variable, are
-    /// known to the check: a playbook never reads a key the check refuses.
+    /// Every key a standard playbook or a stdlib module reads straight from `site` (or `this`,
+    /// the site in a stdlib method; found here by a plain grep, independent of [`reads`]), and
+    /// the ones read through a variable, are known to the check: a playbook never reads a key
+    /// the check refuses.
     #[test]
     fn every_key_a_playbook_reads_is_known_to_the_check() {
         let grep = regex::Regex::new(
-            r#"(?:get|require)\(site, "([A-Za-z0-9_.]*\w)"|\bsite((?:\.[a-z_]+)+)"#,
+            r#"(?:get|require)\((?:site|this), "([A-Za-z0-9_.]*\w)"|\b(?:site|this)((?:\.[a-z_]+)+)(\s*\()?"#,
         )
         .unwrap();
         let mut read: BTreeSet<String> = BTreeSet::new();
@@ -366,9 +367,19 @@ mod tests {
             for line in text.lines() {
                 let code = line.split("//").next().unwrap_or("");
                 for c in grep.captures_iter(code) {
-                    let key = c
-                        .get(1)
-                        .map_or_else(|| c[2][1..].to_string(), |m| m.as_str().to_string());
+                    let key = match (c.get(1), c.get(2)) {
+                        (Some(k), _) => k.as_str().to_string(),
+                        // `site.a.b`, or `site.a.f()` (a method: the key is `a`)
+                        (None, Some(chain)) => {
+                            let chain = &chain.as_str()[1..];
+                            match (c.get(3), chain.rsplit_once('.')) {
+                                (None, _) => chain.to_string(),
+                                (Some(_), Some((key, _))) => key.to_string(),
+                                (Some(_), None) => continue,
+                            }
+                        }
+                        _ => continue,
+                    };
                     if key != "yaml" {
                         read.insert(key);
                     }
