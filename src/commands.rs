@@ -260,11 +260,9 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    crate::support_bundle::keep_plan(&action::render_json(
-        &outcome.actions,
-        &outcome.places,
-        dry_run,
-    ));
+    // rendered once: kept for a support bundle, and printed with --output json
+    let plan_json = action::render_json(&outcome.actions, &outcome.places, dry_run);
+    crate::support_bundle::keep_plan(&plan_json);
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -282,10 +280,7 @@ fn finish(
         Ok(()) if json && !reports.is_empty() && outcome.actions.is_empty() => 0,
         Ok(()) => {
             if json {
-                ui::out(&format!(
-                    "{}\n",
-                    action::render_json(&outcome.actions, &outcome.places, dry_run)
-                ));
+                ui::out(&format!("{plan_json}\n"));
             } else if dry_run {
                 ui::out(&action::render_text(
                     &outcome.actions,
@@ -308,10 +303,8 @@ fn finish(
                  the steps above are planned so far\n",
             );
             if json {
-                ui::out(&format!(
-                    "{}\n",
-                    action::render_json(&outcome.actions, &outcome.places, true)
-                ));
+                // the branch is a dry run's: the plan as rendered above
+                ui::out(&format!("{plan_json}\n"));
             } else {
                 ui::out(&action::render_text(
                     &outcome.actions,

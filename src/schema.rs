@@ -154,11 +154,11 @@ fn kind_schema(kind: &str) -> J {
     }
 }
 
-/// Every default the stdlib gives with `get(site, "key", default)` (and `get(gw, …)` for the
-/// gateway's section).
+/// Every default the stdlib gives with `get(site, "key", default)` (`get(this, …)` in a method
+/// called on the site, and `get(gw, …)` for the gateway's section).
 fn defaults() -> BTreeMap<String, J> {
     let re = regex::Regex::new(
-        r#"get\((site|gw|sso|agent|apps), "([A-Za-z0-9_.]+)", ("[^"]*"|true|false|-?[0-9]+)\)"#,
+        r#"get\((site|this|gw|sso|agent|apps), "([A-Za-z0-9_.]+)", ("[^"]*"|true|false|-?[0-9]+)\)"#,
     )
     .expect("regex");
     let mut out: BTreeMap<String, J> = BTreeMap::new();
@@ -169,7 +169,7 @@ fn defaults() -> BTreeMap<String, J> {
         }
         for c in re.captures_iter(text) {
             let prefix = match &c[1] {
-                "site" => String::new(),
+                "site" | "this" => String::new(),
                 "gw" => "gateway.".to_string(),
                 other => format!("{other}."),
             };

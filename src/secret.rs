@@ -121,13 +121,23 @@ pub fn with_sentinel<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// The registered leaves and the automaton that finds them (and their encodings) in any text,
-/// rebuilt only after a new leaf was registered.
+/// The registered leaves and the automata that find them (and their encodings) in any text.
+/// Building an automaton of many leaves is slow (a thousand fixed users' passwords, each with its
+/// encodings, take tens of milliseconds), so it is not rebuilt for each leaf registered after
+/// it: those `recent` leaves get an automaton of their own, small and quick to build, and join
+/// the `base` one only when they are many (a quarter of it, at least [`RECENT_MAX`]).
 #[derive(Default)]
 struct Registry {
     leaves: BTreeSet<String>,
-    matcher: Option<Arc<aho_corasick::AhoCorasick>>,
+    /// The automaton of every leaf registered before its build, and how many there were.
+    base: Option<(Arc<aho_corasick::AhoCorasick>, usize)>,
+    /// The leaves registered since `base` was built, and their automaton once built.
+    recent: BTreeSet<String>,
+    recent_matcher: Option<Arc<aho_corasick::AhoCorasick>>,
 }
+
+/// The recent leaves kept apart from the base automaton, at least (see [`Registry`]).
+const RECENT_MAX: usize = 64;
 
 fn registry() -> &'static Mutex<Registry> {
     static SECRETS: OnceLock<Mutex<Registry>> = OnceLock::new();
@@ -143,7 +153,8 @@ pub fn register(value: &str) -> bool {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
     if !r.leaves.contains(value) {
         r.leaves.insert(value.to_string());
-        r.matcher = None;
+        r.recent.insert(value.to_string());
+        r.recent_matcher = None;
     }
     true
 }
@@ -189,38 +200,74 @@ fn aligned_base64(bytes: &[u8], engine: &base64::engine::GeneralPurpose) -> Vec<
     out
 }
 
-fn matcher() -> Option<Arc<aho_corasick::AhoCorasick>> {
+/// The automaton of `leaves` and their encodings.
+fn automaton<'a>(leaves: impl Iterator<Item = &'a String>) -> Arc<aho_corasick::AhoCorasick> {
+    let mut patterns: Vec<String> = Vec::new();
+    for leaf in leaves {
+        patterns.push(leaf.clone());
+        patterns.extend(encodings(leaf));
+    }
+    let ac = aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&patterns)
+        .expect("plain string patterns always build");
+    Arc::new(ac)
+}
+
+/// The automata of the registered leaves: the base one and the recent leaves' (see
+/// [`Registry`]), each built when first needed.
+fn matchers() -> Vec<Arc<aho_corasick::AhoCorasick>> {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
-    if r.leaves.is_empty() {
-        return None;
+    let base_len = r.base.as_ref().map_or(0, |(_, n)| *n);
+    if r.recent.len() > RECENT_MAX.max(base_len / 4) {
+        // many new leaves: one automaton of all again
+        let all = automaton(r.leaves.iter());
+        let n = r.leaves.len();
+        r.base = Some((all, n));
+        r.recent.clear();
+        r.recent_matcher = None;
     }
-    if r.matcher.is_none() {
-        let mut patterns: Vec<String> = Vec::with_capacity(r.leaves.len() * 4);
-        for leaf in &r.leaves {
-            patterns.push(leaf.clone());
-            patterns.extend(encodings(leaf));
-        }
-        let ac = aho_corasick::AhoCorasick::builder()
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .build(&patterns)
-            .expect("plain string patterns always build");
-        r.matcher = Some(Arc::new(ac));
+    if !r.recent.is_empty() && r.recent_matcher.is_none() {
+        r.recent_matcher = Some(automaton(r.recent.iter()));
     }
-    r.matcher.clone()
+    let base = r.base.as_ref().map(|(ac, _)| ac.clone());
+    base.into_iter().chain(r.recent_matcher.clone()).collect()
 }
 
 /// Mask every registered secret value, and its URL and base64 encodings, in `text`. The
-/// longest match wins, so a secret that contains another is masked whole. One pass over the
-/// text, whatever the number of secrets.
+/// longest match wins, so a secret that contains another is masked whole, whichever automaton
+/// knows each. One pass over the text, whatever the number of secrets.
 pub fn redact(text: &str) -> String {
-    let Some(ac) = matcher() else {
+    let automata = matchers();
+    if automata.is_empty() {
         return text.to_string();
+    }
+    let find = |ac: &aho_corasick::AhoCorasick, at: usize| {
+        ac.find(aho_corasick::Input::new(text).range(at..))
     };
+    // each automaton's next match from `at`: the leftmost of them wins, the longest at a tie
+    // (the leftmost-longest match of all the leaves together); a match that starts at or
+    // after `at` is still its automaton's next one there, so only the others are searched again
+    let mut next: Vec<Option<aho_corasick::Match>> =
+        automata.iter().map(|ac| find(ac, 0)).collect();
     let mut out = String::with_capacity(text.len());
-    ac.replace_all_with(text, &mut out, |_, _, dst| {
-        dst.push_str(REDACTED);
-        true
-    });
+    let mut at = 0;
+    while let Some(m) = next
+        .iter()
+        .flatten()
+        .min_by_key(|m| (m.start(), std::cmp::Reverse(m.end())))
+        .copied()
+    {
+        out.push_str(&text[at..m.start()]);
+        out.push_str(REDACTED);
+        at = m.end();
+        for (ac, n) in automata.iter().zip(next.iter_mut()) {
+            if n.is_some_and(|n| n.start() < at) {
+                *n = find(ac, at);
+            }
+        }
+    }
+    out.push_str(&text[at..]);
     out
 }
 
@@ -360,6 +407,34 @@ mod tests {
         assert!(register("q7#v"));
         assert_eq!(redact("[q7#v]"), "[<redacted>]");
         assert!(!register("q7#"));
+    }
+
+    #[test]
+    fn a_secret_registered_after_the_automaton_was_built_is_masked_whole() {
+        // enough leaves that the next redaction builds one automaton of all (see Registry)
+        for i in 0..(RECENT_MAX * 5) {
+            register(&format!("filler-leaf-{i:04}-0061"));
+        }
+        register("outer-0061-inner-0061-end");
+        register("short-0062");
+        assert_eq!(redact("filler-leaf-0003-0061"), REDACTED);
+        // registered after that build, each inside one the automaton of all knows: either way
+        // round, the longest match wins and the larger secret is masked whole
+        register("inner-0061");
+        register("x-short-0062-y");
+        assert_eq!(
+            redact("a outer-0061-inner-0061-end b inner-0061 c"),
+            "a <redacted> b <redacted> c"
+        );
+        assert_eq!(
+            redact("a x-short-0062-y b short-0062 c"),
+            "a <redacted> b <redacted> c"
+        );
+        // text around and between matches of both automata is kept as it was
+        assert_eq!(
+            redact("short-0062inner-0061 é short-0062"),
+            "<redacted><redacted> é <redacted>"
+        );
     }
 
     #[test]

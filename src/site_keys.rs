@@ -4,7 +4,8 @@
 //! One source of truth serves both the schema (`clearml-script schema`, whose closed maps say
 //! `additionalProperties: false`) and this check: the schema is built from the stdlib's rules,
 //! its `get(site, "key", default)` calls, and [`reads`]: every key path the standard playbooks
-//! and the stdlib read (`site.a.b`, `get(site, "a.b")`, `require(site, "a")`, and the same
+//! and the stdlib read (`site.a.b`, `get(site, "a.b")`, `require(site, "a")`, the same through
+//! `this` in a stdlib method called on the site (`get(this, "a.b")`), and the same
 //! through a variable bound to a part of the site, such as `let a = site.agent; get(a, "queues")`
 //! or `for q in get(a, "queues", [])`, whose entries' keys are `agent.queues[].name`).
 //! Free-form maps (`extra_values`, a rule's `map`) take any key.
@@ -69,6 +70,8 @@ pub fn reads() -> BTreeSet<String> {
         for w in starts.windows(2) {
             let mut aliases: HashMap<String, String> = HashMap::new();
             aliases.insert("site".into(), String::new());
+            // a stdlib method called on the site (`site.values_hosts()`) reads it as `this`
+            aliases.insert("this".into(), String::new());
             let mut literals: HashMap<String, Vec<String>> = HashMap::new();
             for line in text[w[0]..w[1]].lines() {
                 let code = line.split("//").next().unwrap_or("");
@@ -346,13 +349,14 @@ mod tests {
         v
     }
 
-    /// Every key a standard playbook or a stdlib module reads straight from `site` (found here
-    /// by a plain grep, independent of [`reads`]), and the ones read through a variable, are
-    /// known to the check: a playbook never reads a key the check refuses.
+    /// Every key a standard playbook or a stdlib module reads straight from `site` (or `this`,
+    /// the site in a stdlib method; found here by a plain grep, independent of [`reads`]), and
+    /// the ones read through a variable, are known to the check: a playbook never reads a key
+    /// the check refuses.
     #[test]
     fn every_key_a_playbook_reads_is_known_to_the_check() {
         let grep = regex::Regex::new(
-            r#"(?:get|require)\(site, "([A-Za-z0-9_.]*\w)"|\bsite((?:\.[a-z_]+)+)"#,
+            r#"(?:get|require)\((?:site|this), "([A-Za-z0-9_.]*\w)"|\b(?:site|this)((?:\.[a-z_]+)+)(\s*\()?"#,
         )
         .unwrap();
         let mut read: BTreeSet<String> = BTreeSet::new();
@@ -363,9 +367,19 @@ mod tests {
             for line in text.lines() {
                 let code = line.split("//").next().unwrap_or("");
                 for c in grep.captures_iter(code) {
-                    let key = c
-                        .get(1)
-                        .map_or_else(|| c[2][1..].to_string(), |m| m.as_str().to_string());
+                    let key = match (c.get(1), c.get(2)) {
+                        (Some(k), _) => k.as_str().to_string(),
+                        // `site.a.b`, or `site.a.f()` (a method: the key is `a`)
+                        (None, Some(chain)) => {
+                            let chain = &chain.as_str()[1..];
+                            match (c.get(3), chain.rsplit_once('.')) {
+                                (None, _) => chain.to_string(),
+                                (Some(_), Some((key, _))) => key.to_string(),
+                                (Some(_), None) => continue,
+                            }
+                        }
+                        _ => continue,
+                    };
                     if key != "yaml" {
                         read.insert(key);
                     }

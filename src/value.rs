@@ -187,16 +187,18 @@ pub fn join_path(prefix: &str, key: &str) -> String {
 }
 
 fn from_dynamic_at(d: &Dynamic, path: &str) -> Result<Value, String> {
+    // each type is asked before anything is copied: `d.clone().try_cast::<bool>()` of a map
+    // would copy the whole map (and each map below it, level by level) to find it no bool
     if d.is_unit() {
         return Ok(Value::Null);
     }
-    if let Some(b) = d.clone().try_cast::<bool>() {
+    if let Ok(b) = d.as_bool() {
         return Ok(Value::Bool(b));
     }
-    if let Some(i) = d.clone().try_cast::<i64>() {
+    if let Ok(i) = d.as_int() {
         return Ok(Value::Int(i));
     }
-    if let Some(f) = d.clone().try_cast::<f64>() {
+    if let Ok(f) = d.as_float() {
         return Ok(Value::Float(f));
     }
     if d.is_string() {
@@ -205,7 +207,9 @@ fn from_dynamic_at(d: &Dynamic, path: &str) -> Result<Value, String> {
     if d.is_char() {
         return Ok(Value::Str(d.as_char().unwrap_or_default().to_string()));
     }
-    if let Some(s) = d.clone().try_cast::<Secret>() {
+    if d.is::<Secret>()
+        && let Some(s) = d.clone().try_cast::<Secret>()
+    {
         return Ok(Value::Secret(s));
     }
     if d.is_array() {

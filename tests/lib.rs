@@ -20,6 +20,7 @@ mod leak_scan;
 mod operations;
 mod parallel;
 mod plan_and_signals;
+mod plans;
 mod playbooks;
 mod progress;
 mod promises;

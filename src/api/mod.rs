@@ -52,19 +52,19 @@ pub fn map_at_path(root: &Map, path: &str) -> Option<Dynamic> {
 
 /// Deep merge of script values: maps merge, anything else in `b` replaces `a`.
 pub fn merge_dynamic(a: Dynamic, b: Dynamic) -> Dynamic {
-    match (a.clone().try_cast::<Map>(), b.clone().try_cast::<Map>()) {
-        (Some(mut am), Some(bm)) => {
-            for (k, bv) in bm {
-                let merged = match am.remove(&k) {
-                    Some(av) => merge_dynamic(av, bv),
-                    None => bv,
-                };
-                am.insert(k, merged);
-            }
-            Dynamic::from_map(am)
-        }
-        _ => b,
+    // both are taken whole, not copied: a chart's values can hold thousands of entries
+    if !(a.is_map() && b.is_map()) {
+        return b;
     }
+    let mut am = a.cast::<Map>();
+    for (k, bv) in b.cast::<Map>() {
+        let merged = match am.remove(&k) {
+            Some(av) => merge_dynamic(av, bv),
+            None => bv,
+        };
+        am.insert(k, merged);
+    }
+    Dynamic::from_map(am)
 }
 
 /// A script value as text, the way `print` shows it, with secrets masked. Rhai's own `Display`
