@@ -37,11 +37,21 @@ pub(crate) fn app_zip(path: &Path, app: &str, image: &str) {
 
 /// The raw (compressed) bytes and names of every entry.
 fn raw_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+    entries_of(path, true)
+}
+
+/// Every entry's name and bytes, in order: raw (compressed, as stored) or as the zip crate
+/// reads it (inflated, CRC checked).
+fn entries_of(path: &Path, raw: bool) -> Vec<(String, Vec<u8>)> {
     use std::io::Read;
     let mut a = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     (0..a.len())
         .map(|i| {
-            let mut e = a.by_index_raw(i).unwrap();
+            let mut e = if raw {
+                a.by_index_raw(i).unwrap()
+            } else {
+                a.by_index(i).unwrap()
+            };
             let mut b = Vec::new();
             e.read_to_end(&mut b).unwrap();
             (e.name().to_string(), b)
@@ -440,16 +450,7 @@ fn a_huge_text_entry_is_copied_raw_with_a_warning() {
 
 /// Every entry of a zip as the zip crate reads it (CRC checked): name and content, in order.
 fn entry_contents(path: &Path) -> Vec<(String, Vec<u8>)> {
-    use std::io::Read;
-    let mut a = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    (0..a.len())
-        .map(|i| {
-            let mut e = a.by_index(i).unwrap();
-            let mut b = Vec::new();
-            e.read_to_end(&mut b).unwrap();
-            (e.name().to_string(), b)
-        })
-        .collect()
+    entries_of(path, false)
 }
 
 /// `python3 -m zipfile -t`: Python's own reader finds every entry whole.

@@ -493,23 +493,26 @@ fn an_unchanged_re_run_starts_only_the_helm_processes_it_needs() {
         out.success().nowhere("the wrong helm ran");
         (out, processes(&calls))
     };
+    // the release's revisions: helm's release Secrets
+    let revisions = || {
+        live.sim
+            .kube_get("/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm")["items"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     let (_, first) = run("first", &[]);
     assert_eq!(
         first,
         ["version --template", "repo add", "upgrade --install"]
     );
-    let record = live
-        .sim
-        .kube_get("/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm")["items"]
-        .as_array()
-        .unwrap()
-        .len();
-    assert_eq!(record, 1, "one revision");
+    assert_eq!(revisions(), 1);
 
     let (out, again) = run("again", &[]);
     out.stderr_has("helm repository clearml-enterprise: already added")
         .stderr_has("chart clearml in clearml: unchanged (revision 1), not upgraded");
     assert_eq!(again, ["version --template", "repo update"]);
+    assert_eq!(revisions(), 1, "no new revision");
 
     let metadata: serde_json::Value = serde_json::from_str(
         &live
@@ -534,13 +537,7 @@ fn an_unchanged_re_run_starts_only_the_helm_processes_it_needs() {
         changed,
         ["version --template", "repo update", "upgrade --install"]
     );
-    let revisions = live
-        .sim
-        .kube_get("/api/v1/namespaces/clearml/secrets?labelSelector=owner%3Dhelm")["items"]
-        .as_array()
-        .unwrap()
-        .len();
-    assert_eq!(revisions, 2);
+    assert_eq!(revisions(), 2);
 }
 
 /// Two branches of a parallel group need the same repository, whose index this run has not
