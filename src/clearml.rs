@@ -231,13 +231,6 @@ impl Client {
             .map(|d| d["user"].clone())
     }
 
-    pub async fn login(&self) -> Result<Secret, ApiError> {
-        let data = self
-            .call("auth.login", &json!({}), None, Retry::IfNotApplied)
-            .await?;
-        Ok(Secret::new(data["token"].as_str().unwrap_or_default()))
-    }
-
     /// The queue of exactly this name (the API's `name` is a regular expression: it is anchored
     /// and escaped here, and the answer compared exactly).
     pub async fn find_queue(
