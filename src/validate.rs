@@ -670,4 +670,29 @@ mod tests {
             "add it to the site values file, or pass --set site.base_domain=VALUE"
         );
     }
+
+    /// A live run refuses the examples' `…-replace-me` values; dry runs and the sandbox do not.
+    /// (No other unit test checks a value ending in `replace-me`, so flipping the switch here
+    /// cannot change another test's outcome.)
+    #[test]
+    fn example_credentials_are_refused_only_when_asked() {
+        assert_eq!(example_secret(&s("example-token-replace-me")), None);
+        refuse_examples(true);
+        let found = [
+            example_secret(&secret("example-token-Replace-Me")),
+            example_secret(&s("example-token-replace-me")),
+            example_secret(&s("a-real-token")),
+            example_secret(&Value::Int(1)),
+        ];
+        refuse_examples(false);
+        assert!(
+            found[0]
+                .as_deref()
+                .is_some_and(|m| m.starts_with("still holds the example value (…-replace-me)")),
+            "{found:?}"
+        );
+        assert_eq!(found[0], found[1]);
+        assert_eq!(found[2], None);
+        assert_eq!(found[3], None);
+    }
 }
