@@ -290,9 +290,10 @@ mod tests {
     use crate::value::Value;
 
     /// The message of a built-in's failure.
-    fn message(e: Box<rhai::EvalAltResult>) -> String {
-        match *e {
+    fn message(e: &rhai::EvalAltResult) -> String {
+        match e {
             rhai::EvalAltResult::ErrorRuntime(d, _) => d
+                .clone()
                 .try_cast::<crate::failure::Failure>()
                 .expect("a Failure")
                 .to_string(),
@@ -312,7 +313,7 @@ mod tests {
         assert_eq!(secret(Dynamic::from('x')).unwrap().expose(), "x");
         let s = Secret::new("already-a-secret");
         assert_eq!(secret(Dynamic::from(s.clone())).unwrap(), s);
-        let err = message(secret(Dynamic::from(true)).unwrap_err());
+        let err = message(&secret(Dynamic::from(true)).unwrap_err());
         assert!(
             err.contains("a secret must be a string or a number, found bool"),
             "{err}"
@@ -329,7 +330,7 @@ mod tests {
         assert_eq!(generate_secret(1).unwrap().len(), 2);
         assert_eq!(generate_secret(1024).unwrap().len(), 2048);
         for bad in [0, 1025, -1] {
-            let err = message(generate_secret(bad).unwrap_err());
+            let err = message(&generate_secret(bad).unwrap_err());
             assert!(
                 err.contains(&format!("bytes must be 1 to 1024, not {bad}")),
                 "{err}"
@@ -374,7 +375,7 @@ mod tests {
         );
         let plain = concat(vec![text("a"), Dynamic::from(2.5_f64), Dynamic::from('c')]).unwrap();
         assert_eq!(plain.into_string().unwrap(), "a2.5c");
-        let err = message(concat(vec![text("a"), Dynamic::UNIT]).unwrap_err());
+        let err = message(&concat(vec![text("a"), Dynamic::UNIT]).unwrap_err());
         assert!(err.contains("part 1 is ()"), "{err}");
     }
 
@@ -400,7 +401,7 @@ mod tests {
         assert_eq!(bcrypt_hash(text("pw-dry")).unwrap().expose(), PLANNED_HASH);
         let s = Dynamic::from(Secret::new("pw-dry-secret"));
         assert_eq!(bcrypt_hash(s).unwrap().expose(), PLANNED_HASH);
-        let err = message(bcrypt_hash(Dynamic::from(42_i64)).unwrap_err());
+        let err = message(&bcrypt_hash(Dynamic::from(42_i64)).unwrap_err());
         assert!(
             err.contains("expected a string or a secret, not i64"),
             "{err}"
