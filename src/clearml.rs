@@ -231,13 +231,6 @@ impl Client {
             .map(|d| d["user"].clone())
     }
 
-    pub async fn login(&self) -> Result<Secret, ApiError> {
-        let data = self
-            .call("auth.login", &json!({}), None, Retry::IfNotApplied)
-            .await?;
-        Ok(Secret::new(data["token"].as_str().unwrap_or_default()))
-    }
-
     /// The queue of exactly this name (the API's `name` is a regular expression: it is anchored
     /// and escaped here, and the answer compared exactly).
     pub async fn find_queue(
@@ -372,5 +365,305 @@ fn describe(e: &reqwest::Error, url: &str) -> String {
             src = s.source();
         }
         msg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The client against the embedded ClearML simulator, with injected faults; what is judged
+    //! is what the client sends (its own request count, and the simulator's count by endpoint)
+    //! and what it answers.
+
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+    use crate::sandbox::clearml::{self as sim, ClearmlState, DEFAULT_COMPANY, Role};
+    use crate::sandbox::faults::Faults;
+
+    struct Api {
+        rt: tokio::runtime::Runtime,
+        server: sim::ClearmlServer,
+        faults: Faults,
+    }
+
+    /// The simulator, with an administrator whose credentials the clients use.
+    fn sim_api() -> Api {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let faults = Faults::default();
+        let state = ClearmlState::new(faults.clone());
+        state.add_user("admin-id", "admin", DEFAULT_COMPANY, Role::Admin);
+        state.add_credentials("KEY", "unit-secret-1", "admin-id");
+        let server = rt.block_on(sim::start(state)).unwrap();
+        Api { rt, server, faults }
+    }
+
+    fn client(url: &str, attempts: u32, timeout: Duration) -> Client {
+        Client::new(Connection {
+            api_url: url.to_string(),
+            key: "KEY".into(),
+            secret: Secret::new("unit-secret-1"),
+            ca_file: None,
+            insecure: false,
+            timeout,
+            retry_base: Duration::from_millis(1),
+            attempts,
+        })
+        .unwrap()
+    }
+
+    impl Api {
+        fn client(&self, attempts: u32, timeout: Duration) -> Client {
+            client(&self.server.url(), attempts, timeout)
+        }
+
+        fn run<F: std::future::Future>(&self, f: F) -> F::Output {
+            self.rt.block_on(f)
+        }
+
+        /// Requests the simulator was sent for `endpoint`.
+        fn hits(&self, endpoint: &str) -> u64 {
+            self.server
+                .state
+                .requests()
+                .get(endpoint)
+                .copied()
+                .unwrap_or(0)
+        }
+    }
+
+    const TEN_SECONDS: Duration = Duration::from_secs(10);
+
+    /// A read failing with 429, 503, 502 or 504 is sent `attempts` times, no more; on 500 once.
+    /// (The fault lasts ten requests: a client that retried without bound would get through.)
+    #[test]
+    fn reads_are_retried_on_transient_errors_up_to_the_attempts() {
+        for status in [429, 503, 502, 504] {
+            let api = sim_api();
+            api.faults.fail("POST", "/debug.ping", 10, status);
+            let c = api.client(3, TEN_SECONDS);
+            let err = api.run(c.ping()).unwrap_err();
+            assert_eq!(err.code, Some((status, 0)), "{err}");
+            assert_eq!(c.requests.load(Relaxed), 3, "attempts on {status}");
+            assert_eq!(api.hits("debug.ping"), 3);
+        }
+        let api = sim_api();
+        api.faults.fail("POST", "/debug.ping", 10, 500);
+        let c = api.client(3, TEN_SECONDS);
+        assert_eq!(api.run(c.ping()).unwrap_err().code, Some((500, 0)));
+        assert_eq!(c.requests.load(Relaxed), 1);
+        // once the fault is over, the read answers
+        let api = sim_api();
+        api.faults.fail("POST", "/debug.ping", 2, 503);
+        let c = api.client(3, TEN_SECONDS);
+        api.run(c.ping()).unwrap();
+        assert_eq!(c.requests.load(Relaxed), 3);
+    }
+
+    /// A write is sent again only when it certainly did not take effect: 429 and 503; on 500,
+    /// 502 and 504 it is sent once.
+    #[test]
+    fn writes_are_retried_only_when_they_did_not_take_effect() {
+        for status in [429, 503] {
+            let api = sim_api();
+            api.faults.fail("POST", "/queues.create", 1, status);
+            let c = api.client(3, TEN_SECONDS);
+            let (id, created) = api
+                .run(c.create_queue("write-q", &[], None, Some(None)))
+                .unwrap();
+            assert!(created && !id.is_empty());
+            assert_eq!(api.hits("queues.create"), 2, "after {status}");
+        }
+        for status in [500, 502, 504] {
+            let api = sim_api();
+            api.faults.fail("POST", "/queues.create", 10, status);
+            let c = api.client(3, TEN_SECONDS);
+            let err = api
+                .run(c.create_queue("write-q", &[], None, Some(None)))
+                .unwrap_err();
+            assert_eq!(err.code, Some((status, 0)), "{err}");
+            assert_eq!(api.hits("queues.create"), 1, "after {status}");
+        }
+    }
+
+    /// A read that timed out is sent again; a write that timed out may have taken effect, and
+    /// is not.
+    #[test]
+    fn a_timeout_is_retried_for_a_read_only() {
+        let api = sim_api();
+        api.faults
+            .delay("POST", "/debug.ping", 3, Duration::from_millis(1500));
+        let c = api.client(3, Duration::from_millis(300));
+        let err = api.run(c.ping()).unwrap_err();
+        assert_eq!(err.code, None);
+        assert!(err.message.starts_with("no answer from"), "{err}");
+        assert_eq!(c.requests.load(Relaxed), 3);
+        let api = sim_api();
+        api.faults
+            .delay("POST", "/queues.create", 3, Duration::from_millis(1500));
+        let c = api.client(3, Duration::from_millis(300));
+        let err = api
+            .run(c.create_queue("timed-q", &[], None, Some(None)))
+            .unwrap_err();
+        assert_eq!(err.code, None, "{err}");
+        assert_eq!(c.requests.load(Relaxed), 1);
+    }
+
+    /// A call that never connected did not take effect: a read and a write are both sent
+    /// `attempts` times, and the error names the server.
+    #[test]
+    fn a_refused_connection_is_retried_for_reads_and_writes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let c = client(&url, 3, TEN_SECONDS);
+        let err = rt.block_on(c.ping()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("debug.ping: cannot connect to {url} (is the API server reachable from here?)")
+        );
+        assert_eq!(c.requests.load(Relaxed), 3);
+        let c = client(&url, 3, TEN_SECONDS);
+        let err = rt
+            .block_on(c.create_queue("refused-q", &[], None, Some(None)))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("queues.create: cannot connect to")
+        );
+        assert_eq!(c.requests.load(Relaxed), 3);
+    }
+
+    /// Reads answer their part of the envelope's data; errors name endpoint, status, subcode.
+    #[test]
+    fn reads_answer_their_data_and_errors_their_codes() {
+        let api = sim_api();
+        api.server
+            .state
+            .add_worker("w-1", DEFAULT_COMPANY, &["default"]);
+        let c = api.client(1, TEN_SECONDS);
+        assert_eq!(c.api_url(), api.server.url());
+        assert!(api.run(c.ping()).unwrap().is_object());
+        assert!(api.run(c.server_info()).unwrap()["version"].is_string());
+        assert_eq!(api.run(c.whoami()).unwrap()["name"], "admin");
+        let queues = api.run(c.queues()).unwrap();
+        assert!(
+            queues
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|q| q["name"] == "default")
+        );
+        let workers = api.run(c.workers()).unwrap();
+        assert_eq!(workers[0]["id"], "w-1");
+        api.faults.fail("POST", "/debug.ping", 1, 500);
+        let err = api.run(c.ping()).unwrap_err();
+        assert!(err.is(500, 0) && !err.is(500, 1) && !err.is(501, 0));
+        assert!(err.to_string().starts_with("debug.ping: 500/0 "), "{err}");
+    }
+
+    /// Queue creation is idempotent: a queue already there is answered, not created again,
+    /// looked up exactly by name (the API's `name` is a pattern).
+    #[test]
+    fn queues_are_found_by_exact_name_created_once_and_deleted() {
+        let api = sim_api();
+        let c = api.client(3, TEN_SECONDS);
+        let default = api.run(c.find_queue("default", None)).unwrap().unwrap();
+        assert!(default["id"].as_str().is_some_and(|id| !id.is_empty()));
+        assert_eq!(api.run(c.find_queue("defaul", None)).unwrap(), None);
+        let (x, created) = api
+            .run(c.create_queue("gpuxlarge", &[], None, None))
+            .unwrap();
+        assert!(created);
+        assert_eq!(api.run(c.find_queue("gpu.large", None)).unwrap(), None);
+        let (id, created) = api
+            .run(c.create_queue("gpu.large", &[], None, None))
+            .unwrap();
+        assert!(created && id != x);
+        let creates = api.hits("queues.create");
+        let again = api
+            .run(c.create_queue("gpu.large", &[], None, None))
+            .unwrap();
+        assert_eq!(again, (id.clone(), false));
+        // a queue the listing found is answered without a request
+        let requests = c.requests.load(Relaxed);
+        let known = api
+            .run(c.create_queue("gpu.large", &[], None, Some(Some(&id))))
+            .unwrap();
+        assert_eq!(known, (id.clone(), false));
+        assert_eq!(c.requests.load(Relaxed), requests);
+        assert_eq!(api.hits("queues.create"), creates);
+        assert!(api.run(c.delete_queue("gpu.large", None)).unwrap());
+        assert!(!api.run(c.delete_queue("gpu.large", None)).unwrap());
+        assert_eq!(api.hits("queues.delete"), 1);
+        assert_eq!(api.run(c.find_queue("gpu.large", None)).unwrap(), None);
+    }
+
+    /// A creation the listing missed: refused as a duplicate, or answered 502/504 (it may have
+    /// taken effect), it answers the queue that is there; after any other error the queue found
+    /// is not taken for ours.
+    #[test]
+    fn a_failed_creation_takes_the_queue_there_only_after_a_duplicate_or_a_gateway_error() {
+        let api = sim_api();
+        let c = api.client(3, TEN_SECONDS);
+        let (id, _) = api.run(c.create_queue("dup", &[], None, None)).unwrap();
+        // as from a listing made before the queue was there: 400/801 from the server
+        let got = api
+            .run(c.create_queue("dup", &[], None, Some(None)))
+            .unwrap();
+        assert_eq!(got, (id.clone(), false));
+        for status in [502, 504] {
+            api.faults.fail("POST", "/queues.create", 1, status);
+            let got = api
+                .run(c.create_queue("dup", &[], None, Some(None)))
+                .unwrap();
+            assert_eq!(got, (id.clone(), false), "after {status}");
+        }
+        let lookups = api.hits("queues.get_all");
+        api.faults.fail("POST", "/queues.create", 1, 500);
+        let err = api
+            .run(c.create_queue("dup", &[], None, Some(None)))
+            .unwrap_err();
+        assert!(err.is(500, 0), "{err}");
+        assert_eq!(
+            api.hits("queues.get_all"),
+            lookups,
+            "no look-up after a 500"
+        );
+        // nothing there after a 502: the error stands
+        api.faults.fail("POST", "/queues.create", 1, 502);
+        let err = api
+            .run(c.create_queue("none", &[], None, Some(None)))
+            .unwrap_err();
+        assert!(err.is(502, 0), "{err}");
+    }
+
+    /// A listing reads every page: one more queue than a page holds takes two requests.
+    #[test]
+    fn a_listing_reads_every_page() {
+        let api = sim_api();
+        let c = api.client(3, TEN_SECONDS);
+        // `default` and QUEUE_PAGE more
+        api.run(async {
+            for i in 0..QUEUE_PAGE {
+                c.create_queue(&format!("p-{i:03}"), &[], None, Some(None))
+                    .await
+                    .unwrap();
+            }
+        });
+        let before = api.hits("queues.get_all");
+        let listed = api.run(c.list_queues(None)).unwrap();
+        assert_eq!(api.hits("queues.get_all") - before, 2);
+        assert_eq!(listed.len(), QUEUE_PAGE + 1);
+        assert!(listed.contains_key("default") && listed.contains_key("p-499"));
+        let ids: std::collections::HashSet<&String> = listed.values().collect();
+        assert_eq!(ids.len(), listed.len());
     }
 }

@@ -451,4 +451,248 @@ mod tests {
             ]
         );
     }
+
+    fn s(text: &str) -> Value {
+        Value::Str(text.into())
+    }
+
+    fn secret(text: &str) -> Value {
+        Value::Secret(crate::secret::Secret::new(text))
+    }
+
+    #[test]
+    fn each_rule_kind_accepts_its_values_and_refuses_others() {
+        let map = Value::Map(BTreeMap::new());
+        let range = Value::Map(BTreeMap::from([
+            ("start".into(), Value::Int(5)),
+            ("end".into(), Value::Int(5)),
+        ]));
+        let good: &[(&str, Value)] = &[
+            ("domain", s("clearml.example.com")),
+            ("email", s("admin@example.com")),
+            ("url", s("https://api.example.com")),
+            ("port", Value::Int(8080)),
+            ("port_range", range),
+            ("size", s("32Gi")),
+            ("string", s(" x ")),
+            ("secret", secret("pw")),
+            ("secret", s("pw")),
+            ("bool", Value::Bool(false)),
+            ("int", Value::Int(0)),
+            ("list", Value::List(vec![])),
+            ("map", map.clone()),
+            ("gpu|cpu", s("cpu")),
+        ];
+        for (kind, v) in good {
+            assert_eq!(check(kind, v), Ok(()), "{kind}");
+        }
+        let bad: &[(&str, Value, &str)] = &[
+            ("domain", s("localhost"), "single label"),
+            ("domain", Value::Int(1), "must be a string, found"),
+            (
+                "domain",
+                secret("a.example.com"),
+                "is a secret; expected a plain value",
+            ),
+            ("email", s("nobody"), "no `@`"),
+            ("url", s("ftp://x.com"), "http or https"),
+            ("port", Value::Int(0), "out of range"),
+            ("port_range", Value::Int(1), "must be a map"),
+            ("size", s("32GB"), "is not a size"),
+            ("string", s("  "), "must not be empty"),
+            ("string", Value::Int(1), "must be a string, found"),
+            ("secret", secret(""), "must not be empty"),
+            ("secret", s(""), "must not be empty"),
+            ("secret", Value::Int(1), "must be a string, found"),
+            ("bool", s("true"), "must be true or false"),
+            ("int", s("1"), "must be a whole number"),
+            ("list", map.clone(), "must be a list"),
+            ("map", Value::List(vec![]), "must be a map"),
+            ("gpu|cpu", s("tpu"), "`tpu` is not one of gpu, cpu"),
+            ("gpu|cpu", Value::Int(1), "must be a string, found"),
+            (
+                "gpus",
+                s("gpus"),
+                "unknown rule `gpus`; the rules are: domain, email",
+            ),
+            ("a||b", s("a"), "unknown rule `a||b`"),
+        ];
+        for (kind, v, want) in bad {
+            let err = check(kind, v).unwrap_err();
+            assert!(err.contains(want), "{kind}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_enumeration_suggests_only_a_near_alternative() {
+        assert_eq!(
+            check("gpu|cpu", &s("GPU")).unwrap_err(),
+            "`GPU` is not one of gpu, cpu (did you mean gpu?)"
+        );
+        assert_eq!(
+            check("gpu|tpu-large", &s("zzz")).unwrap_err(),
+            "`zzz` is not one of gpu, tpu-large"
+        );
+        // jaro_winkler("aaaa", "aabbba") is exactly 0.8: not near enough (above 0.8 is)
+        assert_eq!(
+            check("aaaa|zzzz", &s("aabbba")).unwrap_err(),
+            "`aabbba` is not one of aaaa, zzzz"
+        );
+        assert!(is_enumeration("a|b"));
+        assert!(!is_enumeration("ab"));
+        assert!(!is_enumeration("a||b"));
+        assert!(!is_enumeration("|a"));
+    }
+
+    #[test]
+    fn domain_bounds() {
+        let label63 = "a".repeat(63);
+        // 253 characters in all: three labels of 63, one of 61, three dots
+        let longest = format!("{label63}.{label63}.{label63}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert_eq!(domain(&longest), Ok(()));
+        let too_long = format!("{longest}c");
+        assert!(domain(&too_long).unwrap_err().contains("longer than 253"));
+        assert_eq!(domain(&format!("{label63}.com")), Ok(()));
+        assert!(
+            domain(&format!("{label63}a.com"))
+                .unwrap_err()
+                .contains("longer than 63")
+        );
+        assert_eq!(domain("a.b"), Ok(()));
+        assert_eq!(domain("web1.example.com"), Ok(()));
+        assert_eq!(domain("1-2.example.com"), Ok(()));
+        assert!(domain("a-.com").unwrap_err().contains("start or end"));
+        assert!(domain("").unwrap_err().contains("must not be empty"));
+        assert!(domain("a_b.com").unwrap_err().contains("only letters"));
+    }
+
+    #[test]
+    fn email_parts() {
+        assert!(
+            email("@example.com")
+                .unwrap_err()
+                .contains("the part before `@`")
+        );
+        assert!(
+            email("a b@example.com")
+                .unwrap_err()
+                .contains("the part before `@`")
+        );
+        assert_eq!(email("a!b@Example.COM"), Ok(()));
+        assert!(email("a@b").unwrap_err().contains("the part after `@`"));
+    }
+
+    #[test]
+    fn port_and_size_bounds() {
+        assert_eq!(port(&Value::Int(1)), Ok(1));
+        assert_eq!(port(&Value::Int(65535)), Ok(65535));
+        assert!(
+            port(&Value::Int(65536))
+                .unwrap_err()
+                .contains("out of range")
+        );
+        assert!(port(&s("80")).unwrap_err().contains("whole number"));
+        let range = |s, e| {
+            Value::Map(BTreeMap::from([
+                ("start".into(), Value::Int(s)),
+                ("end".into(), Value::Int(e)),
+            ]))
+        };
+        assert_eq!(port_range(&range(5, 5)), Ok(()));
+        assert_eq!(port_range(&range(5, 6)), Ok(()));
+        assert!(
+            port_range(&range(6, 5))
+                .unwrap_err()
+                .contains("start ≤ end")
+        );
+        assert_eq!(size(&Value::Int(1)), Ok(()));
+        assert!(
+            size(&Value::Int(-1))
+                .unwrap_err()
+                .contains("greater than zero")
+        );
+        assert_eq!(size(&s("1")), Ok(()));
+        assert_eq!(size(&s("512Mi")), Ok(()));
+        for bad in ["0", "0Gi", "-1Gi", "1e999", "Gi", "", "1Gb", "1.5.5G"] {
+            assert!(
+                size(&s(bad)).unwrap_err().contains("is not a size"),
+                "{bad}"
+            );
+        }
+        assert!(size(&Value::Bool(true)).unwrap_err().contains("found"));
+    }
+
+    #[test]
+    fn placeholders_in_secrets_and_their_shape() {
+        let v = Value::Map(BTreeMap::from([
+            ("whole".into(), secret("<API_SECRET>")),
+            ("inside".into(), secret("abc<TOKEN>def")),
+            ("plain".into(), secret("no placeholder")),
+        ]));
+        assert_eq!(
+            placeholders(&v),
+            vec![
+                ("inside".to_string(), "<…> (inside the secret)".to_string()),
+                ("whole".to_string(), "<API_SECRET>".to_string()),
+            ]
+        );
+        assert_eq!(
+            find_placeholder("<A_B-C.D E>"),
+            Some("<A_B-C.D E>".to_string())
+        );
+        assert_eq!(
+            find_placeholder("x <1a> <b/c> <> y <Z>"),
+            Some("<Z>".to_string())
+        );
+        assert_eq!(find_placeholder("<1a>"), None);
+        assert_eq!(find_placeholder("<a/b>"), None);
+        assert_eq!(find_placeholder("<>"), None);
+        assert_eq!(find_placeholder("plain"), None);
+    }
+
+    #[test]
+    fn messages_say_what_to_do() {
+        assert_eq!(
+            placeholder_message("<X>"),
+            "still holds the placeholder <X>: replace it with the real value"
+        );
+        assert!(placeholder_message(REDACTED).contains("join it with `+`"));
+        let secret = missing_hint("site.dockerhub_token");
+        assert!(
+            secret
+                .contains("`dockerhub_token: {env: VARIABLE}` or `dockerhub_token: {file: PATH}`"),
+            "{secret}"
+        );
+        assert!(secret.contains("give `site.dockerhub_token`"), "{secret}");
+        assert_eq!(
+            missing_hint("site.base_domain"),
+            "add it to the site values file, or pass --set site.base_domain=VALUE"
+        );
+    }
+
+    /// A live run refuses the examples' `…-replace-me` values; dry runs and the sandbox do not.
+    /// (No other unit test checks a value ending in `replace-me`, so flipping the switch here
+    /// cannot change another test's outcome.)
+    #[test]
+    fn example_credentials_are_refused_only_when_asked() {
+        assert_eq!(example_secret(&s("example-token-replace-me")), None);
+        refuse_examples(true);
+        let found = [
+            example_secret(&secret("example-token-Replace-Me")),
+            example_secret(&s("example-token-replace-me")),
+            example_secret(&s("a-real-token")),
+            example_secret(&Value::Int(1)),
+        ];
+        refuse_examples(false);
+        assert!(
+            found[0]
+                .as_deref()
+                .is_some_and(|m| m.starts_with("still holds the example value (…-replace-me)")),
+            "{found:?}"
+        );
+        assert_eq!(found[0], found[1]);
+        assert_eq!(found[2], None);
+        assert_eq!(found[3], None);
+    }
 }

@@ -228,6 +228,143 @@ fn the_cli_waits_out_429_and_stops_at_the_retry_bound() {
     assert_eq!(server.hits("users.get_current_user"), 3);
 }
 
+/// A port on 127.0.0.1 nothing listens on (bound, then let go).
+fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    url
+}
+
+/// A call that never connects certainly did not take effect: a read and a write alike are sent
+/// `attempts` times, and the error says the server cannot be reached.
+#[test]
+fn a_refused_connection_is_retried_for_reads_and_writes() {
+    let url = refused_url();
+    let c = client(&url, 3, Duration::from_secs(10));
+    let err = block_on(c.ping()).unwrap_err();
+    assert_eq!(err.code, None);
+    assert_eq!(
+        err.to_string(),
+        format!("debug.ping: cannot connect to {url} (is the API server reachable from here?)")
+    );
+    assert_eq!(c.requests.load(std::sync::atomic::Ordering::Relaxed), 3);
+    let c = client(&url, 3, Duration::from_secs(10));
+    let err = block_on(c.create_queue("q", &[], None, Some(None))).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("queues.create: cannot connect to"),
+        "{err}"
+    );
+    assert_eq!(c.requests.load(std::sync::atomic::Ordering::Relaxed), 3);
+}
+
+/// The error names the endpoint, the HTTP status, the subcode and the server's message; an
+/// answer without a ClearML envelope is an error too, with what the server sent.
+#[test]
+fn api_errors_name_the_endpoint_code_subcode_and_message() {
+    let server = Scripted::start(|path, _| {
+        match path {
+        "queues.create" => Answer::Envelope(400, 801, json!({})),
+        "server.info" => Answer::Raw(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!".to_vec(),
+        ),
+        _ => Answer::Raw(
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\nConnection: close\r\n\r\noops"
+                .to_vec(),
+        ),
+    }
+    });
+    let c = client(&server.url, 3, Duration::from_secs(10));
+    let err = block_on(c.call(
+        "queues.create",
+        &json!({}),
+        None,
+        clearml_script::clearml::Retry::IfNotApplied,
+    ))
+    .unwrap_err();
+    assert!(err.is(400, 801));
+    assert!(!err.is(400, 800) && !err.is(401, 801));
+    assert_eq!(err.to_string(), "queues.create: 400/801 scripted 400");
+    let err = block_on(c.ping()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "debug.ping: 500/0 the server answered HTTP 500 Internal Server Error without a ClearML envelope: oops"
+    );
+    let err = block_on(c.server_info()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "server.info: 200/0 the server answered HTTP 200 OK without a ClearML envelope: not json!"
+    );
+}
+
+/// Each read answers its part of the envelope's `data`.
+#[test]
+fn reads_answer_their_part_of_the_data() {
+    let server = Scripted::start(|path, _| match path {
+        "debug.ping" => Answer::Envelope(200, 0, json!({"msg": "pong"})),
+        "server.info" => Answer::Envelope(200, 0, json!({"version": "2.3.0"})),
+        "queues.get_all" => Answer::Envelope(
+            200,
+            0,
+            json!({"queues": [{"id": "q-2", "name": "default-x"}, {"id": "q-1", "name": "default"}]}),
+        ),
+        "workers.get_all" => Answer::Envelope(200, 0, json!({"workers": [{"id": "w-1"}]})),
+        "users.get_current_user" => Answer::Envelope(200, 0, json!({"user": {"name": "dana"}})),
+        _ => Answer::Envelope(404, 0, json!({})),
+    });
+    let c = client(&server.url, 3, Duration::from_secs(10));
+    assert_eq!(block_on(c.ping()).unwrap(), json!({"msg": "pong"}));
+    assert_eq!(block_on(c.server_info()).unwrap()["version"], "2.3.0");
+    assert_eq!(block_on(c.queues()).unwrap()[1]["id"], "q-1");
+    assert_eq!(block_on(c.workers()).unwrap(), json!([{"id": "w-1"}]));
+    assert_eq!(block_on(c.whoami()).unwrap(), json!({"name": "dana"}));
+    // the server's `name` is a pattern: only the queue of exactly that name is the one
+    let q = block_on(c.find_queue("default", None)).unwrap().unwrap();
+    assert_eq!(q["id"], "q-1");
+    assert_eq!(block_on(c.find_queue("other", None)).unwrap(), None);
+    assert_eq!(c.api_url(), server.url);
+}
+
+/// A creation refused as a duplicate (400/801), or answered 502/504 (it may have taken effect),
+/// answers the queue that is there; on any other error the queue found afterwards is not taken
+/// for ours: the error stands.
+#[test]
+fn a_queue_created_meanwhile_is_taken_only_after_a_duplicate_or_a_gateway_error() {
+    let existing = || json!({"queues": [{"id": "q-9", "name": "q"}]});
+    for (status, sub) in [(400, 801), (502, 0), (504, 0)] {
+        let server = Scripted::start(move |path, n| match path {
+            "queues.get_all" if n == 1 => Answer::Envelope(200, 0, NONE()),
+            "queues.get_all" => Answer::Envelope(200, 0, existing()),
+            _ => Answer::Envelope(status, sub, json!({})),
+        });
+        let c = client(&server.url, 3, Duration::from_secs(10));
+        let got = block_on(c.create_queue("q", &[], None, None)).unwrap();
+        assert_eq!(got, ("q-9".to_string(), false), "after {status}/{sub}");
+        assert_eq!(server.hits("queues.create"), 1);
+    }
+    for (status, sub) in [(400, 800), (500, 0)] {
+        let server = Scripted::start(move |path, n| match path {
+            "queues.get_all" if n == 1 => Answer::Envelope(200, 0, NONE()),
+            "queues.get_all" => Answer::Envelope(200, 0, existing()),
+            _ => Answer::Envelope(status, sub, json!({})),
+        });
+        let c = client(&server.url, 3, Duration::from_secs(10));
+        let err = block_on(c.create_queue("q", &[], None, None)).unwrap_err();
+        assert!(err.is(status, sub), "{err}");
+        assert_eq!(server.hits("queues.get_all"), 1, "after {status}/{sub}");
+    }
+    // a queue already there is answered without a creation
+    let server = Scripted::start(move |path, _| match path {
+        "queues.get_all" => Answer::Envelope(200, 0, existing()),
+        _ => Answer::Envelope(200, 0, json!({"id": "new"})),
+    });
+    let c = client(&server.url, 3, Duration::from_secs(10));
+    let got = block_on(c.create_queue("q", &[], None, None)).unwrap();
+    assert_eq!(got, ("q-9".to_string(), false));
+    assert_eq!(server.hits("queues.create"), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Secrets: each defence alone.
 

@@ -276,3 +276,180 @@ pub mod secrets_api {
         s.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use rhai::Dynamic;
+
+    use super::PLANNED_HASH;
+    use super::secrets_api::*;
+    use crate::action::{Executor, Mode, Query};
+    use crate::secret::{REDACTED, Secret, redact};
+    use crate::value::Value;
+
+    /// The message of a built-in's failure.
+    fn message(e: &rhai::EvalAltResult) -> String {
+        match e {
+            rhai::EvalAltResult::ErrorRuntime(d, _) => d
+                .clone()
+                .try_cast::<crate::failure::Failure>()
+                .expect("a Failure")
+                .to_string(),
+            other => other.to_string(),
+        }
+    }
+
+    fn text(s: &str) -> Dynamic {
+        Dynamic::from(s.to_string())
+    }
+
+    #[test]
+    fn a_secret_is_made_of_a_string_or_a_number_and_a_secret_stays_itself() {
+        assert_eq!(secret(text("s3cret-made")).unwrap().expose(), "s3cret-made");
+        assert_eq!(secret(Dynamic::from(4242_i64)).unwrap().expose(), "4242");
+        assert_eq!(secret(Dynamic::from(1.5_f64)).unwrap().expose(), "1.5");
+        assert_eq!(secret(Dynamic::from('x')).unwrap().expose(), "x");
+        let s = Secret::new("already-a-secret");
+        assert_eq!(secret(Dynamic::from(s.clone())).unwrap(), s);
+        let err = message(&secret(Dynamic::from(true)).unwrap_err());
+        assert!(
+            err.contains("a secret must be a string or a number, found bool"),
+            "{err}"
+        );
+        assert!(is_secret(Dynamic::from(s)));
+        assert!(!is_secret(text("plain")));
+    }
+
+    #[test]
+    fn generated_secrets_are_hex_of_the_bytes_asked() {
+        let s = generate_secret(16).unwrap();
+        assert_eq!(s.len(), 32);
+        assert!(s.expose().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(generate_secret(1).unwrap().len(), 2);
+        assert_eq!(generate_secret(1024).unwrap().len(), 2048);
+        for bad in [0, 1025, -1] {
+            let err = message(&generate_secret(bad).unwrap_err());
+            assert!(
+                err.contains(&format!("bytes must be 1 to 1024, not {bad}")),
+                "{err}"
+            );
+        }
+    }
+
+    /// Joined with `+` or `concat`, the result is a secret with both parts; a part too short to
+    /// be masked alone makes the whole value registered with the redactor.
+    #[test]
+    fn joined_secrets_stay_secret_and_masked_whole() {
+        let long = Secret::new("join-long-part-7");
+        assert_eq!(
+            secret_plus_str(long.clone(), "-x").expose(),
+            "join-long-part-7-x"
+        );
+        assert_eq!(
+            str_plus_secret("x-", long.clone()).expose(),
+            "x-join-long-part-7"
+        );
+        // "q7z" is under the redactor's bound: the joined value is registered as a whole
+        let short = Secret::new("q7z");
+        assert!(long.covered() && !short.covered());
+        let both = secret_plus_secret(long.clone(), short.clone());
+        assert_eq!(both.expose(), "join-long-part-7q7z");
+        assert_eq!(redact("[join-long-part-7q7z]"), format!("[{REDACTED}]"));
+        let parts = vec![
+            text("a:"),
+            Dynamic::from(Secret::new("join-long-part-8")),
+            Dynamic::from(Secret::new("w4v")),
+            Dynamic::from(1_i64),
+            Dynamic::from(true),
+        ];
+        let joined = concat(parts)
+            .unwrap()
+            .try_cast::<Secret>()
+            .expect("a secret");
+        assert_eq!(joined.expose(), "a:join-long-part-8w4v1true");
+        assert_eq!(
+            redact("[a:join-long-part-8w4v1true]"),
+            format!("[{REDACTED}]")
+        );
+        let plain = concat(vec![text("a"), Dynamic::from(2.5_f64), Dynamic::from('c')]).unwrap();
+        assert_eq!(plain.into_string().unwrap(), "a2.5c");
+        let err = message(&concat(vec![text("a"), Dynamic::UNIT]).unwrap_err());
+        assert!(err.contains("part 1 is ()"), "{err}");
+    }
+
+    #[test]
+    fn secrets_compare_measure_and_show_as_redacted() {
+        let (mut a, b, c) = (
+            Secret::new("cmp-secret-1"),
+            Secret::new("cmp-secret-1"),
+            Secret::new("cmp-secret-2"),
+        );
+        assert!(secret_eq(a.clone(), b.clone()) && !secret_eq(a.clone(), c.clone()));
+        assert!(secret_ne(a.clone(), c.clone()) && !secret_ne(a.clone(), b.clone()));
+        assert_eq!(secret_len(&mut a), 12);
+        assert!(!secret_is_empty(&mut a));
+        assert!(secret_is_empty(&mut Secret::new("")));
+        assert_eq!(secret_to_string(&mut a), REDACTED);
+        assert_eq!(secret_to_debug(&mut a), REDACTED);
+    }
+
+    /// A dry run plans the hash; a bad password is refused first.
+    #[test]
+    fn a_dry_run_plans_the_bcrypt_hash() {
+        assert_eq!(bcrypt_hash(text("pw-dry")).unwrap().expose(), PLANNED_HASH);
+        let s = Dynamic::from(Secret::new("pw-dry-secret"));
+        assert_eq!(bcrypt_hash(s).unwrap().expose(), PLANNED_HASH);
+        let err = message(&bcrypt_hash(Dynamic::from(42_i64)).unwrap_err());
+        assert!(
+            err.contains("expected a string or a secret, not i64"),
+            "{err}"
+        );
+    }
+
+    /// An executor that only says the run is live.
+    struct Live;
+    impl Executor for Live {
+        fn mode(&self) -> Mode {
+            Mode::Live
+        }
+        fn execute(&self, _: &crate::action::Action) -> Result<Value, String> {
+            Err("no actions in this test".into())
+        }
+        fn query(&self, _: &Query) -> Result<Value, String> {
+            Err("no queries in this test".into())
+        }
+    }
+
+    /// A live run hashes (base64 of `$2b$12$…`), and keeps a stored hash of the same password.
+    #[test]
+    fn a_live_run_hashes_and_keeps_a_stored_hash_of_the_same_password() {
+        use base64::Engine as _;
+        Rc::new(crate::runtime::Runtime::new(
+            Box::new(Live),
+            crate::site::Site::default(),
+            ".".into(),
+            Default::default(),
+        ))
+        .install();
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let hashed = bcrypt_hash(text("pw-live-1")).unwrap();
+        let hash = String::from_utf8(b64.decode(hashed.expose()).unwrap()).unwrap();
+        assert!(hash.starts_with("$2b$12$"), "{hash}");
+        assert!(bcrypt::verify("pw-live-1", &hash).unwrap());
+        // the stored hash, as a string or a secret, is kept for the same password
+        let kept = bcrypt_reuse(text("pw-live-1"), text(hashed.expose())).unwrap();
+        assert_eq!(kept, hashed);
+        let kept = bcrypt_reuse(
+            Dynamic::from(Secret::new("pw-live-1")),
+            Dynamic::from(hashed.clone()),
+        );
+        assert_eq!(kept.unwrap(), hashed);
+        // and replaced for another
+        let other = bcrypt_reuse(text("pw-live-2"), text(hashed.expose())).unwrap();
+        assert_ne!(other, hashed);
+        let hash = String::from_utf8(b64.decode(other.expose()).unwrap()).unwrap();
+        assert!(bcrypt::verify("pw-live-2", &hash).unwrap());
+    }
+}
