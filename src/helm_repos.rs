@@ -354,6 +354,10 @@ mod tests {
         std::fs::create_dir(d.path().join("charts")).unwrap();
         let local = d.path().join("charts");
         assert_eq!(repo_chart(local.to_str().unwrap()), None);
+        // a relative one too (the tests run in the crate's directory), which looks like
+        // `REPO/NAME`
+        assert!(Path::new("src/sandbox").is_dir());
+        assert_eq!(repo_chart("src/sandbox"), None);
         assert!(exact_version("7.14.0"));
         assert!(!exact_version("v7.14.0"));
         assert!(!exact_version("~7.14"));
