@@ -55,14 +55,17 @@ pub fn interrupt_child() -> bool {
 pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     cmd.process_group(0);
-    scrub_env(&mut cmd);
+    scrub_env(&mut cmd, std::env::vars_os());
     cmd
 }
 
-/// Remove from a child's environment every variable named like a secret, and every variable
-/// whose value is a known secret (or holds one).
-pub fn scrub_env(cmd: &mut Command) {
-    for (name, value) in std::env::vars_os() {
+/// Remove from a child's environment every variable (of `vars`, the tool's own) named like a
+/// secret, and every variable whose value is a known secret (or holds one).
+fn scrub_env(
+    cmd: &mut Command,
+    vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) {
+    for (name, value) in vars {
         let name_s = name.to_string_lossy();
         let value_s = value.to_string_lossy();
         if is_secret_env(&name_s, &value_s) {
@@ -171,7 +174,10 @@ impl Drop for Current {
     }
 }
 
-static RUN_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// The run's private directory, once made.
+struct RunDir(Mutex<Option<PathBuf>>);
+
+static RUN_DIR: RunDir = RunDir(Mutex::new(None));
 
 /// Where this user's runs keep their private directories: `$TMPDIR/clearml-script-UID`, 0700.
 fn runs_root() -> PathBuf {
@@ -184,43 +190,61 @@ fn runs_root() -> PathBuf {
 /// to a child (helm's values); removed by [`cleanup`]. Directories left by killed runs are
 /// removed first.
 pub fn run_dir() -> Result<PathBuf, String> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let mut guard = RUN_DIR.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(d) = guard.as_ref() {
-        return Ok(d.clone());
+    RUN_DIR.get(&runs_root())
+}
+
+impl RunDir {
+    /// The directory of this run under `root`, made (and the root checked) on first use.
+    fn get(&self, root: &Path) -> Result<PathBuf, String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = guard.as_ref() {
+            return Ok(d.clone());
+        }
+        private_root(root)?;
+        remove_stale(root);
+        let dir = root.join(format!("run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        *guard = Some(dir.clone());
+        Ok(dir)
     }
-    let root = runs_root();
-    let made = std::fs::DirBuilder::new().mode(0o700).create(&root);
+
+    /// Remove the directory, if one was made; the next use makes a new one.
+    fn remove(&self) {
+        let dir = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(d) = dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Make `root` (0700) if it is missing, and check that it is a directory of this user, readable
+/// by nobody else: another user could otherwise read or plant files.
+fn private_root(root: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let made = std::fs::DirBuilder::new().mode(0o700).create(root);
     if let Err(e) = made
         && e.kind() != std::io::ErrorKind::AlreadyExists
     {
         return Err(format!("cannot create {}: {e}", root.display()));
     }
-    // the root must be ours and private: another user could otherwise read or plant files
-    let meta = std::fs::symlink_metadata(&root).map_err(|e| format!("{}: {e}", root.display()))?;
-    {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: as in runs_root.
-        if !meta.is_dir() || meta.uid() != unsafe { libc::getuid() } {
-            return Err(format!(
-                "{} is not a directory of this user: remove it and run again",
-                root.display()
-            ));
-        }
+    let meta = std::fs::symlink_metadata(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    // SAFETY: as in runs_root.
+    if !meta.is_dir() || meta.uid() != unsafe { libc::getuid() } {
+        return Err(format!(
+            "{} is not a directory of this user: remove it and run again",
+            root.display()
+        ));
     }
     if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o700))
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("{}: {e}", root.display()))?;
     }
-    remove_stale(&root);
-    let dir = root.join(format!("run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    *guard = Some(dir.clone());
-    Ok(dir)
+    Ok(())
 }
 
 /// Remove the directories of runs whose process is gone.
@@ -248,10 +272,7 @@ fn remove_stale(root: &Path) {
 
 /// Remove the run's private directory. Called on every way out of the process it controls.
 pub fn cleanup() {
-    let dir = RUN_DIR.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(d) = dir {
-        let _ = std::fs::remove_dir_all(d);
-    }
+    RUN_DIR.remove();
 }
 
 #[cfg(test)]
@@ -268,14 +289,161 @@ mod tests {
         assert!(is_secret_env("SOMETHING", "a value-of-a-secret-xyz b"));
     }
 
+    /// Whether a process of the group `group` (not a zombie) is still running.
+    fn group_alive(group: i32) -> bool {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // `PID (COMM) STATE PPID PGRP ...`; COMM may hold spaces and parentheses
+            let Some((_, rest)) = stat.rsplit_once(") ") else {
+                return false;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str())
+        })
+    }
+
     #[test]
-    fn a_child_over_its_deadline_is_stopped() {
-        let child = command("sleep")
-            .arg("30")
+    fn the_signal_decides_the_exit_code() {
+        // the only test that touches the signal record
+        SIGNAL.store(0, Ordering::SeqCst);
+        assert_eq!(
+            interrupted_exit_code(),
+            130,
+            "no signal recorded: Ctrl-C's code"
+        );
+        assert!(!note_signal(libc::SIGTERM), "the first signal");
+        assert_eq!(interrupted_exit_code(), 143);
+        assert!(note_signal(libc::SIGINT), "a second signal");
+        assert_eq!(interrupted_exit_code(), 130);
+        SIGNAL.store(0, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_child_runs_in_a_group_of_its_own_without_secret_variables() {
+        let child = command("sleep").arg("5").spawn().unwrap();
+        let pid = child.id() as i32;
+        // SAFETY: getpgid(2) reads a process's group; no memory is shared.
+        let group = unsafe { libc::getpgid(pid) };
+        // SAFETY: the group is the child's own (checked just above by the assertion's values).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+        let _ = wait(child, "sleep", None);
+        assert_eq!(group, pid, "the child leads a process group of its own");
+
+        let mut cmd = Command::new("env");
+        let var = |n: &str, v: &str| (n.into(), v.into());
+        scrub_env(
+            &mut cmd,
+            [
+                var("A_TOKEN", "t"),
+                var("LANG", "C.UTF-8"),
+                var("KUBECONFIG", "/k"),
+                var("DB_PASSWORD", "p"),
+            ],
+        );
+        let removed: Vec<_> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(n, _)| n.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(removed, ["A_TOKEN", "DB_PASSWORD"]);
+    }
+
+    #[test]
+    fn a_child_answers_its_output_and_leaves_the_running_groups() {
+        let child = command("sh")
+            .args(["-c", "echo out; echo err >&2"])
             .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let err = wait(child, "sleep 30", Some(Duration::from_millis(200))).unwrap_err();
-        assert!(err.contains("sleep 30 did not answer within"), "{err}");
+        let pid = child.id() as i32;
+        // a deadline far off: the child is waited for, not stopped
+        let out = wait(child, "sh", Some(Duration::from_secs(60))).unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+        let groups = CHILD_GROUPS.lock().unwrap().clone();
+        assert!(!groups.contains(&pid), "{groups:?}");
+    }
+
+    #[test]
+    fn a_child_over_its_deadline_is_stopped_with_its_whole_group() {
+        let child = command("sh")
+            .args(["-c", "sleep 30; :"])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let group = child.id() as i32;
+        let err = wait(child, "sh", Some(Duration::from_millis(300))).unwrap_err();
+        assert!(err.contains("sh did not answer within 0s"), "{err}");
+        // the shell's own child too: helm's plugins run as its children
+        let mut alive = group_alive(group);
+        for _ in 0..100 {
+            if !alive {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            alive = group_alive(group);
+        }
+        if alive {
+            // SAFETY: as above; the test's own child's group.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+        assert!(!alive, "a process of the stopped child's group still runs");
+    }
+
+    #[test]
+    fn the_run_directory_is_private_made_once_and_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // a root another run made too open is closed; a missing one is made private
+        let root = base.path().join("open");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        private_root(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        let root = base.path().join("missing");
+        private_root(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        // a file where the root should be is refused, and so is a root that cannot be made
+        let file = base.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = private_root(&file).unwrap_err();
+        assert!(err.contains("is not a directory of this user"), "{err}");
+        let err = private_root(&file.join("below")).unwrap_err();
+        assert!(err.starts_with("cannot create"), "{err}");
+
+        // the directories of runs that are gone are removed; live runs' and others are kept
+        let dead = {
+            let mut c = Command::new("true").spawn().unwrap();
+            c.wait().unwrap();
+            c.id()
+        };
+        for d in [
+            format!("run-{dead}"),
+            format!("run-{}", std::process::id()),
+            "run-1".into(),
+            "notes".into(),
+        ] {
+            std::fs::create_dir(root.join(d)).unwrap();
+        }
+        let dirs = RunDir(Mutex::new(None));
+        let dir = dirs.get(&root).unwrap();
+        assert_eq!(dir, root.join(format!("run-{}", std::process::id())));
+        assert_eq!(mode(&dir), 0o700);
+        assert!(
+            !root.join(format!("run-{dead}")).exists(),
+            "a dead run's directory"
+        );
+        assert!(root.join("run-1").exists() && root.join("notes").exists());
+        std::fs::write(dir.join("values.yaml"), "x").unwrap();
+        assert_eq!(dirs.get(&root).unwrap(), dir, "made once");
+        assert!(dir.join("values.yaml").exists());
+        dirs.remove();
+        assert!(!dir.exists());
+        dirs.remove();
     }
 }

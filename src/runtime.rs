@@ -298,3 +298,243 @@ pub fn site_scope(site: &Site) -> rhai::Scope<'static> {
     scope.push_constant_dynamic("site", values);
     scope
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::Query;
+
+    /// A live executor that answers each action from a script of results, records what it was
+    /// given, and can play a Ctrl-C arriving during a step.
+    struct Scripted {
+        results: RefCell<Vec<Result<Value, String>>>,
+        done: Rc<RefCell<Vec<String>>>,
+        interrupt_during: Option<(usize, Arc<AtomicBool>)>,
+    }
+
+    impl Executor for Scripted {
+        fn mode(&self) -> Mode {
+            Mode::Live
+        }
+        fn execute(&self, action: &Action) -> Result<Value, String> {
+            self.done.borrow_mut().push(action.kind());
+            if let Some((n, flag)) = &self.interrupt_during
+                && *n == self.done.borrow().len()
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+            self.results.borrow_mut().remove(0)
+        }
+        fn query(&self, _: &Query) -> Result<Value, String> {
+            Ok(Value::Str("the cluster's answer".into()))
+        }
+    }
+
+    fn namespace(name: &str) -> Action {
+        Action::KubeEnsureNamespace { name: name.into() }
+    }
+
+    /// A run whose steps answer `results` in turn; a Ctrl-C comes during step `interrupt`.
+    fn run(
+        results: Vec<Result<Value, String>>,
+        interrupt: Option<usize>,
+    ) -> (Rc<Runtime>, Rc<RefCell<Vec<String>>>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let executor = Scripted {
+            results: RefCell::new(results),
+            done: done.clone(),
+            interrupt_during: interrupt.map(|n| (n, flag.clone())),
+        };
+        let rt = Rc::new(Runtime::new(
+            Box::new(executor),
+            Site::default(),
+            ".".into(),
+            flag,
+        ));
+        (rt, done)
+    }
+
+    #[allow(clippy::boxed_local)] // what the built-ins answer, taken as it is
+    fn failure(e: Box<EvalAltResult>) -> Failure {
+        match *e {
+            EvalAltResult::ErrorRuntime(d, _) => d.try_cast::<Failure>().expect("a Failure"),
+            other => panic!("not a failure: {other}"),
+        }
+    }
+
+    #[test]
+    fn steps_are_numbered_counted_and_answered() {
+        let (rt, done) = run(vec![Ok(Value::Str("one".into())), Ok(Value::Int(2))], None);
+        assert_eq!(rt.mode(), Mode::Live);
+        let a = rt.perform("b", namespace("a")).unwrap();
+        assert_eq!(a.into_string().unwrap(), "one");
+        let b = rt.perform("b", namespace("b")).unwrap();
+        assert_eq!(b.as_int().unwrap(), 2);
+        assert_eq!(rt.finished(), 2);
+        assert!(!rt.step_failed());
+        let names: Vec<_> = rt
+            .actions()
+            .iter()
+            .map(|a| a.to_json()["name"].clone())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(rt.places(), vec![None, None]);
+        assert_eq!(*done.borrow(), ["kube.ensure_namespace"; 2]);
+        // a query does not count as a step
+        let q = rt.query("b", Query::KubeVersion).unwrap();
+        assert_eq!(q.into_string().unwrap(), "the cluster's answer");
+        assert_eq!(rt.actions().len(), 2);
+    }
+
+    #[test]
+    fn a_failed_step_names_its_number_and_kind_and_a_later_success_clears_it() {
+        let (rt, _) = run(
+            vec![Ok(Value::Null), Err("refused".into()), Ok(Value::Null)],
+            None,
+        );
+        let _ = rt.perform("b", namespace("a")).unwrap();
+        let f = failure(rt.perform("ensure_namespace", namespace("b")).unwrap_err());
+        assert_eq!(f.kind, FailureKind::Step);
+        assert_eq!(f.builtin.as_deref(), Some("ensure_namespace"));
+        assert_eq!(f.message, "step 2 (kube.ensure_namespace): refused");
+        assert!(rt.step_failed());
+        assert_eq!(rt.finished(), 1);
+        let _ = rt.perform("b", namespace("c")).unwrap();
+        assert!(!rt.step_failed());
+        assert_eq!(rt.finished(), 2);
+        rt.note_step_failed();
+        assert!(rt.step_failed());
+    }
+
+    #[test]
+    fn an_interrupted_run_starts_no_step_and_a_step_stopped_by_ctrl_c_says_so() {
+        // Ctrl-C during the first step, which then fails: an interruption, not a step failure
+        let (rt, done) = run(vec![Err("helm: signal: interrupt".into())], Some(1));
+        let f = failure(rt.perform("install_chart", namespace("a")).unwrap_err());
+        assert_eq!(f.kind, FailureKind::Interrupted);
+        assert_eq!(
+            f.message,
+            "interrupted: step 1 (kube.ensure_namespace): helm: signal: interrupt"
+        );
+        assert!(rt.is_interrupted());
+        // after it, nothing more starts, and nothing is read
+        for e in [
+            rt.perform("b", namespace("b")).unwrap_err(),
+            rt.perform_many("b", vec![namespace("c")]).unwrap_err(),
+            rt.query("b", Query::KubeVersion).unwrap_err(),
+        ] {
+            assert_eq!(failure(e).kind, FailureKind::Interrupted);
+        }
+        assert_eq!(done.borrow().len(), 1);
+        assert_eq!(rt.actions().len(), 1);
+        // a step that finishes although Ctrl-C came during it counts as done
+        let (rt, _) = run(vec![Ok(Value::Null)], Some(1));
+        let _ = rt.perform("b", namespace("a")).unwrap();
+        assert_eq!(rt.finished(), 1);
+    }
+
+    #[test]
+    fn several_steps_at_once_are_numbered_in_order_and_the_first_failure_is_reported() {
+        let (rt, done) = run(
+            vec![
+                Ok(Value::Null),
+                Ok(Value::Str("q1".into())),
+                Err("exists".into()),
+                Ok(Value::Null),
+            ],
+            None,
+        );
+        let _ = rt.perform("b", namespace("first")).unwrap();
+        let f = failure(
+            rt.perform_many(
+                "create_queues",
+                vec![namespace("a"), namespace("b"), namespace("c")],
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(f.message, "step 3 (kube.ensure_namespace): exists");
+        // every action was tried
+        assert_eq!(done.borrow().len(), 4);
+        assert_eq!(rt.actions().len(), 4);
+        let (rt, _) = run(vec![Ok(Value::Int(1)), Ok(Value::Int(2))], None);
+        let out = rt
+            .perform_many("b", vec![namespace("a"), namespace("b")])
+            .unwrap();
+        let out: Vec<i64> = out.into_iter().map(|d| d.as_int().unwrap()).collect();
+        assert_eq!(out, [1, 2]);
+    }
+
+    #[test]
+    fn a_secret_interpolated_into_a_string_is_refused_before_the_step() {
+        let manifest = Value::from_json(&serde_json::json!({
+            "a": {"b": 1, "c": format!("x {REDACTED} y")},
+            "d": REDACTED,
+        }));
+        let apply = Action::KubeApply {
+            namespace: None,
+            manifest,
+        };
+        assert_eq!(interpolated_secret(&apply).as_deref(), Some("manifest.a.c"));
+        assert_eq!(interpolated_secret(&namespace("plain")), None);
+        let (rt, done) = run(vec![], None);
+        let f = failure(rt.perform("kube_apply", apply.clone()).unwrap_err());
+        assert_eq!(f.kind, FailureKind::Validation);
+        assert!(
+            f.message.starts_with("`manifest.a.c` holds the text"),
+            "{}",
+            f.message
+        );
+        let f = failure(
+            rt.perform_many("kube_apply", vec![namespace("a"), apply])
+                .unwrap_err(),
+        );
+        assert_eq!(f.kind, FailureKind::Validation);
+        assert!(done.borrow().is_empty() && rt.actions().is_empty());
+    }
+
+    #[test]
+    fn built_ins_see_the_installed_run_and_its_flag() {
+        // outside a run: a dry run whose flag nothing sets
+        std::thread::spawn(|| {
+            with(|rt| assert_eq!(rt.mode(), Mode::DryRun));
+            assert!(!interrupt_flag().load(Ordering::SeqCst));
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(|| {
+            let (rt, _) = run(vec![], None);
+            rt.install();
+            assert_eq!(with(|r| r.mode()), Mode::Live);
+            interrupt_flag().store(true, Ordering::SeqCst);
+            assert!(rt.is_interrupted());
+            assert_eq!(rt.next_group(), 1);
+            assert_eq!(rt.next_group(), 2);
+            assert_eq!(shown_kind("helm.upgrade_install"), "helm.upgrade_install");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn the_playbook_sees_the_site_as_a_constant() {
+        let site = Site {
+            values: Value::from_json(&serde_json::json!({"a": 1})),
+            ..Site::default()
+        };
+        let mut scope = site_scope(&site);
+        assert!(scope.is_constant("site").unwrap());
+        let engine = rhai::Engine::new();
+        let a: i64 = engine.eval_with_scope(&mut scope, "site.a").unwrap();
+        assert_eq!(a, 1);
+    }
+
+    #[test]
+    fn the_tokio_runtime_is_remembered() {
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        set_tokio_handle(tokio.handle().clone());
+        assert!(tokio_handle().is_some());
+    }
+}
