@@ -353,7 +353,7 @@ mod tests {
     #[test]
     fn a_child_answers_its_output_and_leaves_the_running_groups() {
         let child = command("sh")
-            .args(["-c", "echo out; echo err >&2"])
+            .args(["-c", "sleep 0.2; echo out; echo err >&2"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -366,6 +366,24 @@ mod tests {
         assert_eq!(out.stderr, b"err\n");
         let groups = CHILD_GROUPS.lock().unwrap().clone();
         assert!(!groups.contains(&pid), "{groups:?}");
+        // each child leaves the running groups alone, the others stay (no process has these)
+        let running = || CHILD_GROUPS.lock().unwrap().clone();
+        let (a, b) = (Current::new(i32::MAX - 1), Current::new(i32::MAX - 2));
+        drop(a);
+        assert!(!running().contains(&(i32::MAX - 1)) && running().contains(&(i32::MAX - 2)));
+        drop(b);
+        assert!(!running().contains(&(i32::MAX - 2)));
+    }
+
+    #[test]
+    fn the_run_directory_is_the_users_own_under_the_temporary_directory() {
+        // SAFETY: as in runs_root.
+        let uid = unsafe { libc::getuid() };
+        let root = std::env::temp_dir().join(format!("clearml-script-{uid}"));
+        assert_eq!(runs_root(), root);
+        let dir = run_dir().unwrap();
+        assert_eq!(dir, root.join(format!("run-{}", std::process::id())));
+        assert!(dir.is_dir());
     }
 
     #[test]
