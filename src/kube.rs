@@ -143,6 +143,31 @@ impl Kube {
         Ok((kubeconfig, context, server))
     }
 
+    /// Whether connecting runs nothing the kubeconfig names (no `exec` credential plugin, no
+    /// auth provider, which may log in or prompt): then the connection check may be made
+    /// ahead, while the plan pass runs. False when the kubeconfig cannot be read (the check
+    /// then reports it in its turn).
+    pub fn connects_without_plugins(target: &Target) -> bool {
+        let Ok((kubeconfig, context, _)) = Self::kubeconfig(target) else {
+            return false;
+        };
+        let user = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| c.user.clone());
+        let Some(user) = user else {
+            return true;
+        };
+        kubeconfig
+            .auth_infos
+            .iter()
+            .filter(|a| a.name == user)
+            .filter_map(|a| a.auth_info.as_ref())
+            .all(|a| a.exec.is_none() && a.auth_provider.is_none())
+    }
+
     pub async fn connect(target: &Target) -> Result<Kube, String> {
         let (kubeconfig, context, server) = Self::kubeconfig(target)?;
         let options = KubeConfigOptions {
