@@ -17,10 +17,11 @@ use crate::ui;
 /// asked it, after every value is validated; an answer the plan does not need is dropped.
 pub struct Early {
     helm: std::thread::JoinHandle<Result<crate::helm::Probed, String>>,
-    kube: Option<
-        tokio::task::JoinHandle<Result<(crate::kube::Kube, Result<String, String>), String>>,
-    >,
+    kube: Option<tokio::task::JoinHandle<Result<Connected, String>>>,
 }
+
+/// A Kubernetes client and its connection check's answer (the server's version).
+type Connected = (crate::kube::Kube, Result<String, String>);
 
 impl Early {
     /// Start the work; `sandbox`: the cluster is the sandbox's, started later (no check ahead).
