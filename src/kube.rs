@@ -638,3 +638,51 @@ pub async fn dynamic_api(
     };
     Ok((api, namespaced))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Kube;
+    use crate::action::Target;
+
+    fn kubeconfig(user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n\
+             contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n\
+             users:\n- name: u\n  user:\n{user}"
+        )
+    }
+
+    /// The connection is made ahead of the plan pass only when making it runs nothing the
+    /// kubeconfig names: a token or a certificate, yes; an `exec` credential plugin or an auth
+    /// provider (which may log in or prompt), or a kubeconfig that cannot be read, no.
+    #[test]
+    fn only_a_kubeconfig_without_credential_plugins_connects_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = |user: &str| {
+            let path = dir.path().join("config");
+            std::fs::write(&path, kubeconfig(user)).unwrap();
+            let target = Target {
+                kubeconfig: Some(path),
+                ..Default::default()
+            };
+            // each kubeconfig reads: the answer is about its user, not a parse error
+            assert!(Kube::kubeconfig(&target).is_ok(), "{user}");
+            Kube::connects_without_plugins(&target)
+        };
+        assert!(ahead("    token: abc\n"));
+        assert!(ahead(
+            "    client-certificate-data: YQ==\n    client-key-data: YQ==\n"
+        ));
+        assert!(!ahead(
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: get-token\n      interactiveMode: Never\n"
+        ));
+        assert!(!ahead(
+            "    auth-provider:\n      name: oidc\n      config:\n        idp-issuer-url: https://idp\n"
+        ));
+        assert!(!Kube::connects_without_plugins(&Target {
+            kubeconfig: Some(dir.path().join("missing")),
+            ..Default::default()
+        }));
+    }
+}
