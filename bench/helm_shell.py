@@ -12,7 +12,9 @@ interleaved.
 
     cargo build --release && tools/fetch-helm && python3 bench/helm_shell.py
 
-(RUNS=7; PREFLIGHT=1 runs install.rhai's preflight too, which the shell does not do.)
+(RUNS=7; PREFLIGHT=1 runs install.rhai's preflight too, which the shell does not do;
+BEFORE_BIN=/path/to/an/older/clearml-script adds its first install and re-run, on a third
+sandbox, interleaved with the others.)
 """
 
 import os
@@ -28,6 +30,7 @@ BIN = os.path.abspath(os.environ.get("BIN", os.path.join(ROOT, "target/release/c
 HELM = os.environ.get("HELM", os.path.join(ROOT, ".tools/helm/v4.1.4/helm"))
 RUNS = int(os.environ.get("RUNS", "7"))
 PREFLIGHT = os.environ.get("PREFLIGHT") == "1"
+BEFORE_BIN = os.environ.get("BEFORE_BIN")
 SITE = os.path.join(ROOT, "examples/site.yaml")
 
 RECORDER = """#!/bin/sh
@@ -98,7 +101,37 @@ def timed(cmd, env):
 
 
 samples = {"tool: first install": [], "tool: re-run, nothing changed": [], "shell: the same helm commands": []}
+if BEFORE_BIN:
+    samples["before: first install"] = []
+    samples["before: re-run, nothing changed"] = []
 processes = {}
+
+
+def tool_runs(bin_path, label, d, sandbox_dir, home):
+    """The first install and the re-run of one build against its own sandbox; answers the
+    first install's recorded helm calls and the sandbox's kubeconfig and repository."""
+    p, kube, repo = start_sandbox(sandbox_dir)
+    try:
+        env = dict(os.environ, REAL_HELM=HELM, CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS="1",
+                   **helm_homes(home))
+        cmd = [bin_path, os.path.join(ROOT, "scripts/install.rhai"), "--values", SITE,
+               "--kubeconfig", kube, "--helm", wrapper,
+               "--set", f"chart_repo_url={repo}"]
+        if not PREFLIGHT:
+            cmd.append("--skip-preflight")
+        calls, again = os.path.join(d, f"calls-{label}"), os.path.join(d, f"calls-again-{label}")
+        os.makedirs(calls)
+        os.makedirs(again)
+        samples[f"{label}: first install"].append(timed(cmd, dict(env, CALLS=calls)))
+        samples[f"{label}: re-run, nothing changed"].append(timed(cmd, dict(env, CALLS=again)))
+    finally:
+        stop(p)
+    first = recorded(calls)
+    processes[f"{label}: first install"] = [" ".join(argv[:2]) for _, argv in first]
+    processes[f"{label}: re-run, nothing changed"] = [" ".join(argv[:2]) for _, argv in recorded(again)]
+    return first, kube, repo
+
+
 with tempfile.TemporaryDirectory() as top:
     wrapper = os.path.join(top, "helm")
     with open(wrapper, "w") as f:
@@ -106,32 +139,25 @@ with tempfile.TemporaryDirectory() as top:
     os.chmod(wrapper, 0o755)
     for run in range(RUNS):
         d = os.path.join(top, f"run{run}")
-        for sub in ("a", "b", "calls", "calls-again", "home-tool", "home-shell"):
+        for sub in ("a", "b", "c", "home-tool", "home-before", "home-shell"):
             os.makedirs(os.path.join(d, sub))
-        a, kube_a, repo_a = start_sandbox(os.path.join(d, "a"))
+        # the older build first on odd runs, second on even ones
+        order = [("tool", BIN, "a", "home-tool")]
+        if BEFORE_BIN:
+            before = ("before", os.path.abspath(BEFORE_BIN), "c", "home-before")
+            order = order + [before] if run % 2 == 0 else [before] + order
+        for label, bin_path, sb, home in order:
+            got = tool_runs(bin_path, label, d, os.path.join(d, sb), os.path.join(d, home))
+            if label == "tool":
+                first, kube_a, repo_a = got
         b, kube_b, repo_b = start_sandbox(os.path.join(d, "b"))
         try:
-            env = dict(os.environ, REAL_HELM=HELM, CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS="1",
-                       **helm_homes(os.path.join(d, "home-tool")))
-            cmd = [BIN, os.path.join(ROOT, "scripts/install.rhai"), "--values", SITE,
-                   "--kubeconfig", kube_a, "--helm", wrapper,
-                   "--set", f"chart_repo_url={repo_a}"]
-            if not PREFLIGHT:
-                cmd.append("--skip-preflight")
-            samples["tool: first install"].append(timed(cmd, dict(env, CALLS=os.path.join(d, "calls"))))
-            samples["tool: re-run, nothing changed"].append(
-                timed(cmd, dict(env, CALLS=os.path.join(d, "calls-again"))))
-            first = recorded(os.path.join(d, "calls"))
-            again = recorded(os.path.join(d, "calls-again"))
-            processes["tool: first install"] = [" ".join(argv[:2]) for _, argv in first]
-            processes["tool: re-run, nothing changed"] = [" ".join(argv[:2]) for _, argv in again]
             script = shell_script(first, [kube_a, repo_a], [kube_b, repo_b], d)
             processes["shell: the same helm commands"] = [
                 " ".join(argv[:2]) for _, argv in first if argv[:1] != ["version"]]
             shell_env = dict(os.environ, **helm_homes(os.path.join(d, "home-shell")))
             samples["shell: the same helm commands"].append(timed(["sh", script], shell_env))
         finally:
-            stop(a)
             stop(b)
         shutil.rmtree(d)
 

@@ -171,7 +171,9 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     crate::support_bundle::start_run_log(&command.join(" "));
 
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
-    // only checks: every validation of every step runs before anything is touched.
+    // only checks: every validation of every step runs before anything is touched. Meanwhile,
+    // what changes nothing is found out (helm's version, the cluster's answer).
+    let early = (!args.dry_run).then(|| crate::executors::Early::start(&args.kube, args.sandbox));
     ui::set_quiet(!args.dry_run);
     crate::chartdiff::set_show(args.diff);
     let planner: Box<dyn Executor> = if args.dry_run && args.diff {
@@ -239,6 +241,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         needs_helm,
         check_cluster,
         &args.faults,
+        early,
     ) {
         Ok(x) => x,
         Err(e) => {

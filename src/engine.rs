@@ -142,6 +142,11 @@ impl Resolver {
     }
 }
 
+thread_local! {
+    /// The stdlib's modules as parsed, by name (their text is the binary's own).
+    static COMPILED: RefCell<HashMap<String, rhai::AST>> = RefCell::new(HashMap::new());
+}
+
 impl ModuleResolver for Resolver {
     fn resolve(
         &self,
@@ -164,8 +169,20 @@ impl ModuleResolver for Resolver {
         let in_module = |err: Box<EvalAltResult>| {
             Box::new(EvalAltResult::ErrorInModule(name.clone(), err, pos))
         };
-        let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
-        ast.set_source(name.as_str());
+        // a stdlib module is parsed once per process: the plan pass and the run (and the
+        // schema's probes) each build an engine, all with the same settings ([`build`])
+        let embedded = name.starts_with("<embedded>/");
+        let ast = match COMPILED.with(|c| c.borrow().get(&name).filter(|_| embedded).cloned()) {
+            Some(ast) => ast,
+            None => {
+                let mut ast = engine.compile(&text).map_err(|e| in_module(e.into()))?;
+                ast.set_source(name.as_str());
+                if embedded {
+                    COMPILED.with(|c| c.borrow_mut().insert(name.clone(), ast.clone()));
+                }
+                ast
+            }
+        };
         let module = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(in_module)?;
         let module: Shared<Module> = module.into();
         self.cache.borrow_mut().insert(name, module.clone());

@@ -69,39 +69,107 @@ pub fn shell_word(a: &str) -> String {
     }
 }
 
-impl Helm {
-    /// Find helm and ask its version once.
-    pub fn new(flag: Option<&Path>, target: Target) -> Result<Helm, String> {
-        let bin = locate(flag)?;
-        let child = crate::process::command(&bin)
-            .args(["version", "--template", "{{.Version}}"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        let what = format!("`{} version`", bin.display());
-        let out = crate::process::wait(child, &what, Some(VERSION_DEADLINE))?;
-        let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let major = version
-            .trim_start_matches('v')
-            .split('.')
-            .next()
-            .and_then(|m| m.parse::<u32>().ok())
-            .filter(|m| *m == 3 || *m == 4)
-            .ok_or_else(|| {
-                format!(
-                    "{} says its version is {version:?}; Helm 3 or 4 is needed",
-                    bin.display()
-                )
-            })?;
-        Ok(Helm {
+/// A helm binary and what `helm version` says of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probed {
+    pub bin: PathBuf,
+    pub major: u32,
+    pub version: String,
+}
+
+/// The major version (3 or 4) of a `helm version` answer (`v4.1.4`).
+fn major_of(version: &str) -> Option<u32> {
+    version
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .filter(|m| *m == 3 || *m == 4)
+}
+
+/// The identity a version answer is cached under, for a helm that is a compiled program
+/// named helm (its canonical path, size and time: [`crate::tool_cache::identity`]). None for a
+/// script or a shim (a file starting with `#!`, or a symlink to a version manager such as
+/// mise, whose answer depends on where and how it runs): those are asked every time.
+fn cacheable_identity(bin: &Path) -> Option<J> {
+    let canonical = std::fs::canonicalize(bin).ok()?;
+    if !canonical.file_name()?.to_str()?.starts_with("helm") {
+        return None;
+    }
+    let mut magic = [0u8; 4];
+    std::io::Read::read_exact(&mut std::fs::File::open(&canonical).ok()?, &mut magic).ok()?;
+    // ELF, or Mach-O (32/64-bit, either byte order, universal)
+    let compiled = magic == *b"\x7fELF"
+        || matches!(
+            u32::from_be_bytes(magic),
+            0xfeedface | 0xfeedfacf | 0xcefaedfe | 0xcffaedfe | 0xcafebabe
+        );
+    if !compiled {
+        return None;
+    }
+    crate::tool_cache::identity(&canonical)
+}
+
+/// Find helm and learn its version: from the tool's cache ([`crate::tool_cache`], in `cache`)
+/// when it holds the answer for this very binary, else by asking `helm version` (and caching
+/// the answer). A cached answer that is not a Helm 3 or 4 version is asked again.
+pub fn probe(flag: Option<&Path>, cache: Option<&Path>) -> Result<Probed, String> {
+    let bin = locate(flag)?;
+    let identity = cache.and_then(|_| cacheable_identity(&bin));
+    if let (Some(dir), Some(id)) = (cache, &identity)
+        && let Some(J::String(version)) = crate::tool_cache::lookup(dir, "helm-version", id)
+        && let Some(major) = major_of(&version)
+    {
+        return Ok(Probed {
             bin,
             major,
             version,
+        });
+    }
+    let child = crate::process::command(&bin)
+        .args(["version", "--template", "{{.Version}}"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let what = format!("`{} version`", bin.display());
+    let out = crate::process::wait(child, &what, Some(VERSION_DEADLINE))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let major = major_of(&version).ok_or_else(|| {
+        format!(
+            "{} says its version is {version:?}; Helm 3 or 4 is needed",
+            bin.display()
+        )
+    })?;
+    if let (Some(dir), Some(id)) = (cache, &identity) {
+        crate::tool_cache::store(dir, "helm-version", id, &J::String(version.clone()));
+    }
+    Ok(Probed {
+        bin,
+        major,
+        version,
+    })
+}
+
+impl Helm {
+    /// Find helm and learn its version once ([`probe`], through the tool's cache).
+    pub fn new(flag: Option<&Path>, target: Target) -> Result<Helm, String> {
+        Ok(Helm::with(
+            probe(flag, crate::tool_cache::dir().as_deref())?,
+            target,
+        ))
+    }
+
+    /// The helm `probed` found, driven for `target`.
+    pub fn with(probed: Probed, target: Target) -> Helm {
+        Helm {
+            bin: probed.bin,
+            major: probed.major,
+            version: probed.version,
             target,
             indexes: RefCell::default(),
-        })
+        }
     }
 
     /// `helm repo add NAME URL --force-update` (the password on helm's stdin), which also
@@ -585,14 +653,11 @@ pub fn strings(args: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Helm, shell_word};
+    use super::{Helm, probe, shell_word};
     use crate::action::{ChartInstall, Target};
 
-    /// An archive renders in place of its chart step's chart after the repository that served
-    /// it is gone (an air-gapped site renders the bundle's archives): the step still names the
-    /// chart by a repository helm does not know. With the real helm 3 and 4 (tools/fetch-helm).
-    #[test]
-    fn an_archive_renders_where_no_repository_serves_the_chart() {
+    /// The real helm 3 and 4 (tools/fetch-helm).
+    fn real_helms() -> Vec<std::path::PathBuf> {
         let fetch =
             std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fetch-helm"))
                 .output()
@@ -607,6 +672,105 @@ mod tests {
             .map(std::path::PathBuf::from)
             .collect();
         assert_eq!(helms.len(), 2, "helm 3 and helm 4");
+        helms
+    }
+
+    /// The cache entries of a directory, by file name.
+    fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.retain(|p| p.extension().is_some_and(|e| e == "json"));
+        v.sort();
+        v
+    }
+
+    /// `helm version` is asked once per helm binary and answered from the cache afterwards; a
+    /// wrong entry (another version, not Helm 3 or 4), a corrupt one, or one of another binary
+    /// is not believed: helm is asked again and the entry rewritten. A script standing in for
+    /// helm is asked every time (its answer may change while the script does not).
+    #[test]
+    fn the_version_probe_is_cached_per_binary_and_a_bad_entry_is_probed_again() {
+        let helms = real_helms();
+        let cache = tempfile::tempdir().unwrap();
+        let mut asked = Vec::new();
+        for bin in &helms {
+            let probed = probe(Some(bin), Some(cache.path())).unwrap();
+            assert!(probed.version.starts_with(&format!("v{}.", probed.major)));
+            asked.push(probed);
+        }
+        assert_eq!((asked[0].major, asked[1].major), (3, 4));
+        let files = entries(cache.path());
+        assert_eq!(files.len(), 2, "one entry per binary: {files:?}");
+        // answered from the cache: the same answer
+        for (bin, first) in helms.iter().zip(&asked) {
+            assert_eq!(&probe(Some(bin), Some(cache.path())).unwrap(), first);
+        }
+        // an entry made to say another version: its digest no longer matches; probed again
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            let forged = text.replace("\"v3.", "\"v9.").replace("\"v4.", "\"v9.");
+            assert_ne!(forged, text);
+            std::fs::write(file, forged).unwrap();
+        }
+        for (bin, first) in helms.iter().zip(&asked) {
+            assert_eq!(&probe(Some(bin), Some(cache.path())).unwrap(), first);
+        }
+        // a forged entry with a matching digest but no Helm 3 or 4 version (helm 3's), and a
+        // corrupt one, cut short (helm 4's): probed again
+        let id = super::cacheable_identity(&helms[0]).unwrap();
+        crate::tool_cache::store(cache.path(), "helm-version", &id, &"v9.0.0".into());
+        let helm4 = std::fs::canonicalize(&helms[1]).unwrap();
+        let helm4_entry = files
+            .iter()
+            .find(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .contains(&format!("{:?}", helm4.display().to_string()))
+            })
+            .expect("helm 4's entry");
+        let text = std::fs::read_to_string(helm4_entry).unwrap();
+        std::fs::write(helm4_entry, &text[..text.len() / 3]).unwrap();
+        for (bin, first) in helms.iter().zip(&asked) {
+            assert_eq!(&probe(Some(bin), Some(cache.path())).unwrap(), first);
+        }
+        // the entries were written again, whole
+        for (bin, first) in helms.iter().zip(&asked) {
+            let id = super::cacheable_identity(bin).unwrap();
+            assert_eq!(
+                crate::tool_cache::lookup(cache.path(), "helm-version", &id),
+                Some(serde_json::Value::String(first.version.clone()))
+            );
+        }
+        // a copy of helm 4 is another binary: its own entry
+        let bin_dir = tempfile::tempdir().unwrap();
+        let copy = bin_dir.path().join("helm");
+        std::fs::copy(&helms[1], &copy).unwrap();
+        assert_eq!(probe(Some(&copy), Some(cache.path())).unwrap().major, 4);
+        assert_eq!(entries(cache.path()).len(), 3);
+        // a wrapper script: asked every time, never cached
+        let wrapper = bin_dir.path().join("helm-wrapper");
+        std::fs::write(
+            &wrapper,
+            format!("#!/bin/sh\nexec '{}' \"$@\"\n", helms[0].display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &wrapper,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        assert_eq!(super::cacheable_identity(&wrapper), None);
+        assert_eq!(probe(Some(&wrapper), Some(cache.path())).unwrap().major, 3);
+        assert_eq!(entries(cache.path()).len(), 3);
+    }
+
+    /// An archive renders in place of its chart step's chart after the repository that served
+    /// it is gone (an air-gapped site renders the bundle's archives): the step still names the
+    /// chart by a repository helm does not know. With the real helm 3 and 4 (tools/fetch-helm).
+    #[test]
+    fn an_archive_renders_where_no_repository_serves_the_chart() {
+        let helms = real_helms();
         let dir = tempfile::tempdir().unwrap();
         let chart = crate::sandbox::charts::package_all()
             .unwrap()

@@ -143,6 +143,31 @@ impl Kube {
         Ok((kubeconfig, context, server))
     }
 
+    /// Whether connecting runs nothing the kubeconfig names (no `exec` credential plugin, no
+    /// auth provider, which may log in or prompt): then the connection check may be made
+    /// ahead, while the plan pass runs. False when the kubeconfig cannot be read (the check
+    /// then reports it in its turn).
+    pub fn connects_without_plugins(target: &Target) -> bool {
+        let Ok((kubeconfig, context, _)) = Self::kubeconfig(target) else {
+            return false;
+        };
+        let user = kubeconfig
+            .contexts
+            .iter()
+            .find(|c| c.name == context)
+            .and_then(|c| c.context.as_ref())
+            .and_then(|c| c.user.clone());
+        let Some(user) = user else {
+            return true;
+        };
+        kubeconfig
+            .auth_infos
+            .iter()
+            .filter(|a| a.name == user)
+            .filter_map(|a| a.auth_info.as_ref())
+            .all(|a| a.exec.is_none() && a.auth_provider.is_none())
+    }
+
     pub async fn connect(target: &Target) -> Result<Kube, String> {
         let (kubeconfig, context, server) = Self::kubeconfig(target)?;
         let options = KubeConfigOptions {
@@ -612,4 +637,52 @@ pub async fn dynamic_api(
         _ => Api::all_with(client.clone(), &ar),
     };
     Ok((api, namespaced))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Kube;
+    use crate::action::Target;
+
+    fn kubeconfig(user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+             clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n\
+             contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\n\
+             users:\n- name: u\n  user:\n{user}"
+        )
+    }
+
+    /// The connection is made ahead of the plan pass only when making it runs nothing the
+    /// kubeconfig names: a token or a certificate, yes; an `exec` credential plugin or an auth
+    /// provider (which may log in or prompt), or a kubeconfig that cannot be read, no.
+    #[test]
+    fn only_a_kubeconfig_without_credential_plugins_connects_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let ahead = |user: &str| {
+            let path = dir.path().join("config");
+            std::fs::write(&path, kubeconfig(user)).unwrap();
+            let target = Target {
+                kubeconfig: Some(path),
+                ..Default::default()
+            };
+            // each kubeconfig reads: the answer is about its user, not a parse error
+            assert!(Kube::kubeconfig(&target).is_ok(), "{user}");
+            Kube::connects_without_plugins(&target)
+        };
+        assert!(ahead("    token: abc\n"));
+        assert!(ahead(
+            "    client-certificate-data: YQ==\n    client-key-data: YQ==\n"
+        ));
+        assert!(!ahead(
+            "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: get-token\n      interactiveMode: Never\n"
+        ));
+        assert!(!ahead(
+            "    auth-provider:\n      name: oidc\n      config:\n        idp-issuer-url: https://idp\n"
+        ));
+        assert!(!Kube::connects_without_plugins(&Target {
+            kubeconfig: Some(dir.path().join("missing")),
+            ..Default::default()
+        }));
+    }
 }

@@ -43,6 +43,7 @@ pub mod site;
 pub mod site_keys;
 pub mod strvals;
 pub mod support_bundle;
+pub mod tool_cache;
 pub mod ui;
 pub mod validate;
 pub mod value;

@@ -18,6 +18,8 @@ pub struct LiveExecutor {
     helm_flag: Option<PathBuf>,
     helm: OnceCell<Helm>,
     kube: OnceCell<Kube>,
+    /// The connection check's answer when it was made ahead ([`crate::executors::Early`]).
+    checked: RefCell<Option<Result<String, String>>>,
     /// ClearML API clients by URL and key.
     clients: RefCell<std::collections::HashMap<(String, String), Rc<crate::clearml::Client>>>,
     /// The queues each API target and identity sees (name to id), listed once per run.
@@ -43,6 +45,7 @@ impl LiveExecutor {
             helm_flag,
             helm: OnceCell::new(),
             kube: OnceCell::new(),
+            checked: RefCell::new(None),
             clients: Default::default(),
             queue_index: Default::default(),
         };
@@ -50,6 +53,22 @@ impl LiveExecutor {
             live.helm()?;
         }
         Ok(live)
+    }
+
+    /// Take the helm found and the Kubernetes client connected (and its connection check's
+    /// answer) while the plan pass ran ([`crate::executors::Early`]), as if found here.
+    pub fn adopt(
+        &self,
+        helm: Option<crate::helm::Probed>,
+        kube: Option<(Kube, Result<String, String>)>,
+    ) {
+        if let Some(probed) = helm {
+            let _ = self.helm.set(Helm::with(probed, self.target.clone()));
+        }
+        if let Some((kube, checked)) = kube {
+            let _ = self.kube.set(kube);
+            *self.checked.borrow_mut() = Some(checked);
+        }
     }
 
     /// An `oci://HOST/PATH` reference as helm is given it: in the sandbox, its host is the
@@ -70,7 +89,11 @@ impl LiveExecutor {
     /// Before the first step: the kubeconfig is readable, the context exists and the API
     /// server answers. The error names the server and the context.
     pub fn check_connection(&self) -> Result<(), String> {
-        let version = block_on(self.kube()?.check())?;
+        let ahead = self.checked.borrow_mut().take();
+        let version = match ahead {
+            Some(answer) => answer?,
+            None => block_on(self.kube()?.check())?,
+        };
         crate::ui::info(&format!("Kubernetes API answers: {version}"));
         Ok(())
     }

@@ -90,6 +90,7 @@ impl Session {
             false,
             false,
             &[],
+            None,
         )?;
         let base = PathBuf::from(".");
         let rt = Rc::new(Runtime::new(

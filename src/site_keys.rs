@@ -191,13 +191,40 @@ fn strip_strings_but_keys(line: &str) -> String {
     out
 }
 
-/// The site schema, built once per process.
+/// The site schema, built once per process, and once per build of the tool: it depends only
+/// on the binary (its code and the stdlib it embeds), so it is kept in the tool's cache
+/// ([`crate::tool_cache`]) under the binary's identity and read from there by the next runs.
 fn schema() -> Result<&'static J, String> {
     static SCHEMA: OnceLock<Result<J, String>> = OnceLock::new();
     SCHEMA
-        .get_or_init(crate::schema::build)
+        .get_or_init(|| {
+            cached_schema(
+                crate::tool_cache::dir().as_deref(),
+                std::env::current_exe().ok().as_deref(),
+            )
+        })
         .as_ref()
         .map_err(Clone::clone)
+}
+
+/// The schema from the cache in `dir` when it holds the one built by the binary `exe`, else
+/// built (and cached).
+fn cached_schema(
+    dir: Option<&std::path::Path>,
+    exe: Option<&std::path::Path>,
+) -> Result<J, String> {
+    let identity = exe.and_then(crate::tool_cache::identity);
+    let (Some(dir), Some(identity)) = (dir, identity) else {
+        return crate::schema::build();
+    };
+    if let Some(schema) = crate::tool_cache::lookup(dir, "site-schema", &identity)
+        && schema.get("properties").is_some_and(J::is_object)
+    {
+        return Ok(schema);
+    }
+    let schema = crate::schema::build()?;
+    crate::tool_cache::store(dir, "site-schema", &identity, &schema);
+    Ok(schema)
 }
 
 /// One unknown key: where it was set and what it may have meant.
@@ -434,6 +461,68 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    /// The schema read from the cache is the one built; an entry of another binary, or a
+    /// corrupt one, is not used: the schema is built again and the entry rewritten.
+    #[test]
+    fn the_cached_schema_is_the_built_one_and_a_bad_entry_is_built_again() {
+        let built = crate::schema::build().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let exe = cache.path().join("clearml-script");
+        std::fs::write(&exe, "a build").unwrap();
+        assert_eq!(
+            cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
+            built
+        );
+        let entry = std::fs::read_dir(cache.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+            .expect("an entry");
+        assert_eq!(
+            cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
+            built
+        );
+        // an entry whose schema was edited (no longer its digest): built again
+        let text = std::fs::read_to_string(&entry).unwrap();
+        let forged = text.replace("\"namespace\"", "\"namspace\"");
+        assert_ne!(forged, text);
+        std::fs::write(&entry, forged).unwrap();
+        assert_eq!(
+            cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
+            built
+        );
+        // cut short: built again, and the entry whole again
+        std::fs::write(&entry, &text[..text.len() / 2]).unwrap();
+        assert_eq!(
+            cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
+            built
+        );
+        assert_eq!(std::fs::read_to_string(&entry).unwrap(), text);
+        // a forged entry with a good digest that is no schema: built again
+        let id = crate::tool_cache::identity(&exe).unwrap();
+        crate::tool_cache::store(cache.path(), "site-schema", &id, &serde_json::json!([]));
+        assert_eq!(
+            cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
+            built
+        );
+        // another build (the binary changed): its own entry
+        std::fs::write(&exe, "another build").unwrap();
+        assert_eq!(
+            cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
+            built
+        );
+        let n = std::fs::read_dir(cache.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count();
+        assert_eq!(n, 2);
+        // no cache directory, or no binary known: built
+        assert_eq!(cached_schema(None, Some(&exe)).unwrap(), built);
+        assert_eq!(cached_schema(Some(cache.path()), None).unwrap(), built);
     }
 
     #[test]
