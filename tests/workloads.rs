@@ -318,7 +318,11 @@ fn queues_land_in_the_impersonated_users_tenant() {
         "--set",
         "agent.impersonate_as=tenant-user",
     ];
-    live.workloads("create-queue.rhai", &args).success();
+    // the queues are steps of one built-in, each said as it is answered
+    live.workloads("create-queue.rhai", &args)
+        .success()
+        .stderr_has("→ step 1: clearml.create_queue\n")
+        .stderr_has("→ step 2: clearml.create_queue\n");
     assert_eq!(live.queue_names(tenant), ["GPUshm", "default"]);
     assert_eq!(live.queue_names(DEFAULT_COMPANY), ["default"]);
     live.workloads("create-queue.rhai", &args)
