@@ -186,11 +186,14 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     } else {
         Box::new(DryRunExecutor)
     };
-    let plan = execute(&book, site.clone(), planner, interrupted.clone());
-    ui::set_quiet(false);
     if args.dry_run {
+        // the site goes to the one pass there is, not a copy of it (thousands of queues)
+        let plan = execute(&book, site, planner, interrupted);
+        ui::set_quiet(false);
         return finish(&plan, None, json, true);
     }
+    let plan = execute(&book, site.clone(), planner, interrupted.clone());
+    ui::set_quiet(false);
     // The plan pass may stop early only where the script needs for real a value only the
     // cluster gives; any other error stops here, before anything is started.
     let needs_live = match &plan.result {
