@@ -264,8 +264,10 @@ fn finish(
         ui::err(&sb.summary());
     }
     // rendered once: kept for a support bundle, and printed with --output json
-    let plan_json = action::render_json(&outcome.actions, &outcome.places, dry_run);
+    let mut plan_json = action::render_json(&outcome.actions, &outcome.places, dry_run);
     crate::support_bundle::keep_plan(&plan_json);
+    // printed as it is, with its line end (no copy: thousands of queues plan megabytes)
+    plan_json.push('\n');
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -283,7 +285,7 @@ fn finish(
         Ok(()) if json && !reports.is_empty() && outcome.actions.is_empty() => 0,
         Ok(()) => {
             if json {
-                ui::out(&format!("{plan_json}\n"));
+                ui::out(&plan_json);
             } else if dry_run {
                 ui::out(&action::render_text(
                     &outcome.actions,
@@ -307,7 +309,7 @@ fn finish(
             );
             if json {
                 // the branch is a dry run's: the plan as rendered above
-                ui::out(&format!("{plan_json}\n"));
+                ui::out(&plan_json);
             } else {
                 ui::out(&action::render_text(
                     &outcome.actions,

@@ -65,6 +65,14 @@ impl Runtime {
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
     }
 
+    /// The end of the run: the built-ins have no current run any more, and the run's steps and
+    /// where each ran are taken out (not copied) for its outcome; its site and executor go with
+    /// it when the caller drops it.
+    pub fn finish(&self) -> (Vec<Action>, Vec<Option<Place>>) {
+        CURRENT.with(|c| c.borrow_mut().take());
+        (self.actions.take(), self.places.take())
+    }
+
     pub fn mode(&self) -> Mode {
         self.executor.mode()
     }
