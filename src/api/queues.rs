@@ -19,9 +19,11 @@ pub const QUEUE_KEYS: &[&str] = &[
 /// `f` with the queues of the list at `path` (none when it is missing, `()` or not a list:
 /// the rule `list?` reports that one).
 fn with_queues<R>(site: &Map, path: &str, f: impl FnOnce(&[Dynamic]) -> R) -> R {
-    crate::api::at_path(site, path, |d| match d.and_then(|d| d.read_lock::<Array>()) {
-        Some(list) => f(list.as_slice()),
-        None => f(&[]),
+    crate::api::at_path(site, path, |d| {
+        match d.and_then(|d| d.read_lock::<Array>()) {
+            Some(list) => f(list.as_slice()),
+            None => f(&[]),
+        }
     })
 }
 
@@ -53,7 +55,12 @@ pub(crate) fn dshm(size_gi: &Dynamic, generation: &str, vllm: bool) -> Result<Ma
         ));
     };
     let map = |pairs: &[(&str, Dynamic)]| -> Dynamic {
-        Dynamic::from_map(pairs.iter().map(|(k, v)| ((*k).into(), v.clone())).collect())
+        Dynamic::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), v.clone()))
+                .collect(),
+        )
     };
     let volume = map(&[
         ("name", "dshm".into()),
@@ -212,9 +219,10 @@ pub mod queues_api {
                 };
                 let map_at = |key: &str| match field(&q, key) {
                     None => Ok(Map::new()),
-                    Some(v) => v.read_lock::<Map>().map(|m| m.clone()).ok_or_else(|| {
-                        invalid(B, format!("`{path}[{i}].{key}` must be a map"))
-                    }),
+                    Some(v) => v
+                        .read_lock::<Map>()
+                        .map(|m| m.clone())
+                        .ok_or_else(|| invalid(B, format!("`{path}[{i}].{key}` must be a map"))),
                 };
                 let mut overrides = map_at("template_overrides")?;
                 if let Some(shm) = field(&q, "shm_size_gi") {
@@ -226,8 +234,8 @@ pub mod queues_api {
                     };
                     let volume = dshm(shm, generation, vllm)
                         .map_err(|e| invalid(B, format!("`{path}[{i}].shm_size_gi`: {e}")))?;
-                    overrides = crate::api::merge_dynamic(overrides.into(), volume.into())
-                        .cast::<Map>();
+                    overrides =
+                        crate::api::merge_dynamic(overrides.into(), volume.into()).cast::<Map>();
                 }
                 let settings = map_at("queue_settings")?;
                 let mut entry = Map::new();
