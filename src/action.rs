@@ -331,21 +331,34 @@ pub struct Target {
 /// The plan as one JSON document: `{"dry_run": true, "actions": [...]}`. A step of a
 /// parallel group carries `"parallel": {"group": N, "branch": NAME}`.
 pub fn render_json(actions: &[Action], places: &[Option<Place>], dry_run: bool) -> String {
-    let doc = serde_json::json!({
-        "dry_run": dry_run,
-        "actions": actions
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let mut json = a.to_json();
-                if let Some(Some(place)) = places.get(i) {
-                    json["parallel"] = serde_json::json!(place);
-                }
-                json
-            })
-            .collect::<Vec<_>>(),
-    });
-    serde_json::to_string_pretty(&doc).expect("plan serializes")
+    // written straight from the actions, without a JSON tree of the whole plan in between (a
+    // site with thousands of queues plans thousands of steps)
+    #[derive(Serialize)]
+    struct Step<'a> {
+        #[serde(flatten)]
+        action: &'a Action,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parallel: Option<&'a Place>,
+    }
+    struct Steps<'a>(&'a [Action], &'a [Option<Place>]);
+    impl Serialize for Steps<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(self.0.iter().enumerate().map(|(i, action)| Step {
+                action,
+                parallel: self.1.get(i).and_then(Option::as_ref),
+            }))
+        }
+    }
+    #[derive(Serialize)]
+    struct Plan<'a> {
+        dry_run: bool,
+        actions: Steps<'a>,
+    }
+    serde_json::to_string_pretty(&Plan {
+        dry_run,
+        actions: Steps(actions, places),
+    })
+    .expect("plan serializes")
 }
 
 /// The plan as numbered human-readable steps. Scalar fields go on the step's line as

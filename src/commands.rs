@@ -188,11 +188,14 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     } else {
         Box::new(DryRunExecutor)
     };
-    let plan = execute(&book, site.clone(), planner, interrupted.clone());
-    ui::set_quiet(false);
     if args.dry_run {
+        // the site goes to the one pass there is, not a copy of it (thousands of queues)
+        let plan = execute(&book, site, planner, interrupted);
+        ui::set_quiet(false);
         return finish(&plan, None, json, true);
     }
+    let plan = execute(&book, site.clone(), planner, interrupted.clone());
+    ui::set_quiet(false);
     // The plan pass may stop early only where the script needs for real a value only the
     // cluster gives; any other error stops here, before anything is started.
     let needs_live = match &plan.result {
@@ -264,8 +267,10 @@ fn finish(
         ui::err(&sb.summary());
     }
     // rendered once: kept for a support bundle, and printed with --output json
-    let plan_json = action::render_json(&outcome.actions, &outcome.places, dry_run);
+    let mut plan_json = action::render_json(&outcome.actions, &outcome.places, dry_run);
     crate::support_bundle::keep_plan(&plan_json);
+    // printed as it is, with its line end (no copy: thousands of queues plan megabytes)
+    plan_json.push('\n');
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -283,7 +288,7 @@ fn finish(
         Ok(()) if json && !reports.is_empty() && outcome.actions.is_empty() => 0,
         Ok(()) => {
             if json {
-                ui::out(&format!("{plan_json}\n"));
+                ui::out(&plan_json);
             } else if dry_run {
                 ui::out(&action::render_text(
                     &outcome.actions,
@@ -307,7 +312,7 @@ fn finish(
             );
             if json {
                 // the branch is a dry run's: the plan as rendered above
-                ui::out(&format!("{plan_json}\n"));
+                ui::out(&plan_json);
             } else {
                 ui::out(&action::render_text(
                     &outcome.actions,

@@ -88,9 +88,11 @@ pub fn execute(
     let result = engine
         .run_ast_with_scope(&mut scope, &ast)
         .map_err(|e| diagnostic::render(&e, &book.name, &sources));
+    drop(scope);
+    let (actions, places) = rt.finish();
     Outcome {
-        actions: rt.actions(),
-        places: rt.places(),
+        actions,
+        places,
         finished: rt.finished(),
         step_failed: rt.step_failed(),
         result,

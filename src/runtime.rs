@@ -65,6 +65,14 @@ impl Runtime {
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
     }
 
+    /// The end of the run: the built-ins have no current run any more, and the run's steps and
+    /// where each ran are taken out (not copied) for its outcome; its site and executor go with
+    /// it when the caller drops it.
+    pub fn finish(&self) -> (Vec<Action>, Vec<Option<Place>>) {
+        CURRENT.with(|c| c.borrow_mut().take());
+        (self.actions.take(), self.places.take())
+    }
+
     pub fn mode(&self) -> Mode {
         self.executor.mode()
     }
@@ -188,20 +196,19 @@ impl Runtime {
         }
         let first = self.record(&actions);
         let results = self.executor.execute_many(&actions);
-        let kinds: Vec<String> = actions.iter().map(Action::kind).collect();
         let live = self.mode() != Mode::DryRun;
         let mut out = Vec::with_capacity(results.len());
-        for (i, r) in results.into_iter().enumerate() {
+        for ((i, r), action) in results.into_iter().enumerate().zip(&actions) {
             // the steps as they are answered, up to the first failure
             if live {
-                ui::step(first + i, &shown_kind(&kinds[i]));
+                ui::step(first + i, &shown_kind(&action.kind()));
             }
             match r {
                 Ok(v) => out.push(v.to_dynamic()),
                 Err(msg) => {
                     return Err(Failure::step(
                         builtin,
-                        format!("step {} ({}): {msg}", first + i, kinds[i]),
+                        format!("step {} ({}): {msg}", first + i, action.kind()),
                     )
                     .into_rhai());
                 }
@@ -235,6 +242,14 @@ fn shown_kind(kind: &str) -> String {
 }
 
 fn interpolated_secret(action: &Action) -> Option<String> {
+    // most actions hold no such text: their JSON text says so at once (JSON escapes neither `<`
+    // nor `>`), and only one that does is walked for the key path
+    let text = crate::secret::with_sentinel(|| {
+        serde_json::to_string(action).expect("actions always serialize")
+    });
+    if !text.contains(REDACTED) {
+        return None;
+    }
     let json = crate::secret::with_sentinel(|| action.to_json());
     let mut found = None;
     Value::from_json(&json).walk_leaves("", &mut |path, v| {

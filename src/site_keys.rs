@@ -54,6 +54,11 @@ pub fn reads() -> BTreeSet<String> {
     let read_var = regex::Regex::new(r#"\bget\(\s*([A-Za-z_]\w*)\s*,\s*([A-Za-z_]\w*)\s*[,)]"#)
         .expect("regex");
     let literal = regex::Regex::new(r#""([A-Za-z0-9_]+)""#).expect("regex");
+    // `queue_problems(this, "agent.queues")` and the other queue built-ins read each entry's keys
+    let queue_call = regex::Regex::new(
+        r#"\bqueue_(?:problems|names|entries)\(\s*([A-Za-z_]\w*)\s*,\s*"([A-Za-z0-9_.]*\w)""#,
+    )
+    .expect("regex");
     // `get(a, "queues", []).map(|q| …)`, `queues.map(|q| …)`: the closure's parameter is an entry
     let map_bind = regex::Regex::new(
         r#"((?:get|require)\(\s*[A-Za-z_]\w*\s*,\s*"[A-Za-z0-9_.]+"[^)]*\)|\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.map\(\|\s*([A-Za-z_]\w*)\s*\|"#,
@@ -100,6 +105,12 @@ pub fn reads() -> BTreeSet<String> {
                         && !p.is_empty()
                     {
                         out.insert(p);
+                    }
+                }
+                for c in queue_call.captures_iter(&code) {
+                    if let Some(p) = prefixed(&c[1], &c[2], &aliases) {
+                        let keys = crate::api::queues::QUEUE_KEYS.iter();
+                        out.extend(keys.map(|k| format!("{p}[].{k}")));
                     }
                 }
                 for c in read_dot.captures_iter(&code) {

@@ -158,13 +158,21 @@ fn bad_ports_and_queue_names_are_reported_together() {
     Test::new()
         .args(["install.rhai", "--values", &site(), "--values", &gpu_site()])
         .args(["--set", "gateway.port_range.start=40000", "--set", "gateway.port_range.end=30000"])
-        .file("q.yaml", "agent:\n  queues:\n    - {name: ab}\n    - {name: GPUshm, shm_size_gi: 0}\n")
+        .file(
+            "q.yaml",
+            "agent:\n  queues:\n    - {name: ab}\n    - {name: GPUshm, shm_size_gi: 0}\n    - {name: GPUshm}\n    - {name: big, template_overrides: 5, vllm: maybe}\n    - plain\n",
+        )
         .args(["--values", "q.yaml", "--dry-run"])
         .run()
         .code(2)
         .stderr_has("the port range starts at 40000 after it ends at 30000: swap them, start ≤ end")
         .stderr_has("`agent.queues[0].name` (q.yaml:3:14): the queue name \"ab\" is too short: a queue name has at least 3 characters")
-        .stderr_has("`agent.queues[1].shm_size_gi` (q.yaml:4:35): must be a whole number of GiB, at least 1");
+        .stderr_has("`agent.queues[1].shm_size_gi` (q.yaml:4:35): must be a whole number of GiB, at least 1")
+        .stderr_has("`agent.queues[2].name` (q.yaml:5:14): the queue \"GPUshm\" is listed twice")
+        // found by the check, before the chart's values are made (not a late script error)
+        .stderr_has("`agent.queues[3].template_overrides` (q.yaml:6:39): must be a map")
+        .stderr_has("`agent.queues[3].vllm` (q.yaml:6:48): must be true or false")
+        .stderr_has("`agent.queues[4]`: must be a map with at least a name");
     // the built-in refuses too
     Test::new()
         .script("let api = clearml_connect(#{ api_url: \"https://api.example.com\", key: \"k\", secret: \"s\" });\napi.create_queue(\"ab\");")

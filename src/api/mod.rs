@@ -8,6 +8,7 @@ pub mod clearml_api;
 pub mod cluster;
 pub mod ops_api;
 pub mod options;
+pub mod queues;
 pub mod run;
 pub mod secrets;
 pub mod values;
@@ -20,6 +21,7 @@ use crate::value::Value;
 /// Register every built-in module into the engine's global namespace.
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(values::values_api).into());
+    engine.register_global_module(exported_module!(queues::queues_api).into());
     engine.register_global_module(exported_module!(checks::checks_api).into());
     engine.register_global_module(exported_module!(secrets::secrets_api).into());
     engine.register_global_module(exported_module!(cluster::cluster_api).into());
@@ -40,14 +42,31 @@ pub fn to_value(builtin: &str, d: &Dynamic) -> Result<Value, Box<EvalAltResult>>
 pub fn map_at_path(root: &Map, path: &str) -> Option<Dynamic> {
     // walked by reference: only the value found is copied (the site can hold thousands of
     // queues, and `get(site, …)` is called everywhere)
-    fn walk<'a>(cur: &Dynamic, mut parts: impl Iterator<Item = &'a str>) -> Option<Dynamic> {
-        match parts.next() {
-            None => Some(cur.clone()),
-            Some(part) => walk(cur.read_lock::<Map>()?.get(part)?, parts),
+    at_path(root, path, |d| d.cloned())
+}
+
+/// `f` with the value at a dotted key path, read by reference (`None` when a key on the way is
+/// missing or a value on the way is no map).
+pub fn at_path<R>(root: &Map, path: &str, f: impl FnOnce(Option<&Dynamic>) -> R) -> R {
+    fn walk<'a, R>(
+        cur: Option<&Dynamic>,
+        mut parts: impl Iterator<Item = &'a str>,
+        f: impl FnOnce(Option<&Dynamic>) -> R,
+    ) -> R {
+        match (cur, parts.next()) {
+            (cur, None) => f(cur),
+            (None, Some(_)) => f(None),
+            (Some(d), Some(part)) => match d.read_lock::<Map>() {
+                Some(m) => walk(m.get(part), parts, f),
+                None => f(None),
+            },
         }
     }
     let mut parts = path.split('.');
-    walk(root.get(parts.next()?)?, parts)
+    match parts.next() {
+        Some(first) => walk(root.get(first), parts, f),
+        None => f(None),
+    }
 }
 
 /// Deep merge of script values: maps merge, anything else in `b` replaces `a`.
