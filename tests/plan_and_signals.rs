@@ -204,6 +204,15 @@ fn a_kubeconfig_list_is_merged_as_kubectl_merges_it() {
 /// A stand-in helm: `upgrade` marks that it started, waits for a `go` file, marks that it
 /// finished; `status` answers deployed once finished. SIGINT makes it note it and fail.
 fn slow_helm(dir: &Path) -> PathBuf {
+    helm_held(dir, "exit 1")
+}
+
+/// The same stand-in, but one that notes SIGINT and goes on waiting (a step deaf to Ctrl-C).
+fn stubborn_helm(dir: &Path) -> PathBuf {
+    helm_held(dir, ":")
+}
+
+fn helm_held(dir: &Path, on_int: &str) -> PathBuf {
     // the real helm, held at the start of `upgrade` until the test writes `go`
     let real = helm_binaries().last().expect("a helm").1.clone();
     let path = dir.join("slow-helm");
@@ -211,7 +220,7 @@ fn slow_helm(dir: &Path) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "#!/bin/sh\ntrap 'touch {d}/got-int; exit 1' INT\n\
+            "#!/bin/sh\ntrap 'touch {d}/got-int; {on_int}' INT\n\
              case \"$1\" in\n\
              upgrade) touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.05; done; \
              trap - INT; {real} \"$@\"; rc=$?; touch {d}/finished; exit $rc ;;\n\
@@ -317,6 +326,46 @@ fn ctrl_c_to_the_terminal_lets_the_running_helm_step_finish() {
         stderr.contains("1 step finished before the interruption"),
         "{stderr}"
     );
+    assert_no_run_files(&tmp);
+}
+
+#[test]
+fn a_third_ctrl_c_stops_the_tool_at_once_when_the_step_ignores_the_second() {
+    let t = Test::new().script(&two_steps());
+    let helm = stubborn_helm(t.dir());
+    let tmp = t.dir().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (mut child, rx) = spawn_job(&t, &["--sandbox"], &[("HELM_BIN", &helm), ("TMPDIR", &tmp)]);
+    wait_for(&t.dir().join("started"));
+    let mut seen = Vec::new();
+    signal_group(&child, "INT");
+    wait_line(&rx, &mut seen, "stopping after the current step");
+    signal_group(&child, "INT");
+    wait_line(
+        &rx,
+        &mut seen,
+        "Ctrl-C again: interrupting the running step",
+    );
+    wait_for(&t.dir().join("got-int"));
+    // helm goes on; the third Ctrl-C is not forwarded again but ends the tool
+    signal_group(&child, "INT");
+    let mut status = None;
+    for _ in 0..600 {
+        status = child.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::write(t.dir().join("go"), "").unwrap();
+    let Some(status) = status else {
+        let _ = child.kill();
+        panic!(
+            "the third Ctrl-C did not stop the tool:\n{}",
+            seen.join("\n")
+        );
+    };
+    assert_eq!(status.code(), Some(130), "{}", seen.join("\n"));
     assert_no_run_files(&tmp);
 }
 
