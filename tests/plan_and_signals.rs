@@ -472,11 +472,16 @@ fn private_root(tmp: &Path) -> PathBuf {
         .expect("the runs' private root")
 }
 
-/// Nothing of a run is left in TMPDIR: no values files, no sandbox directories.
+/// Nothing of a run is left in TMPDIR: no values files, no sandbox directories, no run's
+/// private directory.
 fn assert_no_run_files(tmp: &Path) {
     let mut left = Vec::new();
     for entry in walk(tmp) {
-        if entry.is_file() {
+        let a_run = entry.is_dir()
+            && entry
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("run-"));
+        if entry.is_file() || a_run {
             left.push(entry);
         }
     }
