@@ -326,7 +326,14 @@ fn queues_land_in_the_impersonated_users_tenant() {
         "--set",
         "agent.impersonate_as=tenant-user",
     ];
-    // the queues are steps of one built-in, each said as it is answered
+    // the queues are steps of one built-in, each said as it is answered in a live run, and
+    // never in a dry run (which lists them in its plan)
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    live.workloads("create-queue.rhai", &dry)
+        .success()
+        .stdout_has("clearml.create_queue")
+        .nowhere("→ step");
     live.workloads("create-queue.rhai", &args)
         .success()
         .stderr_has("→ step 1: clearml.create_queue\n")
