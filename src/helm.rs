@@ -656,8 +656,13 @@ mod tests {
     use super::{Helm, probe, shell_word};
     use crate::action::{ChartInstall, Target};
 
-    /// The real helm 3 and 4 (tools/fetch-helm).
+    /// The real helm 3 and 4 (tools/fetch-helm, run once by the tests of this binary).
     fn real_helms() -> Vec<std::path::PathBuf> {
+        static HELMS: std::sync::OnceLock<Vec<std::path::PathBuf>> = std::sync::OnceLock::new();
+        HELMS.get_or_init(fetch_helms).clone()
+    }
+
+    fn fetch_helms() -> Vec<std::path::PathBuf> {
         let fetch =
             std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/fetch-helm"))
                 .output()
