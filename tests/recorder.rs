@@ -596,3 +596,46 @@ fn branches_needing_one_repository_fetch_its_index_once() {
         "{again:?}"
     );
 }
+
+/// A repository added again (its entry already there, so no `repo add`) or asked to update has
+/// its index fetched once before its chart is read; a chart from a repository the playbook
+/// neither added nor updated is read from the index as the user left it.
+#[test]
+fn a_repository_added_again_or_updated_is_fetched_before_its_chart_and_otherwise_left_alone() {
+    let live = Cluster::new(4);
+    let t = Test::new();
+    let chart = |n: u32| {
+        format!(
+            "install_chart(\"one\", \"standins/redis\", #{{ namespace: \"one\", values: #{{ n: {n} }} }});\n"
+        )
+    };
+    let add = format!("helm_repo_add(\"standins\", \"{}\");\n", live.repo_url);
+    let run = |name: &str, text: String| {
+        let script = t.dir().join(format!("{name}.rhai"));
+        std::fs::write(&script, text).unwrap();
+        let rec = Recorder::new(&t.dir().join(name), 4);
+        live.test()
+            .arg(script.display().to_string())
+            .args(["--helm", &rec.path()])
+            .run()
+            .success();
+        processes(&rec.calls())
+    };
+    let first = run("first", format!("{add}{}", chart(1)));
+    assert_eq!(
+        first,
+        ["version --template", "repo add", "upgrade --install"]
+    );
+    let again = run("again", format!("{add}{}", chart(2)));
+    assert_eq!(
+        again,
+        ["version --template", "repo update", "upgrade --install"]
+    );
+    let updated = run("updated", format!("helm_repo_update();\n{}", chart(3)));
+    assert_eq!(
+        updated,
+        ["version --template", "repo update", "upgrade --install"]
+    );
+    let neither = run("neither", chart(4));
+    assert_eq!(neither, ["version --template", "upgrade --install"]);
+}
