@@ -559,15 +559,7 @@ fn branches_needing_one_repository_fetch_its_index_once() {
         .replace("N", "1"),
     )
     .unwrap();
-    let run = |name: &str, script: &Path| {
-        let rec = Recorder::new(&t.dir().join(name), 4);
-        live.test()
-            .arg(script.display().to_string())
-            .args(["--helm", &rec.path()])
-            .run()
-            .success();
-        processes(&rec.calls())
-    };
+    let run = |name: &str, script: &Path| recorded_run(&live, &t.dir().join(name), script);
     let first = run("first", &script);
     assert_eq!(
         first.iter().filter(|p| *p == "repo update").count(),
@@ -613,13 +605,7 @@ fn a_repository_added_again_or_updated_is_fetched_before_its_chart_and_otherwise
     let run = |name: &str, text: String| {
         let script = t.dir().join(format!("{name}.rhai"));
         std::fs::write(&script, text).unwrap();
-        let rec = Recorder::new(&t.dir().join(name), 4);
-        live.test()
-            .arg(script.display().to_string())
-            .args(["--helm", &rec.path()])
-            .run()
-            .success();
-        processes(&rec.calls())
+        recorded_run(&live, &t.dir().join(name), &script)
     };
     let first = run("first", format!("{add}{}", chart(1)));
     assert_eq!(
@@ -638,4 +624,15 @@ fn a_repository_added_again_or_updated_is_fetched_before_its_chart_and_otherwise
     );
     let neither = run("neither", chart(4));
     assert_eq!(neither, ["version --template", "upgrade --install"]);
+}
+
+/// Run `script` live with helm 4 through a recorder kept in `dir`: the helm processes it ran.
+fn recorded_run(live: &Cluster, dir: &Path, script: &Path) -> Vec<String> {
+    let rec = Recorder::new(dir, 4);
+    live.test()
+        .arg(script.display().to_string())
+        .args(["--helm", &rec.path()])
+        .run()
+        .success();
+    processes(&rec.calls())
 }
