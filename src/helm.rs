@@ -653,7 +653,7 @@ pub fn strings(args: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Helm, probe, shell_word};
+    use super::{Helm, probe, require_deployed, shell_word, way_out};
     use crate::action::{ChartInstall, Target};
 
     /// The real helm 3 and 4 (tools/fetch-helm, run once by the tests of this binary).
@@ -834,5 +834,46 @@ mod tests {
         assert_eq!(shell_word("two words"), "'two words'");
         assert_eq!(shell_word("a*"), "'a*'");
         assert_eq!(shell_word("it's"), "'it'\\''s'");
+    }
+    #[test]
+    fn a_release_left_pending_is_cleared_and_any_other_state_is_looked_into() {
+        let pending = way_out("clearml", "ns1", "pending-upgrade");
+        assert!(
+            pending.contains("helm rollback clearml -n ns1"),
+            "{pending}"
+        );
+        assert!(
+            pending.contains("helm uninstall clearml -n ns1"),
+            "{pending}"
+        );
+        assert!(!pending.contains("helm history"), "{pending}");
+        let failed = way_out("clearml", "ns1", "failed");
+        assert!(failed.contains("helm history clearml -n ns1"), "{failed}");
+        assert!(!failed.contains("helm rollback"), "{failed}");
+    }
+
+    #[test]
+    fn only_a_deployed_record_is_success() {
+        let record = |status: &str| serde_json::json!({ "info": { "status": status } });
+        assert_eq!(
+            require_deployed("r", "n", Some(&record("deployed"))),
+            Ok(())
+        );
+        // helm has exited with the record pending: the next run recovers it, and says how
+        let pending = require_deployed("r", "n", Some(&record("pending-install"))).unwrap_err();
+        assert!(
+            pending.contains("r in n is pending-install, not deployed"),
+            "{pending}"
+        );
+        assert!(pending.contains("The next run recovers it"), "{pending}");
+        // a failed release: the way out of that state
+        let failed = require_deployed("r", "n", Some(&record("failed"))).unwrap_err();
+        assert!(failed.contains("is failed, not deployed"), "{failed}");
+        assert!(failed.contains(&way_out("r", "n", "failed")), "{failed}");
+        // no record at all, or one without a status
+        let missing = require_deployed("r", "n", None).unwrap_err();
+        assert!(missing.contains("is missing, not deployed"), "{missing}");
+        let blank = require_deployed("r", "n", Some(&serde_json::json!({}))).unwrap_err();
+        assert!(blank.contains("is missing, not deployed"), "{blank}");
     }
 }
