@@ -1,6 +1,6 @@
 """Benchmark (issue "Linear everywhere"): the dry run as the site grows, before and after.
 
-Whole-process wall time and peak memory of the dry run of install.rhai with the example site;
+Whole-process wall time, peak memory and CPU time of the dry run of install.rhai with the example site;
 with 10,000 queues in agent.queues (site-gpu.yaml's agent, repo generation); and with 1,000
 fixed users (unhashed). Each for two builds of the tool, interleaved run by run:
 
@@ -65,7 +65,7 @@ with tempfile.TemporaryDirectory() as d:
             (f"{tag}: {QUEUES:,} queues", base + ["--values", GPU, "--values", queues]),
             (f"{tag}: 1,000 fixed users", base + ["--values", users]),
         ]
-    rows = harness.compare(commands, runs=RUNS, warmup=1)
+    rows = harness.compare(commands, runs=RUNS, warmup=1, cpu=True)
     for tag, _, _ in builds:
         mine = [r for r in rows if r[0].startswith(tag + ":")]
         print(harness.table(mine, RUNS, f"{tag}: example site"))

@@ -123,14 +123,16 @@ pub fn with_sentinel<R>(f: impl FnOnce() -> R) -> R {
 
 /// The registered leaves and the automata that find them (and their encodings) in any text.
 /// Building an automaton of many leaves is slow (a thousand fixed users' passwords, each with its
-/// encodings, take tens of milliseconds), so it is not rebuilt for each leaf registered after
-/// it: those `recent` leaves get an automaton of their own, small and quick to build, and join
-/// the `base` one only when they are many (a quarter of it, at least [`RECENT_MAX`]).
+/// encodings, take tens of milliseconds), so the `base` automata (one, or a part per core, see
+/// [`automata`]) are not rebuilt for each leaf registered after them: those `recent` leaves get
+/// an automaton of their own, small and quick to build, and join the base only when they are
+/// many (a quarter of it, at least [`RECENT_MAX`]).
 #[derive(Default)]
 struct Registry {
     leaves: BTreeSet<String>,
-    /// The automaton of every leaf registered before its build, and how many there were.
-    base: Option<(Arc<aho_corasick::AhoCorasick>, usize)>,
+    /// The automata of every leaf registered before their build (see [`automata`]), and how
+    /// many leaves there were.
+    base: Option<(Vec<Arc<aho_corasick::AhoCorasick>>, usize)>,
     /// The leaves registered since `base` was built, and their automaton once built.
     recent: BTreeSet<String>,
     recent_matcher: Option<Arc<aho_corasick::AhoCorasick>>,
@@ -200,6 +202,31 @@ fn aligned_base64(bytes: &[u8], engine: &base64::engine::GeneralPurpose) -> Vec<
     out
 }
 
+/// The leaves one automaton takes at least before the base is built in parts (see [`automata`]).
+const LEAVES_PER_PART: usize = 256;
+
+/// The automata of `leaves` and their encodings: one, or with many leaves (a thousand fixed
+/// users' passwords, each with its encodings, take tens of milliseconds to build) one part per
+/// core, at least [`LEAVES_PER_PART`] leaves each, built at once on scoped threads. [`redact`]
+/// takes the leftmost-longest match of any number of automata, so the parts answer as one.
+fn automata(leaves: &BTreeSet<String>, cores: usize) -> Vec<Arc<aho_corasick::AhoCorasick>> {
+    let parts = cores.min(leaves.len() / LEAVES_PER_PART).max(1);
+    if parts == 1 {
+        return vec![automaton(leaves.iter())];
+    }
+    let all: Vec<&String> = leaves.iter().collect();
+    std::thread::scope(|s| {
+        let builds: Vec<_> = all
+            .chunks(all.len().div_ceil(parts))
+            .map(|part| s.spawn(move || automaton(part.iter().copied())))
+            .collect();
+        builds
+            .into_iter()
+            .map(|b| b.join().expect("an automaton's build does not panic"))
+            .collect()
+    })
+}
+
 /// The automaton of `leaves` and their encodings.
 fn automaton<'a>(leaves: impl Iterator<Item = &'a String>) -> Arc<aho_corasick::AhoCorasick> {
     let mut patterns: Vec<String> = Vec::new();
@@ -220,8 +247,9 @@ fn matchers() -> Vec<Arc<aho_corasick::AhoCorasick>> {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
     let base_len = r.base.as_ref().map_or(0, |(_, n)| *n);
     if r.recent.len() > RECENT_MAX.max(base_len / 4) {
-        // many new leaves: one automaton of all again
-        let all = automaton(r.leaves.iter());
+        // many new leaves: the automata of all again
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let all = automata(&r.leaves, cores);
         let n = r.leaves.len();
         r.base = Some((all, n));
         r.recent.clear();
@@ -230,15 +258,19 @@ fn matchers() -> Vec<Arc<aho_corasick::AhoCorasick>> {
     if !r.recent.is_empty() && r.recent_matcher.is_none() {
         r.recent_matcher = Some(automaton(r.recent.iter()));
     }
-    let base = r.base.as_ref().map(|(ac, _)| ac.clone());
-    base.into_iter().chain(r.recent_matcher.clone()).collect()
+    let base = r.base.iter().flat_map(|(parts, _)| parts.iter().cloned());
+    base.chain(r.recent_matcher.clone()).collect()
 }
 
 /// Mask every registered secret value, and its URL and base64 encodings, in `text`. The
 /// longest match wins, so a secret that contains another is masked whole, whichever automaton
 /// knows each. One pass over the text, whatever the number of secrets.
 pub fn redact(text: &str) -> String {
-    let automata = matchers();
+    redact_with(&matchers(), text)
+}
+
+/// [`redact`] with these automata.
+fn redact_with(automata: &[Arc<aho_corasick::AhoCorasick>], text: &str) -> String {
     if automata.is_empty() {
         return text.to_string();
     }
@@ -435,6 +467,35 @@ mod tests {
             redact("short-0062inner-0061 é short-0062"),
             "<redacted><redacted> é <redacted>"
         );
+    }
+
+    #[test]
+    fn the_automata_built_in_parts_answer_as_one() {
+        let mut leaves: BTreeSet<String> = (0..(LEAVES_PER_PART * 3))
+            .map(|i| format!("m-filler-{i:04}-0071"))
+            .collect();
+        // sorted first and last: the outer leaf in the first part, the one inside it in the last
+        leaves.insert("a-outer-zz-inner-0071-end".into());
+        leaves.insert("zz-inner-0071".into());
+        let parts = automata(&leaves, 3);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(
+            redact_with(&parts, "x a-outer-zz-inner-0071-end y zz-inner-0071 z"),
+            "x <redacted> y <redacted> z"
+        );
+        // every leaf is found, whichever part holds it
+        for leaf in &leaves {
+            assert_eq!(redact_with(&parts, &format!("[{leaf}]")), "[<redacted>]");
+        }
+        // one part per core, each of at least LEAVES_PER_PART leaves
+        assert_eq!(automata(&leaves, 1).len(), 1);
+        assert_eq!(automata(&leaves, 8).len(), 3);
+        let few: BTreeSet<String> = leaves
+            .iter()
+            .take(LEAVES_PER_PART * 2 - 1)
+            .cloned()
+            .collect();
+        assert_eq!(automata(&few, 8).len(), 1);
     }
 
     #[test]
