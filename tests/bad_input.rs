@@ -370,6 +370,17 @@ fn a_live_run_refuses_the_examples_credentials() {
         .env("CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS", "0")
         .run()
         .success();
+    // with the variable at 1 (a rehearsal on a throwaway cluster) the examples are let through:
+    // the same live run gets past validation and stops only where it first needs the cluster
+    crate::common::Test::new()
+        .args(["install.rhai", "--values", &site])
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .env("CLEARML_SCRIPT_ALLOW_EXAMPLE_CREDENTIALS", "1")
+        .run()
+        .code(2)
+        .stderr_has("nothing was changed")
+        .nowhere("still holds the example value")
+        .nowhere("example-dockerhub-token-replace-me");
 }
 
 /// Pushing onto an array in a loop stays linear: Rhai's per-value size limits, which measure
