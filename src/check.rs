@@ -51,6 +51,15 @@ pub fn known_functions_of(engine: &Engine) -> BTreeSet<String> {
         .collect()
 }
 
+/// The functions a module puts in the namespace of the script that imports it: methods declared
+/// on a type (`fn map.values_hosts()` in clearml/values), called unqualified (`site.values_hosts()`).
+pub fn global_functions_of(module: &rhai::Module) -> impl Iterator<Item = String> + '_ {
+    module
+        .iter_script_fn_info()
+        .filter(|(namespace, ..)| *namespace == rhai::FnNamespace::Global)
+        .map(|(_, _, name, ..)| name.to_string())
+}
+
 /// The closest known name, if one is close enough to be a likely typo.
 pub fn suggest<'a>(name: &str, known: impl IntoIterator<Item = &'a String>) -> Option<String> {
     let limit = (name.chars().count() / 3).max(2);
@@ -137,6 +146,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
                     .map(|s| signature_name(&s).to_string())
                     .collect();
                 module_fns.insert(alias.clone(), fns);
+                known.extend(global_functions_of(&m));
             }
             Err(e) => reports.push(diagnostic::render(&e, &name, &sources)),
         }

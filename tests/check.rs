@@ -59,6 +59,30 @@ fn script_functions_imports_and_methods_are_known() {
         .success();
 }
 
+/// A stdlib module's methods on the site (`fn map.values_hosts()`), which an import puts in the
+/// script's own namespace, are known unqualified; a misspelt one is still reported.
+#[test]
+fn an_imported_modules_methods_on_the_site_are_known() {
+    Test::new()
+        .file(
+            "ok.rhai",
+            "import \"clearml/values\" as values;\nlet h = site.values_hosts();\nprint(h.api);\n",
+        )
+        .args(["check", "ok.rhai"])
+        .run()
+        .success();
+    Test::new()
+        .file(
+            "bad.rhai",
+            "import \"clearml/values\" as values;\nlet h = site.values_hostz();\n",
+        )
+        .args(["check", "bad.rhai"])
+        .run()
+        .code(2)
+        .stderr_has("error: unknown function `values_hostz`")
+        .stderr_has("did you mean `values_hosts`?");
+}
+
 #[test]
 fn unknown_module_function_is_reported() {
     Test::new()
