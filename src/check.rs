@@ -51,13 +51,19 @@ pub fn known_functions_of(engine: &Engine) -> BTreeSet<String> {
         .collect()
 }
 
-/// The functions a module puts in the namespace of the script that imports it: methods declared
-/// on a type (`fn map.values_hosts()` in clearml/values), called unqualified (`site.values_hosts()`).
-pub fn global_functions_of(module: &rhai::Module) -> impl Iterator<Item = String> + '_ {
-    module
+/// The methods a module puts in the namespace of the script that imports it, its own imports'
+/// included: those declared on a type (`fn map.values_hosts()` in clearml/values, which
+/// clearml/agent imports), called as methods only (`site.values_hosts()`).
+pub fn global_methods_of(module: &rhai::Module) -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = module
         .iter_script_fn_info()
         .filter(|(namespace, ..)| *namespace == rhai::FnNamespace::Global)
         .map(|(_, _, name, ..)| name.to_string())
+        .collect();
+    for (_, sub) in module.iter_sub_modules() {
+        out.extend(global_methods_of(sub));
+    }
+    out
 }
 
 /// The closest known name, if one is close enough to be a likely typo.
@@ -102,7 +108,8 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
         .flat_map(|f| f.params.iter().map(|p| p.to_string()).collect::<Vec<_>>())
         .collect();
     let mut imports: HashMap<String, (String, Position)> = HashMap::new();
-    let mut calls: Vec<(String, String, Position)> = Vec::new();
+    // (namespace, name, where, called as a method)
+    let mut calls: Vec<(String, String, Position, bool)> = Vec::new();
     ast.walk(&mut |path: &[ASTNode]| {
         match path.last() {
             Some(ASTNode::Stmt(Stmt::Var(x, _, _))) => {
@@ -123,10 +130,10 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
             | Some(ASTNode::Stmt(Stmt::FnCall(f, pos)))
                 if f.op_token.is_none() =>
             {
-                calls.push((f.namespace.to_string(), f.name.to_string(), *pos));
+                calls.push((f.namespace.to_string(), f.name.to_string(), *pos, false));
             }
             Some(ASTNode::Expr(Expr::MethodCall(f, pos))) => {
-                calls.push((String::new(), f.name.to_string(), *pos));
+                calls.push((String::new(), f.name.to_string(), *pos, true));
             }
             _ => {}
         }
@@ -134,6 +141,7 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
     });
 
     let mut module_fns: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut methods: BTreeSet<String> = BTreeSet::new();
     let mut reports = Vec::new();
     for (alias, (import, pos)) in &imports {
         match engine
@@ -141,18 +149,21 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
             .resolve(&engine, Some(&name), import, *pos)
         {
             Ok(m) => {
+                // a method on a type is called on a value, never as `alias::name`
+                let global = global_methods_of(&m);
                 let fns = m
                     .gen_fn_signatures_with_mapper(std::borrow::Cow::Borrowed)
                     .map(|s| signature_name(&s).to_string())
+                    .filter(|name| !global.contains(name))
                     .collect();
                 module_fns.insert(alias.clone(), fns);
-                known.extend(global_functions_of(&m));
+                methods.extend(global);
             }
             Err(e) => reports.push(diagnostic::render(&e, &name, &sources)),
         }
     }
 
-    for (ns, fname, pos) in calls {
+    for (ns, fname, pos, is_method) in calls {
         if !fname
             .chars()
             .next()
@@ -162,8 +173,14 @@ pub fn check_file(path: &Path) -> Result<Vec<Report>, Report> {
         }
         let (found, candidates): (bool, Vec<String>) = if ns.is_empty() {
             (
-                known.contains(&fname) || variables.contains(&fname),
-                known.iter().cloned().collect(),
+                known.contains(&fname)
+                    || variables.contains(&fname)
+                    || (is_method && methods.contains(&fname)),
+                known
+                    .iter()
+                    .chain(methods.iter().filter(|_| is_method))
+                    .cloned()
+                    .collect(),
             )
         } else {
             match module_fns.get(&ns) {

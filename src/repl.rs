@@ -267,7 +267,7 @@ impl Session {
                         let name = crate::check::signature_name(&sig);
                         names.push(format!("{alias}::{name}"));
                     }
-                    names.extend(crate::check::global_functions_of(&module));
+                    names.extend(crate::check::global_methods_of(&module));
                 }
                 names.push(alias);
             }

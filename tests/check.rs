@@ -60,27 +60,32 @@ fn script_functions_imports_and_methods_are_known() {
 }
 
 /// A stdlib module's methods on the site (`fn map.values_hosts()`), which an import puts in the
-/// script's own namespace, are known unqualified; a misspelt one is still reported.
+/// script's own namespace (clearml/agent's import of clearml/values too), are known when called
+/// as methods; called as functions, or misspelt, they are reported, as the run would fail.
 #[test]
 fn an_imported_modules_methods_on_the_site_are_known() {
-    Test::new()
-        .file(
-            "ok.rhai",
-            "import \"clearml/values\" as values;\nlet h = site.values_hosts();\nprint(h.api);\n",
-        )
-        .args(["check", "ok.rhai"])
-        .run()
-        .success();
+    for import in ["clearml/values\" as values", "clearml/agent\" as agent"] {
+        Test::new()
+            .file(
+                "ok.rhai",
+                &format!("import \"{import};\nlet h = site.values_hosts();\nprint(h.api);\n"),
+            )
+            .args(["check", "ok.rhai"])
+            .run()
+            .success();
+    }
     Test::new()
         .file(
             "bad.rhai",
-            "import \"clearml/values\" as values;\nlet h = site.values_hostz();\n",
+            "import \"clearml/values\" as values;\nlet h = site.values_hostz();\nlet g = values_generation(site);\nlet u = values::values_urls(site);\n",
         )
         .args(["check", "bad.rhai"])
         .run()
         .code(2)
         .stderr_has("error: unknown function `values_hostz`")
-        .stderr_has("did you mean `values_hosts`?");
+        .stderr_has("did you mean `values_hosts`?")
+        .stderr_has("error: unknown function `values_generation`")
+        .stderr_has("error: unknown function `values::values_urls`");
 }
 
 #[test]
