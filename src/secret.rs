@@ -207,7 +207,7 @@ const LEAVES_PER_PART: usize = 256;
 
 /// The automata of `leaves` and their encodings: one, or with many leaves (a thousand fixed
 /// users' passwords, each with its encodings, take tens of milliseconds to build) one part per
-/// core, at least [`LEAVES_PER_PART`] leaves each, built at once on scoped threads. [`redact`]
+/// core, of about [`LEAVES_PER_PART`] leaves or more each, built at once on scoped threads. [`redact`]
 /// takes the leftmost-longest match of any number of automata, so the parts answer as one.
 fn automata(leaves: &BTreeSet<String>, cores: usize) -> Vec<Arc<aho_corasick::AhoCorasick>> {
     let parts = cores.min(leaves.len() / LEAVES_PER_PART).max(1);
@@ -264,7 +264,8 @@ fn matchers() -> Vec<Arc<aho_corasick::AhoCorasick>> {
 
 /// Mask every registered secret value, and its URL and base64 encodings, in `text`. The
 /// longest match wins, so a secret that contains another is masked whole, whichever automaton
-/// knows each. One pass over the text, whatever the number of secrets.
+/// knows each. One pass over the text per automaton (see [`matchers`]), whatever the number of
+/// secrets.
 pub fn redact(text: &str) -> String {
     redact_with(&matchers(), text)
 }
@@ -487,7 +488,7 @@ mod tests {
         for leaf in &leaves {
             assert_eq!(redact_with(&parts, &format!("[{leaf}]")), "[<redacted>]");
         }
-        // one part per core, each of at least LEAVES_PER_PART leaves
+        // one part per core, each of about LEAVES_PER_PART leaves or more
         assert_eq!(automata(&leaves, 1).len(), 1);
         assert_eq!(automata(&leaves, 8).len(), 3);
         let few: BTreeSet<String> = leaves
