@@ -118,6 +118,18 @@ pub(crate) fn describe(e: &EvalAltResult) -> (String, Vec<String>, i32) {
                 .unwrap_or_default();
             (format!("unknown function {sig}{hint}"), Vec::new(), 1)
         }
+        // A value closures share is borrowed while something else wants it. With one engine
+        // thread, that is a `parallel` branch calling a method on a captured variable: the
+        // method keeps it while its branch waits, and the next branch to use it finds it taken.
+        EvalAltResult::ErrorDataRace(..) => (
+            "a value the closures share is in use elsewhere (Rhai's \"data race\"): in a `parallel` \
+             group, a method called on a variable the branches capture (`site.agent_install()`) \
+             keeps it while its branch waits, so another branch cannot use it; in a branch, pass \
+             it to a function instead (`f(site)` for `site.f()`), which takes a copy"
+                .to_string(),
+            Vec::new(),
+            1,
+        ),
         other => (without_position(&other.to_string()), Vec::new(), 1),
     }
 }

@@ -282,3 +282,35 @@ fn ctrl_c_stops_every_branch_between_steps() {
         "{stderr}"
     );
 }
+
+/// Two branches call a method on a variable both capture: the first keeps it while its chart
+/// waits, so the second cannot use it. The error says why and what to write instead; the same
+/// branches calling a function with it (a copy) install both charts.
+#[test]
+fn a_method_on_a_captured_value_in_two_branches_is_explained() {
+    let chart = repo()
+        .join("tests/fixtures/charts/demo")
+        .display()
+        .to_string();
+    let run = |call: &str| {
+        Test::new()
+            .script(&format!(
+                "fn map.demo_in(ns) {{ install_chart(\"demo-\" + ns, this.chart, #{{ namespace: ns, wait: true }}) }}\n\
+                 fn demo_in(c, ns) {{ c.demo_in(ns) }}\n\
+                 let c = #{{ chart: \"{chart}\" }};\n\
+                 let r = parallel(#{{ a: || {call}\"a\"), b: || {call}\"b\") }});\n\
+                 print(`${{r.a.status}} ${{r.b.status}}`);\n"
+            ))
+            .helm(3)
+            .args(["--sandbox", "--fault", "ready-after:500"])
+            .run()
+    };
+    run("c.demo_in(")
+        .code(1)
+        .stderr_has("in a `parallel` group, a method called on a variable the branches capture")
+        .stderr_has("pass it to a function instead (`f(site)` for `site.f()`)")
+        .stderr_has("the branch a finished");
+    run("demo_in(c, ")
+        .success()
+        .stdout_has("deployed deployed\n");
+}
