@@ -70,10 +70,51 @@ fn main() {
         }
     }
 
+    // A panic is a bug of the tool: its message is said with the secrets masked (the default
+    // hook would print it as it is), on any thread. On the main thread it ends the run with 70,
+    // the run's private files (helm's values, which carry secrets) removed like on every other
+    // way out.
+    std::panic::set_hook(Box::new(report_panic));
+
     // The engine runs here, on the main thread, which is not a runtime thread: built-ins may
     // call `Handle::block_on`.
-    let code = clearml_script::commands::main(interrupted);
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        clearml_script::commands::main(interrupted)
+    }))
+    .unwrap_or(INTERNAL_ERROR);
     process::cleanup();
     tokio.shutdown_background();
     std::process::exit(code);
+}
+
+/// The exit code of a run a bug ended (EX_SOFTWARE of sysexits.h).
+const INTERNAL_ERROR: i32 = 70;
+
+/// Say a panic's message and place, masked: a secret in a value the failed code formatted never
+/// reaches the terminal. If it cannot be masked (the panic came while the secrets' registry was
+/// held), the message is left out rather than said unmasked.
+fn report_panic(info: &std::panic::PanicHookInfo<'_>) {
+    let message = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    let place = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let masked = clearml_script::secret::redact_if_free(&message)
+        .unwrap_or_else(|| "(the message is withheld: it could not be masked)".to_string());
+    let thread = std::thread::current();
+    let backtrace = std::backtrace::Backtrace::capture();
+    let backtrace = match backtrace.status() {
+        std::backtrace::BacktraceStatus::Captured => format!("\n{backtrace}"),
+        _ => String::new(),
+    };
+    eprintln!(
+        "error: internal error (a bug in clearml-script, not in the playbook or the values), in thread {}: {masked}{place}\n\
+         Please report it with the command line and this message; a re-run continues from the cluster's state.{backtrace}",
+        thread.name().unwrap_or("unnamed"),
+    );
 }

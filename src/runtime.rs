@@ -147,6 +147,15 @@ impl Runtime {
             ui::step(step, &shown_kind(&kind));
         }
         let result = self.executor.execute(&action);
+        // Debug builds only (the tests' binary): a bug's panic once step STEP has run, with
+        // MESSAGE, from CLEARML_SCRIPT_TEST_PANIC=STEP:MESSAGE (tests/plan_and_signals.rs).
+        #[cfg(debug_assertions)]
+        if let Ok(at) = std::env::var("CLEARML_SCRIPT_TEST_PANIC")
+            && let Some((n, message)) = at.split_once(':')
+            && n.parse() == Ok(step)
+        {
+            panic!("{message}");
+        }
         match result {
             Ok(v) => {
                 self.finished.set(self.finished.get() + 1);

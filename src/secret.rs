@@ -245,6 +245,10 @@ fn automaton<'a>(leaves: impl Iterator<Item = &'a String>) -> Arc<aho_corasick::
 /// [`Registry`]), each built when first needed.
 fn matchers() -> Vec<Arc<aho_corasick::AhoCorasick>> {
     let mut r = registry().lock().unwrap_or_else(|e| e.into_inner());
+    matchers_of(&mut r)
+}
+
+fn matchers_of(r: &mut Registry) -> Vec<Arc<aho_corasick::AhoCorasick>> {
     let base_len = r.base.as_ref().map_or(0, |(_, n)| *n);
     if r.recent.len() > RECENT_MAX.max(base_len / 4) {
         // many new leaves: the automata of all again
@@ -268,6 +272,23 @@ fn matchers() -> Vec<Arc<aho_corasick::AhoCorasick>> {
 /// secrets.
 pub fn redact(text: &str) -> String {
     redact_with(&matchers(), text)
+}
+
+/// [`redact`] for a panic's message, which may come while the registry is held: `None` if it
+/// stays held for a second (by the panicking thread itself, [`redact`] would wait forever).
+pub fn redact_if_free(text: &str) -> Option<String> {
+    for _ in 0..200 {
+        let automata = match registry().try_lock() {
+            Ok(mut r) => matchers_of(&mut r),
+            Err(std::sync::TryLockError::Poisoned(e)) => matchers_of(&mut e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
+        };
+        return Some(redact_with(&automata, text));
+    }
+    None
 }
 
 /// [`redact`] with these automata.

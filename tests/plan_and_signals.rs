@@ -501,3 +501,43 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A bug's panic (injected in the tests' debug build once step 1 ran, its message carrying a
+/// secret of the run) is said as an internal error with the secret masked, ends the run with
+/// 70 before the next step, and the run's private files are removed as on every way out.
+#[test]
+fn a_panic_is_masked_exits_70_and_removes_the_private_files() {
+    const CANARY: &str = "panic-canary-secret-9876";
+    let chart = repo()
+        .join("tests/fixtures/charts/demo")
+        .display()
+        .to_string();
+    let t = Test::new()
+        .script(&format!(
+            "install_chart(\"demo\", \"{chart}\", #{{ namespace: \"a\", values: #{{ password: secret(\"{CANARY}\") }} }});\n\
+             ensure_namespace(\"after\");\n"
+        ))
+        .helm(3);
+    let tmp = t.dir().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = t
+        .command()
+        .arg("--sandbox")
+        .env("TMPDIR", &tmp)
+        .env(
+            "CLEARML_SCRIPT_TEST_PANIC",
+            format!("1:the bug formatted {CANARY} into its message"),
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(
+        stderr.contains("error: internal error (a bug in clearml-script, not in the playbook or the values), in thread main: the bug formatted <redacted> into its message at src/runtime.rs:"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(CANARY), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(CANARY));
+    assert!(!stderr.contains("step 2"), "{stderr}");
+    assert_no_run_files(&tmp);
+}
