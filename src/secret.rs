@@ -163,21 +163,19 @@ pub fn register(value: &str) -> bool {
 
 /// The forms a leaf may take in output besides itself: URL-encoded (as in a connection string),
 /// and base64 at each of the three alignments, so that the leaf is found inside a larger base64
-/// blob too (a Kubernetes Secret's data); and base64 of those (a Docker config's `auth` inside
-/// a Secret's data). For an alignment, only the characters the leaf alone determines are kept.
+/// blob too (a Kubernetes Secret's data). For an alignment, only the characters the leaf alone
+/// determines are kept. Base64 of base64 (a Docker config's `auth` inside a Secret's data) is
+/// not a pattern: [`redact_with`] decodes base64 runs and looks for these forms inside.
 fn encodings(leaf: &str) -> Vec<String> {
     let std = &base64::engine::general_purpose::STANDARD_NO_PAD;
     let url_safe = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut out = Vec::with_capacity(24);
+    let mut out = Vec::with_capacity(8);
     let url =
         percent_encoding::utf8_percent_encode(leaf, percent_encoding::NON_ALPHANUMERIC).to_string();
     if url != leaf {
         out.push(url);
     }
-    for inner in aligned_base64(leaf.as_bytes(), std) {
-        out.extend(aligned_base64(inner.as_bytes(), std));
-        out.push(inner);
-    }
+    out.extend(aligned_base64(leaf.as_bytes(), std));
     out.extend(aligned_base64(leaf.as_bytes(), url_safe));
     out.sort();
     out.dedup();
@@ -291,11 +289,78 @@ pub fn redact_if_free(text: &str) -> Option<String> {
     None
 }
 
-/// [`redact`] with these automata.
+/// [`redact`] with these automata: every match masked, then every run of base64 whose decoding
+/// holds a match (a leaf's base64 inside base64: a Docker config's `auth` in a Secret's data).
 fn redact_with(automata: &[Arc<aho_corasick::AhoCorasick>], text: &str) -> String {
     if automata.is_empty() {
         return text.to_string();
     }
+    mask_encoded_runs(automata, masked_matches(automata, text))
+}
+
+/// Runs of base64 shorter than this are not decoded: the base64 of a leaf's shortest base64
+/// form (MIN_REDACT_LEN + 2 characters) is at least this long.
+const MIN_ENCODED_RUN: usize = MIN_REDACT_LEN + 2;
+
+/// Mask each run of standard base64 characters (with its padding) whose decoding, from any of
+/// the four offsets (the blob may follow other base64 characters), holds a match. The
+/// automata know a leaf's own base64 forms, so this finds base64 of base64 at any alignment
+/// with no pattern of its own: nine patterns a leaf fewer to build (see [`encodings`]).
+fn mask_encoded_runs(automata: &[Arc<aho_corasick::AhoCorasick>], text: String) -> String {
+    use base64::Engine as _;
+    let decoder = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+    );
+    let is_b64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
+    let bytes = text.as_bytes();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_b64(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_b64(bytes[i]) {
+            i += 1;
+        }
+        let end = i;
+        while i < bytes.len() && bytes[i] == b'=' && i - end < 2 {
+            i += 1;
+        }
+        if end - start < MIN_ENCODED_RUN {
+            continue;
+        }
+        let holds_a_match = (0..4).any(|offset| {
+            let whole = (end - start).saturating_sub(offset) / 4 * 4;
+            whole > 0
+                && decoder
+                    .decode(&bytes[start + offset..start + offset + whole])
+                    .is_ok_and(|decoded| automata.iter().any(|ac| ac.is_match(&decoded[..])))
+        });
+        if holds_a_match {
+            runs.push(start..i);
+        }
+    }
+    if runs.is_empty() {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for run in runs {
+        out.push_str(&text[at..run.start]);
+        out.push_str(REDACTED);
+        at = run.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// Every match of the automata in `text` masked.
+fn masked_matches(automata: &[Arc<aho_corasick::AhoCorasick>], text: &str) -> String {
     let find = |ac: &aho_corasick::AhoCorasick, at: usize| {
         ac.find(aho_corasick::Input::new(text).range(at..))
     };
@@ -531,8 +596,18 @@ mod tests {
             let blob = b64.encode(format!("{prefix}{leaf}-and-more"));
             assert!(redact(&blob).contains(REDACTED), "{prefix:?}: {blob}");
             let double = b64.encode(format!("{{\"auth\":\"{blob}\"}}"));
-            assert!(redact(&double).contains(REDACTED), "{prefix:?}: {double}");
+            // alone, in a manifest, and after other base64 characters (each alignment)
+            assert_eq!(redact(&double), REDACTED, "{prefix:?}: {double}");
+            let line = format!("  .dockerconfigjson: {double}\n");
+            assert_eq!(redact(&line), format!("  .dockerconfigjson: {REDACTED}\n"));
+            for glued in ["A", "AB", "ABC", "ABCD"] {
+                let text = format!("x {glued}{double} y");
+                assert_eq!(redact(&text), format!("x {REDACTED} y"), "{glued}{double}");
+            }
         }
+        // base64 with no leaf inside is left as it is, however it is cut
+        let other = b64.encode("{\"auth\":\"dXNlcjpub3RoaW5nLXNlY3JldA==\"}");
+        assert_eq!(redact(&format!("AB{other}")), format!("AB{other}"));
         let url = "postgres://u:p%40ss%2Fw0rd%2Benc%2D0042@db";
         assert_eq!(redact(url), "postgres://u:<redacted>@db");
     }
