@@ -29,7 +29,8 @@ QUEUES = int(os.environ.get("QUEUES", "10000"))
 RUNS = int(os.environ.get("RUNS", "5"))
 SITE = os.path.join(ROOT, "examples/site.yaml")
 GPU = os.path.join(ROOT, "examples/site-gpu.yaml")
-SCRIPT = os.path.join(ROOT, "scripts/install.rhai")
+# each build runs its own embedded standard playbook (its install.rhai and stdlib go together)
+SCRIPT = "install.rhai"
 
 with tempfile.TemporaryDirectory() as d:
     queues = os.path.join(d, "queues.yaml")

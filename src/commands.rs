@@ -266,11 +266,12 @@ fn finish(
     if let Some(sb) = sandbox {
         ui::err(&sb.summary());
     }
-    // rendered once: kept for a support bundle, and printed with --output json
+    // rendered and masked once (thousands of queues plan megabytes): kept for a support
+    // bundle, and printed with --output json
     let mut plan_json = action::render_json(&outcome.actions, &outcome.places, dry_run);
-    crate::support_bundle::keep_plan(&plan_json);
-    // printed as it is, with its line end (no copy: thousands of queues plan megabytes)
     plan_json.push('\n');
+    let plan_json = crate::secret::masked(&plan_json);
+    crate::support_bundle::keep_plan(&plan_json);
     // reports of checks (preflight, status) are the JSON document of a run that changed nothing
     let reports = crate::ops::take_reports();
     if json && !reports.is_empty() && outcome.actions.is_empty() {
@@ -288,7 +289,7 @@ fn finish(
         Ok(()) if json && !reports.is_empty() && outcome.actions.is_empty() => 0,
         Ok(()) => {
             if json {
-                ui::out(&plan_json);
+                ui::out_masked(&plan_json);
             } else if dry_run {
                 ui::out(&action::render_text(
                     &outcome.actions,
@@ -312,7 +313,7 @@ fn finish(
             );
             if json {
                 // the branch is a dry run's: the plan as rendered above
-                ui::out(&plan_json);
+                ui::out_masked(&plan_json);
             } else {
                 ui::out(&action::render_text(
                     &outcome.actions,

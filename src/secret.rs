@@ -272,6 +272,22 @@ pub fn redact(text: &str) -> String {
     redact_with(&matchers(), text)
 }
 
+/// Text that went through [`redact`] once, to be written in more than one place (a plan of
+/// megabytes, on stdout and in the support bundle's log) without masking it again. Only
+/// [`masked`] makes one.
+pub struct Masked(String);
+
+impl Masked {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// `text` through [`redact`], as [`Masked`].
+pub fn masked(text: &str) -> Masked {
+    Masked(redact(text))
+}
+
 /// [`redact`] for a panic's message, which may come while the registry is held: `None` if it
 /// stays held for a second (by the panicking thread itself, [`redact`] would wait forever).
 pub fn redact_if_free(text: &str) -> Option<String> {
@@ -298,9 +314,10 @@ fn redact_with(automata: &[Arc<aho_corasick::AhoCorasick>], text: &str) -> Strin
     mask_encoded_runs(automata, masked_matches(automata, text))
 }
 
-/// Runs of base64 shorter than this are not decoded: the base64 of a leaf's shortest base64
-/// form (MIN_REDACT_LEN + 2 characters) is at least this long.
-const MIN_ENCODED_RUN: usize = MIN_REDACT_LEN + 2;
+/// Runs of base64 shorter than this are not decoded: whole groups of four characters that
+/// decode to a leaf's shortest base64 form (MIN_REDACT_LEN + 2 characters) are at least this
+/// long.
+const MIN_ENCODED_RUN: usize = (MIN_REDACT_LEN + 2).div_ceil(3) * 4;
 
 /// Mask each run of standard base64 characters (with its padding) whose decoding, from any of
 /// the four offsets (the blob may follow other base64 characters), holds a match. The
@@ -317,6 +334,7 @@ fn mask_encoded_runs(automata: &[Arc<aho_corasick::AhoCorasick>], text: String) 
     let is_b64 = |b: u8| b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
     let bytes = text.as_bytes();
     let mut runs = Vec::new();
+    let mut decoded = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
         if !is_b64(bytes[i]) {
@@ -331,15 +349,19 @@ fn mask_encoded_runs(automata: &[Arc<aho_corasick::AhoCorasick>], text: String) 
         while i < bytes.len() && bytes[i] == b'=' && i - end < 2 {
             i += 1;
         }
-        if end - start < MIN_ENCODED_RUN {
+        // too short to hold base64 of a leaf's base64 form, or a mask this redactor wrote
+        let a_mask = start > 0 && bytes[start - 1] == b'<' && bytes.get(end) == Some(&b'>');
+        if end - start < MIN_ENCODED_RUN || (a_mask && &bytes[start..end] == b"redacted") {
             continue;
         }
         let holds_a_match = (0..4).any(|offset| {
             let whole = (end - start).saturating_sub(offset) / 4 * 4;
+            decoded.clear();
             whole > 0
                 && decoder
-                    .decode(&bytes[start + offset..start + offset + whole])
-                    .is_ok_and(|decoded| automata.iter().any(|ac| ac.is_match(&decoded[..])))
+                    .decode_vec(&bytes[start + offset..start + offset + whole], &mut decoded)
+                    .is_ok()
+                && automata.iter().any(|ac| ac.is_match(&decoded[..]))
         });
         if holds_a_match {
             runs.push(start..i);

@@ -55,13 +55,13 @@ pub fn log_text(text: &str) {
     }
 }
 
-/// Keep the run's plan (redacted JSON) beside the run log.
-pub fn keep_plan(plan_json: &str) {
+/// Keep the run's plan (its JSON, masked) beside the run log.
+pub fn keep_plan(plan_json: &crate::secret::Masked) {
     if NO_LOG.load(Ordering::SeqCst) {
         return;
     }
     if let Some(dir) = state_dir() {
-        let _ = crate::fsutil::write_private(&dir.join("last-plan.json"), &redact(plan_json));
+        let _ = crate::fsutil::write_private(&dir.join("last-plan.json"), plan_json.as_str());
     }
 }
 

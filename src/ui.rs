@@ -44,8 +44,13 @@ pub fn is_json_stdout() -> bool {
 
 /// Machine or primary output, on stdout.
 pub fn out(text: &str) {
-    let text = redact(text);
-    crate::support_bundle::log_text(&text);
+    out_masked(&crate::secret::masked(text));
+}
+
+/// [`out`] of text masked already.
+pub fn out_masked(text: &crate::secret::Masked) {
+    let text = text.as_str();
+    crate::support_bundle::log_text(text);
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes());
     let _ = o.flush();

@@ -213,7 +213,8 @@ fn stubborn_helm(dir: &Path) -> PathBuf {
 }
 
 fn helm_held(dir: &Path, on_int: &str) -> PathBuf {
-    // the real helm, held at the start of `upgrade` until the test writes `go`
+    // the real helm, held at the start of `upgrade` until the test writes `go` (or its
+    // directory is gone: a test that ends without `go` leaves no process polling forever)
     let real = helm_binaries().last().expect("a helm").1.clone();
     let path = dir.join("slow-helm");
     let d = dir.display();
@@ -222,7 +223,7 @@ fn helm_held(dir: &Path, on_int: &str) -> PathBuf {
         format!(
             "#!/bin/sh\ntrap 'touch {d}/got-int; {on_int}' INT\n\
              case \"$1\" in\n\
-             upgrade) touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.05; done; \
+             upgrade) touch {d}/started; while [ ! -e {d}/go ]; do [ -d {d} ] || exit 1; sleep 0.05; done; \
              trap - INT; {real} \"$@\"; rc=$?; touch {d}/finished; exit $rc ;;\n\
              *) exec {real} \"$@\" ;;\n\
              esac\n",
