@@ -98,6 +98,10 @@ pub fn collect(engine: &Engine) -> Vec<FnDoc> {
         .flatten()
         .filter_map(|f| {
             let name = f["name"].as_str()?.to_string();
+            // Rhai's own functions, bounded in their place (crate::api::bounded)
+            if crate::api::bounded::REPLACED.contains(&name.as_str()) {
+                return None;
+            }
             let signature = readable_signature(f["signature"].as_str().unwrap_or(&name));
             let lines: Vec<String> = f["docComments"]
                 .as_array()

@@ -1,5 +1,6 @@
 //! Files written so that a kill at any moment leaves the old content or the new, never a part;
-//! and files only their owner can read (`write_private`).
+//! files only their owner can read (`write_private`); and input read up to a size
+//! (`read_capped`).
 
 use std::fs::File;
 use std::io::Write;
@@ -57,4 +58,48 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.set_len(0)?;
     f.write_all(text.as_bytes())
+}
+
+/// The most a values file (or a playbook's `read_yaml`) may hold: a site with a hundred
+/// thousand queues is a few megabytes.
+pub const VALUES_LIMIT: u64 = 64 << 20;
+
+/// The most a secret file (`{file: PATH}`, `--set-file`) may hold: a token, a password, a key
+/// or a certificate bundle is kilobytes.
+pub const SECRET_FILE_LIMIT: u64 = 1 << 20;
+
+/// The text `reader` gives, if it is at most `limit` bytes: an endless file (`/dev/zero`), or
+/// a huge one named by mistake, is refused once the limit is passed instead of filling the
+/// memory.
+pub fn read_capped(reader: impl std::io::Read, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    reader.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it holds more than {} MiB", limit >> 20),
+        ));
+    }
+    Ok(text)
+}
+
+/// [`read_capped`] of a file.
+pub fn read_file_capped(path: &Path, limit: u64) -> std::io::Result<String> {
+    read_capped(File::open(path)?, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_stops_past_its_limit() {
+        assert_eq!(read_capped(&b"abc"[..], 3).unwrap(), "abc");
+        let e = read_capped(&b"abcd"[..], 3).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        // an endless file: refused after the limit, not read to the end
+        let e = read_file_capped(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        assert_eq!(e.to_string(), "it holds more than 1 MiB");
+    }
 }

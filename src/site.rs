@@ -45,12 +45,12 @@ impl Site {
                 if std::mem::replace(&mut stdin_read, true) {
                     return Err("--values - is given twice: stdin can be read once".into());
                 }
-                let mut text = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                    .map_err(|e| format!("cannot read values from stdin: {e}"))?;
+                let text =
+                    crate::fsutil::read_capped(std::io::stdin(), crate::fsutil::VALUES_LIMIT)
+                        .map_err(|e| format!("cannot read values from stdin: {e}"))?;
                 (text, "<stdin>".to_string(), PathBuf::from("."))
             } else {
-                let text = std::fs::read_to_string(file)
+                let text = crate::fsutil::read_file_capped(file, crate::fsutil::VALUES_LIMIT)
                     .map_err(|e| format!("cannot read values file {}: {e}", file.display()))?;
                 let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
                 (text, file.display().to_string(), dir)
@@ -122,7 +122,7 @@ pub fn merge_into(base: &mut Value, over: Value) {
 /// The text of a secret file (`{file: PATH}`, `--set-file`), as a secret. One trailing line
 /// end is dropped: `echo TOKEN > file` must give `TOKEN`.
 fn read_secret_file(path: &Path) -> Result<Value, String> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::fsutil::read_file_capped(path, crate::fsutil::SECRET_FILE_LIMIT)
         .map_err(|e| format!("cannot read the file {}: {e}", path.display()))?;
     let text = text
         .strip_suffix("\r\n")

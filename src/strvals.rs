@@ -15,6 +15,10 @@ use crate::value::Value;
 /// The most a list index may be, as in helm: a typo must not allocate gigabytes.
 const MAX_INDEX: usize = 65536;
 
+/// How deep a key may nest (`a.b[0].c` is 4): as deep as a values file may (its parser's
+/// limit), and far from the stack's.
+const MAX_DEPTH: usize = 128;
+
 /// How the values of one flag are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -63,7 +67,7 @@ pub fn apply(
     // the argument may hold a secret: messages show its key-like start only, never a value
     let shown = shown(spec);
     while p.pos < p.s.len() {
-        p.key(map, "")
+        p.key(map, "", 1)
             .map_err(|e| format!("{} {shown}: {e}", mode.flag()))?;
     }
     if p.set.is_empty() {
@@ -76,6 +80,10 @@ pub fn apply(
     Ok(p.set)
 }
 
+fn too_deep() -> String {
+    format!("a key nests more than {MAX_DEPTH} levels deep (a values file may not either)")
+}
+
 /// Whether `c` may be part of a key as messages show it.
 fn key_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "_-/".contains(c)
@@ -85,10 +93,25 @@ fn key_char(c: char) -> bool {
 /// first `=`, and `…` when anything follows. A value, or a key that is not one
 /// (`github_token:VALUE`), is never shown.
 fn shown(spec: &str) -> String {
-    let head: String = spec
-        .chars()
-        .take_while(|c| key_char(*c) || ".[]".contains(*c))
-        .collect();
+    // key characters and `.`, and list indexes of digits only: `a[VALUE]` stops at `[`
+    let mut head = String::new();
+    let mut rest = spec;
+    while let Some(c) = rest.chars().next() {
+        if key_char(c) || c == '.' {
+            head.push(c);
+            rest = &rest[c.len_utf8()..];
+        } else if let Some(index) = rest
+            .strip_prefix('[')
+            .and_then(|r| r.split_once(']'))
+            .map(|(i, _)| i)
+            .filter(|i| !i.is_empty() && i.chars().all(|d| d.is_ascii_digit()))
+        {
+            head.push_str(&format!("[{index}]"));
+            rest = &rest[index.len() + 2..];
+        } else {
+            break;
+        }
+    }
     if head.len() < spec.len() {
         format!("{head}…")
     } else {
@@ -152,7 +175,15 @@ impl Parser<'_> {
     }
 
     /// One key at `path` in `map`, and everything below it.
-    fn key(&mut self, map: &mut BTreeMap<String, Value>, path: &str) -> Result<(), String> {
+    fn key(
+        &mut self,
+        map: &mut BTreeMap<String, Value>,
+        path: &str,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
         let (key, stop) = self.until(&['=', '[', ',', '.']);
         // `.` only escaped (`a\.b`): the key `a.b`
         if !key.chars().all(|c| key_char(c) || c == '.') {
@@ -192,7 +223,7 @@ impl Parser<'_> {
                 let Value::Map(inner) = child else {
                     unreachable!()
                 };
-                self.key(inner, &here)
+                self.key(inner, &here, depth + 1)
             }
             Some('[') => {
                 if key.is_empty() {
@@ -209,7 +240,7 @@ impl Parser<'_> {
                 let Value::List(list) = child else {
                     unreachable!()
                 };
-                self.item(list, index, &here)
+                self.item(list, index, &here, depth + 1)
             }
             Some(',') => Err(format!(
                 "key `{here}` has no value (a key cannot end with `,`; write {here}=VALUE)"
@@ -220,14 +251,20 @@ impl Parser<'_> {
 
     /// The index between `[` and `]`.
     fn index(&mut self) -> Result<usize, String> {
+        // the text between the brackets is not shown: a value typed in the wrong place (a
+        // `]` missing, a `=` inside) may be a secret
         let (text, stop) = self.until(&[']']);
         if stop.is_none() {
-            return Err(format!("`[{text}` is not closed with `]`"));
+            return Err(
+                "a list index is not closed with `]` (the rest is not shown: it may be a secret)"
+                    .to_string(),
+            );
         }
-        let i: i64 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("`[{text}]` is not a list index: write a number, as in a[0]"))?;
+        let i: i64 = text.trim().parse().map_err(|_| {
+            "a list index is not a number: write one, as in a[0] (what was between `[` and `]` \
+             is not shown: it may be a secret)"
+                .to_string()
+        })?;
         if i < 0 {
             return Err(format!("negative list index {i}"));
         }
@@ -239,7 +276,16 @@ impl Parser<'_> {
     }
 
     /// What follows `name[i]`: `=value`, `.key…` or `[j]…`.
-    fn item(&mut self, list: &mut Vec<Value>, index: usize, path: &str) -> Result<(), String> {
+    fn item(
+        &mut self,
+        list: &mut Vec<Value>,
+        index: usize,
+        path: &str,
+        depth: usize,
+    ) -> Result<(), String> {
+        if depth > MAX_DEPTH {
+            return Err(too_deep());
+        }
         let here = format!("{path}[{index}]");
         if list.len() <= index {
             list.resize(index + 1, Value::Null);
@@ -261,7 +307,7 @@ impl Parser<'_> {
                 let Value::Map(inner) = &mut list[index] else {
                     unreachable!()
                 };
-                self.key(inner, &here)
+                self.key(inner, &here, depth + 1)
             }
             Some('[') => {
                 let j = self.index()?;
@@ -271,7 +317,7 @@ impl Parser<'_> {
                 let Value::List(inner) = &mut list[index] else {
                     unreachable!()
                 };
-                self.item(inner, j, &here)
+                self.item(inner, j, &here, depth + 1)
             }
             None => Err(format!("`{here}` has no value: write {here}=VALUE")),
             Some(c) => Err(format!(
@@ -465,10 +511,35 @@ mod tests {
             "github_token=s3cr3t-canary,x",
             "a.github_token:s3cr3t-canary=1",
             "github_token={s3cr3t-canary",
+            // a value in a list index's place, or a `]` missing before it (found by a review)
+            "github_token[0=s3cr3t-canary",
+            "github_token[s3cr3t-canary]=1",
+            "a[0][s3cr3t-canary]=1",
+            "a[0].b[s3cr3t-canary",
         ] {
-            let e = set(&[(bad, Mode::Typed)]).unwrap_err();
-            assert!(!e.contains("s3cr3t"), "{bad}: {e}");
-            assert!(e.starts_with("--set "), "{bad}: {e}");
+            for mode in [Mode::Typed, Mode::Str, Mode::File] {
+                let e = set(&[(bad, mode)]).unwrap_err();
+                assert!(!e.contains("s3cr3t"), "{bad}: {e}");
+                assert!(e.starts_with(&format!("{} ", mode.flag())), "{bad}: {e}");
+            }
         }
+        // an index of digits is shown, the rest of the argument is not
+        assert_eq!(shown("a[12].b[x]=1"), "a[12].b…");
+        assert_eq!(shown("a[0]"), "a[0]");
+    }
+
+    #[test]
+    fn a_key_nests_at_most_max_depth_levels() {
+        let dotted = |n: usize| format!("{}=1", vec!["a"; n].join("."));
+        assert!(set(&[(&dotted(MAX_DEPTH), Mode::Typed)]).is_ok());
+        let e = set(&[(&dotted(MAX_DEPTH + 1), Mode::Typed)]).unwrap_err();
+        assert!(e.contains("nests more than 128 levels"), "{e}");
+        // lists count too, and thousands of levels are refused, not a stack overflow
+        let indexed = format!("a{}=1", "[0]".repeat(MAX_DEPTH - 1));
+        assert!(set(&[(&indexed, Mode::Typed)]).is_ok());
+        let indexed = format!("a{}=1", "[0]".repeat(MAX_DEPTH));
+        assert!(set(&[(&indexed, Mode::Typed)]).is_err());
+        let e = set(&[(&dotted(100_000), Mode::Str)]).unwrap_err();
+        assert!(e.contains("nests more than"), "{e}");
     }
 }

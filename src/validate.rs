@@ -120,10 +120,13 @@ pub fn domain(s: &str) -> Result<(), String> {
         ));
     }
     if s.chars().any(|c| c.is_ascii_uppercase()) {
-        return Err(format!(
-            "`{s}` has capital letters; write it in lowercase ({})",
-            s.to_ascii_lowercase()
-        ));
+        // the lowercase form is not a registered secret: not shown when `s` holds one
+        let lower = s.to_ascii_lowercase();
+        return Err(if crate::secret::redact(s) == s {
+            format!("`{s}` has capital letters; write it in lowercase ({lower})")
+        } else {
+            format!("`{s}` has capital letters; write it in lowercase")
+        });
     }
     let labels: Vec<&str> = s.split('.').collect();
     if labels.len() < 2 {
@@ -384,7 +387,16 @@ mod tests {
         assert!(domain("clearml.example.com").is_ok());
         assert!(domain("a-b.example.io").is_ok());
         assert!(domain("localhost").unwrap_err().contains("single label"));
-        assert!(domain("Example.com").unwrap_err().contains("lowercase"));
+        assert!(
+            domain("Example.com")
+                .unwrap_err()
+                .contains("write it in lowercase (example.com)")
+        );
+        // a secret's value given as a domain too: its lowercase form, unknown to the
+        // redactor, is not shown
+        crate::secret::register("Domain-Canary-31.COM");
+        let e = domain("Domain-Canary-31.COM").unwrap_err();
+        assert!(e.ends_with("write it in lowercase"), "{e}");
         assert!(domain("ex..com").unwrap_err().contains("empty label"));
         assert!(domain("-a.com").unwrap_err().contains("start or end"));
         assert!(domain("https://a.com").unwrap_err().contains("URL"));

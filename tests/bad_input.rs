@@ -128,6 +128,43 @@ const CASES: &[Case] = &[
         says: &["--set noequals: key `noequals` has no value: write noequals=VALUE"],
     },
     Case {
+        class: "--set with a value in a list index's place",
+        values: None,
+        script: None,
+        args: &["--set", "dockerhub_token[0=s3cr3t-canary-77"],
+        code: 2,
+        says: &["--set dockerhub_token…: a list index is not closed with `]`"],
+    },
+    Case {
+        class: "--set nested deeper than a values file may be",
+        values: None,
+        script: None,
+        args: &[
+            "--set",
+            "extra_values.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a.a=1",
+        ],
+        code: 2,
+        says: &["a key nests more than 128 levels deep"],
+    },
+    Case {
+        class: "secret file without end",
+        values: Some("dockerhub_token: {file: /dev/zero}\n"),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &[
+            "bad.yaml:1:18: `dockerhub_token`: cannot read the file /dev/zero: it holds more than 1 MiB",
+        ],
+    },
+    Case {
+        class: "--set-file without end",
+        values: None,
+        script: None,
+        args: &["--set-file", "dockerhub_token=/dev/zero"],
+        code: 2,
+        says: &["cannot read the file /dev/zero: it holds more than 1 MiB"],
+    },
+    Case {
         class: "missing values file",
         values: None,
         script: None,
@@ -289,6 +326,13 @@ fn every_class_of_bad_input_is_refused_with_its_place_and_nothing_changes() {
                 out.stderr
             );
         }
+        // a value given in the wrong place is never echoed
+        assert!(
+            !out.stderr.contains("s3cr3t"),
+            "{}: {}",
+            case.class,
+            out.stderr
+        );
         assert_eq!(
             state_bytes(&state),
             before,

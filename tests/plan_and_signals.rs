@@ -25,6 +25,16 @@ const SCRIPT_ERRORS: &[(&str, &str)] = &[
         "the playbook's data outgrew the memory limit",
     ),
     ("ensure_namespace(\"early\");\nlet n = 1 + \"a\" * 2;\n", ""),
+    // one call asking for more than the memory limit, and a wait no clock holds (a panic and
+    // an abort of Rhai's own functions before, found by a review)
+    (
+        "ensure_namespace(\"early\");\nlet a = [];\na.pad(9223372036854775807, 0);\n",
+        "would outgrow the playbook's memory limit",
+    ),
+    (
+        "ensure_namespace(\"early\");\nsleep(1e300);\n",
+        "is not a time to wait",
+    ),
     (
         "ensure_namespace(\"early\");\nthrow \"the playbook's own failure\";\n",
         "the playbook's own failure",

@@ -3,6 +3,7 @@
 
 pub mod airgap_api;
 pub mod apps_builtins;
+pub mod bounded;
 pub mod checks;
 pub mod clearml_api;
 pub mod cluster;
@@ -31,6 +32,7 @@ pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(ops_api::ops_api).into());
     engine.register_global_module(exported_module!(run::run_api).into());
     engine.register_global_module(exported_module!(run::failure_api).into());
+    bounded::register(engine);
 }
 
 /// A script value as data, or a validation error naming the built-in.

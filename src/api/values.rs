@@ -129,7 +129,7 @@ pub mod values_api {
     #[rhai_fn(return_raw)]
     pub fn read_yaml(path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         let full = runtime::with(|rt| rt.base_dir.join(path));
-        let text = std::fs::read_to_string(&full)
+        let text = crate::fsutil::read_file_capped(&full, crate::fsutil::VALUES_LIMIT)
             .map_err(|e| invalid("read_yaml", format!("cannot read {}: {e}", full.display())))?;
         let (mut v, _) = parse_located(&text, &full.display().to_string())
             .map_err(|e| invalid("read_yaml", e))?;
