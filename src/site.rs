@@ -485,6 +485,35 @@ mod tests {
         let mut v = parse_yaml("sso:\n  client_id: my-client-id-123\n").unwrap();
         mark_secret_at(&mut v, "sso.client_id");
         assert!(matches!(v.at_path("sso.client_id"), Some(Value::Secret(_))));
+        // a number is a secret too, as its text (YAML reads an all-digit id as one)
+        let mut v = parse_yaml("sso:\n  client_id: 123456789\n").unwrap();
+        mark_secret_at(&mut v, "sso.client_id");
+        assert_eq!(
+            v.at_path("sso.client_id"),
+            Some(&Value::Secret(Secret::new("123456789")))
+        );
+    }
+
+    #[test]
+    fn numbers_under_secret_keys_are_secrets_as_their_text() {
+        let mut v =
+            parse_yaml("github_token: 98765432101\nagent: {redis: {password: 1.5}}\n").unwrap();
+        mark_secrets(&mut v);
+        assert_eq!(
+            v.at_path("github_token"),
+            Some(&Value::Secret(Secret::new("98765432101")))
+        );
+        assert_eq!(
+            v.at_path("agent.redis.password"),
+            Some(&Value::Secret(Secret::new("1.5")))
+        );
+    }
+
+    #[test]
+    fn a_map_key_must_be_a_scalar() {
+        let e = parse_located("? [a, b]\n: 1\n", "keys.yaml").unwrap_err();
+        assert!(e.starts_with("keys.yaml:"), "{e}");
+        assert!(e.contains("a scalar map key"), "{e}");
     }
 
     #[test]
