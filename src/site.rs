@@ -280,7 +280,15 @@ pub fn mark_secrets(v: &mut Value) {
 pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), String> {
     let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|e| {
         let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("invalid YAML").to_string();
+        let first = msg.lines().next().unwrap_or("invalid YAML");
+        // the parser quotes an integer it cannot hold, which may be a token's digits
+        static TOO_LARGE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let too_large = TOO_LARGE
+            .get_or_init(|| regex::Regex::new(r"integer -?\d+ is too large").expect("regex"));
+        let first = too_large.replace_all(
+            first,
+            "an integer too large for 64 bits (quote it if it is text, such as a token)",
+        );
         match e.location() {
             Some(loc) => format!(
                 "{source}:{}:{}: invalid YAML: {first}",
@@ -507,6 +515,14 @@ mod tests {
             v.at_path("agent.redis.password"),
             Some(&Value::Secret(Secret::new("1.5")))
         );
+    }
+
+    #[test]
+    fn an_integer_too_large_is_not_quoted_back() {
+        let e = parse_located("github_token: 12345678901234567890\n", "t.yaml").unwrap_err();
+        assert!(e.starts_with("t.yaml:1:15: invalid YAML"), "{e}");
+        assert!(e.contains("an integer too large for 64 bits"), "{e}");
+        assert!(!e.contains("12345678901234567890"), "{e}");
     }
 
     #[test]
