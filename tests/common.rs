@@ -12,6 +12,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The path of the tests' demo chart (one Deployment), as a playbook names it.
+pub fn demo_chart() -> String {
+    repo()
+        .join("tests/fixtures/charts/demo")
+        .display()
+        .to_string()
+}
+
 pub struct Test {
     dir: tempfile::TempDir,
     args: Vec<String>,

@@ -5,7 +5,7 @@ use clearml_script::sandbox::clearml::{DEFAULT_COMPANY, Role};
 use clearml_script::sandbox::faults::WorkloadFault;
 use serde_json::{Value, json};
 
-use crate::common::{Cluster, Output, Test, repo};
+use crate::common::{Cluster, Output, Test, demo_chart, repo};
 
 fn site() -> String {
     repo().join("examples/site.yaml").display().to_string()
@@ -248,10 +248,7 @@ fn preflight_asks_the_permissions_of_what_the_charts_render() {
     assert_eq!(got, want);
 
     // a chart that renders a ServiceAccount, a StatefulSet and a Job, and the same without the Job
-    let demo = repo()
-        .join("tests/fixtures/charts/demo")
-        .display()
-        .to_string();
+    let demo = demo_chart();
     let chart = format!("chart={demo}");
     let with_job = run(
         &c,

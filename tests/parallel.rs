@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::common::{Test, repo};
+use crate::common::{Test, demo_chart, repo};
 
 const REDIS: &str =
     "agent:\n  redis:\n    enabled: true\n    password: shared-redis-password-1234\n";
@@ -191,10 +191,7 @@ fn the_install_with_slow_workloads_converges_on_a_rerun() {
 /// processes finish, neither branch takes its next step, exit 130.
 #[test]
 fn ctrl_c_stops_every_branch_between_steps() {
-    let chart = repo()
-        .join("tests/fixtures/charts/demo")
-        .display()
-        .to_string();
+    let chart = demo_chart();
     let branch = |ns: &str| {
         format!(
             "|| {{ install_chart(\"demo-{ns}\", \"{chart}\", #{{ namespace: \"{ns}\", wait: true }}); \
@@ -288,10 +285,7 @@ fn ctrl_c_stops_every_branch_between_steps() {
 /// branches calling a function with it (a copy) install both charts.
 #[test]
 fn a_method_on_a_captured_value_in_two_branches_is_explained() {
-    let chart = repo()
-        .join("tests/fixtures/charts/demo")
-        .display()
-        .to_string();
+    let chart = demo_chart();
     let run = |call: &str| {
         Test::new()
             .script(&format!(

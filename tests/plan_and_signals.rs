@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::common::{Test, helm_binaries, repo};
+use crate::common::{Test, demo_chart, helm_binaries, repo};
 
 /// Script errors that are not parse errors: each stops the plan pass with exit 2, before any
 /// step, in live, sandbox and dry-run mode alike.
@@ -519,10 +519,7 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_panic_is_masked_exits_70_and_removes_the_private_files() {
     const CANARY: &str = "panic-canary-secret-9876";
-    let chart = repo()
-        .join("tests/fixtures/charts/demo")
-        .display()
-        .to_string();
+    let chart = demo_chart();
     let t = Test::new()
         .script(&format!(
             "install_chart(\"demo\", \"{chart}\", #{{ namespace: \"a\", values: #{{ password: secret(\"{CANARY}\") }} }});\n\

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{Cluster, Test, helm_binaries, repo};
+use crate::common::{Cluster, Test, demo_chart, helm_binaries, repo};
 
 /// One recorded helm call.
 #[derive(Debug)]
@@ -366,10 +366,7 @@ fn release_builtins(major: u32) {
     let live = Cluster::new(major);
     let t = Test::new();
     let rec = Recorder::new(t.dir(), major);
-    let chart = repo()
-        .join("tests/fixtures/charts/demo")
-        .display()
-        .to_string();
+    let chart = demo_chart();
     let script = format!(
         r#"
 let r = install_chart("rec", "{chart}", #{{ namespace: "rec-ns", values: #{{ message: secret("demo-pass-77") }}, rollback_on_failure: true }});

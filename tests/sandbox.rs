@@ -4,13 +4,10 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use crate::common::{BIN, Sim, helm_binaries, http, http_with, repo};
+use crate::common::{BIN, Sim, demo_chart, helm_binaries, http, http_with};
 
 fn chart() -> String {
-    repo()
-        .join("tests/fixtures/charts/demo")
-        .display()
-        .to_string()
+    demo_chart()
 }
 
 fn configmap_message(sim: &Sim, ns: &str) -> String {
