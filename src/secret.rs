@@ -161,6 +161,16 @@ pub fn register(value: &str) -> bool {
     true
 }
 
+/// Whether `value` is a registered leaf (for tests of what is registered whole).
+#[cfg(test)]
+pub(crate) fn is_registered(value: &str) -> bool {
+    registry()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .leaves
+        .contains(value)
+}
+
 /// The forms a leaf may take in output besides itself: URL-encoded (as in a connection string),
 /// and base64 at each of the three alignments, so that the leaf is found inside a larger base64
 /// blob too (a Kubernetes Secret's data). For an alignment, only the characters the leaf alone

@@ -15,6 +15,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value as J;
 
+use crate::api::queues::QUEUE_KEYS;
+use crate::api::users::USER_KEYS;
 use crate::site::Site;
 use crate::value::{Value, join_path};
 
@@ -57,6 +59,11 @@ pub fn reads() -> BTreeSet<String> {
     // `queue_problems(this, "agent.queues")` and the other queue built-ins read each entry's keys
     let queue_call = regex::Regex::new(
         r#"\bqueue_(?:problems|names|entries)\(\s*([A-Za-z_]\w*)\s*,\s*"([A-Za-z0-9_.]*\w)""#,
+    )
+    .expect("regex");
+    // `fixed_user_problems(this)` and the other fixed-user built-ins read each user's keys
+    let users_call = regex::Regex::new(
+        r#"\bfixed_user(?:_problems|s_hocon|_passwords_given)\(\s*([A-Za-z_]\w*)\s*[,)]"#,
     )
     .expect("regex");
     // `get(a, "queues", []).map(|q| …)`, `queues.map(|q| …)`: the closure's parameter is an entry
@@ -107,10 +114,17 @@ pub fn reads() -> BTreeSet<String> {
                         out.insert(p);
                     }
                 }
-                for c in queue_call.captures_iter(&code) {
-                    if let Some(p) = prefixed(&c[1], &c[2], &aliases) {
-                        let keys = crate::api::queues::QUEUE_KEYS.iter();
-                        out.extend(keys.map(|k| format!("{p}[].{k}")));
+                let lists = queue_call
+                    .captures_iter(&code)
+                    .map(|c| (c.get(1), c.get(2).map_or("", |m| m.as_str()), QUEUE_KEYS))
+                    .chain(
+                        users_call
+                            .captures_iter(&code)
+                            .map(|c| (c.get(1), "fixed_users", USER_KEYS)),
+                    );
+                for (var, path, keys) in lists {
+                    if let Some(p) = var.and_then(|v| prefixed(v.as_str(), path, &aliases)) {
+                        out.extend(keys.iter().map(|k| format!("{p}[].{k}")));
                     }
                 }
                 for c in read_dot.captures_iter(&code) {

@@ -12,6 +12,7 @@ pub mod options;
 pub mod queues;
 pub mod run;
 pub mod secrets;
+pub mod users;
 pub mod values;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map, exported_module};
@@ -23,6 +24,7 @@ use crate::value::Value;
 pub fn register(engine: &mut Engine) {
     engine.register_global_module(exported_module!(values::values_api).into());
     engine.register_global_module(exported_module!(queues::queues_api).into());
+    engine.register_global_module(exported_module!(users::users_api).into());
     engine.register_global_module(exported_module!(checks::checks_api).into());
     engine.register_global_module(exported_module!(secrets::secrets_api).into());
     engine.register_global_module(exported_module!(cluster::cluster_api).into());

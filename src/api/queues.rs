@@ -16,9 +16,9 @@ pub const QUEUE_KEYS: &[&str] = &[
     "queue_settings",
 ];
 
-/// `f` with the queues of the list at `path` (none when it is missing, `()` or not a list:
+/// `f` with the items of the list at `path` (none when it is missing, `()` or not a list:
 /// the rule `list?` reports that one).
-fn with_queues<R>(site: &Map, path: &str, f: impl FnOnce(&[Dynamic]) -> R) -> R {
+pub(super) fn with_list<R>(site: &Map, path: &str, f: impl FnOnce(&[Dynamic]) -> R) -> R {
     crate::api::at_path(site, path, |d| {
         match d.and_then(|d| d.read_lock::<Array>()) {
             Some(list) => f(list.as_slice()),
@@ -27,18 +27,27 @@ fn with_queues<R>(site: &Map, path: &str, f: impl FnOnce(&[Dynamic]) -> R) -> R 
     })
 }
 
-/// The value of `key` in a queue's map, as `get(q, key, ())` answers it: `None` for a missing
-/// key or `()`.
-fn field<'a>(queue: &'a Map, key: &str) -> Option<&'a Dynamic> {
+/// The value of `key` in a map, as `get(m, key, ())` answers it: `None` for a missing key or
+/// `()`.
+pub(super) fn field<'a>(queue: &'a Map, key: &str) -> Option<&'a Dynamic> {
     queue.get(key).filter(|v| !v.is_unit())
 }
 
 /// A problem as `validate` takes it: the key path (it names the file and line) and what to do.
-fn problem(path: String, message: impl Into<String>) -> Dynamic {
+pub(super) fn problem(path: String, message: impl Into<String>) -> Dynamic {
     let mut m = Map::new();
     m.insert("path".into(), path.into());
     m.insert("message".into(), message.into().into());
     m.into()
+}
+
+/// A value as a script's interpolation `${v}` shows it (a secret masked).
+pub(super) fn shown(ctx: &NativeCallContext, v: &Dynamic) -> String {
+    if v.is_string() {
+        return v.to_string();
+    }
+    ctx.call_native_fn::<String>("to_string", (v.clone(),))
+        .unwrap_or_else(|_| crate::api::display(v))
 }
 
 /// A whole number of GiB, at least 1.
@@ -93,7 +102,7 @@ pub(crate) fn dshm(size_gi: &Dynamic, generation: &str, vllm: bool) -> Result<Ma
 
 #[export_module]
 pub mod queues_api {
-    use super::{dshm, field, is_size_gi, problem, with_queues};
+    use super::{dshm, field, is_size_gi, problem, shown, with_list};
     use crate::failure::invalid;
     use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
@@ -111,7 +120,7 @@ pub mod queues_api {
     /// ```
     #[rhai_fn(pure)]
     pub fn queue_problems(ctx: NativeCallContext, site: &mut Map, path: &str) -> Array {
-        with_queues(site, path, |queues| {
+        with_list(site, path, |queues| {
             let mut twice = Vec::new();
             let mut each = Vec::new();
             let mut seen = std::collections::HashSet::with_capacity(queues.len());
@@ -135,14 +144,7 @@ pub mod queues_api {
                         }
                     }
                     _ => {
-                        // the name as a script's interpolation shows it (a secret masked)
-                        let shown = match name {
-                            None => String::new(),
-                            Some(n) if n.is_string() => n.to_string(),
-                            Some(n) => ctx
-                                .call_native_fn::<String>("to_string", (n.clone(),))
-                                .unwrap_or_else(|_| crate::api::display(n)),
-                        };
+                        let shown = name.map(|n| shown(&ctx, n)).unwrap_or_default();
                         each.push(problem(
                             format!("{path}[{i}].name"),
                             format!(
@@ -183,7 +185,7 @@ pub mod queues_api {
     /// ```
     #[rhai_fn(pure)]
     pub fn queue_names(site: &mut Map, path: &str) -> Array {
-        with_queues(site, path, |queues| {
+        with_list(site, path, |queues| {
             queues
                 .iter()
                 .map(|q| {
@@ -211,7 +213,7 @@ pub mod queues_api {
         generation: &str,
     ) -> Result<Map, Box<EvalAltResult>> {
         const B: &str = "queue_entries";
-        with_queues(site, path, |queues| {
+        with_list(site, path, |queues| {
             let mut out = Map::new();
             for (i, q) in queues.iter().enumerate() {
                 let Some(q) = q.read_lock::<Map>() else {

@@ -2,6 +2,40 @@
 
 use rhai::plugin::*;
 
+/// Append `value` (a string or a secret) to `out` as a quoted HOCON (and JSON) string: `"`,
+/// `\` and newlines escaped, wrapped in double quotes. `Some(covered)` for a secret (whether
+/// the redactor masks the quoted form already: the secret is a covered one and quoting left it
+/// unchanged), `None` for a string.
+pub(crate) fn hocon_quote_into(out: &mut String, value: &Dynamic) -> Result<Option<bool>, String> {
+    let quote = |out: &mut String, s: &str| {
+        let start = out.len();
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out.len() - start
+    };
+    if let Some(s) = value.read_lock::<crate::secret::Secret>() {
+        let len = quote(out, s.expose());
+        // unchanged inside the quotes: the leaf masks it already
+        return Ok(Some(s.covered() && len == s.expose().len() + 2));
+    }
+    if value.is_string() {
+        quote(out, &value.to_string());
+        return Ok(None);
+    }
+    Err(format!(
+        "expected a string or a secret, not {}",
+        value.type_name()
+    ))
+}
+
 #[export_module]
 pub mod values_api {
     use crate::api::{map_at_path, to_value};
@@ -90,32 +124,12 @@ pub mod values_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn hocon_quote(value: Dynamic) -> Result<Dynamic, Box<EvalAltResult>> {
-        let quote = |s: &str| {
-            let mut out = String::from("\"");
-            for c in s.chars() {
-                match c {
-                    '"' => out.push_str("\\\""),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-            out
-        };
-        if let Some(s) = value.clone().try_cast::<Secret>() {
-            let quoted = quote(s.expose());
-            // unchanged inside the quotes: the leaf masks it already
-            let covered = s.covered() && quoted.len() == s.expose().len() + 2;
-            return Ok(Dynamic::from(Secret::derived(quoted, covered)));
+        let mut out = String::new();
+        match super::hocon_quote_into(&mut out, &value) {
+            Ok(None) => Ok(out.into()),
+            Ok(Some(covered)) => Ok(Dynamic::from(Secret::derived(out, covered))),
+            Err(e) => Err(invalid("hocon_quote", e)),
         }
-        if value.is_string() {
-            return Ok(quote(&value.to_string()).into());
-        }
-        Err(invalid(
-            "hocon_quote",
-            format!("expected a string or a secret, not {}", value.type_name()),
-        ))
     }
 
     /// Read a YAML file. A relative path is taken from the playbook's directory. Keys that name
