@@ -662,6 +662,46 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_min_encoded_run_holding_a_leafs_shortest_form_is_masked() {
+        use base64::Engine as _;
+        // a 5-character leaf's 6-character form (its first alignment), encoded again: 8
+        // characters, the shortest run that is decoded
+        register("k3y!z");
+        let std = &base64::engine::general_purpose::STANDARD_NO_PAD;
+        let form = aligned_base64(b"k3y!z", std)
+            .into_iter()
+            .find(|e| e.len() == MIN_REDACT_LEN + 2)
+            .expect("a 6-character form");
+        let run = base64::engine::general_purpose::STANDARD.encode(&form);
+        assert_eq!(run.len(), MIN_ENCODED_RUN, "{run}");
+        assert_eq!(redact(&run), REDACTED);
+        assert_eq!(redact(&format!("a: {run}\n")), format!("a: {REDACTED}\n"));
+    }
+
+    #[test]
+    fn an_encoded_run_is_masked_whole_with_its_padding_and_inside_angle_brackets() {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        register("w0rd-leaf-93");
+        // the JSON's other bytes put `+` and `/` in the run, before and after the auth
+        let json = format!(
+            "{{\"x\":\"~~~???>>>\",\"auth\":\"{}\",\"y\":\"???~~~\"}}",
+            b64.encode("user:w0rd-leaf-93")
+        );
+        let blob = b64.encode(json);
+        let bare = blob.trim_end_matches('=');
+        assert!(bare.contains('+') && bare.contains('/'), "{blob}");
+        assert_eq!(redact(&blob), REDACTED);
+        assert_eq!(redact(&format!("x {blob} y")), format!("x {REDACTED} y"));
+        // two `=` at most are its padding
+        assert_eq!(redact(&format!("{bare}===;")), format!("{REDACTED}=;"));
+        assert_eq!(redact(&format!("{bare}=;")), format!("{REDACTED};"));
+        // only this redactor's own mask is passed over
+        assert_eq!(redact(&format!("<{blob}>")), format!("<{REDACTED}>"));
+        assert_eq!(redact("<redacted>"), REDACTED);
+    }
+
+    #[test]
     fn concatenations_are_not_registered() {
         let a = Secret::new("leaf-one-0051");
         let joined = Secret::derived(format!("x{}y", a.expose()), a.covered());
