@@ -696,8 +696,8 @@ mod tests {
         // two `=` at most are its padding
         assert_eq!(redact(&format!("{bare}===;")), format!("{REDACTED}=;"));
         assert_eq!(redact(&format!("{bare}=;")), format!("{REDACTED};"));
-        // only this redactor's own mask is passed over
-        assert_eq!(redact(&format!("<{blob}>")), format!("<{REDACTED}>"));
+        // only this redactor's own mask is passed over, not any run in angle brackets
+        assert_eq!(redact(&format!("<{bare}>")), format!("<{REDACTED}>"));
         assert_eq!(redact("<redacted>"), REDACTED);
     }
 
