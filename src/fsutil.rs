@@ -16,10 +16,7 @@ pub fn sync_dir(dir: &Path) -> Result<(), String> {
 /// Write a file atomically: a temporary file in the same directory, synced, renamed over the
 /// target, the directory synced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".clearml-script-")
         .suffix(".tmp")
@@ -31,6 +28,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     tmp.persist(path)
         .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
     sync_dir(dir)
+}
+
+/// The directory a path's file is in: `.` for a bare file name.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
 }
 
 /// Create an empty file only its owner can read, unless it exists; make an existing one so too.
@@ -92,6 +97,32 @@ pub fn read_file_capped(path: &Path, limit: u64) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_is_written_whole_over_the_old_one_with_nothing_left_beside() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("state.json");
+        write_atomic(&f, b"first").unwrap();
+        write_atomic(&f, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"second, longer");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        // a directory that is not there: an error naming the file
+        let e = write_atomic(&d.path().join("no/such/dir/x"), b"x").unwrap_err();
+        assert!(
+            e.starts_with("cannot write ") && e.contains("no/such/dir/x"),
+            "{e}"
+        );
+        let e = sync_dir(&d.path().join("gone")).unwrap_err();
+        assert!(e.starts_with("cannot sync ") && e.contains("gone"), "{e}");
+    }
+
+    #[test]
+    fn a_bare_file_name_is_written_in_the_current_directory() {
+        assert_eq!(dir_of(Path::new("state.json")), Path::new("."));
+        assert_eq!(dir_of(Path::new("a/state.json")), Path::new("a"));
+        assert_eq!(dir_of(Path::new("/a/b/state.json")), Path::new("/a/b"));
+    }
 
     #[test]
     fn a_read_stops_past_its_limit() {
