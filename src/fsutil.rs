@@ -118,6 +118,45 @@ mod tests {
     }
 
     #[test]
+    fn private_files_are_the_owners_alone_new_or_existing() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let d = tempfile::tempdir().unwrap();
+        let open = |name: &str, text: &str| {
+            let p = d.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+            p
+        };
+        // written: new, and over a longer world-readable file (narrowed, then emptied)
+        let new = d.path().join("new");
+        write_private(&new, "s3cr3t").unwrap();
+        assert_eq!(
+            (mode(&new), std::fs::read_to_string(&new).unwrap()),
+            (0o600, "s3cr3t".into())
+        );
+        let old = open("old", "a much longer old text");
+        write_private(&old, "s3cr3t").unwrap();
+        assert_eq!(
+            (mode(&old), std::fs::read_to_string(&old).unwrap()),
+            (0o600, "s3cr3t".into())
+        );
+        // if missing: made empty; an existing one keeps its text and is narrowed
+        let missing = d.path().join("missing");
+        write_private_if_missing(&missing).unwrap();
+        assert_eq!(
+            (mode(&missing), std::fs::metadata(&missing).unwrap().len()),
+            (0o600, 0)
+        );
+        let kept = open("kept", "kept text");
+        write_private_if_missing(&kept).unwrap();
+        assert_eq!(
+            (mode(&kept), std::fs::read_to_string(&kept).unwrap()),
+            (0o600, "kept text".into())
+        );
+    }
+
+    #[test]
     fn a_bare_file_name_is_written_in_the_current_directory() {
         assert_eq!(dir_of(Path::new("state.json")), Path::new("."));
         assert_eq!(dir_of(Path::new("a/state.json")), Path::new("a"));
