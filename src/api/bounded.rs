@@ -154,6 +154,25 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_is_the_heap_limit_to_the_byte() {
+        // the library's tests count no heap in use (the binary installs the counting
+        // allocator), so the whole limit is room
+        assert_eq!(crate::memory::in_use(), 0);
+        let limit = crate::engine::limits::HEAP;
+        // a zeroed blob of exactly the limit fits (calloc'd: no page is touched)
+        assert!(run(&format!("blob({limit}).len()")).is_ok());
+        let e = run(&format!("blob({})", limit + 1)).unwrap_err();
+        assert!(e.contains("1073741825 items would outgrow"), "{e}");
+        // items of an array count at their size: one item past the limit's worth is refused
+        let items = limit / std::mem::size_of::<Dynamic>() + 1;
+        let e = run(&format!("let a = []; a.pad({items}, 0); a.len()")).unwrap_err();
+        assert!(
+            e.contains("would outgrow the playbook's memory limit"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_bounded_functions_mean_what_rhais_do() {
         assert_eq!(run("let a = [1]; a.pad(3, 0); a").unwrap(), "[1, 0, 0]");
         assert_eq!(run("let a = [1, 2]; a.pad(1, 0); a").unwrap(), "[1, 2]");
