@@ -39,10 +39,19 @@ fn length(len: INT) -> usize {
     usize::try_from(len).unwrap_or(0)
 }
 
+/// How many items of `each` bytes `pad` adds to grow from `have` to `len`: none when it is not
+/// longer, else an error unless they fit under the heap limit. One check for the three `pad`s.
+fn growth(have: usize, len: usize, each: usize) -> R<usize> {
+    if len <= have {
+        return Ok(0);
+    }
+    room("pad", len - have, each)?;
+    Ok(len - have)
+}
+
 fn pad_array(a: &mut Array, len: INT, item: Dynamic) -> R<()> {
     let len = length(len);
-    if len > a.len() {
-        room("pad", len - a.len(), std::mem::size_of::<Dynamic>())?;
+    if growth(a.len(), len, std::mem::size_of::<Dynamic>())? > 0 {
         a.resize(len, item);
     }
     Ok(())
@@ -56,8 +65,7 @@ fn blob_of(len: INT, value: INT) -> R<Blob> {
 
 fn pad_blob(b: &mut Blob, len: INT, value: INT) -> R<()> {
     let len = length(len);
-    if len > b.len() {
-        room("pad", len - b.len(), 1)?;
+    if growth(b.len(), len, 1)? > 0 {
         b.resize(len, (value & 0xff) as u8);
     }
     Ok(())
@@ -69,15 +77,11 @@ fn pad_string(s: &mut ImmutableString, len: INT, padding: &str) -> R<()> {
             "pad: the padding is an empty string: give at least one character".to_string(),
         ));
     }
-    let len = length(len);
-    let have = s.chars().count();
-    if len <= have {
-        return Ok(());
+    let more = growth(s.chars().count(), length(len), 4)?;
+    if more > 0 {
+        // as Rhai's: the padding repeated, the last copy cut to the length
+        s.make_mut().extend(padding.chars().cycle().take(more));
     }
-    room("pad", len - have, 4)?;
-    let text = s.make_mut();
-    // as Rhai's: the padding repeated, the last copy cut to the length
-    text.extend(padding.chars().cycle().take(len - have));
     Ok(())
 }
 
@@ -169,6 +173,12 @@ mod tests {
         assert!(
             e.contains("would outgrow the playbook's memory limit"),
             "{e}"
+        );
+        // padding counts only what it adds: 10 bytes onto a blob 10 short of the limit fit
+        let (short, at) = (limit - 10, limit);
+        assert_eq!(
+            run(&format!("let b = blob({short}); b.pad({at}, 0); b.len()")).unwrap(),
+            at.to_string()
         );
     }
 
