@@ -164,6 +164,19 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_file_holds_up_to_a_mib_and_a_values_file_up_to_64() {
+        let exactly = |limit: u64| vec![b'a'; limit as usize];
+        assert!(read_capped(&exactly(SECRET_FILE_LIMIT)[..], SECRET_FILE_LIMIT).is_ok());
+        let more = exactly(SECRET_FILE_LIMIT + 1);
+        let e = read_capped(&more[..], SECRET_FILE_LIMIT).unwrap_err();
+        assert_eq!(e.to_string(), "it holds more than 1 MiB");
+        assert!(read_capped(&exactly(VALUES_LIMIT)[..], VALUES_LIMIT).is_ok());
+        let more = exactly(VALUES_LIMIT + 1);
+        let e = read_capped(&more[..], VALUES_LIMIT).unwrap_err();
+        assert_eq!(e.to_string(), "it holds more than 64 MiB");
+    }
+
+    #[test]
     fn a_read_stops_past_its_limit() {
         assert_eq!(read_capped(&b"abc"[..], 3).unwrap(), "abc");
         let e = read_capped(&b"abcd"[..], 3).unwrap_err();
