@@ -178,7 +178,7 @@ fn bad_input_lists_every_problem_and_runs_nothing() {
     Test::new()
         .file(
             "bad.yaml",
-            "base_domain: <BASE_DOMAIN>\nsupervisor: {email: not-an-email}\nsso: {provider: auth0, client_id: x, base_url: https://a.example.com, authorize_url: https://a.example.com/a, access_token_url: https://a.example.com/t}\nfixed_users:\n  - {username: alice, password: a1}\n  - {username: alice, password: a2}\n",
+            "base_domain: <BASE_DOMAIN>\nsupervisor: {email: not-an-email}\nsso: {provider: auth0, client_id: x, base_url: https://a.example.com, authorize_url: https://a.example.com/a, access_token_url: https://a.example.com/t}\nfixed_users:\n  - {username: alice, password: a1}\n  - {username: alice, password: a2}\n  - {username: 1234, password: a3, admin: \"yes\"}\n",
         )
         .arg(repo().join("scripts/install-control-plane.rhai").display().to_string())
         .args(["--values", &guide_site(), "--values", "bad.yaml"])
@@ -190,7 +190,9 @@ fn bad_input_lists_every_problem_and_runs_nothing() {
         .stderr_has("`supervisor.email` (bad.yaml:2:21): `not-an-email` is not an email address")
         .stderr_has("`sso.client_secret` is missing (secret)")
         .stderr_has("`fixed_users[1].username` (bad.yaml:6:16): \"alice\" is listed twice")
-        .stderr_has("error: validate: 4 problems in the values; nothing was changed");
+        .stderr_has("`fixed_users[2].username` (bad.yaml:7:16): must be text: quote it")
+        .stderr_has("`fixed_users[2].admin` (bad.yaml:7:43): must be true or false")
+        .stderr_has("error: validate: 6 problems in the values; nothing was changed");
 }
 
 /// Runs of the control-plane playbook against a simulated cluster.
