@@ -174,8 +174,8 @@ pub mod secrets_api {
     }
 
     /// Join a list of strings and secrets into one, in a single pass: a secret when any part is
-    /// one. For text built from many parts (the fixed users' configuration), where `+` in a loop
-    /// would copy the growing text again at each step.
+    /// one. For text built from many parts, where `+` in a loop would copy the growing text
+    /// again at each step.
     ///
     /// # Example
     /// ```rhai
