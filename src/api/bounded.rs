@@ -78,10 +78,12 @@ fn pad_string(s: &mut ImmutableString, len: INT, padding: &str) -> R<()> {
         ));
     }
     let more = growth(s.chars().count(), length(len), 4)?;
-    if more > 0 {
-        // as Rhai's: the padding repeated, the last copy cut to the length
-        s.make_mut().extend(padding.chars().cycle().take(more));
+    if more == 0 {
+        // not copied: the text may be shared
+        return Ok(());
     }
+    // as Rhai's: the padding repeated, the last copy cut to the length
+    s.make_mut().extend(padding.chars().cycle().take(more));
     Ok(())
 }
 
@@ -189,6 +191,10 @@ mod tests {
         assert_eq!(run("let a = [1]; a.pad(-5, 0); a").unwrap(), "[1]");
         assert_eq!(run("blob(3, 0x1ff)").unwrap(), "[ffffff]");
         assert_eq!(run("blob(2)").unwrap(), "[0000]");
+        assert_eq!(
+            run("let b = blob(3, 1); b.pad(1, 0); b").unwrap(),
+            "[010101]"
+        );
         assert_eq!(
             run("let b = blob(1, 7); b.pad(3, 9); b").unwrap(),
             "[070909]"
