@@ -113,8 +113,9 @@ pub mod users_api {
 
     /// The `apiserver.conf` HOCON of the site's fixed users (simple login), or `()` without
     /// any. `passwords` holds each user's password as the configuration takes it, by username
-    /// (`fixed_user_passwords`); `pass_hashed` is the site's `fixed_users_pass_hashed`. A user's
-    /// `name` defaults to its username, `admin` to false. A secret when any part is one.
+    /// (`control_plane::fixed_user_passwords`); the text's `pass_hashed` is the site's
+    /// `fixed_users_pass_hashed`. A user's `name` defaults to its username, `admin` to false. A
+    /// secret when any part is one.
     ///
     /// # Example
     /// ```rhai
