@@ -465,22 +465,35 @@ mod tests {
 
     #[test]
     fn errors_say_what_to_write() {
-        for bad in [
-            "novalue",
-            "a,b=1",
-            "a..b=1",
-            "a[0]",
-            "a[x]=1",
-            "a[-1]=1",
-            "a[70000]=1",
-            "a[0",
-            "[0]=1",
-            "a[0]x",
-            "l={a,b",
+        // each names what is wrong and, where it can, what to write
+        for (bad, says) in [
+            ("novalue", "key `novalue` has no value: write novalue=VALUE"),
+            (
+                "a,b=1",
+                "key `a` has no value (a key cannot end with `,`; write a=VALUE)",
+            ),
+            ("a..b=1", "a key is missing before `.`"),
+            ("a[0]", "`a[0]` has no value: write a[0]=VALUE"),
+            (
+                "a[x]=1",
+                "a list index is not a number: write one, as in a[0]",
+            ),
+            ("a[-1]=1", "negative list index -1"),
+            ("a[70000]=1", "list index 70000 is larger than 65536"),
+            ("a[0", "a list index is not closed with `]`"),
+            (
+                "[0]=1",
+                "a list index needs the name of the list before `[`",
+            ),
+            (
+                "a[0]x",
+                "unexpected `x` after `a[0]`: expected `=`, `.` or `[`",
+            ),
+            ("l={a,b", "the list of `l` is not closed with `}`"),
         ] {
             let e = set(&[(bad, Mode::Typed)]).unwrap_err();
             assert!(
-                e.starts_with(&format!("--set {}: ", shown(bad))),
+                e.starts_with(&format!("--set {}: {says}", shown(bad))),
                 "{bad}: {e}"
             );
         }
