@@ -428,6 +428,18 @@ mod tests {
     }
 
     #[test]
+    fn each_flag_adds_to_what_is_there() {
+        assert_eq!(
+            set(&[("a=1", Mode::Typed), ("b.c=2", Mode::Typed)]).unwrap(),
+            yaml("{a: 1, b: {c: 2}}")
+        );
+        // a root that is no map (an empty values file) becomes one
+        let mut root = Value::Null;
+        apply(&mut root, "a=1", Mode::Typed, &|_| unreachable!()).unwrap();
+        assert_eq!(root, yaml("{a: 1}"));
+    }
+
+    #[test]
     fn escapes() {
         assert_eq!(
             set(&[(r"a\.b=1,x=a\,b,w=c\=d", Mode::Typed)]).unwrap(),
@@ -449,6 +461,12 @@ mod tests {
             set(&[("a[0]=x", Mode::Typed), ("a[0].k=2", Mode::Typed)]).unwrap(),
             yaml("{a: [{k: 2}]}")
         );
+        // the largest index is MAX_INDEX itself
+        let at_most = set(&[(&format!("a[{MAX_INDEX}]=x"), Mode::Typed)]).unwrap();
+        let Value::Map(m) = at_most else {
+            panic!("a map")
+        };
+        assert!(matches!(&m["a"], Value::List(l) if l.len() == MAX_INDEX + 1));
     }
 
     #[test]
