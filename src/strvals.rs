@@ -572,5 +572,10 @@ mod tests {
         assert!(set(&[(&indexed, Mode::Typed)]).is_err());
         let e = set(&[(&dotted(100_000), Mode::Str)]).unwrap_err();
         assert!(e.contains("nests more than"), "{e}");
+        // a key after a list item counts as a level too: `a[0].a[0].a…`
+        let mixed = |pairs: usize| format!("a{}=1", "[0].a".repeat(pairs));
+        assert!(set(&[(&mixed((MAX_DEPTH - 1) / 2), Mode::Typed)]).is_ok());
+        let e = set(&[(&mixed(MAX_DEPTH / 2), Mode::Typed)]).unwrap_err();
+        assert!(e.contains("nests more than 128 levels"), "{e}");
     }
 }
