@@ -453,6 +453,11 @@ mod tests {
             set(&[("l={a,b,3},e={},m=1", Mode::Typed)]).unwrap(),
             yaml("{l: [a, b, 3], e: [], m: 1}")
         );
+        // an empty last item is kept: only `{}` is the empty list
+        assert_eq!(
+            set(&[("l={a,}", Mode::Typed)]).unwrap(),
+            yaml("{l: [a, '']}")
+        );
         assert_eq!(
             set(&[("a[0].b=1,a[2]=x,c[0][1]=v", Mode::Typed)]).unwrap(),
             yaml("{a: [{b: 1}, null, x], c: [[null, v]]}")
@@ -508,6 +513,10 @@ mod tests {
                 "unexpected `x` after `a[0]`: expected `=`, `.` or `[`",
             ),
             ("l={a,b", "the list of `l` is not closed with `}`"),
+            (
+                "a.b$c=1",
+                "`a.b…` is not a key: keys are letters, digits, `_` and `-`",
+            ),
         ] {
             let e = set(&[(bad, Mode::Typed)]).unwrap_err();
             assert!(
