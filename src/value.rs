@@ -278,6 +278,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn json_shows_secrets_only_when_revealed_and_walks_see_every_path() {
+        let v = Value::Map(BTreeMap::from([
+            (
+                "a".to_string(),
+                Value::Secret(crate::secret::Secret::new("pw-value-0042")),
+            ),
+            (
+                "l".to_string(),
+                Value::List(vec![
+                    Value::Map(BTreeMap::from([("x".to_string(), Value::Int(1))])),
+                    Value::Null,
+                ]),
+            ),
+        ]));
+        assert_eq!(
+            v.redacted(),
+            serde_json::json!({"a": REDACTED, "l": [{"x": 1}, null]})
+        );
+        assert_eq!(v.reveal()["a"], "pw-value-0042");
+        let mut leaves = Vec::new();
+        v.walk_leaves("", &mut |p, leaf| {
+            leaves.push(format!("{p}: {}", leaf.type_name()))
+        });
+        assert_eq!(leaves, ["a: secret", "l[0].x: int", "l[1]: null"]);
+        let mut maps = Vec::new();
+        v.walk_maps("top", &mut |p, m| maps.push(format!("{p} ({})", m.len())));
+        assert_eq!(maps, ["top (2)", "top.l[0] (1)"]);
+        assert_eq!(join_path("", "k"), "k");
+        assert_eq!(join_path("a.b", "k"), "a.b.k");
+        let names: Vec<_> = [
+            Value::Bool(true),
+            Value::Float(1.5),
+            Value::Str("s".into()),
+            Value::List(vec![]),
+            Value::Map(BTreeMap::new()),
+        ]
+        .iter()
+        .map(Value::type_name)
+        .collect();
+        assert_eq!(names, ["bool", "float", "string", "list", "map"]);
+    }
+
+    #[test]
     fn a_path_reaches_list_entries() {
         let v = Value::from_json(&serde_json::json!({
             "a": {"l": [{"x": 1}, [[2, 3]]]},
