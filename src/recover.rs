@@ -212,6 +212,18 @@ mod tests {
     }
 
     #[test]
+    fn an_age_is_said_in_the_largest_unit_that_gives_at_least_two() {
+        let said: Vec<String> = [0, 119, 120, 7199, 7200, 172_799, 172_800, 864_000]
+            .into_iter()
+            .map(age)
+            .collect();
+        assert_eq!(
+            said,
+            ["0s", "119s", "2min", "119min", "2h", "47h", "2d", "10d"]
+        );
+    }
+
+    #[test]
     fn a_pending_upgrade_with_nothing_deployed_before_is_refused_even_when_forced() {
         let rec = record(&[(1, "failed"), (2, "pending-upgrade")], true);
         let e = decide("r", "n", &rec, true).unwrap_err();
