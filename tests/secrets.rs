@@ -77,3 +77,26 @@ fn generated_secrets_are_hex_and_masked() {
         .stdout("<redacted>\n32\ntrue\n")
         .stderr_has("generate_secret: bytes must be 1 to 1024, not 0");
 }
+
+#[test]
+fn apply_secret_takes_strings_numbers_and_booleans_as_secrets_and_refuses_other_values() {
+    Test::new()
+        .script(
+            "apply_secret(\"ns\", \"site-creds\", #{ n: 12345678, b: true, s: \"plain-text-value\" });",
+        )
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stdout_has("  1. kube.apply namespace=ns")
+        .stdout_has("\"n\": <redacted>")
+        .stdout_has("b: <redacted>")
+        .stdout_has("s: <redacted>")
+        .nowhere("12345678")
+        .nowhere("plain-text-value");
+    Test::new()
+        .script("apply_secret(\"ns\", \"site-creds\", #{ l: [1] });")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr_has("apply_secret: the value of `l` must be a string or a secret, not array");
+}

@@ -55,6 +55,12 @@ fn predicates() {
         .run()
         .success()
         .stdout("[true, false, true, true, false, true, true]\n");
+    // each predicate answers both ways (one that always answered true or false would pass above)
+    Test::new()
+        .script("print([is_email(\"a.b.io\"), is_url(\"a b\"), is_port(443), is_port_range(#{start: 2, end: 1}), is_port_range(#{start: 0, end: 1}), is_port_range(\"1-2\"), is_size(\"32GB\")]);")
+        .run()
+        .success()
+        .stdout("[false, false, true, false, false, false, false]\n");
 }
 
 #[test]
