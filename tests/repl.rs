@@ -145,6 +145,18 @@ fn piped_stdin_runs_statements() {
 }
 
 #[test]
+fn piped_stdin_ending_inside_a_statement_reports_it() {
+    // the statement left open at the end of the input is run, not dropped: its error is said
+    Test::new()
+        .arg("repl")
+        .stdin("print(1);\nlet a = [1,\n")
+        .run()
+        .code(2)
+        .stdout("1\n")
+        .stderr_has("error: Expecting ']' to end this array literal");
+}
+
+#[test]
 fn piped_session_keeps_state_and_reports_errors() {
     Test::new()
         .args(["repl", "--dry-run", "--set", "dockerhub_token=TOKEN-VALUE-123"])
