@@ -312,10 +312,13 @@ mod tests {
                 {"name": "X__user_secret", "value": "bundle-canary-sec-5"},
                 {"name": "X__email", "value": "admin@example.com"},
             ],
+            // under a secret key, every leaf is secret, however deep: a map, a list, a number
+            "tokens": {"primary": "bundle-canary-tok-6", "more": ["bundle-canary-tok-7", 80808080808_u64]},
         });
         register_secrets(&doc);
         let text = redact(&doc.to_string());
-        for n in 1..=5 {
+        assert!(!text.contains("80808080808"), "{text}");
+        for n in 1..=7 {
             assert!(!text.contains(&format!("-{n}\"")), "canary {n} in {text}");
         }
         assert!(text.contains("example.com") && text.contains("admin@example.com"));
