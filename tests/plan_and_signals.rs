@@ -98,6 +98,28 @@ fn only_a_value_the_cluster_gives_lets_the_plan_pass_stop_early() {
         .success()
         .stderr_has("note: the plan ends here")
         .stdout_has("1. kube.ensure_namespace name=early");
+    // a built-in's own check refusing an argument is bad input even when the argument quotes a
+    // placeholder: the plan pass does not end early on it
+    Test::new()
+        .script("ensure_namespace(\"early\");\nensure_namespace(\"after-\" + kube_version());\n")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr_has("error: ensure_namespace: the namespace `after-<planned: the cluster's version>` is not valid")
+        .nowhere("the plan ends here");
+    // a branch of a parallel group that needs the cluster's value ends the plan the same way,
+    // with the other branches' outcomes
+    Test::new()
+        .script(
+            "ensure_namespace(\"early\");\nparallel(#{ a: || { let v = kube_version();\n\
+             if !v.starts_with(\"v\") { throw \"cannot read the version \" + v; } }, b: || ensure_namespace(\"b\") });\n",
+        )
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stderr_has("  - the branch b finished")
+        .stderr_has("note: the plan ends here")
+        .stdout_has("2. [1:b] kube.ensure_namespace name=b");
 }
 
 #[test]
