@@ -717,6 +717,16 @@ const MAX_RATIO: u64 = 200;
 /// The most a package may extract to.
 const MAX_EXTRACTED: u64 = 64 << 30;
 
+/// An entry of `size` bytes stored in `packed` that expands like a zip bomb.
+fn inflates_too_much(size: u64, packed: u64) -> bool {
+    size > RATIO_FLOOR && size / packed.max(1) > MAX_RATIO
+}
+
+/// A package whose entries so far add up to `total` bytes, more than any may extract to.
+fn past_extraction_limit(total: u64) -> bool {
+    total > MAX_EXTRACTED
+}
+
 fn sha256_reader(mut r: impl Read) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -766,14 +776,14 @@ pub fn plan_extraction(zip_path: &Path, dest: &Path) -> Result<Vec<(usize, PathB
         if is_dir {
             continue;
         }
-        if size > RATIO_FLOOR && size / packed.max(1) > MAX_RATIO {
+        if inflates_too_much(size, packed) {
             return Err(format!(
                 "{}: the entry `{raw}` inflates {size} bytes from {packed} (more than {MAX_RATIO} times): refused as a zip bomb; nothing was extracted",
                 zip_path.display()
             ));
         }
         total = total.saturating_add(size);
-        if total > MAX_EXTRACTED {
+        if past_extraction_limit(total) {
             return Err(format!(
                 "{}: the package would extract to more than {} GiB (at `{raw}`): refused; nothing was extracted",
                 zip_path.display(),
@@ -1015,6 +1025,20 @@ pub fn python() -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_size_limits_hold_to_the_byte() {
+        // a zip bomb: over RATIO_FLOOR and more than MAX_RATIO times its packed size
+        assert!(!inflates_too_much(RATIO_FLOOR, 1));
+        assert!(inflates_too_much(RATIO_FLOOR + 1, 1));
+        assert!(!inflates_too_much((MAX_RATIO * 10) << 20, 10 << 20));
+        assert!(inflates_too_much(((MAX_RATIO + 1) * 10) << 20, 10 << 20));
+        // a stored entry claiming no packed bytes is judged as one byte
+        assert!(inflates_too_much(RATIO_FLOOR + 1, 0));
+        // the whole package: at most MAX_EXTRACTED
+        assert!(!past_extraction_limit(MAX_EXTRACTED));
+        assert!(past_extraction_limit(MAX_EXTRACTED + 1));
+    }
 
     #[test]
     fn retargeting_keeps_tags_and_digests() {
