@@ -219,9 +219,9 @@ fn control_plane_through(
     (out, rec.calls())
 }
 
-/// `--context` reaches helm (`--kube-context`) and the Kubernetes client alike, and `--helm`
-/// wins over `HELM_BIN`: with the kubeconfig's current context elsewhere, only a run that gives
-/// both the named context succeeds.
+/// `--context` reaches helm (`--kube-context`) and the Kubernetes client alike, in a run and in
+/// a diff, and `--helm` wins over `HELM_BIN`: with the kubeconfig's current context elsewhere,
+/// only a run that gives both the named context succeeds.
 #[test]
 fn helm_and_the_kubernetes_client_use_the_given_context() {
     let live = Cluster::new(4);
@@ -236,6 +236,22 @@ fn helm_and_the_kubernetes_client_use_the_given_context() {
         assert_eq!(c.after("--kubeconfig"), Some(kubeconfig.as_str()), "{c:?}");
     }
     assert!(calls.iter().any(|c| c.is(&["upgrade", "--install"])));
+    // `--dry-run --diff` reads the release from the same context, not the current one
+    let (diff, _) = control_plane_through(
+        &live,
+        &rec,
+        &kubeconfig,
+        &[
+            "--context",
+            "sandbox",
+            "--dry-run",
+            "--diff",
+            "--set",
+            "service_type=NodePort",
+        ],
+    );
+    diff.success()
+        .stdout_has("--- clearml/clearml values (revision 1)");
 }
 
 /// The control plane installed live through the recorder: the GitHub token reaches `helm repo
