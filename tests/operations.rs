@@ -817,3 +817,27 @@ fn uninstall_deletes_the_queues_only_when_asked() {
     .stdout_has("helm.uninstall release=clearml-ttr")
     .stdout_has("clearml.delete_queue name=GPUshm");
 }
+
+/// A live run that fails after a report of checks still writes the report, as the one JSON
+/// document on stdout; one with no report writes nothing there (no plan, no empty list).
+#[test]
+fn a_failed_json_run_writes_its_reports_and_nothing_else() {
+    let fail_live = "let v = kube_version();\nif v.starts_with(\"v\") { throw \"boom\"; }\n";
+    let out = Test::new()
+        .script(&format!(
+            "ensure_namespace(\"a\");\nreport_checks(\"Pre\", [check(\"x\", \"pass\", \"ok\", \"\")]);\n{fail_live}"
+        ))
+        .args(["--sandbox", "--output", "json"])
+        .run();
+    out.code(1).stderr_has("1 step finished before the failure");
+    let reports = out.json();
+    assert_eq!(reports.as_array().map(Vec::len), Some(1), "{reports}");
+    assert_eq!(reports[0]["title"], "Pre");
+    assert_eq!(reports[0]["passed"], 1);
+    Test::new()
+        .script(&format!("ensure_namespace(\"a\");\n{fail_live}"))
+        .args(["--sandbox", "--output", "json"])
+        .run()
+        .code(1)
+        .stdout("");
+}
