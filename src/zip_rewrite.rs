@@ -583,4 +583,38 @@ mod tests {
         std::fs::write(&path, handmade(&entries, 0)).unwrap();
         assert!(layout_of(&path).is_ok());
     }
+
+    /// The Zip64 marks the zip crate may not need, each refused by name: a Zip64 end locator
+    /// before the end record, and a central record whose size or offset is a Zip64 sentinel
+    /// without a Zip64 extra field. Read with the one local header the handmade zip has.
+    #[test]
+    fn every_zip64_mark_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zip");
+        let read = |bytes: &[u8]| {
+            std::fs::write(&path, bytes).unwrap();
+            Layout::read(&File::open(&path).unwrap(), &[0])
+        };
+        let plain = handmade(&[("a.bin", &b"x"[..], Descriptor::None)], 0);
+        assert!(read(&plain).is_ok());
+        let end = plain.len() - END_LEN;
+        let mut located = plain[..end].to_vec();
+        located.extend_from_slice(&ZIP64_LOCATOR_SIG.to_le_bytes());
+        located.extend_from_slice(&[0; 16]);
+        located.extend_from_slice(&plain[end..]);
+        assert_eq!(read(&located).err().as_deref(), Some("a Zip64 archive"));
+        let central = (0..plain.len())
+            .find(|&i| u32_at(&plain, i) == CENTRAL_SIG)
+            .unwrap();
+        // compressed size, uncompressed size, the local header's offset: each alone
+        for field in [20, 24, 42] {
+            let mut marked = plain.clone();
+            marked[central + field..central + field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert_eq!(
+                read(&marked).err().as_deref(),
+                Some("entry 0 is a Zip64 entry"),
+                "field {field}"
+            );
+        }
+    }
 }
