@@ -606,15 +606,34 @@ mod tests {
         let central = (0..plain.len())
             .find(|&i| u32_at(&plain, i) == CENTRAL_SIG)
             .unwrap();
-        // compressed size, uncompressed size, the local header's offset: each alone
-        for field in [20, 24, 42] {
+        // compressed size, uncompressed size, the local header's offset, the disk: each alone
+        for field in [20, 24, 42, 34] {
             let mut marked = plain.clone();
-            marked[central + field..central + field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            if field == 34 {
+                put_u16(&mut marked, central + field, u16::MAX);
+            } else {
+                put_u32(&mut marked, central + field, u32::MAX);
+            }
             assert_eq!(
                 read(&marked).err().as_deref(),
                 Some("entry 0 is a Zip64 entry"),
                 "field {field}"
             );
         }
+        // a Zip64 extra field with every fixed field plain
+        let at = central + CENTRAL_LEN + u16_at(&plain, central + 28) as usize;
+        let mut extra = plain[..at].to_vec();
+        extra.extend_from_slice(&ZIP64_EXTRA.to_le_bytes());
+        extra.extend_from_slice(&8u16.to_le_bytes());
+        extra.extend_from_slice(&1u64.to_le_bytes());
+        extra.extend_from_slice(&plain[at..]);
+        put_u16(&mut extra, central + 30, 12);
+        let end = extra.len() - END_LEN;
+        let cd_size = u32_at(&extra, end + 12) + 12;
+        put_u32(&mut extra, end + 12, cd_size);
+        assert_eq!(
+            read(&extra).err().as_deref(),
+            Some("entry 0 is a Zip64 entry")
+        );
     }
 }
