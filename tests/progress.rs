@@ -41,6 +41,11 @@ fn milestone_lines_off_a_terminal() {
         "• Deployment clearml/clearml-webserver: 0/1 ready; Pending/Unschedulable: 0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod. (pod clearml-webserver-sbx0)\n",
         "• Deployment clearml/clearml-fileserver: 0/1 ready; ProbeFailure: Readiness probe failed: HTTP probe failed with statuscode: 503 (pod clearml-fileserver-sbx0)\n",
     ];
+    // the watcher reads once a second (helm waits 5 s here; the chart has no DaemonSet, so
+    // only the watcher and the diagnosis list them), not in a loop that hammers the API server
+    let reads =
+        c.sim.sandbox.kube.api_requests()["GET /apis/apps/v1/namespaces/clearml/daemonsets"];
+    assert!((3..=15).contains(&reads), "{reads} reads");
     let diagnosis = err.find("Diagnosis:").expect("a diagnosis");
     for line in lines {
         // once: the watcher reads every second for five, and says each failure once

@@ -2,7 +2,7 @@
 //! OpenAPI, JSON and protobuf bodies, patches, watches, and fault injection. Listens on
 //! 127.0.0.1 only, on an ephemeral port.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,6 +41,8 @@ pub struct KubeServer {
     pub faults: Faults,
     /// Every request that reached the stand-in chart repository (`GET /charts/index.yaml`).
     chart_requests: Arc<std::sync::Mutex<Vec<String>>>,
+    /// How many API requests were answered, by method and path (`GET /api/v1/namespaces`).
+    api_requests: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -68,6 +70,14 @@ impl KubeServer {
     /// The requests that reached the stand-in chart repository, served or refused.
     pub fn chart_requests(&self) -> Vec<String> {
         self.chart_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// How many API requests were answered so far, by method and path (queries left out).
+    pub fn api_requests(&self) -> BTreeMap<String, u64> {
+        self.api_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -110,6 +120,7 @@ struct Shared {
     /// is switched off.
     charts: HashMap<String, Vec<u8>>,
     chart_requests: Arc<std::sync::Mutex<Vec<String>>>,
+    api_requests: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
 }
 
 /// Start the simulator on 127.0.0.1 with an ephemeral port. Must run inside a tokio runtime.
@@ -147,12 +158,14 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     }
     let token = super::store::random_hex(32);
     let chart_requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let api_requests = Arc::new(std::sync::Mutex::new(BTreeMap::new()));
     let shared = Arc::new(Shared {
         token: token.clone(),
         store: store.clone(),
         faults: faults.clone(),
         charts,
         chart_requests: chart_requests.clone(),
+        api_requests: api_requests.clone(),
     });
     let app = Router::new().fallback(handle).with_state(shared);
     let tx = super::serve(super::TlsListener::new(listener, acceptor), app.clone());
@@ -166,6 +179,7 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
         store,
         faults,
         chart_requests,
+        api_requests,
         shutdown: Some(tx),
     })
 }
@@ -280,6 +294,12 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             None => not_served(),
         };
     }
+    *shared
+        .api_requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(format!("{method} {path}"))
+        .or_default() += 1;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
