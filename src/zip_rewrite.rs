@@ -584,6 +584,47 @@ mod tests {
         assert!(layout_of(&path).is_ok());
     }
 
+    /// A data descriptor that does not repeat its entry's CRC and sizes, and a central directory
+    /// that ends inside a record after its signature, are refused by name (not read past).
+    #[test]
+    fn a_wrong_data_descriptor_and_a_directory_cut_short_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.zip");
+        let read = |bytes: &[u8], starts: &[u64]| {
+            std::fs::write(&path, bytes).unwrap();
+            Layout::read(&File::open(&path).unwrap(), starts)
+        };
+        for form in [Descriptor::Signed, Descriptor::Bare] {
+            let signed = matches!(form, Descriptor::Signed);
+            let good = handmade(&[("a.bin", &b"xyz"[..], form)], 0);
+            assert!(read(&good, &[0]).is_ok());
+            // the descriptor's CRC, right after its optional signature, one bit off
+            let crc_at = LOCAL_LEN + "a.bin".len() + 3 + if signed { 4 } else { 0 };
+            let mut bad = good.clone();
+            bad[crc_at] ^= 1;
+            assert_eq!(
+                read(&bad, &[0]).err().as_deref(),
+                Some("entry 0's data descriptor is not one this copy knows")
+            );
+        }
+        // two entries counted, the second record only a signature and six bytes
+        let one = handmade(&[("a.bin", &b"x"[..], Descriptor::None)], 0);
+        let end = one.len() - END_LEN;
+        let mut cut = one[..end].to_vec();
+        cut.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
+        cut.extend_from_slice(&[0; 6]);
+        cut.extend_from_slice(&one[end..]);
+        let end = cut.len() - END_LEN;
+        put_u16(&mut cut, end + 8, 2);
+        put_u16(&mut cut, end + 10, 2);
+        let cd_size = u32_at(&cut, end + 12) + 10;
+        put_u32(&mut cut, end + 12, cd_size);
+        assert_eq!(
+            read(&cut, &[0, 0]).err().as_deref(),
+            Some("central directory record 1 is not where expected")
+        );
+    }
+
     /// The Zip64 marks the zip crate may not need, each refused by name: a Zip64 end locator
     /// before the end record, and a central record whose size or offset is a Zip64 sentinel
     /// without a Zip64 extra field. Read with the one local header the handmade zip has.
