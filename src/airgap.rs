@@ -1304,6 +1304,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_chart_registry_is_oci_with_a_host_an_optional_port_and_a_lowercase_path() {
+        for (url, host, registry) in [
+            (
+                "oci://registry.local:5000/charts/",
+                "registry.local:5000",
+                "oci://registry.local:5000/charts",
+            ),
+            ("oci://r.example", "r.example", "oci://r.example"),
+            (
+                "oci://r:65535/a/b-c_d.e",
+                "r:65535",
+                "oci://r:65535/a/b-c_d.e",
+            ),
+        ] {
+            assert_eq!(
+                check_chart_registry(url),
+                Ok((host.to_string(), registry.to_string())),
+                "{url}"
+            );
+        }
+        for url in [
+            "registry.local/charts",
+            "oci://",
+            "oci://r:0/charts",
+            "oci://r:65536",
+            "oci://r:1:2",
+            "oci://r/Charts",
+            "oci://r//charts",
+            "oci://r_x/charts",
+        ] {
+            let e = check_chart_registry(url).expect_err(url);
+            assert!(
+                e.contains("is not an OCI registry for charts"),
+                "{url}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn references_are_qualified_and_mirrored() {
         assert_eq!(normalize("python:3.9"), "docker.io/library/python:3.9");
         assert_eq!(normalize("allegroai/x:1"), "docker.io/allegroai/x:1");

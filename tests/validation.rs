@@ -27,6 +27,20 @@ fn all_problems_are_reported_together_with_locations() {
         );
 }
 
+/// A problem names the site's file and line only when the value checked is the site's own: a
+/// value the playbook made at the same path is not the one in the file.
+#[test]
+fn only_the_sites_own_value_is_placed_in_its_file() {
+    Test::new()
+        .file("site.yaml", "base_domain: good.example.com\n")
+        .script("validate(#{ base_domain: \"bad domain\" }, #{ base_domain: \"domain\" });")
+        .args(["--values", "site.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("  - `base_domain`: `bad domain` is a single label;")
+        .nowhere("site.yaml:1");
+}
+
 #[test]
 fn playbook_problems_join_the_report() {
     Test::new()
