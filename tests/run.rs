@@ -176,6 +176,22 @@ fn merge_and_yaml_builtins() {
 }
 
 #[test]
+fn to_map_builds_a_map_from_pairs_and_refuses_anything_else() {
+    Test::new()
+        .script("print(to_map([[\"a\", 1], [\"b\", 2], [\"a\", 3]]));")
+        .run()
+        .success()
+        .stdout("#{\"a\": 3, \"b\": 2}\n");
+    for bad in ["[[\"a\", 1], [\"b\"]]", "[[\"a\", 1, 2]]", "[\"a\"]"] {
+        Test::new()
+            .script(&format!("to_map({bad});"))
+            .run()
+            .code(2)
+            .stderr_has("is not a [key, value] pair");
+    }
+}
+
+#[test]
 fn ctrl_c_stops_the_run_with_130() {
     // the loop never ends, in the silent plan pass as in the run: Ctrl-C stops either
     let t = Test::new().script("let i = 0; loop { i += 1; }");
