@@ -308,3 +308,21 @@ fn a_method_on_a_captured_value_in_two_branches_is_explained() {
         .success()
         .stdout_has("deployed deployed\n");
 }
+
+/// A branch that fails on bad input, not on a step, while another branch's step finished: the
+/// run says to fix the problem, not that a step failed part-way (exit 2).
+#[test]
+fn a_branch_refused_as_bad_input_is_not_a_failed_step() {
+    Test::new()
+        .script(
+            "parallel(#{ a: || { let v = kube_version();\n\
+             if v.starts_with(\"v\") { validate(site, #{}, [\"the cluster is too old\"]); } },\n\
+             b: || ensure_namespace(\"b\") });\n",
+        )
+        .arg("--sandbox")
+        .run()
+        .code(2)
+        .stderr_has("  - the cluster is too old\n")
+        .stderr_has("  - the branch b finished\n")
+        .stderr_has("1 step finished before the failure; fix the problem above, then run again\n");
+}
