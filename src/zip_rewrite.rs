@@ -626,8 +626,9 @@ mod tests {
     }
 
     /// The Zip64 marks the zip crate may not need, each refused by name: a Zip64 end locator
-    /// before the end record, and a central record whose size or offset is a Zip64 sentinel
-    /// without a Zip64 extra field. Read with the one local header the handmade zip has.
+    /// before the end record; a central record whose sizes, offset or disk is a Zip64 sentinel
+    /// without a Zip64 extra field; a Zip64 extra field with every fixed field plain. Read with
+    /// the one local header the handmade zip has.
     #[test]
     fn every_zip64_mark_is_refused_by_name() {
         let dir = tempfile::tempdir().unwrap();
