@@ -1304,6 +1304,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bundle_entry_stays_inside_the_bundle() {
+        for ok in ["manifest.json", "charts/clearml-7.14.1.tgz", "a/b/c"] {
+            assert!(safe_entry(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".",
+            "..",
+        ] {
+            assert!(!safe_entry(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn a_chart_registry_is_oci_with_a_host_an_optional_port_and_a_lowercase_path() {
         for (url, host, registry) in [
             (

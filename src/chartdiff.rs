@@ -235,6 +235,25 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn deployed_values_where_this_run_has_a_secret_are_registered_however_nested() {
+        use crate::secret::Secret;
+        let new = Value::Map(std::collections::BTreeMap::from([(
+            "env".to_string(),
+            Value::List(vec![
+                Value::Str("plain".into()),
+                Value::Secret(Secret::new("new-secret-in-list-1")),
+            ]),
+        )]));
+        let old =
+            json!({"env": ["plain", "old-secret-in-list-2"], "apiToken": "old-token-value-3"});
+        register_old_secrets(&new, &old);
+        let text = crate::secret::redact(&old.to_string());
+        assert!(!text.contains("old-secret-in-list-2"), "{text}");
+        assert!(!text.contains("old-token-value-3"), "{text}");
+        assert!(text.contains("plain"), "{text}");
+    }
+
+    #[test]
     fn values_compare_as_data() {
         assert!(same_values(
             &json!({"a": 1, "b": {"c": [1, "x"]}}),
