@@ -690,6 +690,10 @@ fn bundle_push_rehearses_and_refuses_a_bad_registry_before_anything() {
     assert!(err.contains("pushed clearml-enterprise-agent 5.3.0: oci://registry.local:5000/charts/clearml-enterprise-agent:5.3.0"), "{err}");
     assert!(err.contains("the OCI registry now holds charts/clearml-enterprise:7.14.0, charts/clearml-enterprise-agent:5.3.0, charts/clearml-enterprise-task-traffic-router:1.4.0"), "{err}");
     assert!(!err.contains(REGISTRY_PASSWORD), "{err}");
+    // the login to the sandbox's registry stays in the sandbox: the user's helm configuration
+    // (here, the test's helm homes) holds no registry credentials
+    let registry_config = site.t.dir().join(".helm/config/registry");
+    assert!(!registry_config.exists(), "{}", registry_config.display());
     // the plan of the push
     let plan = site.run_env(&["bundle", "push"], &["--dry-run"], &env);
     let text = String::from_utf8_lossy(&plan.stdout);
