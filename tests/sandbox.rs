@@ -409,3 +409,37 @@ fn crate_protobuf_like() -> Vec<u8> {
     v.extend([0x12, 0x05, 0x0a, 0x03, 0x0a, 0x01, b'p']);
     v
 }
+
+/// A sandbox run never touches the cluster of the user's kubeconfig, even one that answers:
+/// every step goes to the sandbox's own cluster (the early connection check is for live runs).
+#[test]
+fn a_sandbox_run_leaves_the_users_cluster_alone() {
+    let users = crate::common::Cluster::new(4);
+    let script = "ensure_namespace(\"rehearsal-only\");";
+    users
+        .test()
+        .script(script)
+        .arg("--sandbox")
+        .run()
+        .success()
+        .stderr_has("→ step 1: kube.ensure_namespace");
+    let names: Vec<String> = users.sim.kube_get("/api/v1/namespaces")["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            n["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(names.contains(&"default".to_string()), "{names:?}");
+    assert!(!names.contains(&"rehearsal-only".to_string()), "{names:?}");
+    // and the same script run live there does reach it
+    users.test().script(script).run().success();
+    assert_eq!(
+        users.sim.kube_get("/api/v1/namespaces/rehearsal-only")["metadata"]["name"],
+        "rehearsal-only"
+    );
+}
