@@ -584,8 +584,9 @@ mod tests {
         assert!(layout_of(&path).is_ok());
     }
 
-    /// A data descriptor that does not repeat its entry's CRC and sizes, and a central directory
-    /// that ends inside a record after its signature, are refused by name (not read past).
+    /// A data descriptor that does not repeat its entry's CRC and sizes, an end record of a
+    /// split zip, and a central directory that ends inside a record after its signature, are
+    /// refused by name (not read past).
     #[test]
     fn a_wrong_data_descriptor_and_a_directory_cut_short_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -607,8 +608,16 @@ mod tests {
                 Some("entry 0's data descriptor is not one this copy knows")
             );
         }
-        // two entries counted, the second record only a signature and six bytes
+        // an end record counting fewer entries on this disk than in all: part of a split zip
         let one = handmade(&[("a.bin", &b"x"[..], Descriptor::None)], 0);
+        let mut split = one.clone();
+        let end = split.len() - END_LEN;
+        put_u16(&mut split, end + 8, 0);
+        assert_eq!(
+            read(&split, &[0]).err().as_deref(),
+            Some("a multi-disk archive")
+        );
+        // two entries counted, the second record only a signature and six bytes
         let end = one.len() - END_LEN;
         let mut cut = one[..end].to_vec();
         cut.extend_from_slice(&CENTRAL_SIG.to_le_bytes());
