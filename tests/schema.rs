@@ -89,7 +89,7 @@ fn every_example_site_validates_against_the_schema_it_names() {
 #[test]
 fn the_schema_refuses_what_validation_refuses() {
     let t = Test::new()
-        .file("good.yaml", "base_domain: a.example.com\ndockerhub_token: {env: TOKEN}\ngeneration: oci\n")
+        .file("good.yaml", "base_domain: a.example.com\ndockerhub_token: {env: TOKEN}\ngeneration: oci\nextra_values: {any: {thing: 1}}\n")
         .file("bad-generation.yaml", "base_domain: a.example.com\ndockerhub_token: x\ngeneration: git\n")
         .file("bad-service.yaml", "base_domain: a.example.com\ndockerhub_token: x\nservice_type: Balancer\n")
         .file("no-domain.yaml", "dockerhub_token: x\n")
