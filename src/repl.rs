@@ -674,6 +674,10 @@ mod tests {
         assert!(is_incomplete("let s = \"a\\\"b"));
         assert!(!is_incomplete("let s = \"a\"; // \"open in a comment"));
         assert!(!is_incomplete("let c = '\"';"));
+        // a string after a block comment, nested or not, is a string again
+        assert!(is_incomplete("/* note */ let s = \"open"));
+        assert!(is_incomplete("/* a /* b */ c */ let s = \"open"));
+        assert!(!is_incomplete("/* \"in a comment */ let s = 1;"));
     }
 
     #[test]

@@ -100,3 +100,19 @@ fn apply_secret_takes_strings_numbers_and_booleans_as_secrets_and_refuses_other_
         .code(2)
         .stderr_has("apply_secret: the value of `l` must be a string or a secret, not array");
 }
+
+/// `to_json` of a value holding a secret is a secret (the JSON with the real value, shown as
+/// `<redacted>`); of a value without one, plain text.
+#[test]
+fn to_json_of_a_value_with_a_secret_is_a_secret() {
+    Test::new()
+        .script(
+            "let j = to_json(#{ token: secret(\"tok-value-123456\"), n: 1 });\n\
+             print(is_secret(j));\nprint(j);\n\
+             let p = to_json(#{ n: 1, l: [true] });\nprint(is_secret(p));\nprint(p);\n",
+        )
+        .run()
+        .success()
+        .stdout("true\n<redacted>\nfalse\n{\"l\":[true], \"n\":1}\n")
+        .nowhere("tok-value-123456");
+}
