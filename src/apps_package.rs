@@ -1027,6 +1027,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_vendors_conversion_is_recorded_for_the_zips_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.zip"), dir.path().join("b.zip"));
+        std::fs::write(&a, b"before").unwrap();
+        std::fs::write(&b, b"left alone").unwrap();
+        let moved = ImageMove {
+            image: "allegroai/a:1".into(),
+            target: "reg.local/a:1".into(),
+        };
+        let got = convert_with_vendor(dir.path(), "reg.local", || {
+            std::fs::write(&a, b"after").unwrap();
+            Ok(vec![moved.clone()])
+        })
+        .unwrap();
+        assert_eq!(got, [moved.clone()]);
+        let record = manifest(dir.path()).unwrap().expect("a record");
+        assert_eq!(record.target_repo, "reg.local");
+        let names: Vec<&String> = record.zips.keys().collect();
+        assert_eq!(names, ["a.zip"], "only the zip the script rewrote");
+        let a_rec = &record.zips["a.zip"];
+        assert_eq!(a_rec.original, sha256_reader(&b"before"[..]).unwrap());
+        assert_eq!(a_rec.converted, sha256_file(&a).unwrap());
+        assert_eq!(a_rec.moves, [(moved.image.clone(), moved.target.clone())]);
+        // a second run that changes nothing keeps the record and answers the moves again
+        let again = convert_with_vendor(dir.path(), "reg.local", || Ok(vec![])).unwrap();
+        assert_eq!(again, [moved]);
+        assert_eq!(manifest(dir.path()).unwrap().unwrap(), record);
+    }
+
+    #[test]
     fn the_size_limits_hold_to_the_byte() {
         // a zip bomb: over RATIO_FLOOR and more than MAX_RATIO times its packed size
         assert!(!inflates_too_much(RATIO_FLOOR, 1));

@@ -644,6 +644,44 @@ fn router_discovery_prefers_a_load_balancer_over_node_addresses() {
     );
 }
 
+/// With no IngressClass to tell the ingress controller by, the one LoadBalancer Service with an
+/// address is taken, whatever its name.
+#[test]
+fn router_discovery_takes_the_only_load_balancer_when_no_ingress_class_tells() {
+    let live = Cluster::new(4);
+    let (status, body) = live.sim.kube_http(
+        "DELETE",
+        "/apis/networking.k8s.io/v1/ingressclasses/nginx",
+        "application/json",
+        b"",
+    );
+    assert_eq!(status, 200, "{body}");
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "edge-lb"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    })
+    .to_string();
+    let (status, body) = live.sim.kube_http(
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        svc.as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let out = live
+        .test()
+        .script("let r = discover_router_address(); print(r.address); print(r.source);")
+        .run();
+    out.success();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines[0].starts_with("198.51.100."), "{}", out.stdout);
+    assert_eq!(
+        lines[1],
+        "the IP of the LoadBalancer Service default/edge-lb"
+    );
+}
+
 #[test]
 fn queue_and_identity_builtins_against_the_api() {
     let sim = Sim::start();
