@@ -365,6 +365,32 @@ fn wrong_credentials_stop_the_upload_before_the_script() {
     assert!(vendor_log(t.dir()).is_empty(), "the script never ran");
 }
 
+/// A system identity (the supervisor's key, which has no user record: `get_current_user`
+/// answers 400/300) has valid credentials: the upload goes on to the script.
+#[test]
+fn a_system_identity_may_upload() {
+    use clearml_script::sandbox::clearml::Role;
+    let sim = Sim::start();
+    let state = &sim.sandbox.clearml.state;
+    state.add_user("sys-id", "tests-system", DEFAULT_COMPANY, Role::System);
+    state.add_credentials("SYSKEY", "sys-secret-42", "sys-id");
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    app_zip(&apps.join("hpo.zip"), "hpo", IMAGE);
+    std::fs::copy(
+        repo().join("tests/fixtures/vendor/upload_apps.py"),
+        apps.join("upload_apps.py"),
+    )
+    .unwrap();
+    let log = t.dir().join("vendor.log").display().to_string();
+    let t = t
+        .script(&format!("upload_apps(\"apps\", #{{ api_url: \"{}\", user: \"SYSKEY\", password: \"sys-secret-42\" }});", sim.sandbox.clearml.url()))
+        .env("VENDOR_LOG", &log);
+    t.run().success().nowhere("sys-secret-42");
+    assert_eq!(vendor_log(t.dir()).len(), 1, "the script ran once");
+}
+
 #[test]
 fn bad_input_is_refused_and_nothing_is_modified() {
     // a missing apps directory
