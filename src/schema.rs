@@ -192,16 +192,22 @@ fn defaults() -> BTreeMap<String, J> {
 /// The comment block above each key of the example sites, by dotted key path. A commented-out
 /// key (`# release: clearml`) takes the block above it too; commented YAML is not prose.
 fn descriptions() -> BTreeMap<String, String> {
-    let key_re = regex::Regex::new(r"^(\s*)(#\s?)?([A-Za-z_][A-Za-z0-9_]*):(\s|$)").expect("regex");
-    let yamlish = regex::Regex::new(r"^\s*#\s*(-\s|[A-Za-z_][A-Za-z0-9_]*:(\s|$))").expect("regex");
-    let mut out = BTreeMap::new();
     // the base site first: its comments describe the shared keys
     let mut files: Vec<&(&str, &str)> = crate::embedded::files()
         .iter()
         .filter(|(p, _)| p.starts_with("examples/"))
         .collect();
     files.sort_by_key(|(p, _)| *p != "examples/site.yaml");
-    for (_, text) in files {
+    descriptions_in(files.iter().map(|(_, text)| *text))
+}
+
+/// The comment blocks of these YAML texts, by dotted key path; the first text to describe a
+/// key wins.
+fn descriptions_in<'a>(texts: impl Iterator<Item = &'a str>) -> BTreeMap<String, String> {
+    let key_re = regex::Regex::new(r"^(\s*)(#\s?)?([A-Za-z_][A-Za-z0-9_]*):(\s|$)").expect("regex");
+    let yamlish = regex::Regex::new(r"^\s*#\s*(-\s|[A-Za-z_][A-Za-z0-9_]*:(\s|$))").expect("regex");
+    let mut out = BTreeMap::new();
+    for text in texts {
         let mut block: Vec<String> = Vec::new();
         let mut stack: Vec<(usize, String)> = Vec::new();
         for line in text.lines() {
@@ -438,5 +444,36 @@ fn insert(root: &mut J, path: &str, leaf: J) {
             props[*part] = json!({"type": "object", "properties": {}});
         }
         cur = &mut props[*part];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keys_description_is_the_prose_above_it_without_the_files_own_headers() {
+        let first = "# yaml-language-server: $schema=site.schema.json\n\
+                     # The domain of the servers.\n\
+                     base_domain: a.example.com\n\
+                     agent:\n  \
+                       # clearml-script reads this one.\n  \
+                       # The agent's namespace.\n  \
+                       namespace: clearml\n\
+                     \n\
+                     # release: clearml\n\
+                     plain: 1\n";
+        let second = "# Another file's words for the same key.\nbase_domain: b.example.com\n\
+                      # Only here.\nextra: 2\n";
+        let got = descriptions_in([first, second].into_iter());
+        let want: BTreeMap<String, String> = [
+            ("base_domain", "The domain of the servers."),
+            ("agent.namespace", "The agent's namespace."),
+            ("extra", "Only here."),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
     }
 }
