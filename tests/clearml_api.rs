@@ -461,3 +461,26 @@ fn queues_are_listed_once_across_several_pages_then_only_the_missing_created() {
     );
     assert_eq!(get_all(state) - before, 3, "no look-up per queue");
 }
+
+/// A list option takes a list of strings or one string, and nothing else (the plan shows each).
+#[test]
+fn tags_are_a_list_of_strings_or_one_string() {
+    let connect = "let api = clearml_connect(#{ api_url: \"https://api.example.com\", key: \"KEY12345\", secret: \"secret-12345678\" });\n";
+    crate::common::Test::new()
+        .script(&format!(
+            "{connect}api.create_queue(\"queue-one\", #{{ tags: [\"a\", \"b\"] }});\napi.create_queue(\"queue-two\", #{{ tags: \"c\" }});\n"
+        ))
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stdout_has("1. clearml.create_queue name=queue-one tags=[a,b] ")
+        .stdout_has("2. clearml.create_queue name=queue-two tags=[c] ");
+    crate::common::Test::new()
+        .script(&format!(
+            "{connect}api.create_queue(\"queue-one\", #{{ tags: 5 }});\n"
+        ))
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr_has("create_queue: option `tags` must be a list of strings, not i64");
+}
