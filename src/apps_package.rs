@@ -1041,7 +1041,7 @@ mod tests {
             Ok(vec![moved.clone()])
         })
         .unwrap();
-        assert_eq!(got, [moved.clone()]);
+        assert_eq!(got, std::slice::from_ref(&moved));
         let record = manifest(dir.path()).unwrap().expect("a record");
         assert_eq!(record.target_repo, "reg.local");
         let names: Vec<&String> = record.zips.keys().collect();
