@@ -342,9 +342,9 @@ fn download_extract_convert_with_the_vendor_script_and_upload() {
     );
 }
 
-#[test]
-fn wrong_credentials_stop_the_upload_before_the_script() {
-    let sim = Sim::start();
+/// A test whose `apps` directory holds one app and the vendor's upload script (its stand-in,
+/// which records its calls in `vendor.log`), running `upload_apps` against `sim` as `user`.
+fn upload_as(sim: &Sim, user: &str, password: &str) -> Test {
     let t = Test::new();
     let apps = t.dir().join("apps");
     std::fs::create_dir_all(&apps).unwrap();
@@ -355,9 +355,17 @@ fn wrong_credentials_stop_the_upload_before_the_script() {
     )
     .unwrap();
     let log = t.dir().join("vendor.log").display().to_string();
-    let t = t
-        .script(&format!("upload_apps(\"apps\", #{{ api_url: \"{}\", user: \"nobody\", password: \"bad-pass-1\" }});", sim.sandbox.clearml.url()))
-        .env("VENDOR_LOG", &log);
+    t.script(&format!(
+        "upload_apps(\"apps\", #{{ api_url: \"{}\", user: \"{user}\", password: \"{password}\" }});",
+        sim.sandbox.clearml.url()
+    ))
+    .env("VENDOR_LOG", &log)
+}
+
+#[test]
+fn wrong_credentials_stop_the_upload_before_the_script() {
+    let sim = Sim::start();
+    let t = upload_as(&sim, "nobody", "bad-pass-1");
     t.run()
         .code(1)
         .stderr_has("users.get_current_user: 401/22")
@@ -374,19 +382,7 @@ fn a_system_identity_may_upload() {
     let state = &sim.sandbox.clearml.state;
     state.add_user("sys-id", "tests-system", DEFAULT_COMPANY, Role::System);
     state.add_credentials("SYSKEY", "sys-secret-42", "sys-id");
-    let t = Test::new();
-    let apps = t.dir().join("apps");
-    std::fs::create_dir_all(&apps).unwrap();
-    app_zip(&apps.join("hpo.zip"), "hpo", IMAGE);
-    std::fs::copy(
-        repo().join("tests/fixtures/vendor/upload_apps.py"),
-        apps.join("upload_apps.py"),
-    )
-    .unwrap();
-    let log = t.dir().join("vendor.log").display().to_string();
-    let t = t
-        .script(&format!("upload_apps(\"apps\", #{{ api_url: \"{}\", user: \"SYSKEY\", password: \"sys-secret-42\" }});", sim.sandbox.clearml.url()))
-        .env("VENDOR_LOG", &log);
+    let t = upload_as(&sim, "SYSKEY", "sys-secret-42");
     t.run().success().nowhere("sys-secret-42");
     assert_eq!(vendor_log(t.dir()).len(), 1, "the script ran once");
 }
