@@ -1056,6 +1056,50 @@ mod tests {
         assert_eq!(manifest(dir.path()).unwrap().unwrap(), record);
     }
 
+    /// A file already in place is kept when it is the package's entry, or the conversion the
+    /// record says this tool made of it (both hashes must match); any other file is refused.
+    #[test]
+    fn an_existing_file_is_kept_only_as_the_entry_or_its_recorded_conversion() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().join("package.zip");
+        {
+            let mut z = zip::ZipWriter::new(File::create(&package).unwrap());
+            z.start_file("a.zip", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(b"as shipped").unwrap();
+            z.finish().unwrap();
+        }
+        let dest = dir.path().join("apps");
+        std::fs::create_dir_all(&dest).unwrap();
+        let record = Manifest {
+            target_repo: "reg.local".into(),
+            zips: [(
+                "a.zip".to_string(),
+                ZipRecord {
+                    original: sha256_reader(&b"as shipped"[..]).unwrap(),
+                    converted: sha256_reader(&b"as converted"[..]).unwrap(),
+                    moves: Vec::new(),
+                },
+            )]
+            .into(),
+        };
+        std::fs::write(dest.join(MANIFEST), serde_json::to_vec(&record).unwrap()).unwrap();
+        for (content, kept) in [
+            (&b"as shipped"[..], true),
+            (&b"as converted"[..], true),
+            (&b"edited by hand"[..], false),
+        ] {
+            std::fs::write(dest.join("a.zip"), content).unwrap();
+            match plan_extraction(&package, &dest) {
+                Ok(plan) => assert!(kept && plan.is_empty(), "{content:?}: {plan:?}"),
+                Err(e) => assert!(
+                    !kept && e.contains("exists and differs"),
+                    "{content:?}: {e}"
+                ),
+            }
+        }
+    }
+
     #[test]
     fn the_size_limits_hold_to_the_byte() {
         // a zip bomb: over RATIO_FLOOR and more than MAX_RATIO times its packed size
