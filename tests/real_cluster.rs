@@ -1260,6 +1260,18 @@ async fn service_account_kubeconfig(
     role: &Value,
     dir: &std::path::Path,
 ) -> PathBuf {
+    service_account_kubeconfig_in(c, real, name, role, None, dir).await
+}
+
+/// The same, the ClusterRole bound in namespace `bound_in` only (a RoleBinding there) when given.
+async fn service_account_kubeconfig_in(
+    c: &kube::Client,
+    real: &Real,
+    name: &str,
+    role: &Value,
+    bound_in: Option<&str>,
+    dir: &std::path::Path,
+) -> PathBuf {
     use k8s_openapi::api::authentication::v1::TokenRequest;
     use k8s_openapi::api::core::v1::ServiceAccount;
     let ns = "rc-installers";
@@ -1281,11 +1293,21 @@ async fn service_account_kubeconfig(
     let roles: Api<DynamicObject> =
         Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
     roles.patch(name, &ssa, &Patch::Apply(&role)).await.unwrap();
-    let gvk =
-        kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding");
-    let bindings: Api<DynamicObject> =
-        Api::all_with(c.clone(), &kube::discovery::ApiResource::from_gvk(&gvk));
-    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+    let kind = if bound_in.is_some() {
+        "RoleBinding"
+    } else {
+        "ClusterRoleBinding"
+    };
+    let gvk = kube::api::GroupVersionKind::gvk("rbac.authorization.k8s.io", "v1", kind);
+    let resource = kube::discovery::ApiResource::from_gvk(&gvk);
+    let bindings: Api<DynamicObject> = match bound_in {
+        Some(b) => {
+            namespace(c, b).await;
+            Api::namespaced_with(c.clone(), b, &resource)
+        }
+        None => Api::all_with(c.clone(), &resource),
+    };
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind,
         "metadata": {"name": name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]});
@@ -1316,6 +1338,43 @@ async fn service_account_kubeconfig(
     );
     clearml_script::fsutil::write_private(&path, &text).unwrap();
     path
+}
+
+/// `can_i` asks about the namespace it is given: an identity allowed to create Deployments in
+/// one namespace only (a RoleBinding there) may there, and not in another or cluster-wide.
+#[test]
+fn can_i_asks_about_the_namespace_given() {
+    let real = real();
+    let work = tempfile::tempdir().unwrap();
+    let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "x"},
+        "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create"]}]});
+    let kubeconfig = rt().block_on(async {
+        let admin = client_for(&real.kubeconfig).await;
+        service_account_kubeconfig_in(
+            &admin,
+            real,
+            "rc-scoped",
+            &role,
+            Some("rc-scoped-ns"),
+            work.path(),
+        )
+        .await
+    });
+    let ask = |ns: &str| {
+        format!("print(can_i(\"create\", \"deployments\", #{{ group: \"apps\"{ns} }}).allowed);\n")
+    };
+    crate::common::Test::new()
+        .script(&format!(
+            "{}{}{}",
+            ask(", namespace: \"rc-scoped-ns\""),
+            ask(", namespace: \"rc-other-ns\""),
+            ask("")
+        ))
+        .args(["--kubeconfig", &kubeconfig.display().to_string()])
+        .run()
+        .success()
+        .stdout("true\nfalse\nfalse\n");
 }
 
 #[test]
