@@ -678,6 +678,9 @@ mod tests {
         assert!(is_incomplete("/* note */ let s = \"open"));
         assert!(is_incomplete("/* a /* b */ c */ let s = \"open"));
         assert!(!is_incomplete("/* \"in a comment */ let s = 1;"));
+        // an apostrophe inside a string is text, not the start or end of a character
+        assert!(!is_incomplete("let s = \"it's\";"));
+        assert!(is_incomplete("let s = \"it's"));
     }
 
     #[test]
