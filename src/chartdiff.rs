@@ -261,6 +261,9 @@ mod tests {
         ));
         assert!(!same_values(&json!({"a": 1}), &json!({"a": 2})));
         assert!(!same_values(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        // a list that only begins like the other is not the same
+        assert!(!same_values(&json!({"a": [1]}), &json!({"a": [1, 2]})));
+        assert!(!same_values(&json!({"a": [1, 2]}), &json!({"a": [1]})));
         assert!(same_values(&J::Null, &json!({})));
     }
 
