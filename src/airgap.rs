@@ -1303,6 +1303,55 @@ pub fn closure(
 mod tests {
     use super::*;
 
+    /// A bundle whose entry after the manifest is a symbolic link, or a file named outside it,
+    /// is refused by name before anything is read from it.
+    #[test]
+    fn a_bundle_with_a_link_or_an_escaping_entry_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = serde_json::json!({"format": FORMAT, "tool": "t", "registry": "r",
+            "site": {}, "charts": [], "images": [], "files": {}});
+        let bundle = |name: &str, link: bool| {
+            let path = dir.path().join("b.tar.gz");
+            let gz = flate2::write::GzEncoder::new(
+                std::fs::File::create(&path).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut tar = tar::Builder::new(gz);
+            let text = manifest.to_string();
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            tar.append_data(&mut h, MANIFEST, text.as_bytes()).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            if link {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                tar.append_link(&mut h, name, "/etc/passwd").unwrap();
+            } else {
+                h.set_size(1);
+                h.set_path("x").unwrap();
+                // written raw: the tar crate refuses to write a `..` path itself
+                let bytes = h.as_old_mut();
+                bytes.name[..name.len()].copy_from_slice(name.as_bytes());
+                bytes.name[name.len()..].fill(0);
+                h.set_cksum();
+                tar.append(&h, &b"x"[..]).unwrap();
+            }
+            tar.into_inner().unwrap().finish().unwrap();
+            path
+        };
+        for (name, link) in [("charts/a.tgz", true), ("../escape", false)] {
+            let e = read_bundle(&bundle(name, link), |_, _| None).expect_err(name);
+            assert!(
+                e.ends_with(&format!(
+                    "holds {name}, which is not a plain file inside it: refused"
+                )),
+                "{name}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn a_bundle_entry_stays_inside_the_bundle() {
         for ok in ["manifest.json", "charts/clearml-7.14.1.tgz", "a/b/c"] {
