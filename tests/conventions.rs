@@ -214,6 +214,11 @@ fn check_resolves_standard_names_and_unknown_names_get_a_did_you_mean() {
         .run()
         .code(2)
         .stderr_has("Did you mean install-agent.rhai?");
+    // a path (with a `/`) names a file: a missing one is not matched to a standard playbook
+    let out = Test::new().args(["./instal", "--dry-run"]).run();
+    out.code(2)
+        .stderr_has("error: no playbook ./instal: there is no such file")
+        .nowhere("Did you mean");
 }
 
 #[test]
