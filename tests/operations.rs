@@ -841,3 +841,34 @@ fn a_failed_json_run_writes_its_reports_and_nothing_else() {
         .code(1)
         .stdout("");
 }
+
+/// Listing workloads: a kind the identity may not list (403) is none of the install's, so the
+/// rest is listed; any other refusal (a 500) is an error that names the kind and namespace,
+/// never taken for an empty list.
+#[test]
+fn workloads_a_forbidden_kind_is_none_and_another_error_is_an_error() {
+    let c = Cluster::new(4);
+    post(
+        &c,
+        "/apis/apps/v1/namespaces/default/deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+               "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}),
+    );
+    let script = "for w in workloads(\"default\") { print(w.kind + \" \" + w.name); }";
+    c.test()
+        .script(script)
+        .run()
+        .success()
+        .stdout_has("Deployment web");
+    let deployments = "/apis/apps/v1/namespaces/default/deployments";
+    c.sim.faults.fail("GET", deployments, 1, 403);
+    let out = c.test().script(script).run();
+    out.success();
+    assert!(!out.stdout.contains("web"), "{}", out.stdout);
+    c.sim.faults.fail("GET", deployments, 1, 500);
+    c.test()
+        .script(script)
+        .run()
+        .code(1)
+        .stderr_has("cannot list Deployments in default");
+}

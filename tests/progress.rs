@@ -85,6 +85,41 @@ fn milestone_lines_off_a_terminal() {
     );
 }
 
+/// When the watcher cannot read the workloads (the API server answers 500 for a while), it says
+/// so once, as a line off a terminal, and goes on; helm's wait is not disturbed, and what the
+/// watcher reads afterwards is still said.
+#[test]
+fn a_watcher_that_cannot_read_says_so_once() {
+    let c = Cluster::new(4);
+    c.sim
+        .faults
+        .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
+    // the chart has no DaemonSet: only the watcher lists them while helm waits
+    c.sim
+        .faults
+        .fail("GET", "/apis/apps/v1/namespaces/clearml/daemonsets", 3, 500);
+    let out = c
+        .test()
+        .args(["install.rhai", "--values", &site(), "--skip-preflight"])
+        .args(["--set", "timeout=5s"])
+        .run();
+    out.code(1);
+    let err = &out.stderr;
+    let said = "the progress of clearml in clearml cannot be read (";
+    assert_eq!(count(err, said), 1, "{err}");
+    assert!(err.contains("helm goes on waiting"), "{err}");
+    let line = err.lines().find(|l| l.contains(said)).unwrap();
+    assert!(line.contains("500"), "{line}");
+    // the reads that came after the failures still show the broken workload, before the
+    // diagnosis
+    let broken = "• Deployment clearml/clearml-apiserver: 0/1 ready; ImagePullBackOff";
+    assert!(
+        err.find(said).unwrap() < err.find(broken).expect("the watcher's line")
+            && err.find(broken).unwrap() < err.find("Diagnosis:").expect("a diagnosis"),
+        "{err}"
+    );
+}
+
 /// A run on a pty, and all it wrote so far.
 struct Pty {
     p: rexpect::session::PtySession,

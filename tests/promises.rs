@@ -681,6 +681,42 @@ fn router_discovery_takes_the_only_load_balancer_when_no_ingress_class_tells() {
     router_is_the_load_balancer(&live, "default/edge-lb");
 }
 
+/// A cloud load balancer (AWS's, for one) is given a hostname, not an IP: the hostname is the
+/// router address, not a node's.
+#[test]
+fn router_discovery_takes_a_load_balancers_hostname() {
+    let live = Cluster::new(4);
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "ingress-nginx-controller"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}
+    })
+    .to_string();
+    let (status, body) = live.sim.kube_http(
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        svc.as_bytes(),
+    );
+    assert_eq!(status, 201, "{body}");
+    let elb = "a1b2c3-1234567890.eu-west-1.elb.amazonaws.com";
+    let patch = json!({"status": {"loadBalancer": {"ingress": [{"hostname": elb}]}}}).to_string();
+    let (status, body) = live.sim.kube_http(
+        "PATCH",
+        "/api/v1/namespaces/default/services/ingress-nginx-controller/status",
+        "application/merge-patch+json",
+        patch.as_bytes(),
+    );
+    assert_eq!(status, 200, "{body}");
+    live.test()
+        .script("let r = discover_router_address(); print(r.address); print(r.source);")
+        .run()
+        .success()
+        .stdout(&format!(
+            "{elb}\nthe hostname of the LoadBalancer Service default/ingress-nginx-controller\n"
+        ));
+}
+
 #[test]
 fn queue_and_identity_builtins_against_the_api() {
     let sim = Sim::start();
@@ -947,6 +983,37 @@ fn extraction_never_overwrites_a_differing_file() {
     std::fs::write(t.dir().join("apps/ok.txt"), "fine").unwrap();
     t.run().success();
     assert!(t.dir().join("apps/assets/blob.bin").exists());
+}
+
+/// With a checksum given, a package already there is kept only when it matches: a stale or
+/// broken one is downloaded again, a matching one is not.
+#[test]
+fn a_package_there_already_is_kept_only_when_its_checksum_matches() {
+    let t = Test::new();
+    let pkg = t.dir().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let body = app_package(t.dir());
+    std::fs::write(pkg.join("apps.zip"), &body).unwrap();
+    let sha = clearml_script::apps_package::sha256_file(&pkg.join("apps.zip")).unwrap();
+    let url = format!("{}/apps.zip", crate::common::serve_dir(&pkg));
+    let t = t
+        .file("apps/apps.zip", "a download cut short long ago")
+        .script(&format!(
+            "download_apps(\"{url}\", \"apps\", #{{ sha256: \"{sha}\" }});"
+        ));
+    let first = t.run();
+    first.success();
+    assert!(
+        !first.stderr.contains("is there already"),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(std::fs::read(t.dir().join("apps/apps.zip")).unwrap(), body);
+    assert_eq!(
+        std::fs::read_to_string(t.dir().join("apps/ok.txt")).unwrap(),
+        "fine"
+    );
+    t.run().success().stderr_has("is there already");
 }
 
 #[test]

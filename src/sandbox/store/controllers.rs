@@ -101,9 +101,16 @@ pub(super) fn simulate(
                 obj["spec"]["clusterIP"] = Value::from(ip.clone());
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
+            let given = obj["status"]["loadBalancer"]["ingress"]
+                .as_array()
+                .is_some_and(|i| !i.is_empty());
             if kind == "LoadBalancer" {
-                let ip = format!("198.51.100.{}", inner.next_ip % 250 + 1);
-                obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+                // the cloud's controller gives an address once; one written to the status
+                // subresource (a hostname, as AWS's gives) is kept
+                if !given {
+                    let ip = format!("198.51.100.{}", inner.next_ip % 250 + 1);
+                    obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+                }
             } else {
                 obj["status"] = json!({"loadBalancer": {}});
             }
