@@ -40,9 +40,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The file of an entry: `KIND-<digest of the identity>.json`.
+/// The file of an entry: `KIND-<digest of the file's path>.json` (of the whole identity when it
+/// names no path). One entry a file and kind: a file rebuilt or upgraded in place replaces its
+/// entry rather than adding one, so the cache stays as small as the set of binaries run.
 fn entry_path(dir: &Path, kind: &str, identity: &J) -> PathBuf {
-    let digest = Sha256::digest(identity.to_string().as_bytes());
+    let key = identity.get("path").unwrap_or(identity);
+    let digest = Sha256::digest(key.to_string().as_bytes());
     dir.join(format!("{kind}-{}.json", &hex(&digest)[..32]))
 }
 
@@ -119,6 +122,25 @@ mod tests {
         let moved = text.replace(&id.to_string(), &other.to_string());
         std::fs::write(&path, moved).unwrap();
         assert_eq!(lookup(dir.path(), "t", &id), None);
+        // the file changed in place: its new entry replaces the old, one file in all
+        store(dir.path(), "t", &changed, &json!({"v": 3}));
+        assert_eq!(lookup(dir.path(), "t", &changed), Some(json!({"v": 3})));
+        assert_eq!(lookup(dir.path(), "t", &id), None);
+        let other_file = dir.path().join("other-bin");
+        std::fs::write(&other_file, "x").unwrap();
+        let other_id = identity(&other_file).unwrap();
+        store(dir.path(), "t", &other_id, &json!(4));
+        let entries = |kind: &str| {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_str().unwrap().starts_with(&format!("{kind}-"))
+                })
+                .count()
+        };
+        assert_eq!(entries("t"), 2, "one entry for each file");
+        assert_eq!(lookup(dir.path(), "t", &changed), Some(json!({"v": 3})));
         // a directory that cannot be written: no error, no entry
         store(&file.join("sub"), "t", &id, &json!(1));
         assert_eq!(lookup(&file.join("sub"), "t", &id), None);
