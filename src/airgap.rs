@@ -173,11 +173,17 @@ fn containers(j: &J, object: &str, out: &mut Vec<(String, String)>) {
 /// `defaultImage`), and `image: {registry, repository, tag}` maps. Each with its key path.
 pub fn images_in_values(values: &J) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    walk_values(values, "", &mut out);
+    // an `image: {registry, repository, tag}` map is rendered under `global.imageRegistry` when
+    // the values set it (the ClearML and Bitnami charts' rule; a chart that ignores it shows in
+    // its rendered containers)
+    let global = values["global"]["imageRegistry"]
+        .as_str()
+        .filter(|g| !g.is_empty());
+    walk_values(values, "", global, &mut out);
     out
 }
 
-fn walk_values(j: &J, path: &str, out: &mut Vec<(String, String)>) {
+fn walk_values(j: &J, path: &str, global: Option<&str>, out: &mut Vec<(String, String)>) {
     match j {
         J::Object(m) => {
             for (k, v) in m {
@@ -193,7 +199,7 @@ fn walk_values(j: &J, path: &str, out: &mut Vec<(String, String)>) {
                         if image_key && parts.get("repository").is_some_and(J::is_string) =>
                     {
                         let repo = parts["repository"].as_str().unwrap_or_default();
-                        let mut image = match parts.get("registry").and_then(J::as_str) {
+                        let mut image = match global.or(parts.get("registry").and_then(J::as_str)) {
                             Some(r) if !r.is_empty() => format!("{r}/{repo}"),
                             _ => repo.to_string(),
                         };
@@ -206,13 +212,13 @@ fn walk_values(j: &J, path: &str, out: &mut Vec<(String, String)>) {
                         }
                         out.push((at, image));
                     }
-                    _ => walk_values(v, &at, out),
+                    _ => walk_values(v, &at, global, out),
                 }
             }
         }
         J::Array(items) => {
             for (i, v) in items.iter().enumerate() {
-                walk_values(v, &format!("{path}[{i}]"), out);
+                walk_values(v, &format!("{path}[{i}]"), global, out);
             }
         }
         _ => {}
@@ -267,6 +273,39 @@ fn read_bundle(
         return Err(format!(
             "the bundle {shown} has format {}, this tool reads format {FORMAT}: make it again with this version",
             manifest.format
+        ));
+    }
+    // the manifest's own references: every chart archive and the applications package must be
+    // one of the files it covers, inside the bundle, and agree with it
+    for (file, dir, what) in manifest
+        .charts
+        .iter()
+        .map(|c| {
+            (
+                &c.file,
+                "charts/",
+                format!("chart {} {}", c.name, c.version),
+            )
+        })
+        .chain(
+            manifest
+                .apps
+                .iter()
+                .map(|a| (&a.file, "apps/", "the applications package".to_string())),
+        )
+    {
+        if !safe_entry(file) || !file.starts_with(dir) || !manifest.files.contains_key(file) {
+            return Err(format!(
+                "the bundle {shown}: {MANIFEST} names {file} for {what}, which is not one of its files: it was changed after it was made; make it again"
+            ));
+        }
+    }
+    if let Some(a) = &manifest.apps
+        && !manifest.files[&a.file].eq_ignore_ascii_case(&a.sha256)
+    {
+        return Err(format!(
+            "the bundle {shown}: {MANIFEST} gives the applications package two sha256s ({} and {}): it was changed after it was made; make it again",
+            a.sha256, manifest.files[&a.file]
         ));
     }
     let mut seen = BTreeSet::new();
@@ -408,13 +447,30 @@ impl Opened {
 // ---------------------------------------------------------------------------------------------
 // create
 
-/// A mirror registry: `host[:port]` with an optional path, no scheme, no tag.
+/// A mirror registry: `host[:port]` with an optional path, no scheme, no tag; the host one a
+/// container runtime takes for a host (a dot, a port or `localhost`), not Docker Hub's. The
+/// error names `airgap.registry`.
 pub fn check_registry(registry: &str) -> Result<(), String> {
-    crate::apps_package::check_target_repo(&format!("{}/x", registry.trim_end_matches('/'))).map_err(|_| {
-        format!(
-            "airgap.registry `{registry}` is not a registry: write host[:port] with an optional path, without a scheme or tag, such as registry.local:5000"
-        )
-    })
+    registry_problem(registry).map_or(Ok(()), |e| Err(format!("airgap.registry {e}")))
+}
+
+/// What is wrong with a mirror registry, for [`check_registry`] and the site's rules.
+pub fn registry_problem(registry: &str) -> Option<String> {
+    let host = registry.split('/').next().unwrap_or_default();
+    let is_host = (host.contains('.') || host.contains(':') || host == "localhost")
+        && !["docker.io", "index.docker.io", "registry-1.docker.io"].contains(&host);
+    if !is_host {
+        return Some(format!(
+            "`{registry}` does not start with a registry host: a container runtime reads `{host}/…` as Docker Hub's; write host[:port] with a dot, a port or localhost, such as registry.local:5000"
+        ));
+    }
+    crate::apps_package::check_target_repo(&format!("{}/x", registry.trim_end_matches('/')))
+        .err()
+        .map(|_| {
+            format!(
+                "`{registry}` is not a registry: write host[:port] with an optional path, without a scheme or tag, such as registry.local:5000"
+            )
+        })
 }
 
 /// The site's own chart registry (`airgap.chart_registry`): `oci://HOST[:PORT][/PATH]`, the
@@ -490,6 +546,8 @@ pub struct CreateOptions<'a> {
     pub helm: Option<&'a Path>,
     /// In the sandbox: its stand-in chart repository answers every `helm repo add`.
     pub chart_repo_url: Option<String>,
+    /// Set by Ctrl-C or SIGTERM: stop after the current step, no bundle written.
+    pub interrupted: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// Make the bundle from the plan of a site's install (made without `airgap`): pull each chart
@@ -515,11 +573,19 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
         crate::live::LiveExecutor::new(mode, target, opts.helm.map(Path::to_path_buf), true)?;
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut charts = Vec::new();
-    let mut images: BTreeMap<String, ImageEntry> = BTreeMap::new();
+    let mut images: BTreeMap<(String, String), ImageEntry> = BTreeMap::new();
     let mut apps = None;
-    let mut add_image = |source: &str, target: String, by: String| {
+    let probe = normalize(&format!("{}/x", opts.registry.trim_end_matches('/')));
+    let in_mirror = probe.strip_suffix('x').unwrap_or(&probe).to_string();
+    let mut add_image = |source: &str, target: String, by: String| -> Result<(), String> {
+        if normalize(source).starts_with(&in_mirror) {
+            return Err(format!(
+                "{by}: the image {source} is already in the mirror {}: the bundle cannot copy it from there; give the public image in the site values (the install points it at the mirror)",
+                opts.registry
+            ));
+        }
         let e = images
-            .entry(normalize(source))
+            .entry((normalize(source), normalize(&target)))
             .or_insert_with(|| ImageEntry {
                 source: normalize(source),
                 target,
@@ -528,8 +594,10 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
         if !e.used_by.contains(&by) {
             e.used_by.push(by);
         }
+        Ok(())
     };
     for action in actions {
+        stopped(opts)?;
         match action {
             Action::HelmRepoAdd { .. }
             | Action::HelmRepoUpdate { .. }
@@ -548,14 +616,14 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
                         &image,
                         mirror(&image, opts.registry),
                         format!("chart {}: {object}", spec.release),
-                    );
+                    )?;
                 }
                 for (key, image) in images_in_values(&spec.values.reveal()) {
                     add_image(
                         &image,
                         mirror(&image, opts.registry),
                         format!("chart {}: values {key}", spec.release),
-                    );
+                    )?;
                 }
                 files.insert(entry.file.clone(), path);
                 charts.push(entry);
@@ -588,7 +656,7 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
                         &m.image,
                         m.target.clone(),
                         "apps: the applications package".into(),
-                    );
+                    )?;
                 }
                 let file = "apps/apps.zip".to_string();
                 files.insert(file.clone(), zip);
@@ -630,8 +698,17 @@ pub fn create(actions: &[Action], opts: &CreateOptions) -> Result<Manifest, Stri
         apps,
         files: sums,
     };
+    stopped(opts)?;
     write_archive(opts.out, &manifest, &files)?;
     Ok(manifest)
+}
+
+/// An error once Ctrl-C or SIGTERM came: `create` stops between its steps.
+fn stopped(opts: &CreateOptions) -> Result<(), String> {
+    match opts.interrupted {
+        Some(i) if i.load(std::sync::atomic::Ordering::SeqCst) => Err("interrupted".into()),
+        _ => Ok(()),
+    }
 }
 
 fn expose(v: &crate::value::Value) -> String {
@@ -714,8 +791,11 @@ fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(String, String)> {
     let mut sync: Sync = BTreeMap::new();
     let mut renamed = Vec::new();
     let registry = registry.trim_end_matches('/');
+    let mut listed = BTreeSet::new();
     for i in images {
-        list.push_str(&format!("{}\n", i.source));
+        if listed.insert(i.source.as_str()) {
+            list.push_str(&format!("{}\n", i.source));
+        }
         copy.push_str(&format!(
             "skopeo copy --all docker://{} docker://{}\n",
             i.source, i.target
@@ -1009,7 +1089,8 @@ pub fn command(
                 m.remove("airgap");
             }
             let actions =
-                match crate::execute::plan_actions("install.rhai", &connected, interrupted) {
+                match crate::execute::plan_actions("install.rhai", &connected, interrupted.clone())
+                {
                     Ok(a) => a,
                     Err((text, code)) => {
                         ui::err(&text);
@@ -1037,6 +1118,7 @@ pub fn command(
                 site: &site.values,
                 helm: helm.as_deref(),
                 chart_repo_url: sb.as_ref().map(|s| s.kube.chart_repo_url()),
+                interrupted: Some(&interrupted),
             };
             match create(&actions, &opts) {
                 Ok(m) => {
@@ -1062,7 +1144,11 @@ pub fn command(
                 }
                 Err(e) => {
                     ui::err(&format!("error: {e}; no bundle was written\n"));
-                    1
+                    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                        crate::process::interrupted_exit_code()
+                    } else {
+                        1
+                    }
                 }
             }
         }
@@ -1099,7 +1185,7 @@ pub fn command(
                     return code;
                 }
             };
-            match closure(&site, &actions, helm.as_deref()) {
+            match closure(&site, &actions, helm.as_deref(), Path::new(".")) {
                 Ok(Some(text)) => {
                     ui::err(&text);
                     0
@@ -1252,6 +1338,7 @@ pub fn closure(
     site: &crate::site::Site,
     actions: &[Action],
     helm: Option<&Path>,
+    base_dir: &Path,
 ) -> Result<Option<String>, i32> {
     let Some(bundle) = site_text(&site.values, "airgap.bundle") else {
         return Ok(None);
@@ -1273,7 +1360,7 @@ pub fn closure(
         ));
     };
     check_registry(&registry).map_err(fail)?;
-    let opened = open(Path::new(&bundle)).map_err(fail)?;
+    let opened = open(&base_dir.join(&bundle)).map_err(fail)?;
     if normalize(&format!("{}/x", opened.manifest.registry)) != normalize(&format!("{registry}/x"))
     {
         return Err(fail(format!(

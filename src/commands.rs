@@ -222,7 +222,12 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
         return 2;
     }
     // an air-gapped site: every image of every chart points at the mirror, before anything
-    match crate::airgap::closure(&site, &plan.actions, args.kube.helm.as_deref()) {
+    match crate::airgap::closure(
+        &site,
+        &plan.actions,
+        args.kube.helm.as_deref(),
+        &book.base_dir,
+    ) {
         Ok(Some(proved)) => ui::info(proved.trim_end()),
         Ok(None) => {}
         Err(code) => return code,

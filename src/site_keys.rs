@@ -533,7 +533,7 @@ mod tests {
             cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
             built
         );
-        // another build (the binary changed): its own entry
+        // another build (the binary changed in place): its entry replaces the old one
         std::fs::write(&exe, "another build").unwrap();
         assert_eq!(
             cached_schema(Some(cache.path()), Some(&exe)).unwrap(),
@@ -544,7 +544,16 @@ mod tests {
             .flatten()
             .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
             .count();
-        assert_eq!(n, 2);
+        assert_eq!(n, 1);
+        assert_eq!(
+            crate::tool_cache::lookup(
+                cache.path(),
+                "site-schema",
+                &crate::tool_cache::identity(&exe).unwrap()
+            )
+            .as_ref(),
+            Some(&built)
+        );
         // no cache directory, or no binary known: built
         assert_eq!(cached_schema(None, Some(&exe)).unwrap(), built);
         assert_eq!(cached_schema(Some(cache.path()), None).unwrap(), built);

@@ -744,3 +744,317 @@ fn bundle_push_rehearses_and_refuses_a_bad_registry_before_anything() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A bundle that lies, a mirror that is Docker Hub, an image in two places, a pinned version the
+// bundle does not hold, a playbook in another folder, Ctrl-C.
+
+/// The bundle at `dir/bundle.tar.gz` with its manifest changed by `edit`, written to `out`
+/// (every other entry as it was, so every file's sha256 still holds).
+fn with_manifest(dir: &Path, out: &str, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut files = entries(&dir.join("bundle.tar.gz"));
+    let mut m: serde_json::Value = serde_json::from_slice(&files[0].1).unwrap();
+    edit(&mut m);
+    files[0].1 = serde_json::to_vec_pretty(&m).unwrap();
+    write_bundle(&dir.join(out), &files);
+}
+
+#[test]
+fn a_manifest_whose_chart_file_is_not_one_of_its_files_fails_verify() {
+    let site = Site::new().layer("apps.yaml", "apps:\n  enabled: false\n");
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // the control plane's chart named as a file outside the bundle (here: next to it)
+    let outside = site.dir().join("elsewhere.tgz");
+    std::fs::write(&outside, b"not the verified chart").unwrap();
+    let outside = outside.display().to_string();
+    with_manifest(site.dir(), "lying.tar.gz", |m| {
+        m["charts"][0]["file"] = outside.clone().into();
+    });
+    let v = run_in(site.dir(), &["bundle", "verify", "lying.tar.gz"]);
+    let err = stderr(&v);
+    assert_eq!(
+        v.status.code(),
+        Some(2),
+        "verify passed a manifest naming a chart outside its files: {err}"
+    );
+    // the plan of an install from it takes the chart from outside the verified files
+    let plan = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=lying.tar.gz",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--dry-run",
+        ],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        !text.contains(&format!("chart={outside}")),
+        "the plan installs a chart no sha256 covers:\n{text}"
+    );
+}
+
+#[test]
+fn a_manifest_whose_apps_sha256_disagrees_with_its_file_fails_verify() {
+    let site = Site::new();
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    with_manifest(site.dir(), "lying.tar.gz", |m| {
+        m["apps"]["sha256"] = "0".repeat(64).into();
+    });
+    let v = run_in(site.dir(), &["bundle", "verify", "lying.tar.gz"]);
+    let verify_err = stderr(&v);
+    assert_eq!(v.status.code(), Some(2), "verify passed: {verify_err}");
+    std::fs::remove_file(&site.pkg).unwrap();
+    let installed = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=lying.tar.gz",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+        ],
+    );
+    let err = stderr(&installed);
+    // the disagreement is found only after the charts were installed
+    assert!(
+        !err.contains("clearml/clearml revision 1: deployed"),
+        "charts installed before the bundle's own disagreement was found (exit {:?}):\n{err}",
+        installed.status.code()
+    );
+}
+
+#[test]
+fn a_pinned_chart_version_the_bundle_does_not_hold_is_refused() {
+    let site = Site::new().layer("apps.yaml", "apps:\n  enabled: false\n");
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    let err = stderr(&out);
+    assert!(err.contains("chart clearml-enterprise 7.14.0"), "{err}");
+    // the site now pins another version of the control plane's chart (an upgrade), the bundle
+    // is the old one: the install must not silently install 7.14.0
+    let plan = site.run(
+        &["install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            "chart_version=7.15.0",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--dry-run",
+        ],
+    );
+    let text = String::from_utf8_lossy(&plan.stdout);
+    let err = stderr(&plan);
+    assert_ne!(
+        plan.status.code(),
+        Some(0),
+        "the pinned 7.15.0 was replaced by the bundle's version without a word:\n{text}\n{err}"
+    );
+}
+
+#[test]
+fn the_closure_proof_opens_the_bundle_the_install_uses() {
+    let site = Site::new().layer("apps.yaml", "apps:\n  enabled: false\n");
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // the site's own copy of the playbook, in a folder of its own, the bundle beside it
+    let pb = site.dir().join("pb");
+    std::fs::create_dir_all(&pb).unwrap();
+    std::fs::copy(repo().join("scripts/install.rhai"), pb.join("install.rhai")).unwrap();
+    std::fs::rename(site.dir().join("bundle.tar.gz"), pb.join("bundle.tar.gz")).unwrap();
+    let plan = site.run(
+        &["pb/install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--dry-run",
+        ],
+    );
+    assert!(
+        plan.status.success(),
+        "the plan (bundle_chart) finds pb/bundle.tar.gz: {}",
+        stderr(&plan)
+    );
+    let live = site.run(
+        &["pb/install.rhai"],
+        &[
+            "--set",
+            "airgap.bundle=bundle.tar.gz",
+            "--set",
+            SKIP_NETWORK_CHECKS,
+            "--sandbox",
+        ],
+    );
+    let err = stderr(&live);
+    assert!(
+        live.status.success(),
+        "the closure proof looked for the bundle somewhere else than the install:\n{err}"
+    );
+}
+
+/// A mirror a container runtime would read as a Docker Hub path (`mirror/allegroai/x:1` is
+/// `docker.io/mirror/allegroai/x:1`), or Docker Hub itself, is refused before anything, by the
+/// bundle and by the install's proof.
+#[test]
+fn a_mirror_a_container_runtime_reads_as_docker_hub_is_refused() {
+    for registry in ["mirror", "docker.io/acme", "mirror/clearml"] {
+        let site = Site::new().layer(
+            "apps.yaml",
+            &format!("apps:\n  enabled: false\nairgap:\n  registry: {registry}\n"),
+        );
+        let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{registry}: {err}");
+        assert!(
+            err.contains(&format!(
+                "airgap.registry `{registry}` does not start with a registry host"
+            )),
+            "{registry}: {err}"
+        );
+        assert!(!site.dir().join("bundle.tar.gz").exists());
+        // the site's own rules: with its file and line, before anything
+        let check = site.run(
+            &["install.rhai"],
+            &["--set", "airgap.bundle=any.tar.gz", "--dry-run"],
+        );
+        let err = stderr(&check);
+        assert_eq!(check.status.code(), Some(2), "{registry}: {err}");
+        assert!(
+            err.contains("`airgap.registry` (")
+                && err.contains("apps.yaml:4")
+                && err.contains(&format!("`{registry}` does not start with a registry host")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_image_both_a_chart_and_the_apps_use_is_copied_to_both_places() {
+    // the agent's default task image is the applications' image: the chart's reference goes to
+    // MIRROR/allegroai/clearml-apps:…, the converted apps point at MIRROR/clearml-apps:hpo-…
+    let site = Site::new().layer("same.yaml", &format!("agent:\n  default_image: {IMAGE}\n"));
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let files = entries(&site.dir().join("bundle.tar.gz"));
+    let copy = String::from_utf8(
+        files
+            .iter()
+            .find(|(n, _)| n == "mirror-images.sh")
+            .unwrap()
+            .1
+            .clone(),
+    )
+    .unwrap();
+    assert!(
+        copy.contains("docker://registry.local:5000/clearml-apps:hpo-1.10.0-1062"),
+        "the converted applications' image is never copied into the mirror:\n{copy}"
+    );
+    assert!(
+        copy.contains(&format!("docker://registry.local:5000/{IMAGE}")),
+        "{copy}"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_bundle_create_and_writes_no_bundle() {
+    use std::os::unix::process::CommandExt;
+    let site = Site::new().layer("apps.yaml", "apps:\n  enabled: false\n");
+    // a helm that says when it pulls, and takes its time
+    let real = crate::common::helm_binaries()[0].1.clone();
+    let mark = site.dir().join("pulling");
+    let wrapper = site.dir().join("slow-helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = pull ]; then touch {}; sleep 2; fi\nexec {} \"$@\"\n",
+            mark.display(),
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut args: Vec<String> = vec!["bundle".into(), "create".into(), "bundle.tar.gz".into()];
+    args.extend(site.values.iter().cloned());
+    args.push("--sandbox".into());
+    let mut cmd = Test::new().helm(3).helm_homes(site.dir()).command();
+    cmd.args(&args)
+        .current_dir(site.dir())
+        .env("HELM_BIN", &wrapper)
+        .stderr(std::process::Stdio::piped())
+        .process_group(0);
+    let child = cmd.spawn().unwrap();
+    let start = std::time::Instant::now();
+    while !mark.exists() {
+        assert!(start.elapsed().as_secs() < 120, "no helm pull");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Ctrl-C at the terminal: the tool's process group
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", child.id())])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(err.contains("stopping after the current step"), "{err}");
+    assert!(
+        err.contains("error: interrupted; no bundle was written"),
+        "{err}"
+    );
+    assert!(
+        !site.dir().join("bundle.tar.gz").exists() && out.status.code() == Some(130),
+        "Ctrl-C said it would stop, yet the bundle was made (exit {:?}):\n{err}",
+        out.status.code()
+    );
+}
+
+#[test]
+fn an_image_map_the_mirror_overrides_is_no_escape() {
+    // the site pins the agent's image (repository and tag, a common override); the chart renders
+    // it as global.imageRegistry/repository:tag, in the mirror
+    let site = Site::new().layer(
+        "pin.yaml",
+        "apps:\n  enabled: false\nagent:\n  extra_values:\n    agentk8sglue:\n      image:\n        repository: allegroai/clearml-enterprise-agent-k8s-base\n        tag: 1.9.0\n",
+    );
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let check = site.run(
+        &["bundle", "check"],
+        &["--set", "airgap.bundle=bundle.tar.gz"],
+    );
+    let err = stderr(&check);
+    assert!(
+        check.status.success(),
+        "every rendered image is in the mirror, yet the proof refuses the values' own map:\n{err}"
+    );
+}
+
+/// An image the values used for `bundle create` already point at the mirror cannot be copied
+/// from anywhere (the mirror is its only source): refused, naming the chart, the value and the
+/// image, and no bundle written (the copy line would copy the mirror onto itself).
+#[test]
+fn an_image_the_values_already_point_at_the_mirror_is_refused_by_bundle_create() {
+    let site = Site::new().layer(
+        "pin.yaml",
+        "apps:\n  enabled: false\nagent:\n  extra_values:\n    agentk8sglue:\n      image:\n        registry: registry.local:5000\n        repository: allegroai/clearml-enterprise-agent-k8s-base\n        tag: 1.9.0\n",
+    );
+    let out = site.run(&["bundle", "create", "bundle.tar.gz"], &["--sandbox"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("chart clearml-agent: Deployment clearml-agent-agentk8sglue, container agentk8sglue: the image registry.local:5000/allegroai/clearml-enterprise-agent-k8s-base:1.9.0 is already in the mirror registry.local:5000")
+            && err.contains("give the public image in the site values")
+            && err.contains("no bundle was written"),
+        "{err}"
+    );
+    assert!(!site.dir().join("bundle.tar.gz").exists());
+}

@@ -86,6 +86,17 @@ pub mod airgap_api {
             .unwrap_or_default()
     }
 
+    /// What is wrong with a mirror registry (`host[:port][/path]`, the host one a container
+    /// runtime does not read as Docker Hub's), or `""`.
+    ///
+    /// # Example
+    /// ```rhai
+    /// let problem = mirror_registry_problem("registry.local:5000");
+    /// ```
+    pub fn mirror_registry_problem(registry: &str) -> String {
+        crate::airgap::registry_problem(registry).unwrap_or_default()
+    }
+
     /// The applications package of the bundle, extracted into the run's private directory:
     /// `#{ url: "file://…", sha256: HEX }`, for `download_apps`.
     ///
