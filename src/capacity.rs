@@ -286,9 +286,28 @@ mod tests {
             json!({"kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": {
                 "template": {"spec": {"containers": [container(Some("100m"), Some("128Mi"))]}}}}),
             json!({"kind": "CronJob", "metadata": {"name": "later"}}),
+            json!({"kind": "Job", "metadata": {"name": "migrate"}, "spec": {"parallelism": 2,
+                "template": {"spec": {"containers": [container(Some("1"), None)]}}}}),
+            json!({"kind": "Pod", "metadata": {"name": "hook"}, "spec": {
+                "containers": [container(Some("300m"), Some("32Mi"))]}}),
         ];
         let r = requests(&objects);
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.len(), 5);
+        // a Job's pods are its parallelism; a bare Pod (a hook's) is one, its spec its own
+        assert_eq!(
+            (r[3].kind.as_str(), r[3].replicas, r[3].cpu),
+            ("Job", 2, 1.0)
+        );
+        assert_eq!(
+            (
+                r[4].kind.as_str(),
+                r[4].name.as_str(),
+                r[4].replicas,
+                r[4].cpu,
+                r[4].memory
+            ),
+            ("Pod", "hook", 1, 0.3, 32.0 * 1048576.0)
+        );
         // the init container's 2 CPUs outweigh the containers' 0.75; memory is their sum
         assert_eq!(
             (r[0].replicas, r[0].cpu, r[0].memory, r[0].unrequested),

@@ -198,8 +198,9 @@ fn register_old_secrets(new: &Value, old: &J) {
 fn same_values(stored: &J, desired: &J) -> bool {
     let stored_empty = stored.is_null() || stored.as_object().is_some_and(|m| m.is_empty());
     let desired_empty = desired.is_null() || desired.as_object().is_some_and(|m| m.is_empty());
-    if stored_empty || desired_empty {
-        return stored_empty && desired_empty;
+    // null and {} are the same; one empty and the other not differ below
+    if stored_empty && desired_empty {
+        return true;
     }
     match (stored, desired) {
         (J::Object(a), J::Object(b)) => {
@@ -265,6 +266,9 @@ mod tests {
         assert!(!same_values(&json!({"a": [1]}), &json!({"a": [1, 2]})));
         assert!(!same_values(&json!({"a": [1, 2]}), &json!({"a": [1]})));
         assert!(same_values(&J::Null, &json!({})));
+        assert!(same_values(&json!({}), &J::Null));
+        assert!(!same_values(&J::Null, &json!({"a": 1})));
+        assert!(!same_values(&json!({"a": 1}), &json!({})));
     }
 
     #[test]

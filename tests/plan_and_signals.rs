@@ -233,6 +233,24 @@ fn a_kubeconfig_list_is_merged_as_kubectl_merges_it() {
     assert_eq!(ns["metadata"]["name"], "merged");
 }
 
+/// `--dry-run` touches nothing outside the process: with a reachable cluster named by the
+/// kubeconfig, the standard install's plan sends it no request at all (no connection check, no
+/// early read), and helm's configuration is never written.
+#[test]
+fn a_dry_run_sends_the_cluster_no_request() {
+    let c = crate::common::Cluster::new(4);
+    let out = c
+        .test()
+        .args(["install.rhai", "--values"])
+        .arg(repo().join("examples/site.yaml").display().to_string())
+        .arg("--dry-run")
+        .run();
+    out.success().stdout_has("helm.upgrade_install");
+    let asked = c.sim.sandbox.kube.api_requests();
+    assert!(asked.is_empty(), "a dry run asked the cluster: {asked:?}");
+    assert!(!c.home.path().join("config").exists());
+}
+
 /// A stand-in helm: `upgrade` marks that it started, waits for a `go` file, marks that it
 /// finished; `status` answers deployed once finished. SIGINT makes it note it and fail.
 fn slow_helm(dir: &Path) -> PathBuf {

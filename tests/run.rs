@@ -236,6 +236,16 @@ fn version_help_and_completions() {
             out.stdout_has(word);
         }
     }
+    // bash's offers `docs FUNCTION` every documented name: built-ins and the stdlib's
+    let bash = Test::new().args(["completions", "bash"]).run();
+    for name in [
+        "install_chart",
+        "create_queue",
+        "values::check",
+        "cp::check",
+    ] {
+        bash.stdout_has(&format!(" {name} "));
+    }
     Test::new().run().code(2);
 }
 
