@@ -132,6 +132,10 @@ impl Comparison {
             .as_ref()
             .and_then(|r| r["manifest"].as_str())
             .unwrap_or_default();
+        // a Secret's data is secret whatever its key is called and wherever the chart took it
+        // from (a generated password, a TLS key): each value, as written and decoded, is masked
+        register_manifest_secrets(old_manifest);
+        register_manifest_secrets(new_manifest);
         let label = |what: &str, side: &str| format!("{namespace}/{release} {what} ({side})");
         let old_side = match before["version"].as_i64() {
             Some(rev) => format!("revision {rev}"),
@@ -190,6 +194,32 @@ fn register_old_secrets(new: &Value, old: &J) {
             }
         }
         _ => {}
+    }
+}
+
+/// Register with the redactor every value of the Secrets of a rendered manifest: `data` as
+/// written (base64) and decoded, `stringData` as written.
+fn register_manifest_secrets(manifest: &str) {
+    use base64::Engine as _;
+    for doc in manifest.split("\n---") {
+        let Ok(v) = crate::site::parse_yaml(doc) else {
+            continue;
+        };
+        let j = v.reveal();
+        if j["kind"] != "Secret" {
+            continue;
+        }
+        for field in ["data", "stringData"] {
+            for val in j[field].as_object().into_iter().flat_map(|m| m.values()) {
+                let Some(text) = val.as_str() else { continue };
+                crate::secret::register(text);
+                if field == "data"
+                    && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(text.trim())
+                {
+                    crate::secret::register(&String::from_utf8_lossy(&raw));
+                }
+            }
+        }
     }
 }
 

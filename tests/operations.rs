@@ -872,3 +872,40 @@ fn workloads_a_forbidden_kind_is_none_and_another_error_is_an_error() {
         .code(1)
         .stderr_has("cannot list Deployments in default");
 }
+
+/// `--diff` masks a Secret's data in the manifests it shows, whatever its key is called and
+/// wherever its value came from (a chart-generated password, a TLS private key): the README
+/// promises "values and manifests, secrets masked".
+#[test]
+fn diff_masks_the_data_of_a_secret_the_chart_generates() {
+    let c = Cluster::new(4);
+    let charts = tempfile::tempdir().unwrap();
+    let chart = charts.path().join("gen");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: gen\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/secret.yaml"),
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: gen\ntype: Opaque\ndata:\n  tls.key: {{ randAlphaNum 40 | b64enc }}\n  mongodb-root: {{ randAlphaNum 32 | b64enc }}\n",
+    )
+    .unwrap();
+    let script = format!(
+        "install_chart(\"gen\", \"{}\", #{{ namespace: \"gen\", wait: false }});\n",
+        chart.display()
+    );
+    c.test().script(&script).run().success();
+    let secret = c.sim.kube_get("/api/v1/namespaces/gen/secrets/gen");
+    let data = secret["data"].as_object().unwrap().clone();
+    let out = c
+        .test()
+        .script(&script)
+        .args(["--dry-run", "--diff"])
+        .run();
+    out.success().stdout_has("--- gen/gen manifest (revision 1)");
+    for v in data.values() {
+        out.nowhere(v.as_str().unwrap());
+    }
+}
