@@ -709,7 +709,7 @@ fn uninstall_asks_removes_in_reverse_order_keeps_data_and_is_idempotent() {
     post(
         &c,
         "/api/v1/namespaces/clearml/persistentvolumeclaims",
-        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-mongodb-0"},
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-mongodb-0", "labels": {"app.kubernetes.io/instance": "clearml"}},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
     );
     // no terminal and no --yes: nothing is removed
@@ -908,4 +908,68 @@ fn diff_masks_the_data_of_a_secret_the_chart_generates() {
     for v in data.values() {
         out.nowhere(v.as_str().unwrap());
     }
+}
+
+/// The uninstall removes what the install made, and only that: a release of another chart that
+/// sits under a planned name (the preflight calls it "in the way", so the install never made it)
+/// is left alone.
+#[test]
+fn uninstall_leaves_a_release_of_another_chart_under_a_planned_name() {
+    let c = Cluster::new(4);
+    let helm = crate::common::helm_binaries()[1].1.clone();
+    c.sim
+        .helm(
+            &helm,
+            &["install", "clearml", &demo_chart(), "-n", "clearml", "--create-namespace"],
+        )
+        .success();
+    run(&c, "preflight.rhai", &[])
+        .code(1)
+        .stdout_has("the release clearml is the chart demo-0.1.0, not clearml-enterprise");
+    run(&c, "uninstall.rhai", &["--yes"]).success();
+    assert!(
+        exists(&c, "/api/v1/namespaces/clearml/secrets/sh.helm.release.v1.clearml.v1"),
+        "the other chart's release was uninstalled"
+    );
+}
+
+/// `uninstall.purge: true` deletes the install's PersistentVolumeClaims, never those of other
+/// software in a namespace it shares.
+#[test]
+fn uninstall_purge_keeps_the_claims_of_other_software_in_the_namespace() {
+    let c = Cluster::new(4);
+    run(&c, "install.rhai", &[]).success();
+    post(
+        &c,
+        "/api/v1/namespaces/clearml/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+               "metadata": {"name": "postgres-data-0", "labels": {"app.kubernetes.io/instance": "billing-db"}},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    // a claim of a StatefulSet of the release (no labels: named TEMPLATE-SET-ORDINAL)
+    post(
+        &c,
+        "/apis/apps/v1/namespaces/clearml/statefulsets",
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+               "metadata": {"name": "clearml-mongodb", "annotations": {"meta.helm.sh/release-name": "clearml"}},
+               "spec": {"serviceName": "m", "selector": {"matchLabels": {"a": "m"}},
+                        "template": {"metadata": {"labels": {"a": "m"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                        "volumeClaimTemplates": [{"metadata": {"name": "datadir"},
+                            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}),
+    );
+    post(
+        &c,
+        "/api/v1/namespaces/clearml/persistentvolumeclaims",
+        json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "datadir-clearml-mongodb-0"},
+               "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
+    );
+    run(&c, "uninstall.rhai", &["--yes", "--set", "uninstall.purge=true"]).success();
+    assert!(
+        exists(&c, "/api/v1/namespaces/clearml/persistentvolumeclaims/postgres-data-0"),
+        "another application's data was deleted"
+    );
+    assert!(!exists(
+        &c,
+        "/api/v1/namespaces/clearml/persistentvolumeclaims/datadir-clearml-mongodb-0"
+    ));
 }
