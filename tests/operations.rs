@@ -973,3 +973,46 @@ fn uninstall_purge_keeps_the_claims_of_other_software_in_the_namespace() {
         "/api/v1/namespaces/clearml/persistentvolumeclaims/datadir-clearml-mongodb-0"
     ));
 }
+
+/// Status against an identity that may not list Deployments: it cannot tell whether the
+/// install's Deployments are ready, so it must not report the install healthy.
+#[test]
+fn status_does_not_pass_when_it_may_not_read_the_workloads() {
+    let c = Cluster::new(4);
+    let api = format!("status.api_url={}", c.sim.sandbox.clearml.url());
+    let state = &c.sim.sandbox.clearml.state;
+    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials(
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
+        "supervisor",
+    );
+    run(&c, "install.rhai", &[]).success();
+    c.sim
+        .faults
+        .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
+    let (code, body) = c.sim.kube_http(
+        "PATCH",
+        "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver",
+        "application/merge-patch+json",
+        br#"{"metadata": {"annotations": {"touched": "1"}}}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    run(&c, "status.rhai", &["--set", &api])
+        .code(1)
+        .stdout_has("FAIL  Deployment clearml/clearml-apiserver ");
+    // the same cluster, the same broken Deployment, but Deployments may not be listed
+    c.sim
+        .faults
+        .fail("GET", "/apis/apps/v1/namespaces/clearml/deployments", 5, 403);
+    run(&c, "status.rhai", &["--set", &api])
+        .code(1)
+        .stdout_has("FAIL  Deployment clearml/clearml-apiserver ")
+        .stdout_has("the release has it, but it is not in the cluster, or the identity may not list it");
+    // a Deployment of the release deleted: the release still says deployed
+    c.sim.faults.heal_workload("clearml-apiserver");
+    delete(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-webserver");
+    run(&c, "status.rhai", &["--set", &api])
+        .code(1)
+        .stdout_has("FAIL  Deployment clearml/clearml-webserver ");
+}
