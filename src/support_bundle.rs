@@ -266,17 +266,11 @@ impl LiveExecutor {
     }
 }
 
-/// A .tar.gz of text files, each redacted, written 0600.
+/// A .tar.gz of text files, each redacted, written 0600: built in memory, then a new file (a
+/// temporary one beside it, 0600, renamed over `out`), so that a file already at `out` (readable
+/// by others, or a symlink) never holds the bundle.
 fn write_archive(out: &str, files: &[(String, String)]) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(out)
-        .map_err(|e| format!("cannot write {out}: {e}"))?;
-    let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     for (name, text) in files {
         let body = redact(text);
@@ -292,10 +286,11 @@ fn write_archive(out: &str, files: &[(String, String)]) -> Result<(), String> {
         )
         .map_err(|e| format!("cannot write {out}: {e}"))?;
     }
-    tar.into_inner()
+    let bytes = tar
+        .into_inner()
         .and_then(|gz| gz.finish())
         .map_err(|e| format!("cannot write {out}: {e}"))?;
-    Ok(())
+    crate::fsutil::write_atomic(Path::new(out), &bytes)
 }
 
 #[cfg(test)]

@@ -158,3 +158,32 @@ fn the_support_bundle_holds_what_helps_and_no_secret() {
         }
     }
 }
+
+/// The archive is 0600 (README: "the archive is 0600") even where a file of that name was
+/// already there, readable by others: it is replaced, not rewritten in place.
+#[test]
+fn an_existing_file_at_the_output_path_does_not_leave_the_bundle_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::new(4);
+    let t = Test::new();
+    let out = t.dir().join("bundle.tar.gz");
+    std::fs::write(&out, "an old bundle, shared with a colleague").unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(t.dir().join("site.yaml"), "base_domain: clearml.example.com\n").unwrap();
+    Test::new()
+        .args(["support-bundle", &out.display().to_string(), "--values"])
+        .arg(t.dir().join("site.yaml").display().to_string())
+        .arg("--kubeconfig")
+        .arg(c.sim.sandbox.kubeconfig.display().to_string())
+        .helm(4)
+        .env("XDG_STATE_HOME", &t.dir().join("state").display().to_string())
+        .arg("--set")
+        .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
+        .run()
+        .success();
+    assert!(!unpack(&out).is_empty());
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
