@@ -271,17 +271,29 @@ impl LiveExecutor {
                     crate::runtime::interrupt_flag(),
                 )
             });
+        let revision_before = comparison
+            .before
+            .as_ref()
+            .and_then(|b| b["version"].as_i64())
+            .unwrap_or(0);
         let outcome = self.helm()?.upgrade_install(spec, false);
         if let Some(w) = watch {
             w.stop();
         }
         // helm has exited: a record it left pending is held by nobody, which the next run may
-        // act on (and only this run knows)
+        // act on (and only this run knows). Only a record it wrote: newer than the one read
+        // before it started, and not when helm refused because another operation holds the
+        // release (that record is the other helm's, which may be running still)
         let after = match self.release(&spec.release, &spec.namespace) {
             Ok(after) => after,
             Err(e) => return Err(outcome.err().unwrap_or(e)),
         };
-        if let Some(left) = after.as_ref().filter(|a| a.state().starts_with("pending-")) {
+        let held_by_another = outcome.as_ref().err().is_some_and(|e| {
+            e.contains("another operation (install/upgrade/rollback) is in progress")
+        });
+        if let Some(left) = after.as_ref().filter(|a| {
+            a.state().starts_with("pending-") && a.revision() > revision_before && !held_by_another
+        }) {
             let note = crate::recover::exited_note(&outcome);
             let noted = self
                 .kube()
@@ -297,6 +309,19 @@ impl LiveExecutor {
                     .as_str()
                     .is_some_and(|s| s.starts_with("pending-"))
             });
+            if let (Some(p), true) = (pending, held_by_another) {
+                return Err(format!(
+                    "{e}\nAnother helm operation holds the release {} in {} (revision {}, {}): \
+                     wait for it to finish and run again; when no helm operation runs on it (on \
+                     any machine; `helm history {} -n {}`), run again with --recover-pending",
+                    spec.release,
+                    spec.namespace,
+                    p["version"],
+                    p["info"]["status"].as_str().unwrap_or("pending"),
+                    spec.release,
+                    spec.namespace
+                ));
+            }
             if let Some(p) = pending {
                 // helm failed and left its record pending: what the next run does about it
                 let state = crate::helm::require_deployed(&spec.release, &spec.namespace, Some(p))

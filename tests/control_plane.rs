@@ -635,3 +635,75 @@ fn diff_shows_what_a_run_would_change_with_secrets_masked() {
     .unwrap();
     assert_eq!(status["version"], 1);
 }
+
+/// The `helm-exited` note goes only on the record the tool's own helm wrote. Here another helm
+/// (a colleague's, CI's) starts an upgrade between the tool's read of the release and its own
+/// helm, which then refuses ("another operation is in progress") and exits: the pending record
+/// is the other helm's, which is still running. The tool must not note it as left by a helm that
+/// exited, and the next run must not roll it back under the running helm.
+#[test]
+fn a_pending_record_of_another_running_helm_is_not_noted_as_exited() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Cluster::new(4);
+    let chart = crate::common::demo_chart();
+    let install = |message: &str| {
+        format!(
+            "install_chart(\"demo\", \"{chart}\", #{{ namespace: \"a\", wait: false, values: #{{ message: \"{message}\" }} }});\n"
+        )
+    };
+    c.test().script(&install("one")).run().success();
+    // the other helm's upgrade waits for a workload that never becomes ready
+    c.sim.faults.break_workload(
+        "demo-demo",
+        clearml_script::sandbox::faults::WorkloadFault::Pending,
+    );
+    let real = helm_binaries()[1].1.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("helm");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             case \" $* \" in *\" upgrade --install \"*) case \" $* \" in *dry-run*) ;; *)\n\
+               KUBECONFIG={kc} HELM_DRIVER=secret \"{real}\" upgrade demo \"{chart}\" -n a --set message=colleague --wait --timeout 40s >/dev/null 2>&1 &\n\
+               sleep 3;;\n\
+             esac;; esac\n\
+             exec \"{real}\" \"$@\"\n",
+            kc = c.sim.sandbox.kubeconfig.display(),
+            real = real.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = c
+        .test()
+        .script(&install("two"))
+        .env("HELM_BIN", &wrapper.display().to_string())
+        .run();
+    out.code(1).stderr_has(
+        "Another helm operation holds the release demo in a (revision 2, pending-upgrade)",
+    );
+    assert!(
+        !out.stderr.contains("The next run recovers it"),
+        "{}",
+        out.stderr
+    );
+    // the record is the other helm's revision 2, pending while it waits
+    let secret = c
+        .sim
+        .kube_get("/api/v1/namespaces/a/secrets/sh.helm.release.v1.demo.v2");
+    assert_eq!(secret["metadata"]["labels"]["status"], "pending-upgrade");
+    assert!(
+        secret["metadata"]["annotations"]["clearml-script/helm-exited"].is_null(),
+        "another helm's running upgrade was noted as exited: {:#}\n--- stderr of the run\n{}",
+        secret["metadata"],
+        out.stderr
+    );
+    // the next run, while the other helm still waits, refuses rather than rolling it back
+    c.test()
+        .script(&install("two"))
+        .run()
+        .code(1)
+        .stderr_has("this tool did not see the helm that wrote it exit")
+        .stderr_has("--recover-pending");
+}

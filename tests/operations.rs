@@ -899,12 +899,9 @@ fn diff_masks_the_data_of_a_secret_the_chart_generates() {
     c.test().script(&script).run().success();
     let secret = c.sim.kube_get("/api/v1/namespaces/gen/secrets/gen");
     let data = secret["data"].as_object().unwrap().clone();
-    let out = c
-        .test()
-        .script(&script)
-        .args(["--dry-run", "--diff"])
-        .run();
-    out.success().stdout_has("--- gen/gen manifest (revision 1)");
+    let out = c.test().script(&script).args(["--dry-run", "--diff"]).run();
+    out.success()
+        .stdout_has("--- gen/gen manifest (revision 1)");
     for v in data.values() {
         out.nowhere(v.as_str().unwrap());
     }
@@ -920,7 +917,14 @@ fn uninstall_leaves_a_release_of_another_chart_under_a_planned_name() {
     c.sim
         .helm(
             &helm,
-            &["install", "clearml", &demo_chart(), "-n", "clearml", "--create-namespace"],
+            &[
+                "install",
+                "clearml",
+                &demo_chart(),
+                "-n",
+                "clearml",
+                "--create-namespace",
+            ],
         )
         .success();
     run(&c, "preflight.rhai", &[])
@@ -928,7 +932,10 @@ fn uninstall_leaves_a_release_of_another_chart_under_a_planned_name() {
         .stdout_has("the release clearml is the chart demo-0.1.0, not clearml-enterprise");
     run(&c, "uninstall.rhai", &["--yes"]).success();
     assert!(
-        exists(&c, "/api/v1/namespaces/clearml/secrets/sh.helm.release.v1.clearml.v1"),
+        exists(
+            &c,
+            "/api/v1/namespaces/clearml/secrets/sh.helm.release.v1.clearml.v1"
+        ),
         "the other chart's release was uninstalled"
     );
 }
@@ -963,9 +970,17 @@ fn uninstall_purge_keeps_the_claims_of_other_software_in_the_namespace() {
         json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "datadir-clearml-mongodb-0"},
                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
     );
-    run(&c, "uninstall.rhai", &["--yes", "--set", "uninstall.purge=true"]).success();
+    run(
+        &c,
+        "uninstall.rhai",
+        &["--yes", "--set", "uninstall.purge=true"],
+    )
+    .success();
     assert!(
-        exists(&c, "/api/v1/namespaces/clearml/persistentvolumeclaims/postgres-data-0"),
+        exists(
+            &c,
+            "/api/v1/namespaces/clearml/persistentvolumeclaims/postgres-data-0"
+        ),
         "another application's data was deleted"
     );
     assert!(!exists(
@@ -1002,16 +1017,24 @@ fn status_does_not_pass_when_it_may_not_read_the_workloads() {
         .code(1)
         .stdout_has("FAIL  Deployment clearml/clearml-apiserver ");
     // the same cluster, the same broken Deployment, but Deployments may not be listed
-    c.sim
-        .faults
-        .fail("GET", "/apis/apps/v1/namespaces/clearml/deployments", 5, 403);
+    c.sim.faults.fail(
+        "GET",
+        "/apis/apps/v1/namespaces/clearml/deployments",
+        5,
+        403,
+    );
     run(&c, "status.rhai", &["--set", &api])
         .code(1)
         .stdout_has("FAIL  Deployment clearml/clearml-apiserver ")
-        .stdout_has("the release has it, but it is not in the cluster, or the identity may not list it");
+        .stdout_has(
+            "the release has it, but it is not in the cluster, or the identity may not list it",
+        );
     // a Deployment of the release deleted: the release still says deployed
     c.sim.faults.heal_workload("clearml-apiserver");
-    delete(&c, "/apis/apps/v1/namespaces/clearml/deployments/clearml-webserver");
+    delete(
+        &c,
+        "/apis/apps/v1/namespaces/clearml/deployments/clearml-webserver",
+    );
     run(&c, "status.rhai", &["--set", &api])
         .code(1)
         .stdout_has("FAIL  Deployment clearml/clearml-webserver ");

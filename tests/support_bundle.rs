@@ -169,14 +169,21 @@ fn an_existing_file_at_the_output_path_does_not_leave_the_bundle_readable() {
     let out = t.dir().join("bundle.tar.gz");
     std::fs::write(&out, "an old bundle, shared with a colleague").unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::write(t.dir().join("site.yaml"), "base_domain: clearml.example.com\n").unwrap();
+    std::fs::write(
+        t.dir().join("site.yaml"),
+        "base_domain: clearml.example.com\n",
+    )
+    .unwrap();
     Test::new()
         .args(["support-bundle", &out.display().to_string(), "--values"])
         .arg(t.dir().join("site.yaml").display().to_string())
         .arg("--kubeconfig")
         .arg(c.sim.sandbox.kubeconfig.display().to_string())
         .helm(4)
-        .env("XDG_STATE_HOME", &t.dir().join("state").display().to_string())
+        .env(
+            "XDG_STATE_HOME",
+            &t.dir().join("state").display().to_string(),
+        )
         .arg("--set")
         .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
         .run()
