@@ -27,7 +27,7 @@ pub struct ImageMove {
 /// The ClearML images inside app packages: `allegroai/<name>[:tag][@digest]`, optionally with
 /// the `docker.io/` registry in front.
 pub fn default_image_pattern() -> Regex {
-    Regex::new(r"(?:docker\.io/)?allegroai/[a-z0-9][a-z0-9._-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?")
+    Regex::new(r"(?:docker\.io/)?allegroai/[a-z0-9][a-z0-9._-]*(?::[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9_])?)?(?:@sha256:[0-9a-f]{64})?")
         .expect("a valid pattern")
 }
 
@@ -82,7 +82,10 @@ fn is_text_entry(name: &str) -> bool {
     .any(|ext| lower.ends_with(ext))
 }
 
-/// The app zips of a directory (not recursive), sorted.
+/// The package `download_apps` keeps in the directory it extracts into: not an app.
+pub const PACKAGE: &str = "apps.zip";
+
+/// The app zips of a directory (not recursive), sorted; the package itself is not one.
 pub fn app_zips(dir: &Path) -> Result<Vec<PathBuf>, String> {
     if !dir.is_dir() {
         return Err(format!(
@@ -94,6 +97,7 @@ pub fn app_zips(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x.eq_ignore_ascii_case("zip")))
+        .filter(|p| p.file_name().is_none_or(|n| n != PACKAGE))
         .collect();
     zips.sort();
     Ok(zips)
@@ -196,6 +200,21 @@ fn roll_forward(dir: &Path) -> Result<bool, String> {
                     journal.display()
                 )
             })?;
+            // only names this tool stages: `.convert-NAME.partial` beside `NAME`, both plain
+            // file names of this directory (a journal from elsewhere must not rename files
+            // outside it)
+            for (staged, zip) in &j.staged {
+                let plain = |n: &str| {
+                    let mut c = Path::new(n).components();
+                    matches!((c.next(), c.next()), (Some(Component::Normal(x)), None) if x == n)
+                };
+                if !plain(zip) || *staged != format!(".convert-{zip}.partial") {
+                    return Err(format!(
+                        "{} names `{staged}` and `{zip}`, not a zip this tool staged: remove it and extract the package again into a new directory",
+                        journal.display()
+                    ));
+                }
+            }
             for (staged, zip) in &j.staged {
                 let staged = dir.join(staged);
                 if staged.exists() {
@@ -583,8 +602,10 @@ fn convert_zip(
     let mut changed: Vec<Option<String>> = Vec::with_capacity(archive.len());
     let mut header_starts = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
+        // the raw entry first: an entry that is only copied (encrypted, or compressed with a
+        // method this build cannot inflate) is never opened for reading
         let entry = archive
-            .by_index(i)
+            .by_index_raw(i)
             .map_err(|e| format!("{name}: entry {i} is unreadable: {e}"))?;
         header_starts.push(entry.header_start());
         if entry.enclosed_name().is_none() {
@@ -611,6 +632,17 @@ fn convert_zip(
             continue;
         }
         let entry_name = entry.name().to_string();
+        drop(entry);
+        let entry = match archive.by_index(i) {
+            Ok(e) => e,
+            Err(e) => {
+                crate::ui::warn(&format!(
+                    "{name}: `{entry_name}` cannot be read ({e}) and was not searched for images; it is copied as it is"
+                ));
+                changed.push(None);
+                continue;
+            }
+        };
         let mut bytes = Vec::new();
         declared(entry, size, path, &entry_name)
             .read_to_end(&mut bytes)
@@ -702,8 +734,9 @@ pub fn mirror_commands(moves: &[ImageMove]) -> String {
     );
     for m in moves {
         out.push_str(&format!(
-            "skopeo copy docker://docker.io/{} docker://{}\n",
-            m.image, m.target
+            "skopeo copy {} {}\n",
+            crate::helm::shell_word(&format!("docker://docker.io/{}", m.image)),
+            crate::helm::shell_word(&format!("docker://{}", m.target))
         ));
     }
     out
@@ -740,6 +773,42 @@ fn sha256_reader(mut r: impl Read) -> std::io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Why an entry may not be extracted under its name: the files this tool keeps beside the
+/// extracted ones (its conversion record and journal, staged zips, half-extracted files, the
+/// package itself and its partial download) are never taken from a package.
+fn reserved(rel: &Path, zip_path: &Path, dest: &Path) -> Option<&'static str> {
+    let name = rel.file_name()?.to_string_lossy();
+    let top = rel
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .count()
+        == 1;
+    let package = zip_path
+        .strip_prefix(dest)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    if name.ends_with(PARTIAL_EXTRACT) {
+        return Some("taken for a half-extracted file");
+    }
+    if !top {
+        return None;
+    }
+    if name == MANIFEST || name == JOURNAL {
+        Some("this tool's conversion record")
+    } else if name.starts_with(".convert-") && name.ends_with(".partial") {
+        Some("taken for a zip the conversion stages")
+    } else if package.is_some_and(|p| {
+        name == p || name == format!("{p}.partial") || name == format!("{p}.partial.validator")
+    }) {
+        Some("the package itself")
+    } else {
+        None
+    }
+}
+
+/// The suffix of a file being extracted, renamed to its place when whole.
+const PARTIAL_EXTRACT: &str = ".partial-extract";
+
 /// Check that every entry of a zip stays inside `dest`, is a regular file or directory, inflates
 /// within the size and ratio limits, and that nothing would be overwritten with different content
 /// (a zip the conversion rewrote from this package's entry counts as the same); answers the
@@ -753,6 +822,11 @@ pub fn plan_extraction(zip_path: &Path, dest: &Path) -> Result<Vec<(usize, PathB
     };
     let mut out = Vec::new();
     let mut total: u64 = 0;
+    // every path the package writes, as a file or as a directory, by the entry that names it
+    // first: two entries naming one file (`a.txt`, `./a.txt`) or a file where another entry
+    // needs a directory are refused before anything is written
+    let mut files: std::collections::HashMap<PathBuf, String> = Default::default();
+    let mut dirs: std::collections::HashMap<PathBuf, String> = Default::default();
     for i in 0..archive.len() {
         let entry = archive
             .by_index(i)
@@ -773,6 +847,45 @@ pub fn plan_extraction(zip_path: &Path, dest: &Path) -> Result<Vec<(usize, PathB
                 dest.display()
             ));
         };
+        let norm: PathBuf = rel
+            .components()
+            .filter(|c| matches!(c, Component::Normal(_)))
+            .collect();
+        let clash = |other: &str, at: &Path| {
+            format!(
+                "{}: the entries `{other}` and `{raw}` both need {}: refused, nothing was extracted; the package is damaged",
+                zip_path.display(),
+                dest.join(at).display()
+            )
+        };
+        if let Some(other) = files.get(&norm) {
+            return Err(clash(other, &norm));
+        }
+        if !is_dir && let Some(other) = dirs.get(&norm) {
+            return Err(clash(other, &norm));
+        }
+        for parent in norm
+            .ancestors()
+            .skip(1)
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            if let Some(other) = files.get(parent) {
+                return Err(clash(other, parent));
+            }
+            dirs.entry(parent.to_path_buf())
+                .or_insert_with(|| raw.clone());
+        }
+        if is_dir {
+            dirs.entry(norm.clone()).or_insert_with(|| raw.clone());
+        } else {
+            files.insert(norm.clone(), raw.clone());
+        }
+        if let Some(why) = reserved(&rel, zip_path, dest) {
+            return Err(format!(
+                "{}: the entry `{raw}` would be {why}: refused, nothing was extracted",
+                zip_path.display()
+            ));
+        }
         if is_dir {
             continue;
         }
@@ -828,7 +941,10 @@ pub fn extract(zip_path: &Path, dest: &Path) -> Result<Vec<PathBuf>, String> {
             .by_index(*i)
             .map_err(|e| format!("{}: entry {i}: {e}", zip_path.display()))?;
         let (size, raw) = (entry.size(), entry.name().to_string());
-        let partial = target.with_extension("partial-extract");
+        let partial = target.with_file_name(format!(
+            ".{}{PARTIAL_EXTRACT}",
+            target.file_name().unwrap_or_default().to_string_lossy()
+        ));
         let mut out = File::create(&partial).map_err(|e| format!("{}: {e}", partial.display()))?;
         if let Err(e) = std::io::copy(&mut declared(entry, size, zip_path, &raw), &mut out) {
             let _ = std::fs::remove_file(&partial);
@@ -860,25 +976,79 @@ pub async fn download(url: &str, dest: &Path, sha256: Option<&str>) -> Result<()
         return finish_download(&partial, dest, sha256);
     }
     let partial = dest.with_extension("zip.partial");
-    let have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+    // the first answer's validator (ETag, else Last-Modified), kept beside the partial file: a
+    // resume sends it back with If-Range, so a package changed on the server since is sent
+    // whole (200) rather than its tail glued to the old head
+    let validator_file = dest.with_extension("zip.partial.validator");
+    let mut have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
     let client = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
     crate::ui::debug(&format!("GET {url}"));
-    let mut req = client.get(url);
-    if have > 0 {
-        req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
-    }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| format!("cannot download the applications package: {e}"))?;
+    let resp = loop {
+        let mut req = client.get(url);
+        if have > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={have}-"));
+            if let Ok(v) = std::fs::read_to_string(&validator_file) {
+                req = req.header(reqwest::header::IF_RANGE, v.trim());
+            }
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| format!("cannot download the applications package: {e}"))?;
+        let range_total = resp
+            .headers()
+            .get(reqwest::header::CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .map(|v| {
+                let (range, total) = v.split_once('/').unwrap_or((v, "*"));
+                let start = range
+                    .split_once('-')
+                    .and_then(|(s, _)| s.parse::<u64>().ok());
+                (start, total.parse::<u64>().ok())
+            });
+        match resp.status() {
+            // the partial file is the whole package (a run stopped after its last byte)
+            reqwest::StatusCode::RANGE_NOT_SATISFIABLE
+                if have > 0 && range_total.is_some_and(|(_, t)| t == Some(have)) =>
+            {
+                let _ = std::fs::remove_file(&validator_file);
+                return finish_download(&partial, dest, sha256);
+            }
+            // a partial file the server cannot continue, or a range not where this file ends:
+            // start over
+            reqwest::StatusCode::RANGE_NOT_SATISFIABLE if have > 0 => {}
+            reqwest::StatusCode::PARTIAL_CONTENT
+                if range_total.is_none_or(|(start, _)| start != Some(have)) => {}
+            _ => break resp,
+        }
+        crate::ui::info("download: the server cannot continue the partial download: starting over");
+        let _ = std::fs::remove_file(&partial);
+        let _ = std::fs::remove_file(&validator_file);
+        have = 0;
+    };
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("the download answered HTTP {status}"));
     }
     let resumed = status == reqwest::StatusCode::PARTIAL_CONTENT;
+    if !resumed {
+        let validator = [reqwest::header::ETAG, reqwest::header::LAST_MODIFIED]
+            .iter()
+            .find_map(|h| {
+                let v = resp.headers().get(h)?.to_str().ok()?;
+                (!v.starts_with("W/")).then_some(v)
+            });
+        match validator {
+            Some(v) => crate::fsutil::write_atomic(&validator_file, v.as_bytes())?,
+            None => {
+                let _ = std::fs::remove_file(&validator_file);
+            }
+        }
+    }
     let total = resp
         .content_length()
         .map(|l| l + if resumed { have } else { 0 });
@@ -943,6 +1113,7 @@ fn finish_download(partial: &Path, dest: &Path, sha256: Option<&str>) -> Result<
         }
     }
     std::fs::rename(partial, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let _ = std::fs::remove_file(dest.with_extension("zip.partial.validator"));
     Ok(())
 }
 
@@ -1144,6 +1315,23 @@ mod tests {
                 image: "allegroai/clearml-apps:hpo-1.10.0-1062".into(),
                 target: "local_registry/clearml-apps:hpo-1.10.0-1062".into()
             }]
+        );
+    }
+
+    /// Prose around an image in a text entry (a README's "uses allegroai/x:1.0.") does not
+    /// become part of its tag: a tag that ends in `.` or `-` would be mirrored and not exist.
+    #[test]
+    fn a_sentence_ending_after_an_image_is_not_part_of_its_tag() {
+        let p = default_image_pattern();
+        let text = "The app uses allegroai/clearml-apps:hpo-1.10.0-1062. See allegroai/x:v1-, and allegroai/y:1.";
+        let found: Vec<&str> = p.find_iter(text).map(|m| m.as_str()).collect();
+        assert_eq!(
+            found,
+            [
+                "allegroai/clearml-apps:hpo-1.10.0-1062",
+                "allegroai/x:v1",
+                "allegroai/y:1"
+            ]
         );
     }
 

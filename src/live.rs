@@ -693,7 +693,7 @@ impl Executor for LiveExecutor {
             Action::AppsDownload { url, dir, sha256 } => {
                 let dir = PathBuf::from(dir);
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let zip = dir.join("apps.zip");
+                let zip = dir.join(crate::apps_package::PACKAGE);
                 let fresh = match sha256 {
                     Some(want) if zip.is_file() => {
                         !crate::apps_package::sha256_file(&zip)?.eq_ignore_ascii_case(want)

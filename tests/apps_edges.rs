@@ -342,3 +342,206 @@ fn symbolic_links_and_colliding_images_stop_the_conversion() {
         .stderr_has("c.zip: the entry `c.app.conf` is a symbolic link");
     assert_eq!(std::fs::read(apps.join("a.zip")).unwrap(), before[0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review findings (helper-apps).
+
+/// A package of stored entries, in this order, served from `dir/pkg`; answers its URL.
+fn serve_package(dir: &Path, entries: &[(&str, &[u8])]) -> String {
+    let pkg = dir.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    let mut z = zip::ZipWriter::new(std::fs::File::create(pkg.join("apps.zip")).unwrap());
+    for (name, data) in entries {
+        z.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(data).unwrap();
+    }
+    z.finish().unwrap();
+    format!("{}/apps.zip", serve_dir(&pkg))
+}
+
+/// A package may not bring the tool's own bookkeeping: a conversion journal shipped in the
+/// package is extracted into the apps directory and rolled forward by the next run, renaming a
+/// file of the package over a file outside the directory.
+#[test]
+fn a_journal_inside_the_package_cannot_rename_files_outside_the_directory() {
+    let t = Test::new().file("victim.txt", "mine");
+    let journal =
+        br#"{"staged":[["evil.txt","../victim.txt"]],"manifest":{"target_repo":"x","zips":{}}}"#;
+    let url = serve_package(
+        t.dir(),
+        &[
+            ("evil.txt", b"written by the package"),
+            (".clearml-script-convert.journal", journal),
+        ],
+    );
+    let t = t.script(&format!("download_apps(\"{url}\", \"apps\");"));
+    let _ = t.run();
+    // the re-run any playbook does (or convert_registry right after the download)
+    let _ = t.run();
+    assert_eq!(
+        std::fs::read_to_string(t.dir().join("victim.txt")).unwrap(),
+        "mine",
+        "a file outside the apps directory was replaced by the package's"
+    );
+}
+
+/// Two entries that name one file (`a.txt` and `./a.txt`): the second silently overwrites the
+/// first, and every re-run then fails with "exists and differs".
+#[test]
+fn two_entries_naming_one_file_are_refused_or_converge() {
+    let t = Test::new();
+    let url = serve_package(t.dir(), &[("a.txt", b"first"), ("./a.txt", b"second")]);
+    let t = t.script(&format!("download_apps(\"{url}\", \"apps\");"));
+    let first = t.run();
+    if first.code == 0 {
+        // taken: a re-run must converge
+        t.run().success();
+    } else {
+        assert!(
+            !t.dir().join("apps/a.txt").exists(),
+            "refused, yet written: {}",
+            first.stderr
+        );
+    }
+}
+
+/// A file `x` and an entry `x/y` cannot both be extracted: the plan must see it (nothing
+/// written), not fail half-way with an OS error.
+#[test]
+fn a_file_and_a_directory_of_one_name_are_refused_before_anything_is_written() {
+    let t = Test::new();
+    let url = serve_package(
+        t.dir(),
+        &[("a.txt", b"fine"), ("x", b"file"), ("x/y", b"under")],
+    );
+    let t = t.script(&format!("download_apps(\"{url}\", \"apps\");"));
+    let out = t.run();
+    out.code(1);
+    let written: Vec<String> = std::fs::read_dir(t.dir().join("apps"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "apps.zip")
+        .collect();
+    assert!(written.is_empty(), "{written:?}\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("`x`") || out.stderr.contains("`x/y`"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// An app zip with an encrypted binary entry: the conversion never needs to read it (only the
+/// text entries are searched) and copies it raw, as the code says ("encrypted or otherwise
+/// unusual zips go through the zip crate").
+#[test]
+fn an_encrypted_binary_entry_is_copied_raw_by_the_conversion() {
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let path = apps.join("hpo.zip");
+    app_zip(&path, "hpo", IMAGE);
+    // mark assets/model.bin (the third entry) as encrypted, in its local header and its record
+    let mut b = std::fs::read(&path).unwrap();
+    let name = b"assets/model.bin";
+    let mut at = 0;
+    while let Some(p) = b[at..].windows(name.len()).position(|w| w == name) {
+        let p = at + p;
+        if b[p - 30..p - 26] == *b"PK\x03\x04" {
+            b[p - 30 + 6] |= 1;
+        } else if b[p - 46..p - 42] == *b"PK\x01\x02" {
+            b[p - 46 + 8] |= 1;
+        }
+        at = p + 1;
+    }
+    std::fs::write(&path, &b).unwrap();
+    let t = t.script("convert_registry(\"apps\", \"registry.local/clearml-apps\");");
+    let out = t.run();
+    out.success();
+    assert!(
+        read_entry(&path, "hpo.app.conf").contains("registry.local/clearml-apps:hpo-1.10.0-1062")
+    );
+}
+
+/// The package itself (apps/apps.zip) is one of the "app zips" the native conversion rewrites
+/// when a top-level text entry names an image; its checksum then differs and every later run
+/// downloads the whole package again (and converts it again).
+#[test]
+fn the_downloaded_package_is_not_converted_as_an_app() {
+    let t = Test::new();
+    let app = t.dir().join("hpo-src.zip");
+    app_zip(&app, "hpo", IMAGE);
+    let url = serve_package(
+        t.dir(),
+        &[
+            ("hpo.zip", &std::fs::read(&app).unwrap()),
+            ("README.md", format!("The apps use {IMAGE}.\n").as_bytes()),
+        ],
+    );
+    let sha = clearml_script::apps_package::sha256_file(&t.dir().join("pkg/apps.zip")).unwrap();
+    let t = t.script(&format!(
+        "download_apps(\"{url}\", \"apps\", #{{ sha256: \"{sha}\" }});\nconvert_registry(\"apps\", \"registry.local/clearml-apps\");"
+    ));
+    t.run().success();
+    assert_eq!(
+        clearml_script::apps_package::sha256_file(&t.dir().join("apps/apps.zip")).unwrap(),
+        sha,
+        "the downloaded package was rewritten"
+    );
+    t.run().success().stderr_has("is there already");
+}
+
+/// A conversion record shipped in the package is trusted by convert_registry: its moves become
+/// the images to mirror and lines of mirror.sh, unquoted, so a package without any script can
+/// put a shell command into the operator's mirror script.
+#[test]
+fn a_record_inside_the_package_cannot_put_commands_into_mirror_sh() {
+    let t = Test::new();
+    let app = t.dir().join("x-src.zip");
+    app_zip(&app, "x", "nginx:1.27");
+    let sha = clearml_script::apps_package::sha256_file(&app).unwrap();
+    let record = format!(
+        r#"{{"target_repo":"registry.local/clearml-apps","zips":{{"x.zip":{{"original":"{sha}","converted":"{sha}","moves":[["library/x:1 docker://evil/x:1; touch pwned; :","registry.local/clearml-apps:1"]]}}}}}}"#
+    );
+    let url = serve_package(
+        t.dir(),
+        &[
+            ("x.zip", &std::fs::read(&app).unwrap()),
+            (".clearml-script-convert.json", record.as_bytes()),
+        ],
+    );
+    let t = t.script(&format!(
+        "download_apps(\"{url}\", \"apps\");\nconvert_registry(\"apps\", \"registry.local/clearml-apps\", #{{ mirror_commands: \"mirror.sh\" }});"
+    ));
+    let out = t.run();
+    let mirror = std::fs::read_to_string(t.dir().join("mirror.sh")).unwrap_or_default();
+    assert!(!mirror.contains("touch pwned"), "{mirror}\n{}", out.stderr);
+}
+
+/// Each file is written beside its place first; that name must not be one a user's file (or
+/// another entry) may have: `notes.partial-extract` beside an incoming `notes.txt` was truncated
+/// and renamed away.
+#[test]
+fn a_user_file_is_not_taken_as_the_half_extracted_one() {
+    let t = Test::new().file("apps/ok.partial-extract", "mine");
+    let url = serve_package(t.dir(), &[("ok.txt", b"fine")]);
+    let t = t.script(&format!("download_apps(\"{url}\", \"apps\");"));
+    t.run().success();
+    assert_eq!(
+        std::fs::read_to_string(t.dir().join("apps/ok.partial-extract")).unwrap_or_default(),
+        "mine"
+    );
+}
+
+/// A download URL with basic auth in it: the password is a password, masked in the plan and
+/// the logs like every other.
+#[test]
+fn a_password_in_the_download_url_is_masked() {
+    Test::new()
+        .script("download_apps(\"https://user:hunter2-long-password@downloads.example.com/apps.zip\", \"apps\");")
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stdout_has("apps.download url=https://user:")
+        .nowhere("hunter2-long-password");
+}

@@ -1154,3 +1154,110 @@ fn a_stalled_kubernetes_call_is_named_with_the_server() {
         .code(2)
         .stderr_has("CLEARML_SCRIPT_KUBE_TIMEOUT=\"1m\": give the Kubernetes request timeout as a whole number of seconds");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review findings (helper-apps): downloads.
+
+/// A run killed after the last byte was written but before the rename (while the sha256 of a
+/// package of gigabytes is taken) leaves a complete `.partial`; the re-run asks for the bytes
+/// after its end, and a server answers 416 as RFC 9110 says. The download must finish (the file
+/// is whole) or start over, not fail on every run.
+#[test]
+fn a_complete_partial_download_is_finished_not_refused_with_416() {
+    let t = Test::new();
+    let body = Arc::new(app_package(t.dir()));
+    let sha = clearml_script::apps_package::sha256_file(&t.dir().join("pkg.zip")).unwrap();
+    std::fs::create_dir_all(t.dir().join("apps")).unwrap();
+    std::fs::write(t.dir().join("apps/apps.zip.partial"), body.as_slice()).unwrap();
+    let served = body.clone();
+    let server = Scripted::start(move |_, n| {
+        let total = served.len();
+        if n == 1 {
+            Answer::Raw(
+                format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{total}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .into_bytes(),
+            )
+        } else {
+            let mut r =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n")
+                    .into_bytes();
+            r.extend_from_slice(&served);
+            Answer::Raw(r)
+        }
+    });
+    let url = format!("{}/apps.zip", server.url);
+    let t = t.script(&format!(
+        "download_apps(\"{url}\", \"apps\", #{{ sha256: \"{sha}\" }});"
+    ));
+    t.run().success();
+    assert_eq!(std::fs::read(t.dir().join("apps/ok.txt")).unwrap(), b"fine");
+}
+
+/// The package changed on the server between a broken run and its re-run (a new release under
+/// the same URL). Without a checksum, the resume must not glue the new file's tail to the old
+/// file's head and keep the result as the package: the first answer's validator (ETag) has to
+/// be sent back with If-Range, or the 206's Content-Range checked.
+#[test]
+fn a_resume_after_the_package_changed_does_not_keep_a_spliced_file() {
+    let t = Test::new();
+    let old = app_package(t.dir());
+    // the new release: the same layout, another blob
+    let new = {
+        let path = t.dir().join("new.zip");
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        z.start_file("ok.txt", stored).unwrap();
+        z.write_all(b"new!").unwrap();
+        z.start_file("assets/blob.bin", stored).unwrap();
+        z.write_all(&vec![9u8; old.len()]).unwrap();
+        z.finish().unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    let half = old.len() / 2;
+    let (old, new) = (Arc::new(old), Arc::new(new));
+    let (o, n2) = (old.clone(), new.clone());
+    let server = Scripted::start(move |_, n| {
+        if n == 1 {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                o.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(&o[..half]);
+            Answer::Raw(r)
+        } else {
+            // the server now holds v2; the client sent no If-Range, so it answers the range
+            let have = half; // what the client kept (asserted below)
+            let mut r = format!(
+                "HTTP/1.1 206 Partial Content\r\nETag: \"v2\"\r\nContent-Range: bytes {have}-{}/{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                n2.len() - 1,
+                n2.len(),
+                n2.len() - have
+            )
+            .into_bytes();
+            r.extend_from_slice(&n2[have..]);
+            Answer::Raw(r)
+        }
+    });
+    let url = format!("{}/apps.zip", server.url);
+    let t = t.script(&format!("download_apps(\"{url}\", \"apps\");"));
+    t.run().code(1).stderr_has("the download broke off");
+    assert_eq!(
+        std::fs::metadata(t.dir().join("apps/apps.zip.partial"))
+            .unwrap()
+            .len() as usize,
+        half
+    );
+    let _ = t.run();
+    let seen = server.seen.lock().unwrap().clone();
+    let sent_if_range = seen[1].1.contains("if-range:");
+    if let Ok(kept) = std::fs::read(t.dir().join("apps/apps.zip")) {
+        assert!(
+            kept == *old || kept == *new || sent_if_range,
+            "apps.zip is neither release: {} bytes of v1 then v2 (request: {:?})",
+            half,
+            seen[1].1
+        );
+    }
+}
