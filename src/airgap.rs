@@ -110,13 +110,8 @@ pub fn mirror(image: &str, registry: &str) -> String {
 /// `Kind name` and the container's name.
 pub fn images_in_manifest(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
+    // a document of comments only (a template that renders nothing) parses as null
     for doc in split_documents(text) {
-        if doc
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            continue;
-        }
         let value = crate::site::parse_yaml(&doc)
             .map_err(|e| format!("the rendered manifest is not YAML: {e}"))?;
         let j = value.reveal();
@@ -1519,7 +1514,8 @@ mod tests {
 
     #[test]
     fn images_of_every_container_kind_are_found() {
-        let text = "---\n# Source: x\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers: [{name: i, image: a/i:1}]\n          containers: [{name: m, image: a/m:1}]\n---\nkind: Pod\nmetadata: {name: p}\nspec:\n  ephemeralContainers: [{name: e, image: a/e:1}]\n  containers: [{name: c, image: a/c:1}]\n";
+        // a template that renders nothing leaves a document of comments only, or an empty one
+        let text = "---\n# Source: empty.yaml\n# nothing\n---\n\n---\n# Source: x\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: c}\nspec:\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          initContainers: [{name: i, image: a/i:1}]\n          containers: [{name: m, image: a/m:1}]\n---\nkind: Pod\nmetadata: {name: p}\nspec:\n  ephemeralContainers: [{name: e, image: a/e:1}]\n  containers: [{name: c, image: a/c:1}]\n";
         let found = images_in_manifest(text).unwrap();
         let mut images: Vec<(&str, &str)> = found
             .iter()

@@ -1039,3 +1039,48 @@ fn status_does_not_pass_when_it_may_not_read_the_workloads() {
         .code(1)
         .stdout_has("FAIL  Deployment clearml/clearml-webserver ");
 }
+
+/// `resolve_host` asks the system's resolver in a live run (`[]` for a name that does not
+/// resolve); the sandbox has no DNS, and says so rather than answer for it.
+#[test]
+fn resolve_host_resolves_live_and_refuses_in_the_sandbox() {
+    let c = Cluster::new(4);
+    c.test()
+        .script("print(resolve_host(\"localhost\").contains(\"127.0.0.1\")); print(resolve_host(\"no-such-host.invalid\"));")
+        .run()
+        .success()
+        .stdout("true\n[]\n");
+    Test::new()
+        .script("resolve_host(\"localhost\");")
+        .arg("--sandbox")
+        .helm(4)
+        .run()
+        .code(1)
+        .stderr_has("the sandbox has no DNS");
+}
+
+/// `delete_object`: true when it deleted the object, false when it was not there (a re-run),
+/// and an error naming the object for any other refusal.
+#[test]
+fn delete_object_says_whether_it_deleted_and_names_a_refusal() {
+    let c = Cluster::new(4);
+    post(
+        &c,
+        "/api/v1/namespaces/default/configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "leftover"}}),
+    );
+    let script = "print(delete_object(\"v1\", \"ConfigMap\", \"default\", \"leftover\"));";
+    c.test().script(script).run().success().stdout("true\n");
+    c.test().script(script).run().success().stdout("false\n");
+    c.sim.faults.fail(
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/leftover",
+        1,
+        500,
+    );
+    c.test()
+        .script(script)
+        .run()
+        .code(1)
+        .stderr_has("cannot delete ConfigMap leftover");
+}
