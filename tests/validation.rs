@@ -103,3 +103,24 @@ fn standard_install_rejects_placeholders_before_anything() {
             "  - `base_domain` (--set base_domain) still holds the placeholder <BASE_DOMAIN>",
         );
 }
+
+/// A values file whose name is not UTF-8 (a Latin-1 file name) is read like any other: the
+/// run log's command line must not turn it into an internal error (exit 70).
+#[test]
+fn a_values_file_whose_name_is_not_utf8_is_no_internal_error() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"site\xff.yaml");
+    let t = crate::common::Test::new();
+    std::fs::copy(
+        crate::common::repo().join("examples/site.yaml"),
+        t.dir().join(name),
+    )
+    .unwrap();
+    let t = t.args(["install.rhai", "--dry-run", "--values"]);
+    let mut cmd = t.command();
+    cmd.arg(name);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("internal error"), "{stderr}");
+}
