@@ -132,6 +132,31 @@ fn plan_with_diff(kube: &crate::cli::KubeArgs) -> Result<crate::chartdiff::DiffP
     Ok(crate::chartdiff::DiffPlanner::new(live))
 }
 
+/// The command line for the run log: arguments that are not UTF-8 shown lossily, and in each
+/// `--set…` argument the value of every key the site holds as a secret masked (see
+/// [`crate::strvals::masked_spec`]).
+fn logged_command(sets: &[(crate::strvals::Mode, String)], site: &Site) -> String {
+    let secret = |path: &str| !matches!(site.values.at_path(path), Some(v) if !matches!(v, crate::value::Value::Secret(_)));
+    std::env::args_os()
+        .map(|a| {
+            let a = a.to_string_lossy().into_owned();
+            match sets.iter().find(|(_, spec)| {
+                a == *spec || (a.starts_with("--set") && a.ends_with(spec.as_str()))
+            }) {
+                Some((mode, spec)) => {
+                    let head = &a[..a.len() - spec.len()];
+                    format!(
+                        "{head}{}",
+                        crate::strvals::masked_spec(spec, *mode, &secret)
+                    )
+                }
+                None => a,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     let Some(script) = args.script.as_deref() else {
         let _ = Cli::command().print_help();
@@ -167,8 +192,7 @@ fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> i32 {
     crate::validate::refuse_examples(
         !args.dry_run && !args.sandbox && !crate::validate::examples_allowed(),
     );
-    let command: Vec<String> = std::env::args().collect();
-    crate::support_bundle::start_run_log(&command.join(" "));
+    crate::support_bundle::start_run_log(&logged_command(&args.site.sets(), &site));
 
     // First the whole playbook as a dry run. For a live or sandbox run this pass is silent and
     // only checks: every validation of every step runs before anything is touched. Meanwhile,

@@ -187,8 +187,42 @@ fn encodings(leaf: &str) -> Vec<String> {
     }
     out.extend(aligned_base64(leaf.as_bytes(), std));
     out.extend(aligned_base64(leaf.as_bytes(), url_safe));
+    out.extend(escaped_forms(leaf));
     out.sort();
     out.dedup();
+    out
+}
+
+/// The forms a leaf takes when JSON or YAML writes it (`--diff`'s values, a support bundle's
+/// JSON): the escaped inside of a quoted string (`\t`, `\n`, `\"`, `\\`, YAML's `\a`), and
+/// for a leaf of several lines (a private key) each line, as a YAML block writes them apart and
+/// indented. Lines shorter than twice [`MIN_REDACT_LEN`] are left out (a `}` or `---` line would
+/// mask unrelated text).
+fn escaped_forms(leaf: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(json) = serde_json::to_string(leaf) {
+        let inner = &json[1..json.len() - 1];
+        if inner != leaf {
+            out.push(inner.to_string());
+        }
+    }
+    if let Ok(yaml) = crate::value::json_to_yaml(&serde_json::Value::String(leaf.to_string()))
+        && let Some(inner) = yaml
+            .trim_end_matches('\n')
+            .strip_prefix('"')
+            .and_then(|y| y.strip_suffix('"'))
+        && inner != leaf
+    {
+        out.push(inner.to_string());
+    }
+    if leaf.contains(['\n', '\r']) {
+        out.extend(
+            leaf.lines()
+                .map(str::trim)
+                .filter(|l| l.chars().count() >= 2 * MIN_REDACT_LEN)
+                .map(str::to_string),
+        );
+    }
     out
 }
 
@@ -432,7 +466,8 @@ pub fn generate_hex(bytes: usize) -> Result<String, getrandom::Error> {
 /// The rule that marks site values secret when they are loaded, by key name. Documented in the
 /// README ("Secrets"); `siblings` are the other key names of the same map.
 ///
-/// - a name containing `password`, `passwd`, `secret`, `token` or `private_key` is secret, unless
+/// - a name containing `password`, `passwd`, `secret`, `token`, `private_key` or `api_key` is
+///   secret, unless
 ///   it names where a secret lives rather than holding one (ends in `url`, `uri`, `name`, `file`,
 ///   `path`, `ref`, `enabled`);
 /// - a name ending in `key` is secret when the same map also has the matching `…secret` name
@@ -443,9 +478,16 @@ pub fn is_secret_key(name: &str, siblings: &[&str]) -> bool {
     if NOT_A_VALUE.iter().any(|s| norm.ends_with(s)) {
         return false;
     }
-    if ["password", "passwd", "secret", "token", "privatekey"]
-        .iter()
-        .any(|w| norm.contains(w))
+    if [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "privatekey",
+        "apikey",
+    ]
+    .iter()
+    .any(|w| norm.contains(w))
     {
         return true;
     }

@@ -289,6 +289,33 @@ pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), Str
             first,
             "an integer too large for 64 bits (quote it if it is text, such as a token)",
         );
+        // and a number too large for a float (`7e999`), which may be a token's text too
+        static NON_FINITE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let non_finite = NON_FINITE
+            .get_or_init(|| regex::Regex::new(r"non-finite float `[^`]*`[^;,]*").expect("regex"));
+        let first = non_finite.replace_all(
+            &first,
+            "a number too large for a float (quote it if it is text, such as a token)",
+        );
+        // the parser's own advice names its API, not what the user is to do
+        static DUPLICATE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        let duplicate = DUPLICATE.get_or_init(|| {
+            regex::Regex::new(
+                r"duplicate mapping key: (.*?), set DuplicateKeyPolicy in Options if acceptable",
+            )
+            .expect("regex")
+        });
+        let first = duplicate.replace_all(
+            &first,
+            "duplicate key: `$1` is given twice in the same map: keep one",
+        );
+        let first = if first.contains("multiple YAML documents detected") {
+            "a values file holds one YAML document: put each document after `---` in a file of \
+             its own and give each with --values"
+                .into()
+        } else {
+            first
+        };
         match e.location() {
             Some(loc) => format!(
                 "{source}:{}:{}: invalid YAML: {first}",
@@ -299,7 +326,7 @@ pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), Str
         }
     })?;
     let mut locations = Locations::new();
-    let value = root.value.into_value("", source, &mut locations);
+    let value = root.value.into_value("", source, &mut locations, text);
     Ok((value, locations))
 }
 
@@ -315,11 +342,11 @@ enum Node {
     Float(f64),
     Str(String),
     List(Vec<Spanned<Node>>),
-    Map(Vec<(String, Spanned<Node>)>),
+    Map(Vec<(String, serde_saphyr::Location, Spanned<Node>)>),
 }
 
 impl Node {
-    fn into_value(self, path: &str, source: &str, locs: &mut Locations) -> Value {
+    fn into_value(self, path: &str, source: &str, locs: &mut Locations, text: &str) -> Value {
         match self {
             Node::Null => Value::Null,
             Node::Bool(b) => Value::Bool(b),
@@ -330,26 +357,74 @@ impl Node {
                 items
                     .into_iter()
                     .enumerate()
-                    .map(|(i, n)| n.value.into_value(&format!("{path}[{i}]"), source, locs))
+                    .map(|(i, n)| {
+                        let p = format!("{path}[{i}]");
+                        let loc = n.referenced;
+                        if loc.line() > 0 {
+                            locs.insert(
+                                p.clone(),
+                                format!("{source}:{}:{}", loc.line(), loc.column()),
+                            );
+                        }
+                        n.value.into_value(&p, source, locs, text)
+                    })
                     .collect(),
             ),
             Node::Map(entries) => {
                 let mut out = BTreeMap::new();
-                for (k, n) in entries {
+                let names: Vec<String> = entries.iter().map(|(k, _, _)| k.clone()).collect();
+                let siblings: Vec<&str> = names.iter().map(String::as_str).collect();
+                let env_secret = entries.iter().any(|(k, _, n)| {
+                    k == "name" && matches!(&n.value, Node::Str(name) if is_secret_key(name, &[]))
+                });
+                for (k, key_loc, n) in entries {
                     let p = join_path(path, &k);
-                    let loc = n.referenced;
+                    // a block map or list starts on the lines below its key: the key's line is
+                    // the one to fix (a misspelt section), not its first entry's
+                    let block = matches!(n.value, Node::Map(_) | Node::List(_))
+                        && key_loc.line() > 0
+                        && n.referenced.line() > key_loc.line();
+                    let loc = if block { key_loc } else { n.referenced };
                     if loc.line() > 0 {
                         locs.insert(
                             p.clone(),
                             format!("{source}:{}:{}", loc.line(), loc.column()),
                         );
                     }
-                    out.insert(k, n.value.into_value(&p, source, locs));
+                    // a secret written unquoted that YAML reads as a number (`0x1A2B`,
+                    // `1234e5`, `0123`): the text as written, not the number's own form
+                    let as_written = matches!(n.value, Node::Int(_) | Node::Float(_))
+                        && (is_secret_key(&k, &siblings)
+                            || (env_secret && k == "value")
+                            || validated_secret_paths().contains(&p))
+                        && n.referenced.line() > 0;
+                    let v = match as_written
+                        .then(|| raw_scalar(text, n.referenced.line(), n.referenced.column()))
+                        .flatten()
+                    {
+                        Some(raw) => Value::Str(raw),
+                        None => n.value.into_value(&p, source, locs, text),
+                    };
+                    out.insert(k, v);
                 }
                 Value::Map(out)
             }
         }
     }
+}
+
+/// The plain scalar that starts at `line`:`column` (1-based) of `text`, as written.
+fn raw_scalar(text: &str, line: u64, column: u64) -> Option<String> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let raw: String = l
+        .chars()
+        .skip(usize::try_from(column).ok()?.checked_sub(1)?)
+        .take_while(|c| !c.is_whitespace() && !",]}#".contains(*c))
+        .collect();
+    // a tag, an anchor or an alias stands before the number: its own form, then
+    (!raw.is_empty() && !raw.starts_with(['!', '&', '*'])).then_some(raw)
 }
 
 impl<'de> Deserialize<'de> for Node {
@@ -403,15 +478,16 @@ impl<'de> Visitor<'de> for NodeVisitor {
         Ok(Node::List(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let mut entries: Vec<(String, Spanned<Node>)> = Vec::new();
+        let mut entries: Vec<(String, serde_saphyr::Location, Spanned<Node>)> = Vec::new();
         // a set, so that a map of many keys is read in linear time
         let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<KeyString>()? {
+        while let Some(key) = map.next_key::<Spanned<KeyString>>()? {
+            let (key, key_loc) = (key.value, key.referenced);
             if !seen.insert(key.0.clone()) {
                 return Err(de::Error::custom(format!("duplicate key `{}`", key.0)));
             }
             let value = map.next_value::<Spanned<Node>>()?;
-            entries.push((key.0, value));
+            entries.push((key.0, key_loc, value));
         }
         Ok(Node::Map(entries))
     }

@@ -322,9 +322,19 @@ pub fn messages(site: &Site, own: &dyn Fn(&Unknown) -> bool) -> Result<Vec<Strin
         .into_iter()
         .filter(|u| !own(u))
         .map(|u| {
+            // a key made by a deeper one (`--set agnet.namespace=x` makes `agnet`) has no
+            // place of its own: the place of the first key below it
+            let below = (format!("{}.", u.path), format!("{}[", u.path));
             let at = site
                 .locations
                 .get(&u.path)
+                .or_else(|| {
+                    site.locations
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(&below.0) || k.starts_with(&below.1))
+                        .min_by_key(|(k, _)| k.as_str())
+                        .map(|(_, l)| l)
+                })
                 .map(|l| format!("{l}: "))
                 .unwrap_or_default();
             let hint = match &u.suggestion {

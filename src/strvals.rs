@@ -60,6 +60,7 @@ pub fn apply(
         mode,
         read_file,
         set: Vec::new(),
+        spans: Vec::new(),
     };
     let Value::Map(map) = root else {
         unreachable!()
@@ -119,6 +120,39 @@ fn shown(spec: &str) -> String {
     }
 }
 
+/// The argument of a `--set…` flag with the value of every key path `secret` names replaced
+/// by `<redacted>`, for the run log's command line: a value written with helm's escapes
+/// (`\,`, `\\`) is not the text the redactor knows, and one shorter than its minimum is not
+/// masked by it at all. An argument that does not parse shows only its key-like start.
+pub fn masked_spec(spec: &str, mode: Mode, secret: &dyn Fn(&str) -> bool) -> String {
+    let mut root = BTreeMap::new();
+    let no_file = |_: &str| Ok(Value::Null);
+    let mut p = Parser {
+        s: spec,
+        pos: 0,
+        mode,
+        read_file: &no_file,
+        set: Vec::new(),
+        spans: Vec::new(),
+    };
+    while p.pos < p.s.len() {
+        if p.key(&mut root, "", 1).is_err() {
+            return shown(spec);
+        }
+    }
+    let mut out = String::with_capacity(spec.len());
+    let mut at = 0;
+    for (path, range) in &p.spans {
+        if secret(path) && range.start >= at && range.end > range.start {
+            out.push_str(&spec[at..range.start]);
+            out.push_str(crate::secret::REDACTED);
+            at = range.end;
+        }
+    }
+    out.push_str(&spec[at..]);
+    out
+}
+
 /// The typed value of one `--set` value, as helm types it.
 pub fn typed(raw: &str) -> Value {
     if raw.eq_ignore_ascii_case("true") {
@@ -144,6 +178,8 @@ struct Parser<'a> {
     mode: Mode,
     read_file: &'a dyn Fn(&str) -> Result<Value, String>,
     set: Vec<String>,
+    /// Each value's key path and its byte range in the argument, for [`masked_spec`].
+    spans: Vec<(String, std::ops::Range<usize>)>,
 }
 
 impl Parser<'_> {
@@ -185,6 +221,17 @@ impl Parser<'_> {
             return Err(too_deep());
         }
         let (key, stop) = self.until(&['=', '[', ',', '.']);
+        // after a value, text with no `=` may be the rest of that value cut at an unescaped
+        // `,` (`password=abc,def`): a secret's, so it is not shown
+        let complete = matches!(stop, Some('=') | Some('.') | Some('['))
+            && key.chars().all(|c| key_char(c) || c == '.');
+        if let Some(prev) = self.set.last().filter(|_| !complete) {
+            return Err(format!(
+                "after the value of `{prev}`, a `,` is followed by text that is not KEY=VALUE \
+                 (not shown: it may be the rest of the value); a comma inside a value is \
+                 written `\\,`"
+            ));
+        }
         // `.` only escaped (`a\.b`): the key `a.b`
         if !key.chars().all(|c| key_char(c) || c == '.') {
             let start: String = key
@@ -326,8 +373,20 @@ impl Parser<'_> {
         }
     }
 
-    /// The value after `=`, up to the next unescaped `,` (or the end).
+    /// The value after `=`, up to the next unescaped `,` (or the end), its range remembered.
     fn value(&mut self, path: &str) -> Result<Value, String> {
+        let start = self.pos;
+        let v = self.value_text(path)?;
+        let end = if self.pos > start && self.s[..self.pos].ends_with(',') {
+            self.pos - 1
+        } else {
+            self.pos
+        };
+        self.spans.push((path.to_string(), start..end));
+        Ok(v)
+    }
+
+    fn value_text(&mut self, path: &str) -> Result<Value, String> {
         if self.mode == Mode::Json {
             let rest = &self.s[self.pos..];
             let mut stream =

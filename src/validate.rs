@@ -183,11 +183,32 @@ pub fn email(s: &str) -> Result<(), String> {
     domain(&host).map_err(|e| format!("`{s}`: the part after `@`: {e}"))
 }
 
-/// An http or https URL with a host.
+/// `s` for messages, any `user:password@` of a URL shown as `<redacted>@`: a password in it is
+/// not a registered secret.
+fn without_userinfo(s: &str) -> String {
+    if let Some((scheme, rest)) = s.split_once("://") {
+        let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority].rfind('@') {
+            return format!("{scheme}://{REDACTED}@{}", &rest[at + 1..]);
+        }
+    }
+    s.to_string()
+}
+
+/// An http or https URL with a host, and no password in it.
 pub fn url(s: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(s).map_err(|e| {
+    let shown = without_userinfo(s);
+    let s = shown.as_str();
+    let parsed = url::Url::parse(&shown.replace(REDACTED, "user")).map_err(|e| {
         format!("`{s}` is not a URL ({e}); write one such as https://api.example.com")
     })?;
+    if shown.contains(REDACTED) {
+        return Err(format!(
+            "`{s}` holds a user and password before `@`: a password there reaches plans and \
+             command lines; write the URL without them and give the credential in its own key \
+             (for the chart repository, github_token), as {{env: NAME}} or {{file: PATH}}"
+        ));
+    }
     if parsed.scheme() != "http" && parsed.scheme() != "https" {
         return Err(format!(
             "`{s}`: the scheme must be http or https, not {}",

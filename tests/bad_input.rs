@@ -276,7 +276,9 @@ const CASES: &[Case] = &[
     },
     Case {
         class: "misspelled section whose keys start lines below",
-        values: Some("base_domain: clearml.example.com\ngatway:\n  # the gateway\n\n  enabled: true\n"),
+        values: Some(
+            "base_domain: clearml.example.com\ngatway:\n  # the gateway\n\n  enabled: true\n",
+        ),
         script: None,
         args: &[],
         code: 2,
@@ -298,7 +300,7 @@ const CASES: &[Case] = &[
         script: None,
         args: &[],
         code: 2,
-        says: &["bad.yaml:2:", "one document"],
+        says: &["bad.yaml:3:1", "one YAML document"],
     },
     Case {
         class: "duplicate key",
@@ -306,7 +308,10 @@ const CASES: &[Case] = &[
         script: None,
         args: &[],
         code: 2,
-        says: &["bad.yaml:2:1", "`base_domain` is given twice"],
+        says: &[
+            "bad.yaml:2:1",
+            "`base_domain` is given twice in the same map",
+        ],
     },
     Case {
         class: "script syntax",

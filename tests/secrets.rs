@@ -153,7 +153,10 @@ fn the_run_log_masks_a_set_secret_however_it_is_written() {
     let t = t
         .env("XDG_STATE_HOME", &xdg)
         .arg(repo().join("scripts/install.rhai").display().to_string())
-        .args(["--values", &repo().join("examples/site.yaml").display().to_string()])
+        .args([
+            "--values",
+            &repo().join("examples/site.yaml").display().to_string(),
+        ])
         .arg("--dry-run")
         .arg("--set")
         .arg("supervisor.user_secret=Escaped\\,LogCanary-0051")
@@ -165,8 +168,7 @@ fn the_run_log_masks_a_set_secret_however_it_is_written() {
         .success()
         .nowhere("LogCanary-0051")
         .nowhere("LogCanary-0052");
-    let log =
-        std::fs::read_to_string(t.dir().join("state/clearml-script/last-run.log")).unwrap();
+    let log = std::fs::read_to_string(t.dir().join("state/clearml-script/last-run.log")).unwrap();
     assert!(log.starts_with("$ "), "{log}");
     for leaked in ["LogCanary-0051", "LogCanary-0052", "dockerhub_token=q7Z"] {
         assert!(!log.contains(leaked), "{leaked} in the run log:\n{log}");
@@ -179,7 +181,10 @@ fn the_run_log_masks_a_set_secret_however_it_is_written() {
 fn a_password_inside_a_url_is_refused_or_masked() {
     let out = Test::new()
         .arg(repo().join("scripts/install.rhai").display().to_string())
-        .args(["--values", &repo().join("examples/site.yaml").display().to_string()])
+        .args([
+            "--values",
+            &repo().join("examples/site.yaml").display().to_string(),
+        ])
         .args(["--dry-run", "--set"])
         .arg("chart_repo_url=https://bob:UrlCanary-0061@charts.example.com/x")
         .run();
@@ -209,7 +214,10 @@ fn a_yaml_error_never_quotes_a_secrets_value() {
     Test::new()
         .file("bad.yaml", "dockerhub_token: 7e999\n")
         .arg(repo().join("scripts/install.rhai").display().to_string())
-        .args(["--values", &repo().join("examples/site.yaml").display().to_string()])
+        .args([
+            "--values",
+            &repo().join("examples/site.yaml").display().to_string(),
+        ])
         .args(["--values", "bad.yaml", "--dry-run"])
         .run()
         .code(2)

@@ -172,7 +172,7 @@ fn bad_ports_and_queue_names_are_reported_together() {
         // found by the check, before the chart's values are made (not a late script error)
         .stderr_has("`agent.queues[3].template_overrides` (q.yaml:6:39): must be a map")
         .stderr_has("`agent.queues[3].vllm` (q.yaml:6:48): must be true or false")
-        .stderr_has("`agent.queues[4]`: must be a map with at least a name");
+        .stderr_has("`agent.queues[4]` (q.yaml:7:7): must be a map with at least a name");
     // the built-in refuses too
     Test::new()
         .script("let api = clearml_connect(#{ api_url: \"https://api.example.com\", key: \"k\", secret: \"s\" });\napi.create_queue(\"ab\");")
