@@ -309,6 +309,11 @@ pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), Str
             &first,
             "duplicate key: `$1` is given twice in the same map: keep one",
         );
+        let first = if first.contains("budget breached: Depth") {
+            "the values nest deeper than 64 levels, the parser's bound: flatten them".into()
+        } else {
+            first
+        };
         let first = if first.contains("multiple YAML documents detected") {
             "a values file holds one YAML document: put each document after `---` in a file of \
              its own and give each with --values"

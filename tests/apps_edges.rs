@@ -536,12 +536,26 @@ fn a_user_file_is_not_taken_as_the_half_extracted_one() {
 /// A download URL with basic auth in it: the password is a password, masked in the plan and
 /// the logs like every other.
 #[test]
-fn a_password_in_the_download_url_is_masked() {
+fn a_password_in_the_download_url_is_refused_unless_the_url_is_a_secret() {
+    // a plain URL with a password is refused before anything, the password not shown (built
+    // in the script, so that the error's source line does not hold it whole)
     Test::new()
-        .script("download_apps(\"https://user:hunter2-long-password@downloads.example.com/apps.zip\", \"apps\");")
+        .script("let pw = \"hunter2\" + \"-long-password\";\ndownload_apps(`https://user:${pw}@downloads.example.com/apps.zip`, \"apps\");")
+        .arg("--dry-run")
+        .run()
+        .code(2)
+        .stderr_has("holds a user and password before `@`")
+        .nowhere("hunter2-long-password");
+    // the whole URL given as a secret is taken, and masked in the plan
+    Test::new()
+        .env(
+            "APPS_URL",
+            "https://user:hunter2-long-password@downloads.example.com/apps.zip",
+        )
+        .script("download_apps(secret(env(\"APPS_URL\")), \"apps\");")
         .arg("--dry-run")
         .run()
         .success()
-        .stdout_has("apps.download url=https://user:")
+        .stdout_has("apps.download url=<redacted>")
         .nowhere("hunter2-long-password");
 }

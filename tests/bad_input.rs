@@ -295,6 +295,16 @@ const CASES: &[Case] = &[
         says: &["`agent.queues[1]` (bad.yaml:7:7): must be a map"],
     },
     Case {
+        class: "values nested past the parser's bound",
+        values: Some(
+            "deep: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+        ),
+        script: None,
+        args: &[],
+        code: 2,
+        says: &["bad.yaml:1:", "nest deeper than 64 levels"],
+    },
+    Case {
         class: "several YAML documents",
         values: Some("base_domain: a.example.com\n---\nbase_domain: b.example.com\n"),
         script: None,

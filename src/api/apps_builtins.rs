@@ -52,19 +52,8 @@ pub mod apps_builtins {
                     return Err(invalid(B, format!("{u}: there is no such file")));
                 }
             }
-            Value::Str(u) => {
-                crate::validate::url(u).map_err(|e| invalid(B, e))?;
-                // a password in the URL (basic auth) is a password: masked wherever it shows
-                if let Some(p) = url::Url::parse(u)
-                    .ok()
-                    .and_then(|p| p.password().map(String::from))
-                {
-                    crate::secret::register(&p);
-                    if let Ok(decoded) = percent_encoding::percent_decode_str(&p).decode_utf8() {
-                        crate::secret::register(&decoded);
-                    }
-                }
-            }
+            // a password in a plain URL is refused there (give the whole URL as a secret)
+            Value::Str(u) => crate::validate::url(u).map_err(|e| invalid(B, e))?,
             Value::Secret(_) => {}
             other => {
                 return Err(invalid(
