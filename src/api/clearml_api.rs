@@ -240,13 +240,33 @@ pub mod clearml_api {
     /// ```
     #[rhai_fn(return_raw)]
     pub fn delete_queue(session: &mut ClearmlSession, name: &str) -> R<Dynamic> {
-        queue_name("delete_queue", name)?;
+        delete_queue_with(session, name, Map::new())
+    }
+
+    /// Delete the queue of this name if there is one, as another user (in their tenant, where
+    /// `create_queue` with the same `impersonate_as` made it); answers whether there was.
+    ///
+    /// # Options
+    /// - `impersonate_as`: a user id (`X-Clearml-Impersonate-As`)
+    ///
+    /// # Example
+    /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
+    /// api.delete_queue("old-queue", #{ impersonate_as: "user-id" });
+    /// ```
+    #[rhai_fn(name = "delete_queue", return_raw)]
+    pub fn delete_queue_with(session: &mut ClearmlSession, name: &str, opts: Map) -> R<Dynamic> {
+        const B: &str = "delete_queue";
+        queue_name(B, name)?;
+        let mut o = Opts::new(B, opts);
+        let impersonate_as = o.string("impersonate_as")?;
+        o.finish()?;
         runtime::with(|rt| {
             rt.perform(
-                "delete_queue",
+                B,
                 Action::ClearmlDeleteQueue {
                     name: name.to_string(),
-                    impersonate_as: None,
+                    impersonate_as,
                     api: session.0.clone(),
                 },
             )
