@@ -135,11 +135,12 @@ impl Client {
                         message: describe(&e, &self.conn.api_url),
                     },
                     e.is_connect() || safe,
+                    None,
                 )),
             };
             match outcome {
                 Ok(data) => return Ok(data),
-                Err((err, transient)) => {
+                Err((err, transient, retry_after)) => {
                     let retry_status = match err.code {
                         Some((429 | 503, _)) => true,
                         Some((502 | 504, _)) => retry == Retry::Safe,
@@ -148,7 +149,10 @@ impl Client {
                     if attempt >= self.conn.attempts || !(transient || retry_status) {
                         return Err(err);
                     }
-                    tokio::time::sleep(backoff(self.conn.retry_base, attempt)).await;
+                    // the server's Retry-After (429, 503) when longer than our own backoff
+                    let wait = backoff(self.conn.retry_base, attempt)
+                        .max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER));
+                    tokio::time::sleep(wait).await;
                 }
             }
         }
@@ -158,23 +162,38 @@ impl Client {
         endpoint: &str,
         resp: reqwest::Response,
         safe: bool,
-    ) -> Result<J, (ApiError, bool)> {
+    ) -> Result<J, (ApiError, bool, Option<Duration>)> {
         let status = resp.status();
+        let retry_after = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| {
             let err = ApiError {
                 endpoint: endpoint.to_string(),
                 code: None,
                 message: format!("the answer was cut off: {e}"),
             };
-            (err, safe)
+            (err, safe, None)
         })?;
         let parsed: Option<J> = serde_json::from_str(&text).ok();
-        let meta = parsed.as_ref().map(|v| &v["meta"]);
+        let meta = parsed
+            .as_ref()
+            .map(|v| &v["meta"])
+            .filter(|m| m.is_object());
+        // the envelope's own code: a server (or a proxy before it) may answer HTTP 200 with
+        // an error envelope
+        let result_code = meta
+            .and_then(|m| m["result_code"].as_u64())
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (100..600).contains(c));
         if status == StatusCode::OK
-            && let Some(v) = &parsed
+            && let (Some(v), Some(_)) = (&parsed, meta)
+            && result_code.is_none_or(|c| c == 200)
         {
             return Ok(v["data"].clone());
         }
+        let code = match result_code {
+            Some(c) if status == StatusCode::OK => c,
+            _ => status.as_u16(),
+        };
         let sub = meta.and_then(|m| m["result_subcode"].as_u64()).unwrap_or(0);
         let msg = meta
             .and_then(|m| m["result_msg"].as_str())
@@ -193,10 +212,11 @@ impl Client {
         Err((
             ApiError {
                 endpoint: endpoint.to_string(),
-                code: Some((status.as_u16(), sub)),
+                code: Some((code, sub)),
                 message: msg,
             },
             false,
+            retry_after,
         ))
     }
 
@@ -260,7 +280,8 @@ impl Client {
         impersonate_as: Option<&str>,
     ) -> Result<std::collections::HashMap<String, String>, ApiError> {
         let mut out = std::collections::HashMap::new();
-        for page in 0.. {
+        let mut ids = std::collections::HashSet::new();
+        for page in 0..MAX_QUEUE_PAGES {
             let body = json!({
                 "only_fields": ["id", "name"],
                 "search_hidden": true,
@@ -272,12 +293,16 @@ impl Client {
                 .call("queues.get_all", &body, impersonate_as, Retry::Safe)
                 .await?;
             let queues = data["queues"].as_array().cloned().unwrap_or_default();
+            let mut fresh = false;
             for q in &queues {
                 if let (Some(name), Some(id)) = (q["name"].as_str(), q["id"].as_str()) {
+                    fresh |= ids.insert(id.to_string());
                     out.insert(name.to_string(), id.to_string());
                 }
             }
-            if queues.len() < QUEUE_PAGE {
+            // a short page is the last; a page with nothing new is a server that ignores
+            // `page` (what it did not list is looked up after a duplicate's 400/801)
+            if queues.len() < QUEUE_PAGE || !fresh {
                 break;
             }
         }
@@ -307,7 +332,14 @@ impl Client {
             .call("queues.create", &body, impersonate_as, Retry::IfNotApplied)
             .await
         {
-            Ok(data) => Ok((data["id"].as_str().unwrap_or_default().to_string(), true)),
+            Ok(data) => match data["id"].as_str().filter(|id| !id.is_empty()) {
+                Some(id) => Ok((id.to_string(), true)),
+                None => Err(ApiError {
+                    endpoint: "queues.create".to_string(),
+                    code: None,
+                    message: format!("the server answered no queue id for `{name}`: {data}"),
+                }),
+            },
             // created meanwhile, or by an earlier attempt whose answer was lost
             Err(e) if e.is(400, 801) || matches!(e.code, Some((502 | 504, _))) => {
                 match self.find_queue(name, impersonate_as).await? {
@@ -340,6 +372,18 @@ impl Client {
 
 /// Queues per page of a listing.
 pub const QUEUE_PAGE: usize = 500;
+
+/// Pages of a listing at most (a server that answers new queues forever is not asked forever).
+pub const MAX_QUEUE_PAGES: usize = 2000;
+
+/// The longest Retry-After honoured (a longer one is a wait of this long).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// A Retry-After of whole seconds (an HTTP date, a negative or a malformed value: none).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
 
 /// Queue creations in flight at once.
 pub const QUEUE_CONCURRENCY: usize = 8;

@@ -20,12 +20,16 @@ pub struct LiveExecutor {
     kube: OnceCell<Kube>,
     /// The connection check's answer when it was made ahead ([`crate::executors::Early`]).
     checked: RefCell<Option<Result<String, String>>>,
-    /// ClearML API clients by URL and key.
-    clients: RefCell<std::collections::HashMap<(String, String), Rc<crate::clearml::Client>>>,
+    /// ClearML API clients by everything a session says: URL, key, secret, TLS and retries.
+    clients: RefCell<std::collections::HashMap<ClientKey, Rc<crate::clearml::Client>>>,
     /// The queues each API target and identity sees (name to id), listed once per run.
     queue_index:
         RefCell<std::collections::HashMap<QueueScope, std::collections::HashMap<String, String>>>,
 }
+
+/// A client's identity: URL, key, secret, CA file, insecure, timeout, attempts (a session
+/// that differs in any of them, such as one with the secret corrected, gets its own client).
+type ClientKey = (String, String, String, Option<String>, bool, u64, u32);
 
 /// An API (URL and key) and the identity a queue call acts as.
 type QueueScope = (String, String, Option<String>);
@@ -105,7 +109,15 @@ impl LiveExecutor {
             None => api.api_url.clone(),
         };
         let key = expose(&api.key);
-        let id = (url.clone(), key.clone());
+        let id = (
+            url.clone(),
+            key.clone(),
+            api.secret.expose().to_string(),
+            api.ca_file.clone(),
+            api.insecure,
+            api.timeout_secs,
+            api.attempts,
+        );
         if let Some(client) = self.clients.borrow().get(&id) {
             return Ok(client.clone());
         }
@@ -345,7 +357,8 @@ impl LiveExecutor {
     fn create_queues(&self, actions: &[Action]) -> Vec<Result<Value, String>> {
         let mut results: Vec<Option<Result<Value, String>>> = vec![None; actions.len()];
         // the actions of one scope together, in their order
-        let mut scopes: Vec<(QueueScope, ApiTarget, Vec<usize>)> = Vec::new();
+        let mut scopes: Vec<(QueueScope, ApiTarget, Vec<usize>, Rc<crate::clearml::Client>)> =
+            Vec::new();
         for (i, a) in actions.iter().enumerate() {
             let Action::ClearmlCreateQueue {
                 impersonate_as,
@@ -356,26 +369,27 @@ impl LiveExecutor {
                 results[i] = Some(self.execute(a));
                 continue;
             };
-            let url = match self.clearml(api) {
-                Ok(c) => c.api_url().to_string(),
+            let client = match self.clearml(api) {
+                Ok(c) => c,
                 Err(e) => {
                     results[i] = Some(Err(e));
                     continue;
                 }
             };
-            let scope = (url, expose(&api.key), impersonate_as.clone());
-            match scopes.iter_mut().find(|(s, _, _)| *s == scope) {
-                Some((_, _, idx)) => idx.push(i),
-                None => scopes.push((scope, api.clone(), vec![i])),
+            let scope = (
+                client.api_url().to_string(),
+                expose(&api.key),
+                impersonate_as.clone(),
+            );
+            match scopes
+                .iter_mut()
+                .find(|(s, _, _, c)| *s == scope && Rc::ptr_eq(c, &client))
+            {
+                Some((_, _, idx, _)) => idx.push(i),
+                None => scopes.push((scope, api.clone(), vec![i], client)),
             }
         }
-        for (scope, api, idx) in scopes {
-            let client = self
-                .clients
-                .borrow()
-                .get(&(scope.0.clone(), scope.1.clone()))
-                .expect("made above")
-                .clone();
+        for (scope, api, idx, client) in scopes {
             let client = &*client;
             let imp = scope.2.as_deref();
             if !self.queue_index.borrow().contains_key(&scope) {

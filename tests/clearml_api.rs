@@ -484,3 +484,185 @@ fn tags_are_a_list_of_strings_or_one_string() {
         .code(2)
         .stderr_has("create_queue: option `tags` must be a list of strings, not i64");
 }
+
+// ---- review: the client against a server that misbehaves ----
+
+/// A ClearML API stand-in on 127.0.0.1: `answer(n, endpoint, body)` gives the status, extra
+/// headers and body of the n-th request (from 0). Answers the URL and the request counter.
+fn canned(
+    answer: impl Fn(usize, &str, &Value) -> (u16, Vec<(String, String)>, String)
+    + Send
+    + Sync
+    + 'static,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = count.clone();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (answer, counter) = (answer.clone(), counter.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    return;
+                }
+                let mut len = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = reader.read_exact(&mut body);
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let path = first.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let endpoint = path.trim_start_matches('/');
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                let (status, headers, text) = answer(n, endpoint, &body);
+                let mut out = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+                    text.len()
+                );
+                for (k, v) in headers {
+                    out.push_str(&format!("{k}: {v}\r\n"));
+                }
+                out.push_str("\r\n");
+                out.push_str(&text);
+                let mut stream = stream;
+                let _ = stream.write_all(out.as_bytes());
+            });
+        }
+    });
+    (url, count)
+}
+
+fn client_for(url: &str, attempts: u32) -> clearml_script::clearml::Client {
+    clearml_script::clearml::Client::new(clearml_script::clearml::Connection {
+        api_url: url.to_string(),
+        key: "ADMINKEY".into(),
+        secret: clearml_script::secret::Secret::new("adminsecret"),
+        ca_file: None,
+        insecure: false,
+        timeout: std::time::Duration::from_secs(5),
+        retry_base: std::time::Duration::from_millis(10),
+        attempts,
+    })
+    .unwrap()
+}
+
+fn envelope(code: u64, sub: u64, msg: &str, data: Value) -> String {
+    json!({"meta": {"result_code": code, "result_subcode": sub, "result_msg": msg}, "data": data})
+        .to_string()
+}
+
+/// A server that ignores `page` (an older server, a proxy that drops the field) answers the
+/// same full page every time: the listing must end, not ask forever.
+#[test]
+fn a_listing_ends_when_the_server_answers_the_same_page_again() {
+    use clearml_script::clearml::QUEUE_PAGE;
+    let (url, count) = canned(|_, _, _| {
+        let queues: Vec<Value> = (0..QUEUE_PAGE)
+            .map(|i| json!({"id": format!("id-{i}"), "name": format!("q-{i:04}")}))
+            .collect();
+        (200, vec![], envelope(200, 0, "OK", json!({"queues": queues})))
+    });
+    let client = client_for(&url, 3);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listed = rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(20), client.list_queues(None)).await
+    });
+    let sent = count.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        listed.is_ok(),
+        "the listing did not end in 20 s: {sent} requests for the same page"
+    );
+    assert!(sent <= 3, "{sent} requests for one page of queues");
+}
+
+/// HTTP 200 whose envelope says an error (`meta.result_code` 400/801, 401/22): the call failed,
+/// it did not answer data. A create must not say "created" with an empty id, and a whoami must
+/// not answer as if the credentials had logged in.
+#[test]
+fn an_error_envelope_under_http_200_is_an_error() {
+    let (url, _) = canned(|_, endpoint, _| {
+        let text = match endpoint {
+            "queues.create" => envelope(
+                400,
+                801,
+                "Queue with this name already exists: name=gpu-q, company=c",
+                Value::Null,
+            ),
+            _ => envelope(401, 22, "Unauthorized (invalid credentials)", Value::Null),
+        };
+        (200, vec![], text)
+    });
+    let client = client_for(&url, 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt.block_on(client.create_queue("gpu-q", &[], None, Some(None)));
+    assert!(
+        !matches!(&created, Ok((id, true)) if id.is_empty()),
+        "answered created with an empty id: {created:?}"
+    );
+    let who = rt.block_on(client.whoami());
+    assert!(who.is_err(), "a 401 envelope answered as a login: {who:?}");
+}
+
+/// A 200 answer that is JSON but no envelope (no `meta`, no `data.id`): not a created queue.
+#[test]
+fn a_create_answered_without_an_id_is_an_error() {
+    let (url, _) = canned(|_, _, _| (200, vec![], "{}".to_string()));
+    let client = client_for(&url, 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt.block_on(client.create_queue("gpu-q", &[], None, Some(None)));
+    assert!(created.is_err(), "{created:?}");
+}
+
+/// 429 with `Retry-After: 3` for the first 3 seconds: a client that waits as asked gets
+/// through within its attempts; one that retries after milliseconds spends them all.
+#[test]
+fn a_429_waits_as_long_as_retry_after_says() {
+    let start = std::time::Instant::now();
+    let (url, count) = canned(move |_, _, _| {
+        if start.elapsed() < std::time::Duration::from_secs(3) {
+            (
+                429,
+                vec![("Retry-After".into(), "3".into())],
+                envelope(429, 0, "Too Many Requests", Value::Null),
+            )
+        } else {
+            (200, vec![], envelope(200, 0, "OK", json!({"id": "new-id"})))
+        }
+    });
+    let client = client_for(&url, 3);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt.block_on(client.create_queue("gpu-q", &[], None, Some(None)));
+    assert!(
+        created.is_ok(),
+        "{created:?} after {} requests in {:?}",
+        count.load(std::sync::atomic::Ordering::SeqCst),
+        start.elapsed()
+    );
+}

@@ -435,3 +435,60 @@ fn the_router_address_is_the_ingress_controllers_own_service() {
         .stderr_has("ingress-nginx/controller-internal (198.51.100.")
         .stderr_has("set gateway.router_address");
 }
+
+/// Review: the queues `agent.impersonate_as` created in the user's tenant are the ones
+/// `uninstall.queues: true` deletes; the caller's own company (its `default` queue) is left alone.
+#[test]
+fn uninstall_deletes_the_queues_in_the_impersonated_users_tenant() {
+    let live = seeded(4);
+    let state = &live.sim.sandbox.clearml.state;
+    let tenant = "0000000000000000000000000000tenant";
+    state.add_company(tenant, "tenant-b");
+    state.add_user("tenant-user", "bob", tenant, Role::User);
+    state.add_user("system-id", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials("SYSKEY", "sys-secret-1", "system-id");
+    let args = [
+        "--set",
+        "agent.key=SYSKEY",
+        "--set",
+        "agent.secret=sys-secret-1",
+        "--set",
+        "agent.impersonate_as=tenant-user",
+    ];
+    live.workloads("create-queue.rhai", &args).success();
+    assert_eq!(live.queue_names(tenant), ["GPUshm", "default"]);
+    assert_eq!(live.queue_names(DEFAULT_COMPANY), ["default"]);
+    let mut un = args.to_vec();
+    un.extend(["--yes", "--set", "uninstall.queues=true"]);
+    live.workloads("uninstall.rhai", &un).success();
+    assert_eq!(
+        live.queue_names(DEFAULT_COMPANY),
+        ["default"],
+        "the server's own default queue, in the caller's company, must stay"
+    );
+    assert!(
+        live.queue_names(tenant).is_empty(),
+        "the site's queues, in the tenant, are deleted: {:?}",
+        live.queue_names(tenant)
+    );
+}
+
+/// Review: a session is its URL, key *and* secret (and TLS and retry options): a second
+/// session with the corrected secret must not reuse the client of the first.
+#[test]
+fn a_session_with_another_secret_is_not_the_first_sessions_client() {
+    let live = seeded(4);
+    let url = live.sim.sandbox.clearml.url();
+    let script = format!(
+        "let bad = clearml_connect(#{{ api_url: \"{url}\", key: \"AGENTKEY\", secret: \"wrong-secret-9\" }});\n\
+         try {{ bad.whoami(); log(\"bad: logged in\"); }} catch (e) {{ log(\"bad: refused\"); }}\n\
+         let good = clearml_connect(#{{ api_url: \"{url}\", key: \"AGENTKEY\", secret: \"agent-secret-1\" }});\n\
+         log(\"good: \" + good.whoami().name);\n"
+    );
+    live.test()
+        .script(&script)
+        .run()
+        .success()
+        .stderr_has("bad: refused")
+        .stderr_has("good: agent-admin");
+}
