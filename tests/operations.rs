@@ -1084,3 +1084,28 @@ fn delete_object_says_whether_it_deleted_and_names_a_refusal() {
         .code(1)
         .stderr_has("cannot delete ConfigMap leftover");
 }
+
+/// Review: with `agent.impersonate_as` the site's queues are in the user's tenant; status must
+/// not report them missing (it asks in the caller's own company).
+#[test]
+fn status_finds_the_queues_made_in_the_impersonated_users_tenant() {
+    let c = Cluster::new(4);
+    let state = &c.sim.sandbox.clearml.state;
+    let tenant = "0000000000000000000000000000tenant";
+    state.add_company(tenant, "tenant-b");
+    state.add_user("tenant-user", "bob", tenant, Role::User);
+    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials(
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
+        "supervisor",
+    );
+    state.add_credentials("AGENTKEY", "agent-secret-1", "supervisor");
+    let imp = ["--set", "agent.impersonate_as=tenant-user"];
+    full(&c, "install.rhai", &imp).success();
+    let mut names: Vec<String> = state.queues(tenant).into_iter().map(|q| q.name).collect();
+    names.sort();
+    assert_eq!(names, ["GPUshm", "default"]);
+    full(&c, "status.rhai", &imp)
+        .nowhere("the site's queue does not exist");
+}

@@ -231,6 +231,33 @@ pub mod clearml_api {
         })
     }
 
+    /// The queue of exactly this name as another user sees it (in their tenant), or `()`.
+    ///
+    /// # Options
+    /// - `impersonate_as`: a user id (`X-Clearml-Impersonate-As`)
+    ///
+    /// # Example
+    /// ```rhai
+    /// let api = clearml_connect(#{ api_url: "https://api." + site.base_domain, key: site.agent.key, secret: site.agent.secret });
+    /// let q = api.get_queue("GPUshm", #{ impersonate_as: "user-id" });
+    /// ```
+    #[rhai_fn(name = "get_queue", return_raw)]
+    pub fn get_queue_with(session: &mut ClearmlSession, name: &str, opts: Map) -> R<Dynamic> {
+        let mut o = Opts::new("get_queue", opts);
+        let impersonate_as = o.string("impersonate_as")?;
+        o.finish()?;
+        runtime::with(|rt| {
+            rt.query(
+                "get_queue",
+                Query::ClearmlGetQueue {
+                    api: session.0.clone(),
+                    name: name.to_string(),
+                    impersonate_as,
+                },
+            )
+        })
+    }
+
     /// Delete the queue of this name if there is one; answers whether there was.
     ///
     /// # Example
