@@ -1876,3 +1876,208 @@ fn remove(kubeconfig: &std::path::Path, names: &[&str]) {
         }
     });
 }
+
+/// The kube-rs client and helm act on one cluster, context and storage: helm's own environment
+/// overrides (`HELM_KUBECONTEXT`, `HELM_KUBEAPISERVER`, …) cannot point helm elsewhere than the
+/// context the connection check checked, and a `HELM_DRIVER` that keeps the release records
+/// where the tool does not read them (ConfigMaps) is refused before anything is changed, not
+/// a failed step and a new helm revision on every run.
+#[test]
+fn helms_environment_cannot_split_it_from_the_kubernetes_client() {
+    let real = real();
+    let ns = "rc-helm-env";
+    let kubeconfig = real.kubeconfig.display().to_string();
+    let script = format!(
+        "let r = install_chart(\"demo\", {:?}, #{{ namespace: \"{ns}\", values: #{{ message: \"one\" }} }});\n\
+         print(`revision ${{r.revision}} changed ${{r.changed}}`);\n",
+        crate::common::demo_chart()
+    );
+    for major in [3, 4] {
+        let run = |env: &[(&str, &str)]| {
+            let mut t = crate::common::Test::new()
+                .script(&script)
+                .args(["--kubeconfig", &kubeconfig])
+                .helm(major);
+            for (k, v) in env {
+                t = t.env(k, v);
+            }
+            t.run()
+        };
+        // a context the kubeconfig does not have: the tool checked `real-cluster`, helm must
+        // use it too (and not fail on, or install into, another one)
+        run(&[("HELM_KUBECONTEXT", "staging")])
+            .success()
+            .stdout_has("changed true")
+            .nowhere("context \"staging\" does not exist");
+        run(&[("HELM_KUBEAPISERVER", "https://127.0.0.1:1")])
+            .success()
+            .stdout_has("changed false");
+        // the release records in ConfigMaps: refused before the first step, nothing written
+        for _ in 0..2 {
+            run(&[("HELM_DRIVER", "configmap")])
+                .code(2)
+                .stderr_has("HELM_DRIVER=configmap")
+                .stderr_has("nothing was changed");
+        }
+        rt().block_on(async {
+            let c = client_for(&real.kubeconfig).await;
+            let cms: Api<ConfigMap> = Api::namespaced(c.clone(), ns);
+            let records = cms
+                .list(&ListParams::default().labels("owner=helm"))
+                .await
+                .unwrap();
+            assert!(
+                records.items.is_empty(),
+                "helm {major} wrote release records into ConfigMaps: {:?}",
+                records
+                    .items
+                    .iter()
+                    .map(|c| c.metadata.name.clone())
+                    .collect::<Vec<_>>()
+            );
+        });
+        remove(&real.kubeconfig, &[ns]);
+    }
+}
+
+/// A chart of one Deployment whose pods kwok fails as `fail` asks (the annotation of
+/// tools/real-cluster's kwok stages), its image from the values.
+fn rolling_chart(dir: &std::path::Path) -> String {
+    let chart = dir.join("rolling");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: rolling\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        chart.join("templates/deploy.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}-web
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: {{ .Release.Name }}-web}
+  template:
+    metadata:
+      labels: {app: {{ .Release.Name }}-web}
+      {{- if .Values.fail }}
+      annotations: {"real-cluster.clearml-script/fail": {{ .Values.fail | quote }}}
+      {{- end }}
+    spec:
+      containers:
+        - name: web
+          image: {{ .Values.image }}
+"#,
+    )
+    .unwrap();
+    chart.display().to_string()
+}
+
+/// An upgrade whose new pods cannot start, against the real Deployment controller: its
+/// rolling update keeps the old pod ready (readyReplicas 1 of 1) while the new one is in
+/// ImagePullBackOff and helm's wait runs out. The diagnosis of the failed wait must name the
+/// new pod and its image pull, not say that every workload is ready and the wait was short.
+#[test]
+fn a_failed_rolling_upgrade_is_diagnosed_by_its_new_pod() {
+    let real = real();
+    let ns = "rc-rolling";
+    let dir = tempfile::tempdir().unwrap();
+    let chart = rolling_chart(dir.path());
+    let kubeconfig = real.kubeconfig.display().to_string();
+    let script = format!(
+        "let fail = get(site, \"fail\", \"\");\n\
+         install_chart(\"r\", {chart:?}, #{{ namespace: \"{ns}\", wait: true, timeout: get(site, \"timeout\", \"90s\"),\n\
+             values: #{{ image: get(site, \"image\", \"registry.example/web:1\"), fail: fail }} }});\n"
+    );
+    let run = |extra: &[&str]| {
+        crate::common::Test::new()
+            .script(&script)
+            .args(["--kubeconfig", &kubeconfig])
+            .args(extra)
+            .helm(3)
+            .run()
+    };
+    run(&[]).success();
+    let out = run(&[
+        "--set",
+        "image=registry.example/web:2",
+        "--set",
+        "fail=ImagePullBackOff",
+        "--set",
+        "timeout=25s",
+    ]);
+    out.code(1)
+        .stderr_has("Diagnosis: workloads in rc-rolling that are not ready:")
+        .stderr_has("ImagePullBackOff")
+        .nowhere("every workload in rc-rolling is ready now");
+    remove(&real.kubeconfig, &[ns]);
+}
+
+/// A kubeconfig whose CA did not sign the server's certificate: the connection check's error
+/// says so (the TLS cause), not only that the API "does not answer".
+#[test]
+fn a_wrong_ca_is_named_by_the_connection_check() {
+    let real = real();
+    let dir = tempfile::tempdir().unwrap();
+    // a CA of its own: the real server's certificate is not signed by it
+    let ca = dir.path().join("other-ca.crt");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=other-ca", "-keyout"])
+        .arg(dir.path().join("other-ca.key"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let text = std::fs::read_to_string(&real.kubeconfig).unwrap();
+    let mut kc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let cluster = &mut kc["clusters"][0]["cluster"];
+    cluster
+        .as_object_mut()
+        .unwrap()
+        .remove("certificate-authority-data");
+    cluster["certificate-authority"] = json!(ca.display().to_string());
+    let wrong = dir.path().join("wrong-ca.kubeconfig");
+    std::fs::write(&wrong, kc.to_string()).unwrap();
+    crate::common::Test::new()
+        .script("kube_version();\nensure_namespace(\"rc-wrong-ca\");\n")
+        .args(["--kubeconfig", &wrong.display().to_string()])
+        .helm(3)
+        .run()
+        .code(2)
+        .stderr_has("does not answer")
+        .stderr_has("UnknownIssuer");
+}
+
+/// A Secret key the real API server refuses (`data[my key]: Invalid value`) is refused in the
+/// plan pass, before the first step: not after the namespace was made.
+#[test]
+fn a_secret_key_the_real_server_refuses_stops_the_run_before_the_first_step() {
+    let real = real();
+    let ns = "rc-secret-key";
+    crate::common::Test::new()
+        .script(&format!(
+            "ensure_namespace(\"{ns}\");\napply_secret(\"{ns}\", \"s\", #{{ \"my key\": \"v\" }});\n"
+        ))
+        .args(["--kubeconfig", &real.kubeconfig.display().to_string()])
+        .helm(3)
+        .run()
+        .code(2)
+        .stderr_has("the key `my key` is not a valid Secret key")
+        .nowhere("→ step 1");
+    rt().block_on(async {
+        let c = client_for(&real.kubeconfig).await;
+        let namespaces: Api<Namespace> = Api::all(c);
+        assert!(namespaces.get_opt(ns).await.unwrap().is_none());
+    });
+}
