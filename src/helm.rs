@@ -77,6 +77,32 @@ pub struct Probed {
     pub version: String,
 }
 
+/// helm's environment overrides of the cluster connection (`helm --help`): each would make helm
+/// talk to another cluster, context or identity than the Kubernetes client of the tool.
+const HELM_KUBE_OVERRIDES: &[&str] = &[
+    "HELM_KUBECONTEXT",
+    "HELM_KUBEAPISERVER",
+    "HELM_KUBEASUSER",
+    "HELM_KUBEASGROUPS",
+    "HELM_KUBECAFILE",
+    "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
+    "HELM_KUBETLS_SERVER_NAME",
+    "HELM_KUBETOKEN",
+];
+
+/// helm keeps its release records where the tool reads them (Secrets, its default driver)
+/// only without another `HELM_DRIVER`: with ConfigMaps or SQL the tool would see no release,
+/// upgrade every run and call each one failed.
+pub fn check_storage_driver(driver: Option<&str>) -> Result<(), String> {
+    match driver.map(str::trim) {
+        None | Some("") | Some("secret") | Some("secrets") => Ok(()),
+        Some(other) => Err(format!(
+            "HELM_DRIVER={other}: the tool reads helm's release records from Secrets, helm's default \
+             storage driver; unset HELM_DRIVER (or set it to secret)"
+        )),
+    }
+}
+
 /// The major version (3 or 4) of a `helm version` answer (`v4.1.4`).
 fn major_of(version: &str) -> Option<u32> {
     version
@@ -114,6 +140,7 @@ fn cacheable_identity(bin: &Path) -> Option<J> {
 /// when it holds the answer for this very binary, else by asking `helm version` (and caching
 /// the answer). A cached answer that is not a Helm 3 or 4 version is asked again.
 pub fn probe(flag: Option<&Path>, cache: Option<&Path>) -> Result<Probed, String> {
+    check_storage_driver(std::env::var("HELM_DRIVER").ok().as_deref())?;
     let bin = locate(flag)?;
     let identity = cache.and_then(|_| cacheable_identity(&bin));
     if let (Some(dir), Some(id)) = (cache, &identity)
@@ -273,6 +300,11 @@ impl Helm {
     fn command(&self, args: &[String]) -> Command {
         let mut cmd = crate::process::command(&self.bin);
         cmd.args(args);
+        // the cluster, context and identity are the kubeconfig's and --context's alone, as for
+        // the Kubernetes client: helm's own overrides of them would point it elsewhere
+        for var in HELM_KUBE_OVERRIDES {
+            cmd.env_remove(var);
+        }
         match &self.target.kubeconfig {
             // a list of files: helm merges KUBECONFIG as kubectl does (and as the tool does);
             // its --kubeconfig takes one file only

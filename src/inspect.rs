@@ -50,6 +50,25 @@ fn selector_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> S
         .unwrap_or_default()
 }
 
+/// Whether a workload's controller has rolled its current spec out: it has seen this
+/// generation, every desired pod runs it, and no pod of an older spec is left. A rolling
+/// update keeps the old pods ready (and `readyReplicas` at the desired count) while the new
+/// ones fail, so readiness alone would call such a workload ready.
+fn rolled_out(
+    generation: Option<i64>,
+    observed: Option<i64>,
+    updated: i64,
+    total: i64,
+    desired: i64,
+) -> bool {
+    let seen = match (generation, observed) {
+        (Some(g), Some(o)) => o >= g,
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    seen && updated >= desired && total <= desired
+}
+
 /// The Deployments, StatefulSets and DaemonSets of a namespace with their readiness, and for
 /// those not ready, why each of their pods is not.
 pub async fn workloads(client: &kube::Client, namespace: &str) -> Result<Vec<Workload>, String> {
@@ -103,11 +122,17 @@ async fn workloads_where(
             continue;
         }
         let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
-        let ready = d
-            .status
-            .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0) as i64;
+        let st = d.status.as_ref();
+        let ready = st.and_then(|s| s.ready_replicas).unwrap_or(0) as i64;
+        // a rolling update keeps the old pods ready while the new ones are not: ready only
+        // once the controller has seen this spec and every pod runs it
+        let rolled = rolled_out(
+            d.metadata.generation,
+            st.and_then(|s| s.observed_generation),
+            st.and_then(|s| s.updated_replicas).unwrap_or(0) as i64,
+            st.and_then(|s| s.replicas).unwrap_or(0) as i64,
+            desired,
+        );
         let sel = selector_of(
             d.spec
                 .as_ref()
@@ -118,6 +143,7 @@ async fn workloads_where(
             d.metadata.name.unwrap_or_default(),
             ready,
             desired,
+            rolled,
             sel,
         ));
     }
@@ -127,11 +153,23 @@ async fn workloads_where(
             continue;
         }
         let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
-        let ready = s
-            .status
+        let st = s.status.as_ref();
+        let ready = st.and_then(|s| s.ready_replicas).unwrap_or(0) as i64;
+        // OnDelete: the controller replaces no pod by itself (helm's wait does not ask it to)
+        let on_delete = s
+            .spec
             .as_ref()
-            .and_then(|s| s.ready_replicas)
-            .unwrap_or(0) as i64;
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        let rolled = on_delete
+            || rolled_out(
+                s.metadata.generation,
+                st.and_then(|s| s.observed_generation),
+                st.and_then(|s| s.updated_replicas).unwrap_or(0) as i64,
+                st.map(|s| s.replicas).unwrap_or(0) as i64,
+                desired,
+            );
         let sel = selector_of(
             s.spec
                 .as_ref()
@@ -142,6 +180,7 @@ async fn workloads_where(
             s.metadata.name.unwrap_or_default(),
             ready,
             desired,
+            rolled,
             sel,
         ));
     }
@@ -153,6 +192,20 @@ async fn workloads_where(
         let st = d.status.as_ref();
         let desired = st.map(|s| s.desired_number_scheduled).unwrap_or(0) as i64;
         let ready = st.map(|s| s.number_ready).unwrap_or(0) as i64;
+        let on_delete = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        let rolled = on_delete
+            || rolled_out(
+                d.metadata.generation,
+                st.and_then(|s| s.observed_generation),
+                st.and_then(|s| s.updated_number_scheduled).unwrap_or(0) as i64,
+                st.map(|s| s.current_number_scheduled).unwrap_or(0) as i64,
+                desired,
+            );
         let sel = selector_of(
             d.spec
                 .as_ref()
@@ -163,12 +216,13 @@ async fn workloads_where(
             d.metadata.name.unwrap_or_default(),
             ready,
             desired,
+            rolled,
             sel,
         ));
     }
     let mut result = Vec::new();
-    for (kind, name, ready, desired, selector) in out {
-        let healthy = ready >= desired;
+    for (kind, name, ready, desired, rolled, selector) in out {
+        let healthy = ready >= desired && rolled;
         let problems = if healthy || selector.is_empty() {
             Vec::new()
         } else {

@@ -51,10 +51,25 @@ impl ReleaseRecord {
 pub fn describe(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
-        // the deadline's own error names the call and the server
-        kube::Error::Service(e) => e.to_string(),
-        other => other.to_string(),
+        // the deadline's own error names the call and the server; the causes under it (a
+        // certificate the CA does not sign, a refused connection) say what to fix
+        kube::Error::Service(e) => with_causes(e.to_string(), e.source()),
+        other => with_causes(other.to_string(), std::error::Error::source(other)),
     }
+}
+
+/// An error's message followed by each cause under it that says more (`client error
+/// (Connect): invalid peer certificate: UnknownIssuer`).
+fn with_causes(mut text: String, mut cause: Option<&(dyn std::error::Error + 'static)>) -> String {
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !said.is_empty() && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A kubeconfig, or a colon-separated list of them merged as kubectl merges `KUBECONFIG`: files

@@ -369,6 +369,21 @@ pub mod cluster_api {
         check_name(B, "the Secret name", name, 253)?;
         let mut string_data = std::collections::BTreeMap::new();
         for (k, v) in data {
+            // as the API server validates a Secret's keys, so a bad one stops the plan pass
+            let valid_key = !k.is_empty()
+                && k.len() <= 253
+                && k.as_str() != "."
+                && k.as_str() != ".."
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            if !valid_key {
+                return Err(invalid(
+                    B,
+                    format!(
+                        "the key `{k}` is not a valid Secret key: use at most 253 letters, digits, `-`, `_` and `.`"
+                    ),
+                ));
+            }
             let s = match v.clone().try_cast::<Secret>() {
                 Some(s) => s,
                 None if v.is_string() || v.is_int() || v.is_bool() => Secret::new(v.to_string()),
