@@ -357,8 +357,12 @@ impl LiveExecutor {
     fn create_queues(&self, actions: &[Action]) -> Vec<Result<Value, String>> {
         let mut results: Vec<Option<Result<Value, String>>> = vec![None; actions.len()];
         // the actions of one scope together, in their order
-        let mut scopes: Vec<(QueueScope, ApiTarget, Vec<usize>, Rc<crate::clearml::Client>)> =
-            Vec::new();
+        let mut scopes: Vec<(
+            QueueScope,
+            ApiTarget,
+            Vec<usize>,
+            Rc<crate::clearml::Client>,
+        )> = Vec::new();
         for (i, a) in actions.iter().enumerate() {
             let Action::ClearmlCreateQueue {
                 impersonate_as,

@@ -490,10 +490,7 @@ fn tags_are_a_list_of_strings_or_one_string() {
 /// A ClearML API stand-in on 127.0.0.1: `answer(n, endpoint, body)` gives the status, extra
 /// headers and body of the n-th request (from 0). Answers the URL and the request counter.
 fn canned(
-    answer: impl Fn(usize, &str, &Value) -> (u16, Vec<(String, String)>, String)
-    + Send
-    + Sync
-    + 'static,
+    answer: impl Fn(usize, &str, &Value) -> (u16, Vec<(String, String)>, String) + Send + Sync + 'static,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -575,7 +572,11 @@ fn a_listing_ends_when_the_server_answers_the_same_page_again() {
         let queues: Vec<Value> = (0..QUEUE_PAGE)
             .map(|i| json!({"id": format!("id-{i}"), "name": format!("q-{i:04}")}))
             .collect();
-        (200, vec![], envelope(200, 0, "OK", json!({"queues": queues})))
+        (
+            200,
+            vec![],
+            envelope(200, 0, "OK", json!({"queues": queues})),
+        )
     });
     let client = client_for(&url, 3);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1106,6 +1106,5 @@ fn status_finds_the_queues_made_in_the_impersonated_users_tenant() {
     let mut names: Vec<String> = state.queues(tenant).into_iter().map(|q| q.name).collect();
     names.sort();
     assert_eq!(names, ["GPUshm", "default"]);
-    full(&c, "status.rhai", &imp)
-        .nowhere("the site's queue does not exist");
+    full(&c, "status.rhai", &imp).nowhere("the site's queue does not exist");
 }
