@@ -442,6 +442,19 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// A plan's scalar is written bare when it is one word, else quoted (so an empty value or
+    /// one with spaces is seen for what it is).
+    #[test]
+    fn scalars_are_bare_only_when_one_word() {
+        use serde_json::json;
+        assert_eq!(scalar_text(&json!("clearml")), "clearml");
+        assert_eq!(scalar_text(&json!("")), "\"\"");
+        assert_eq!(scalar_text(&json!("two words")), "\"two words\"");
+        assert_eq!(scalar_text(&json!("tab\there")), "\"tab\\there\"");
+        assert_eq!(scalar_text(&json!(3)), "3");
+        assert_eq!(scalar_text(&json!(null)), "null");
+    }
+
     fn install() -> Action {
         Action::HelmUpgradeInstall(ChartInstall {
             release: "clearml".into(),

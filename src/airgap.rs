@@ -802,9 +802,11 @@ fn image_lists(images: &[ImageEntry], registry: &str) -> Vec<(String, String)> {
         let (domain, rest) = i.source.split_once('/').unwrap_or(("docker.io", &i.source));
         let (repo, tag) = match rest.split_once('@') {
             Some((r, d)) => (r.split(':').next().unwrap_or(r).to_string(), d.to_string()),
+            // `rest` is past the registry host (a normalized reference always has one), so a
+            // `:` in it is the tag's
             None => match rest.rsplit_once(':') {
-                Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
-                _ => (rest.to_string(), "latest".to_string()),
+                Some((r, t)) => (r.to_string(), t.to_string()),
+                None => (rest.to_string(), "latest".to_string()),
             },
         };
         let dir = repo.rsplit_once('/').map_or("", |(d, _)| d).to_string();

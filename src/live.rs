@@ -270,7 +270,9 @@ impl LiveExecutor {
             ));
             return Ok(answer(before, false));
         }
-        // while helm waits, its workloads' progress (never delaying or failing the step)
+        let helm = self.helm()?;
+        // while helm waits, its workloads' progress (never delaying or failing the step); from
+        // here to `stop` nothing returns early
         let watch = spec
             .wait
             .then(|| self.kube().ok().map(|k| k.client().clone()))
@@ -288,7 +290,7 @@ impl LiveExecutor {
             .as_ref()
             .and_then(|b| b["version"].as_i64())
             .unwrap_or(0);
-        let outcome = self.helm()?.upgrade_install(spec, false);
+        let outcome = helm.upgrade_install(spec, false);
         if let Some(w) = watch {
             w.stop();
         }

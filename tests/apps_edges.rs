@@ -559,3 +559,88 @@ fn a_password_in_the_download_url_is_refused_unless_the_url_is_a_secret() {
         .stdout_has("apps.download url=<redacted>")
         .nowhere("hunter2-long-password");
 }
+
+/// The conversion searches text entries only: a binary entry whose bytes happen to spell an
+/// image is copied as it is, byte for byte (rewriting it would corrupt a model or an image).
+#[test]
+fn a_binary_entry_that_spells_an_image_is_not_rewritten() {
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let zip_path = apps.join("hpo.zip");
+    let mut weights = vec![0u8, 159, 146, 150];
+    weights.extend_from_slice(IMAGE.as_bytes());
+    weights.extend_from_slice(&[255, 0, 1]);
+    {
+        let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
+        let deflated = zip::write::SimpleFileOptions::default();
+        z.start_file("hpo.app.conf", deflated).unwrap();
+        writeln!(z, "task {{ container {{ image: \"{IMAGE}\" }} }}").unwrap();
+        z.start_file("weights.bin", deflated).unwrap();
+        z.write_all(&weights).unwrap();
+        z.finish().unwrap();
+    }
+    let t = t.script("convert_registry(\"apps\", \"registry.local/clearml-apps\");");
+    t.run().success();
+    assert!(read_entry(&zip_path, "hpo.app.conf").contains("registry.local/clearml-apps:"));
+    let mut z = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
+    let mut kept = Vec::new();
+    std::io::Read::read_to_end(&mut z.by_name("weights.bin").unwrap(), &mut kept).unwrap();
+    assert_eq!(kept, weights);
+}
+
+/// What the conversion tidies after itself is only its own staged zips: a partial download of
+/// the package, and a user's file that merely looks alike, are left alone.
+#[test]
+fn the_conversion_removes_only_its_own_staged_zips() {
+    let t = Test::new();
+    let apps = t.dir().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    app_zip(&apps.join("hpo.zip"), "hpo", IMAGE);
+    for (name, text) in [
+        ("apps.zip.partial", "half a download"),
+        (".convert-notes.txt", "mine"),
+        (".convert-hpo.zip.partial", "left by a killed conversion"),
+    ] {
+        std::fs::write(apps.join(name), text).unwrap();
+    }
+    let t = t.script("convert_registry(\"apps\", \"registry.local/clearml-apps\");");
+    t.run().success();
+    assert_eq!(
+        std::fs::read_to_string(apps.join("apps.zip.partial")).unwrap(),
+        "half a download"
+    );
+    assert_eq!(
+        std::fs::read_to_string(apps.join(".convert-notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(!apps.join(".convert-hpo.zip.partial").exists());
+}
+
+/// Only the tool's own bookkeeping names are refused in a package: an entry that merely ends
+/// in `.partial`, or starts with `.convert-`, is an ordinary file.
+#[test]
+fn an_entry_that_only_resembles_the_tools_own_files_is_extracted() {
+    let t = Test::new();
+    let url = serve_package(
+        t.dir(),
+        &[("notes.partial", b"a"), (".convert-guide.md", b"b")],
+    );
+    let t = t.script(&format!("download_apps(\"{url}\", \"apps\");"));
+    t.run().success();
+    assert_eq!(
+        std::fs::read(t.dir().join("apps/notes.partial")).unwrap(),
+        b"a"
+    );
+    assert_eq!(
+        std::fs::read(t.dir().join("apps/.convert-guide.md")).unwrap(),
+        b"b"
+    );
+    // the tool's own staged name is refused
+    let t2 = Test::new();
+    let url = serve_package(t2.dir(), &[(".convert-x.zip.partial", b"c")]);
+    t2.script(&format!("download_apps(\"{url}\", \"apps\");"))
+        .run()
+        .code(1)
+        .stderr_has("taken for a zip the conversion stages");
+}
