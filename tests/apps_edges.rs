@@ -568,9 +568,10 @@ fn a_binary_entry_that_spells_an_image_is_not_rewritten() {
     let apps = t.dir().join("apps");
     std::fs::create_dir_all(&apps).unwrap();
     let zip_path = apps.join("hpo.zip");
-    let mut weights = vec![0u8, 159, 146, 150];
+    // valid UTF-8 throughout (control bytes around it): only the entry's kind tells
+    let mut weights = vec![0u8, 1, 2, 3];
     weights.extend_from_slice(IMAGE.as_bytes());
-    weights.extend_from_slice(&[255, 0, 1]);
+    weights.extend_from_slice(&[127, 0, 1]);
     {
         let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
         let deflated = zip::write::SimpleFileOptions::default();
@@ -636,11 +637,20 @@ fn an_entry_that_only_resembles_the_tools_own_files_is_extracted() {
         std::fs::read(t.dir().join("apps/.convert-guide.md")).unwrap(),
         b"b"
     );
-    // the tool's own staged name is refused
-    let t2 = Test::new();
-    let url = serve_package(t2.dir(), &[(".convert-x.zip.partial", b"c")]);
-    t2.script(&format!("download_apps(\"{url}\", \"apps\");"))
-        .run()
-        .code(1)
-        .stderr_has("taken for a zip the conversion stages");
+    // the tool's own names are refused: a staged zip's, the package's and its partial's
+    for (name, why) in [
+        (
+            ".convert-x.zip.partial",
+            "taken for a zip the conversion stages",
+        ),
+        ("apps.zip", "the package itself"),
+        ("apps.zip.partial", "the package itself"),
+    ] {
+        let t2 = Test::new();
+        let url = serve_package(t2.dir(), &[(name, b"c")]);
+        t2.script(&format!("download_apps(\"{url}\", \"apps\");"))
+            .run()
+            .code(1)
+            .stderr_has(&format!("the entry `{name}` would be {why}"));
+    }
 }
