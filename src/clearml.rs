@@ -424,6 +424,48 @@ mod tests {
     use crate::sandbox::clearml::{self as sim, ClearmlState, DEFAULT_COMPANY, Role};
     use crate::sandbox::faults::Faults;
 
+    /// An answer as `envelope` reads it: HTTP `status`, `Retry-After` when given, the body.
+    fn read(
+        status: u16,
+        retry: Option<&str>,
+        body: &str,
+    ) -> Result<J, (ApiError, bool, Option<Duration>)> {
+        let mut r = http::Response::builder().status(status);
+        if let Some(v) = retry {
+            r = r.header("Retry-After", v);
+        }
+        let resp = reqwest::Response::from(r.body(body.to_string()).unwrap());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(Client::envelope("queues.create", resp, false))
+    }
+
+    /// The envelope's own code counts at HTTP 200 (a proxy's 200 with an error envelope is
+    /// that error); at any other status, the HTTP status is the code; a 200 without an
+    /// envelope is an error too. `Retry-After` of whole seconds is read, anything else is none.
+    #[test]
+    fn the_envelope_and_the_status_give_the_code() {
+        let env = |code: u16, sub: u16| {
+            format!(
+                r#"{{"meta": {{"result_code": {code}, "result_subcode": {sub}, "result_msg": "m"}}, "data": {{"id": "q1"}}}}"#
+            )
+        };
+        assert_eq!(read(200, None, &env(200, 0)).unwrap(), json!({"id": "q1"}));
+        let (e, _, _) = read(200, None, &env(400, 801)).unwrap_err();
+        assert!(e.is(400, 801), "{e:?}");
+        let (e, _, _) = read(503, None, &env(200, 0)).unwrap_err();
+        assert_eq!(e.code, Some((503, 0)));
+        let (e, _, _) = read(200, None, "{}").unwrap_err();
+        assert!(e.message.contains("without a ClearML envelope"), "{e:?}");
+        let wait = |v: Option<&str>| read(429, v, &env(429, 0)).unwrap_err().2;
+        assert_eq!(wait(Some("3")), Some(Duration::from_secs(3)));
+        assert_eq!(wait(Some(" 7 ")), Some(Duration::from_secs(7)));
+        assert_eq!(wait(Some("-1")), None);
+        assert_eq!(wait(Some("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(wait(None), None);
+    }
+
     struct Api {
         rt: tokio::runtime::Runtime,
         server: sim::ClearmlServer,

@@ -685,8 +685,30 @@ pub fn strings(args: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Helm, probe, require_deployed, shell_word, way_out};
+    use super::{Helm, check_storage_driver, probe, require_deployed, shell_word, way_out};
     use crate::action::{ChartInstall, Target};
+
+    /// helm's release records are read from Secrets: another storage driver is refused with
+    /// what to do, helm's default (unset, empty, `secret`, `secrets`) is taken.
+    #[test]
+    fn only_the_secret_storage_driver_is_taken() {
+        for ok in [
+            None,
+            Some(""),
+            Some("secret"),
+            Some("secrets"),
+            Some(" secret "),
+        ] {
+            assert_eq!(check_storage_driver(ok), Ok(()), "{ok:?}");
+        }
+        for bad in ["configmap", "sql", "memory"] {
+            let e = check_storage_driver(Some(bad)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("HELM_DRIVER={bad}: ")) && e.contains("unset HELM_DRIVER"),
+                "{e}"
+            );
+        }
+    }
 
     /// The real helm 3 and 4 (tools/fetch-helm, run once by the tests of this binary).
     fn real_helms() -> Vec<std::path::PathBuf> {

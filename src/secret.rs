@@ -509,6 +509,30 @@ fn normalize(name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A leaf's escaped forms: JSON's and YAML's quoted insides when they differ from the leaf,
+    /// and each line of 8 characters or more of a multi-line leaf; none for a plain one-line
+    /// leaf (the leaf itself is a pattern already).
+    #[test]
+    fn escaped_forms_are_the_quoted_insides_and_the_long_lines() {
+        assert_eq!(escaped_forms("plain-value-1"), Vec::<String>::new());
+        assert_eq!(escaped_forms("tab\there"), ["tab\\there", "tab\\there"]);
+        // YAML writes this one single-quoted: JSON's form only
+        assert_eq!(escaped_forms("say \"hi\""), ["say \\\"hi\\\""]);
+        // YAML writes a bell as \a, JSON as \u0007
+        assert_eq!(escaped_forms("ring\u{7}"), ["ring\\u0007", "ring\\a"]);
+        let key = "-----BEGIN KEY-----\nMIIEvQIBADANBgkq\n  abcdefg\nabcdefgh\n-----END KEY-----\n";
+        let forms = escaped_forms(key);
+        for line in [
+            "-----BEGIN KEY-----",
+            "MIIEvQIBADANBgkq",
+            "abcdefgh",
+            "-----END KEY-----",
+        ] {
+            assert!(forms.iter().any(|f| f == line), "{line}: {forms:?}");
+        }
+        assert!(!forms.iter().any(|f| f == "abcdefg"), "{forms:?}");
+    }
+
     #[test]
     fn secrets_compare_and_hash_by_value() {
         use std::collections::HashSet;

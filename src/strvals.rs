@@ -602,6 +602,47 @@ mod tests {
         assert_eq!(paths, ["a.b", "c[1].d"]);
     }
 
+    /// The run log's form of a `--set…` argument: each secret's value (by key path) is the
+    /// mask, whatever escapes it was written with; the rest as written; nothing to mask for an
+    /// empty value; an argument that does not parse shows only its key-like start.
+    #[test]
+    fn masked_spec_masks_each_secret_value_where_it_stands() {
+        let secret = |p: &str| p == "token" || p == "x.pw";
+        let m = |spec: &str| masked_spec(spec, Mode::Typed, &secret);
+        assert_eq!(m("a=1"), "a=1");
+        assert_eq!(m("token=abc"), "token=<redacted>");
+        assert_eq!(m("a=1,token=ab\\,cd,b=2"), "a=1,token=<redacted>,b=2");
+        assert_eq!(
+            m("token=q,x.pw=r,c=3"),
+            "token=<redacted>,x.pw=<redacted>,c=3"
+        );
+        assert_eq!(m("token=,a=1"), "token=,a=1");
+        assert_eq!(m("token="), "token=");
+        assert_eq!(
+            masked_spec("token=x1", Mode::Str, &secret),
+            "token=<redacted>"
+        );
+        // cut at an unescaped comma: not parsed, the value not shown
+        let bad = m("token=abc,def");
+        assert!(!bad.contains("abc") && !bad.contains("def"), "{bad}");
+    }
+
+    /// After a value, a `,` must start another KEY=VALUE (or KEY.…, KEY[…]): anything else
+    /// may be the rest of a value cut at an unescaped comma, and is not shown.
+    #[test]
+    fn text_after_a_comma_that_is_no_key_is_never_shown() {
+        for bad in ["token=abc,s3cr3t", "a=1,s3cr3t y=2", "a=1,s3cr3t!=2"] {
+            let e = set(&[(bad, Mode::Typed)]).unwrap_err();
+            assert!(e.contains(": after the value of `"), "{bad}: {e}");
+            assert!(e.contains("written `\\,`"), "{bad}: {e}");
+            assert!(!e.contains("s3cr3t"), "{bad}: {e}");
+        }
+        assert_eq!(
+            set(&[("a=1,b.c=2,d[0]=3", Mode::Typed)]).unwrap(),
+            yaml("{a: 1, b: {c: 2}, d: [3]}")
+        );
+    }
+
     #[test]
     fn a_secret_in_a_bad_argument_is_never_shown() {
         for bad in [
