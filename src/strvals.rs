@@ -377,7 +377,9 @@ impl Parser<'_> {
     fn value(&mut self, path: &str) -> Result<Value, String> {
         let start = self.pos;
         let v = self.value_text(path)?;
-        let end = if self.pos > start && self.s[..self.pos].ends_with(',') {
+        // without the `,` that ended it, if one did (`start` follows a `=`, so a `,` just
+        // before `pos` is always the value's own end)
+        let end = if self.s[..self.pos].ends_with(',') {
             self.pos - 1
         } else {
             self.pos
