@@ -1108,3 +1108,33 @@ fn status_finds_the_queues_made_in_the_impersonated_users_tenant() {
     assert_eq!(names, ["GPUshm", "default"]);
     full(&c, "status.rhai", &imp).nowhere("the site's queue does not exist");
 }
+
+/// In a namespace shared with another application, its workload that is not ready is a
+/// warning in status, not the install's failure (the install's own are judged as before).
+#[test]
+fn status_warns_of_another_applications_workload_in_the_namespace() {
+    let c = Cluster::new(4);
+    let api = format!("status.api_url={}", c.sim.sandbox.clearml.url());
+    let state = &c.sim.sandbox.clearml.state;
+    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials(
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
+        "supervisor",
+    );
+    run(&c, "install.rhai", &[]).success();
+    c.sim
+        .faults
+        .break_workload("billing-api", WorkloadFault::ImagePullBackOff);
+    post(
+        &c,
+        "/apis/apps/v1/namespaces/clearml/deployments",
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "billing-api"},
+               "spec": {"selector": {"matchLabels": {"app": "billing"}}, "template": {"metadata": {"labels": {"app": "billing"}}, "spec": {"containers": [{"name": "c", "image": "billing:1"}]}}}}),
+    );
+    run(&c, "status.rhai", &["--set", &api])
+        .success()
+        .stdout_has("WARN  Deployment clearml/billing-api ")
+        .stdout_has("(no planned release has it: another application's)")
+        .nowhere("FAIL  Deployment clearml/billing-api");
+}
