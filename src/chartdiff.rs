@@ -253,8 +253,10 @@ fn same_values_leaf(a: &J, b: &J) -> bool {
     }
 }
 
+/// Values as the diff shows them: none (null, as helm stores a release installed without
+/// values, or `{}`) is no text, so that the two forms of none show no change.
 fn yaml_of(v: &J) -> String {
-    if v.is_null() {
+    if v.is_null() || v.as_object().is_some_and(|m| m.is_empty()) {
         return String::new();
     }
     crate::value::json_to_yaml(v).unwrap_or_else(|e| format!("<{e}>\n"))
@@ -282,6 +284,13 @@ mod tests {
         assert!(!text.contains("old-secret-in-list-2"), "{text}");
         assert!(!text.contains("old-token-value-3"), "{text}");
         assert!(text.contains("plain"), "{text}");
+    }
+
+    #[test]
+    fn no_values_show_as_no_text() {
+        assert_eq!(yaml_of(&J::Null), "");
+        assert_eq!(yaml_of(&json!({})), "");
+        assert_eq!(yaml_of(&json!({"a": 1})), "a: 1\n");
     }
 
     #[test]
