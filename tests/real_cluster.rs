@@ -2081,3 +2081,176 @@ fn a_secret_key_the_real_server_refuses_stops_the_run_before_the_first_step() {
         assert!(namespaces.get_opt(ns).await.unwrap().is_none());
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Updates the real server refuses, and field values its decoding and validation refuse: a day-2
+// `helm upgrade` (a strategic merge patch with helm 3, a server-side apply with helm 4) that
+// changes a workload's selector, a StatefulSet's volumeClaimTemplates, a Job's template or a
+// Service's clusterIP fails on a real cluster and must fail in the rehearsal too.
+
+/// Run a list of steps (as `run_scenario` runs the scenario): the significant part of each answer.
+async fn run_steps(c: &kube::Client, ns: &str, steps: &[Step]) -> Vec<Value> {
+    let mut answers = Vec::new();
+    for s in steps {
+        let fill = |t: &str| t.replace("{ns}", ns);
+        let mut req = http::Request::builder().method(s.method).uri(fill(s.path));
+        if !s.content_type.is_empty() {
+            req = req.header("Content-Type", s.content_type);
+        }
+        let req = req
+            .body(kube::client::Body::from(fill(s.body).into_bytes()))
+            .unwrap();
+        let res = c.send(req).await.unwrap();
+        let code = res.status().as_u16();
+        let body = res.into_body().collect_bytes().await.unwrap();
+        answers.push(significant(code, &String::from_utf8_lossy(&body)));
+    }
+    answers
+}
+
+fn update_steps() -> Vec<Step> {
+    vec![
+        step(
+            "create the namespace",
+            "POST",
+            "/api/v1/namespaces",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"{ns}"}}"#,
+        ),
+        step(
+            "a Deployment",
+            "POST",
+            "/apis/apps/v1/namespaces/{ns}/deployments",
+            JSON,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web"}},"template":{"metadata":{"labels":{"app":"web"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a merge patch of its selector",
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/deployments/web",
+            MERGE,
+            r#"{"spec":{"selector":{"matchLabels":{"app":"web","tier":"b"}},"template":{"metadata":{"labels":{"app":"web","tier":"b"}}}}}"#,
+        ),
+        step(
+            "an apply of another selector",
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/deployments/web?fieldManager=helm&force=true",
+            APPLY,
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"selector":{"matchLabels":{"app":"web2"}},"template":{"metadata":{"labels":{"app":"web2"}},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}"#,
+        ),
+        step(
+            "a StatefulSet with an 8Gi claim template",
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/statefulsets/redis?fieldManager=helm",
+            APPLY,
+            r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"redis"},"spec":{"serviceName":"redis","selector":{"matchLabels":{"app":"redis"}},"template":{"metadata":{"labels":{"app":"redis"}},"spec":{"containers":[{"name":"redis","image":"redis"}]}},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"8Gi"}}}}]}}"#,
+        ),
+        step(
+            "the same with 16Gi",
+            "PATCH",
+            "/apis/apps/v1/namespaces/{ns}/statefulsets/redis?fieldManager=helm",
+            APPLY,
+            r#"{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"redis"},"spec":{"serviceName":"redis","selector":{"matchLabels":{"app":"redis"}},"template":{"metadata":{"labels":{"app":"redis"}},"spec":{"containers":[{"name":"redis","image":"redis"}]}},"volumeClaimTemplates":[{"metadata":{"name":"data"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"16Gi"}}}}]}}"#,
+        ),
+        step(
+            "a Job",
+            "POST",
+            "/apis/batch/v1/namespaces/{ns}/jobs",
+            JSON,
+            r#"{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"migrate","labels":{"app":"migrate"}},"spec":{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"m","image":"busybox:1"}]}}}}"#,
+        ),
+        step(
+            "a strategic merge patch of its image",
+            "PATCH",
+            "/apis/batch/v1/namespaces/{ns}/jobs/migrate",
+            "application/strategic-merge-patch+json",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"m","image":"busybox:2"}]}}}}"#,
+        ),
+        step(
+            "a Service",
+            "POST",
+            "/api/v1/namespaces/{ns}/services",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"api"},"spec":{"selector":{"app":"web"},"ports":[{"port":80}]}}"#,
+        ),
+        step(
+            "a merge patch of its clusterIP",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/services/api",
+            MERGE,
+            r#"{"spec":{"clusterIP":"10.96.0.250"}}"#,
+        ),
+        step(
+            "an immutable Secret",
+            "POST",
+            "/api/v1/namespaces/{ns}/secrets",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"fixed"},"immutable":true,"data":{"k":"YQ=="}}"#,
+        ),
+        step(
+            "a merge patch of its data",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/fixed",
+            MERGE,
+            r#"{"data":{"k":"Yg=="}}"#,
+        ),
+        step(
+            "a ConfigMap whose data holds a number",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"n"},"data":{"replicas":2}}"#,
+        ),
+        step(
+            "a ConfigMap with an invalid label value",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"l","labels":{"version":"1.0 beta"}}}"#,
+        ),
+        step(
+            "a ConfigMap with an invalid data key",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"k"},"data":{"a b":"1"}}"#,
+        ),
+        step(
+            "a ConfigMap with an invalid annotation key",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"an","annotations":{"bad key":"x"}}}"#,
+        ),
+    ]
+}
+
+#[test]
+fn the_sandbox_refuses_the_updates_and_values_the_real_server_refuses() {
+    let real_cluster = real();
+    let real = rt().block_on(async {
+        run_steps(
+            &client_for(&real_cluster.kubeconfig).await,
+            "rc-immutable",
+            &update_steps(),
+        )
+        .await
+    });
+    let sim = Sim::start();
+    let kubeconfig = sim.sandbox.kubeconfig.clone();
+    let sandbox = sim.rt.block_on(async {
+        run_steps(
+            &client_for(&kubeconfig).await,
+            "rc-immutable",
+            &update_steps(),
+        )
+        .await
+    });
+    let found: Vec<String> = update_steps()
+        .iter()
+        .zip(sandbox.iter().zip(&real))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(s, (a, b))| format!("{}: sandbox {a} ≠ real {b}", s.name))
+        .collect();
+    assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
+}

@@ -62,6 +62,181 @@ fn invalid(r: &Resource, name: &str, causes: Vec<String>) -> ApiError {
     )
 }
 
+const CONFIG_KEY: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
+const LABEL_VALUE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+const QUALIFIED_NAME: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')";
+
+/// A ConfigMap's or Secret's data key: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`.
+fn is_config_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The labels (keys and values) and annotation keys of any object.
+fn metadata(obj: &Value, causes: &mut Vec<String>) {
+    for (k, v) in obj["metadata"]["labels"].as_object().into_iter().flatten() {
+        if !is_label_key(k) {
+            causes.push(format!(
+                "metadata.labels: Invalid value: \"{k}\": {QUALIFIED_NAME}"
+            ));
+        }
+        let v = v.as_str().unwrap_or_default();
+        if !is_label_value(v) {
+            causes.push(format!(
+                "metadata.labels: Invalid value: \"{v}\": {LABEL_VALUE}"
+            ));
+        }
+    }
+    for k in obj["metadata"]["annotations"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.keys())
+    {
+        if !is_label_key(k) {
+            causes.push(format!(
+                "metadata.annotations: Invalid value: \"{k}\": {QUALIFIED_NAME}"
+            ));
+        }
+    }
+}
+
+/// The field types the real server's decoding refuses with a 400 before any validation: a
+/// ConfigMap's data, a Secret's stringData and labels and annotations are maps of strings.
+pub fn decodable(r: &Resource, obj: &Value) -> Result<(), ApiError> {
+    let mut maps = vec![
+        ("ObjectMeta.labels", &obj["metadata"]["labels"]),
+        ("ObjectMeta.annotations", &obj["metadata"]["annotations"]),
+    ];
+    match r.kind {
+        "ConfigMap" => maps.push(("ConfigMap.data", &obj["data"])),
+        "Secret" => maps.push(("Secret.stringData", &obj["stringData"])),
+        _ => {}
+    }
+    for (field, m) in maps {
+        if let Some(bad) = m
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+            .find(|v| !v.is_string())
+        {
+            let what = match bad {
+                Value::Number(_) => "number",
+                Value::Bool(_) => "bool",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+                _ => "null",
+            };
+            if bad.is_null() {
+                continue;
+            }
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: json: cannot unmarshal {what} into Go struct field {field} of type string",
+                r.kind, r.version, r.kind
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What the real server refuses to change in an update (PUT or any patch): workloads'
+/// selectors, a StatefulSet's spec but for the fields it lets change, a Job's template, a
+/// Service's cluster IP, and the data of a Secret or ConfigMap marked `immutable`.
+pub fn validate_update(r: &Resource, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let name = new["metadata"]["name"].as_str().unwrap_or("");
+    let mut causes = Vec::new();
+    let (o, n) = (&old["spec"], &new["spec"]);
+    match r.kind {
+        "Deployment" | "ReplicaSet" | "DaemonSet" if o["selector"] != n["selector"] => {
+            causes.push(format!(
+                "spec.selector: Invalid value: {}: field is immutable",
+                n["selector"]
+            ));
+        }
+        "StatefulSet" => {
+            const MUTABLE: &[&str] = &[
+                "replicas",
+                "ordinals",
+                "template",
+                "updateStrategy",
+                "revisionHistoryLimit",
+                "persistentVolumeClaimRetentionPolicy",
+                "minReadySeconds",
+            ];
+            let changed =
+                o.as_object().into_iter().flatten().any(|(k, v)| {
+                    !MUTABLE.contains(&k.as_str()) && n.get(k).is_some_and(|nv| nv != v)
+                });
+            if changed {
+                causes.push("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden".into());
+            }
+        }
+        "Job" => {
+            // the labels the real Job controller's admission adds to the template are not the user's
+            let strip = |t: &Value| {
+                let mut t = t.clone();
+                if let Some(l) = t["metadata"]["labels"].as_object_mut() {
+                    l.retain(|k, _| {
+                        !matches!(
+                            k.as_str(),
+                            "controller-uid"
+                                | "job-name"
+                                | "batch.kubernetes.io/controller-uid"
+                                | "batch.kubernetes.io/job-name"
+                        )
+                    });
+                    if l.is_empty() {
+                        t["metadata"].as_object_mut().map(|m| m.remove("labels"));
+                    }
+                }
+                if t["metadata"].as_object().is_some_and(|m| m.is_empty()) {
+                    t.as_object_mut().map(|m| m.remove("metadata"));
+                }
+                t
+            };
+            if strip(&o["template"]) != strip(&n["template"]) {
+                causes.push(format!(
+                    "spec.template: Invalid value: {}: field is immutable",
+                    n["template"]
+                ));
+            }
+        }
+        "Service" => {
+            let (oip, nip) = (
+                o["clusterIP"].as_str().unwrap_or(""),
+                n["clusterIP"].as_str().unwrap_or(""),
+            );
+            let external = |s: &Value| s["type"].as_str() == Some("ExternalName");
+            if !oip.is_empty() && !nip.is_empty() && oip != nip && !external(o) && !external(n) {
+                causes.push(format!(
+                    "spec.clusterIPs[0]: Invalid value: [\"{nip}\"]: may not change once set"
+                ));
+            }
+        }
+        _ => {}
+    }
+    if matches!(r.kind, "Secret" | "ConfigMap") && old["immutable"] == Value::Bool(true) {
+        if new["immutable"] != Value::Bool(true) {
+            causes.push("immutable: Forbidden: field is immutable when `immutable` is set".into());
+        }
+        for field in ["data", "binaryData"] {
+            if old[field] != new[field] {
+                causes.push(format!(
+                    "{field}: Forbidden: field is immutable when `immutable` is set"
+                ));
+            }
+        }
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(r, name, causes))
+    }
+}
+
 /// Validate an object before it is stored (create, update, patch; dry runs too).
 pub fn validate(r: &Resource, obj: &Value) -> Result<(), ApiError> {
     let name = obj["metadata"]["name"].as_str().unwrap_or("");
@@ -88,6 +263,18 @@ pub fn validate(r: &Resource, obj: &Value) -> Result<(), ApiError> {
             ));
         }
         _ => {}
+    }
+    metadata(obj, &mut causes);
+    if matches!(r.kind, "ConfigMap" | "Secret") {
+        for field in ["data", "binaryData", "stringData"] {
+            for key in obj[field].as_object().into_iter().flat_map(|m| m.keys()) {
+                if !is_config_key(key) {
+                    causes.push(format!(
+                        "{field}[{key}]: Invalid value: \"{key}\": {CONFIG_KEY}"
+                    ));
+                }
+            }
+        }
     }
     match r.kind {
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => {

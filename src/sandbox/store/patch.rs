@@ -83,7 +83,9 @@ impl Store {
             new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
         }
         if dry_run {
+            validation::decodable(r, &new)?;
             validation::validate(r, &new)?;
+            validation::validate_update(r, &old, &new)?;
             return Ok((new, false));
         }
         self.update(r, ns, name, new, false).map(|o| (o, false))

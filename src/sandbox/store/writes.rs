@@ -19,6 +19,7 @@ impl Store {
     ) -> Result<Value> {
         let mut inner = self.lock();
         let mut obj = prepare(r, ns, obj)?;
+        validation::decodable(r, &obj)?;
         let ns = if r.namespaced {
             ns.to_string()
         } else {
@@ -93,6 +94,7 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(r.plural, name))?;
         let mut obj = prepare(r, ns, obj)?;
+        validation::decodable(r, &obj)?;
         if obj["metadata"]["name"].as_str() != Some(name) {
             return Err(ApiError::bad_request(format!(
                 "the name of the object ({}) does not match the name on the URL ({name})",
@@ -121,6 +123,7 @@ impl Store {
             obj = merged;
         }
         validation::validate(r, &obj)?;
+        validation::validate_update(r, &old, &obj)?;
         let obj = carry_over(r, &old, obj);
         Ok(self.commit(&mut inner, r, ns, obj, "MODIFIED"))
     }
