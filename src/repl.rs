@@ -74,6 +74,8 @@ pub struct Session {
     names: Rc<RefCell<Vec<String>>>,
     /// The simulators, while the session works against them.
     sandbox: Option<crate::sandbox::Sandbox>,
+    /// Whether Ctrl-C (or SIGTERM) came while the last input ran.
+    stopped: bool,
 }
 
 impl Session {
@@ -121,6 +123,7 @@ impl Session {
             docs,
             names: Rc::new(RefCell::new(Vec::new())),
             sandbox,
+            stopped: false,
         };
         session.refresh_names();
         Ok(session)
@@ -149,7 +152,7 @@ impl Session {
         let result = self
             .engine
             .eval_ast_with_scope::<Dynamic>(&mut self.scope, &combined);
-        self.interrupted.store(false, Ordering::SeqCst);
+        self.stopped = self.interrupted.swap(false, Ordering::SeqCst);
         // Functions and imports count once the input compiled, whether or not it then failed.
         self.functions += ast.clone_functions_only();
         let imports: Vec<Stmt> = ast
@@ -333,6 +336,8 @@ fn scan_strings(text: &str) -> (String, bool) {
     }
     let mut out = String::with_capacity(text.len());
     let mut st = St::Code;
+    // the open `${` interpolations of backtick strings, each with the `{` opened inside it
+    let mut interpolations: Vec<u32> = Vec::new();
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match st {
@@ -340,6 +345,19 @@ fn scan_strings(text: &str) -> (String, bool) {
                 '"' => st = St::Quote,
                 '`' => st = St::Back,
                 '\'' => st = St::Char,
+                '{' if !interpolations.is_empty() => {
+                    *interpolations.last_mut().expect("one is open") += 1;
+                }
+                '}' if !interpolations.is_empty() => {
+                    let open = interpolations.last_mut().expect("one is open");
+                    if *open == 0 {
+                        // the interpolation ends: back in its backtick string
+                        interpolations.pop();
+                        st = St::Back;
+                    } else {
+                        *open -= 1;
+                    }
+                }
                 '/' if chars.peek() == Some(&'/') => st = St::Line,
                 '/' if chars.peek() == Some(&'*') => {
                     out.push(c);
@@ -371,6 +389,13 @@ fn scan_strings(text: &str) -> (String, bool) {
             St::Back => {
                 if c == '`' {
                     st = St::Code;
+                } else if c == '$' && chars.peek() == Some(&'{') {
+                    // `${ … }` is code again until its `}`, strings and all
+                    out.push(c);
+                    out.extend(chars.next());
+                    interpolations.push(0);
+                    st = St::Code;
+                    continue;
                 }
             }
             St::Line => {
@@ -492,6 +517,11 @@ fn piped(session: &mut Session) -> i32 {
             code = c;
         }
         buffer.clear();
+        // Ctrl-C stops a scripted session, not only its current statement: the statements after
+        // it (live steps, with --live) must not run
+        if session.stopped {
+            return crate::process::interrupted_exit_code();
+        }
     }
     if !buffer.trim().is_empty()
         && let Some(c) = show(session.eval(&buffer))
@@ -681,6 +711,11 @@ mod tests {
         // an apostrophe inside a string is text, not the start or end of a character
         assert!(!is_incomplete("let s = \"it's\";"));
         assert!(is_incomplete("let s = \"it's"));
+        // a `"` string inside a backtick string's interpolation is code, backtick and all
+        assert!(!is_incomplete("let s = `${\"`\"}`;"));
+        assert!(!is_incomplete("let s = `a ${ #{ k: \"}`\" }.k } b`;"));
+        assert!(is_incomplete("let s = `a ${ \"open"));
+        assert!(is_incomplete("let s = `a ${ 1 } b"));
     }
 
     #[test]

@@ -326,3 +326,20 @@ fn a_branch_refused_as_bad_input_is_not_a_failed_step() {
         .stderr_has("  - the branch b finished\n")
         .stderr_has("1 step finished before the failure; fix the problem above, then run again\n");
 }
+
+/// `exit()` in a branch ends the script as it does outside a group: no "NOT AN ERROR", no
+/// failure, and nothing after the group runs.
+#[test]
+fn exit_in_a_branch_ends_the_script_as_outside_a_group() {
+    Test::new()
+        .script(
+            "parallel([|| { ensure_namespace(\"a\"); exit(); }, || ensure_namespace(\"b\")]);\n\
+             ensure_namespace(\"c\");\n",
+        )
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stdout_has("kube.ensure_namespace name=b")
+        .nowhere("NOT AN ERROR")
+        .nowhere("name=c");
+}

@@ -228,3 +228,60 @@ fn load_errors_name_the_file_and_types_are_rhai_names() {
         .stderr_has("unknown function - (string, int)")
         .nowhere("ImmutableString");
 }
+
+/// Ctrl-C stops a scripted session (`repl < steps.rhai`): the statements after the one it
+/// stopped must not run (with --live they would change the cluster), and the exit code says so.
+#[test]
+fn ctrl_c_stops_a_piped_session_not_only_its_statement() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("steps.rhai");
+    std::fs::write(
+        &script,
+        "print(\"started\");\nlet i = 0; loop { i += 1; }\nprint(\"after the Ctrl-C\");\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("repl")
+        .env("HOME", dir.path())
+        .env_remove("XDG_STATE_HOME")
+        .stdin(std::fs::File::open(&script).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // wait until the loop runs: "started" is printed just before it
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !String::from_utf8_lossy(&seen).contains("started\n") {
+        assert_eq!(stdout.read(&mut byte).unwrap(), 1, "ended early");
+        seen.push(byte[0]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!rest.contains("after the Ctrl-C"), "{rest:?}");
+    assert_eq!(status.code(), Some(130));
+}
+
+/// A `"` string inside a backtick string's `${…}` is code: a backtick in it neither keeps the
+/// input open nor garbles the statements after it (`run` takes the same file).
+#[test]
+fn a_string_in_an_interpolation_does_not_keep_the_input_open() {
+    Test::new()
+        .file("bt.rhai", "let s = `${\"`\"}`;\nprint(s);\n")
+        .arg("repl")
+        .stdin(":load bt.rhai\nlet t = `${\"`\"}`;\nprint(s + t + \"!\");\n")
+        .run()
+        .success()
+        .stdout("`\n``!\n");
+}

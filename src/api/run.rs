@@ -137,6 +137,29 @@ fn group(
     if results.iter().all(Result::is_ok) {
         return Ok(results.into_iter().map(|r| r.expect("ok")).collect());
     }
+    // `exit()` in a branch ends the script as it does outside a group: it is no failure
+    if let Some(exit) = results.iter().position(|r| {
+        r.as_ref().is_err_and(|e| {
+            let mut e = &**e;
+            while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+            | EvalAltResult::ErrorInModule(_, inner, _) = e
+            {
+                e = inner;
+            }
+            matches!(e, EvalAltResult::Exit(..))
+        })
+    }) {
+        let mut err = results
+            .into_iter()
+            .nth(exit)
+            .expect("exit")
+            .expect_err("exit");
+        let inner = std::mem::replace(
+            innermost(&mut err),
+            EvalAltResult::ErrorTerminated(Dynamic::UNIT, rhai::Position::NONE),
+        );
+        return Err(Box::new(inner));
+    }
     // the failure reported: an interruption first, else the first branch that failed
     let failures: Vec<Option<Failure>> = results
         .iter()
