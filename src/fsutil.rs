@@ -69,6 +69,10 @@ pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 /// thousand queues is a few megabytes.
 pub const VALUES_LIMIT: u64 = 64 << 20;
 
+/// The most a playbook (run, or `:load`ed in the REPL) may hold: the standard install with its
+/// whole stdlib is about 150 kB.
+pub const PLAYBOOK_LIMIT: u64 = 16 << 20;
+
 /// The most a secret file (`{file: PATH}`, `--set-file`) may hold: a token, a password, a key
 /// or a certificate bundle is kilobytes.
 pub const SECRET_FILE_LIMIT: u64 = 1 << 20;

@@ -25,7 +25,8 @@ pub fn resolve(arg: &str) -> Result<Playbook, String> {
                 path.join("install.rhai").display()
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {arg}: {e}"))?;
+        let text = crate::fsutil::read_file_capped(path, crate::fsutil::PLAYBOOK_LIMIT)
+            .map_err(|e| format!("cannot read {arg}: {e}"))?;
         let base_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

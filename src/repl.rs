@@ -230,8 +230,11 @@ impl Session {
                 ui::out(&text);
             }
             ":load" if !arg.is_empty() => {
-                let text = std::fs::read_to_string(arg)
-                    .map_err(|e| fail(format!("cannot read {arg}: {e}")))?;
+                let text = crate::fsutil::read_file_capped(
+                    std::path::Path::new(arg),
+                    crate::fsutil::PLAYBOOK_LIMIT,
+                )
+                .map_err(|e| fail(format!("cannot read {arg}: {e}")))?;
                 if let Some(v) = self.eval_from(&text, arg)? {
                     ui::out(&format!("{v}\n"));
                 }

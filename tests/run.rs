@@ -351,3 +351,20 @@ fn a_kept_sandbox_continues_on_the_next_run() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A playbook named by mistake that has no end (`/dev/zero`), run or `:load`ed in the REPL,
+/// is refused once past 16 MiB instead of filling the memory.
+#[test]
+fn an_endless_playbook_is_refused_not_read_into_memory() {
+    Test::new()
+        .arg("/dev/zero")
+        .run()
+        .code(2)
+        .stderr_has("cannot read /dev/zero: it holds more than 16 MiB");
+    Test::new()
+        .arg("repl")
+        .stdin(":load /dev/zero\n")
+        .run()
+        .code(2)
+        .stderr_has("cannot read /dev/zero: it holds more than 16 MiB");
+}
