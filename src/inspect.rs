@@ -50,6 +50,12 @@ fn selector_of(labels: Option<&std::collections::BTreeMap<String, String>>) -> S
         .unwrap_or_default()
 }
 
+/// An `OnDelete` update strategy: the controller replaces no pod by itself (helm's wait does
+/// not ask it to), so such a workload counts as rolled out.
+fn on_delete(strategy: Option<&str>) -> bool {
+    strategy == Some("OnDelete")
+}
+
 /// Whether a workload's controller has rolled its current spec out: it has seen this
 /// generation, every desired pod runs it, and no pod of an older spec is left. A rolling
 /// update keeps the old pods ready (and `readyReplicas` at the desired count) while the new
@@ -155,21 +161,18 @@ async fn workloads_where(
         let desired = s.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as i64;
         let st = s.status.as_ref();
         let ready = st.and_then(|s| s.ready_replicas).unwrap_or(0) as i64;
-        // OnDelete: the controller replaces no pod by itself (helm's wait does not ask it to)
-        let on_delete = s
-            .spec
-            .as_ref()
-            .and_then(|s| s.update_strategy.as_ref())
-            .and_then(|u| u.type_.as_deref())
-            == Some("OnDelete");
-        let rolled = on_delete
-            || rolled_out(
-                s.metadata.generation,
-                st.and_then(|s| s.observed_generation),
-                st.and_then(|s| s.updated_replicas).unwrap_or(0) as i64,
-                st.map(|s| s.replicas).unwrap_or(0) as i64,
-                desired,
-            );
+        let rolled = on_delete(
+            s.spec
+                .as_ref()
+                .and_then(|s| s.update_strategy.as_ref())
+                .and_then(|u| u.type_.as_deref()),
+        ) || rolled_out(
+            s.metadata.generation,
+            st.and_then(|s| s.observed_generation),
+            st.and_then(|s| s.updated_replicas).unwrap_or(0) as i64,
+            st.map(|s| s.replicas).unwrap_or(0) as i64,
+            desired,
+        );
         let sel = selector_of(
             s.spec
                 .as_ref()
@@ -192,20 +195,18 @@ async fn workloads_where(
         let st = d.status.as_ref();
         let desired = st.map(|s| s.desired_number_scheduled).unwrap_or(0) as i64;
         let ready = st.map(|s| s.number_ready).unwrap_or(0) as i64;
-        let on_delete = d
-            .spec
-            .as_ref()
-            .and_then(|s| s.update_strategy.as_ref())
-            .and_then(|u| u.type_.as_deref())
-            == Some("OnDelete");
-        let rolled = on_delete
-            || rolled_out(
-                d.metadata.generation,
-                st.and_then(|s| s.observed_generation),
-                st.and_then(|s| s.updated_number_scheduled).unwrap_or(0) as i64,
-                st.map(|s| s.current_number_scheduled).unwrap_or(0) as i64,
-                desired,
-            );
+        let rolled = on_delete(
+            d.spec
+                .as_ref()
+                .and_then(|s| s.update_strategy.as_ref())
+                .and_then(|u| u.type_.as_deref()),
+        ) || rolled_out(
+            d.metadata.generation,
+            st.and_then(|s| s.observed_generation),
+            st.and_then(|s| s.updated_number_scheduled).unwrap_or(0) as i64,
+            st.map(|s| s.current_number_scheduled).unwrap_or(0) as i64,
+            desired,
+        );
         let sel = selector_of(
             d.spec
                 .as_ref()

@@ -994,15 +994,7 @@ fn uninstall_purge_keeps_the_claims_of_other_software_in_the_namespace() {
 #[test]
 fn status_does_not_pass_when_it_may_not_read_the_workloads() {
     let c = Cluster::new(4);
-    let api = format!("status.api_url={}", c.sim.sandbox.clearml.url());
-    let state = &c.sim.sandbox.clearml.state;
-    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
-    state.add_credentials(
-        "example-supervisor-key-replace-me",
-        "example-supervisor-secret-replace-me",
-        "supervisor",
-    );
-    run(&c, "install.rhai", &[]).success();
+    let api = installed_for_status(&c);
     c.sim
         .faults
         .break_workload("clearml-apiserver", WorkloadFault::ImagePullBackOff);
@@ -1114,15 +1106,7 @@ fn status_finds_the_queues_made_in_the_impersonated_users_tenant() {
 #[test]
 fn status_warns_of_another_applications_workload_in_the_namespace() {
     let c = Cluster::new(4);
-    let api = format!("status.api_url={}", c.sim.sandbox.clearml.url());
-    let state = &c.sim.sandbox.clearml.state;
-    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
-    state.add_credentials(
-        "example-supervisor-key-replace-me",
-        "example-supervisor-secret-replace-me",
-        "supervisor",
-    );
-    run(&c, "install.rhai", &[]).success();
+    let api = installed_for_status(&c);
     c.sim
         .faults
         .break_workload("billing-api", WorkloadFault::ImagePullBackOff);
@@ -1137,4 +1121,18 @@ fn status_warns_of_another_applications_workload_in_the_namespace() {
         .stdout_has("WARN  Deployment clearml/billing-api ")
         .stdout_has("(no planned release has it: another application's)")
         .nowhere("FAIL  Deployment clearml/billing-api");
+}
+
+/// The example site installed on `c`, with the ClearML API knowing its supervisor (the
+/// identity status asks it with): answers the `--set` that points status at that API.
+fn installed_for_status(c: &Cluster) -> String {
+    let state = &c.sim.sandbox.clearml.state;
+    state.add_user("supervisor", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials(
+        "example-supervisor-key-replace-me",
+        "example-supervisor-secret-replace-me",
+        "supervisor",
+    );
+    run(c, "install.rhai", &[]).success();
+    format!("status.api_url={}", c.sim.sandbox.clearml.url())
 }
