@@ -312,20 +312,8 @@ fn agent_and_gateway_with_helm_4() {
 #[test]
 fn queues_land_in_the_impersonated_users_tenant() {
     let live = seeded(4);
-    let state = &live.sim.sandbox.clearml.state;
-    let tenant = "0000000000000000000000000000tenant";
-    state.add_company(tenant, "tenant-b");
-    state.add_user("tenant-user", "bob", tenant, Role::User);
-    state.add_user("system-id", "supervisor", DEFAULT_COMPANY, Role::System);
-    state.add_credentials("SYSKEY", "sys-secret-1", "system-id");
-    let args = [
-        "--set",
-        "agent.key=SYSKEY",
-        "--set",
-        "agent.secret=sys-secret-1",
-        "--set",
-        "agent.impersonate_as=tenant-user",
-    ];
+    let tenant = TENANT;
+    let args = impersonating(&live);
     // the queues are steps of one built-in, each said as it is answered in a live run, and
     // never in a dry run (which lists them in its plan)
     let mut dry = args.to_vec();
@@ -436,25 +424,13 @@ fn the_router_address_is_the_ingress_controllers_own_service() {
         .stderr_has("set gateway.router_address");
 }
 
-/// Review: the queues `agent.impersonate_as` created in the user's tenant are the ones
+/// The queues `agent.impersonate_as` created in the user's tenant are the ones
 /// `uninstall.queues: true` deletes; the caller's own company (its `default` queue) is left alone.
 #[test]
 fn uninstall_deletes_the_queues_in_the_impersonated_users_tenant() {
     let live = seeded(4);
-    let state = &live.sim.sandbox.clearml.state;
-    let tenant = "0000000000000000000000000000tenant";
-    state.add_company(tenant, "tenant-b");
-    state.add_user("tenant-user", "bob", tenant, Role::User);
-    state.add_user("system-id", "supervisor", DEFAULT_COMPANY, Role::System);
-    state.add_credentials("SYSKEY", "sys-secret-1", "system-id");
-    let args = [
-        "--set",
-        "agent.key=SYSKEY",
-        "--set",
-        "agent.secret=sys-secret-1",
-        "--set",
-        "agent.impersonate_as=tenant-user",
-    ];
+    let tenant = TENANT;
+    let args = impersonating(&live);
     live.workloads("create-queue.rhai", &args).success();
     assert_eq!(live.queue_names(tenant), ["GPUshm", "default"]);
     assert_eq!(live.queue_names(DEFAULT_COMPANY), ["default"]);
@@ -491,4 +467,25 @@ fn a_session_with_another_secret_is_not_the_first_sessions_client() {
         .success()
         .stderr_has("bad: refused")
         .stderr_has("good: agent-admin");
+}
+
+/// The company of the user `tenant-user` that [`impersonating`] makes.
+const TENANT: &str = "0000000000000000000000000000tenant";
+
+/// A tenant with its user `tenant-user`, and a system identity that may impersonate it: the
+/// `--set` flags that make the agent act as that user through that identity.
+fn impersonating(live: &Cluster) -> [&'static str; 6] {
+    let state = &live.sim.sandbox.clearml.state;
+    state.add_company(TENANT, "tenant-b");
+    state.add_user("tenant-user", "bob", TENANT, Role::User);
+    state.add_user("system-id", "supervisor", DEFAULT_COMPANY, Role::System);
+    state.add_credentials("SYSKEY", "sys-secret-1", "system-id");
+    [
+        "--set",
+        "agent.key=SYSKEY",
+        "--set",
+        "agent.secret=sys-secret-1",
+        "--set",
+        "agent.impersonate_as=tenant-user",
+    ]
 }
