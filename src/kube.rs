@@ -50,12 +50,43 @@ impl ReleaseRecord {
 
 pub fn describe(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(s) => format!("{} ({} {})", s.message, s.code, s.reason),
+        kube::Error::Api(s) => match terminating_namespace(&s.message) {
+            Some(ns) => format!(
+                "{} ({} {}); the {}",
+                s.message,
+                s.code,
+                s.reason,
+                terminating_advice(ns)
+            ),
+            None => format!("{} ({} {})", s.message, s.code, s.reason),
+        },
         // the deadline's own error names the call and the server; the causes under it (a
         // certificate the CA does not sign, a refused connection) say what to fix
         kube::Error::Service(e) => with_causes(e.to_string(), e.source()),
         other => with_causes(other.to_string(), std::error::Error::source(other)),
     }
+}
+
+/// How long a run waits for a namespace being deleted to go before creating it again.
+pub const NAMESPACE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The namespace an answer names as being deleted, refusing new content in it (the API
+/// server's answer, or helm quoting it).
+pub fn terminating_namespace(message: &str) -> Option<&str> {
+    const SAID: &str = "unable to create new content in namespace ";
+    let at = message.find(SAID)?;
+    message[at + SAID.len()..]
+        .split_once(" because it is being terminated")
+        .map(|(ns, _)| ns)
+        .filter(|ns| !ns.is_empty() && !ns.contains(char::is_whitespace))
+}
+
+/// What to do when the namespace `ns` is being deleted (`namespace … is being deleted: …`).
+pub fn terminating_advice(ns: &str) -> String {
+    format!(
+        "namespace {ns} is being deleted: wait until `kubectl get namespace {ns}` no longer \
+         finds it, then run again"
+    )
 }
 
 /// An error's message followed by each cause under it that says more (`client error
@@ -245,13 +276,77 @@ impl Kube {
             .map_err(|e| format!("cannot reach the Kubernetes API: {}", describe(&e)))
     }
 
-    /// Create the namespace if it is missing (server-side apply: a re-run changes nothing).
-    pub async fn ensure_namespace(&self, name: &str) -> Result<J, String> {
-        self.apply(
-            None,
-            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
-        )
-        .await
+    /// Create the namespace if it is missing (server-side apply: a re-run changes nothing). A
+    /// namespace being deleted (`Terminating`, as just after `kubectl delete namespace`), in
+    /// which nothing can be created, is waited for to go (at most `patience`; `stop` ends the
+    /// wait), then created again.
+    pub async fn ensure_namespace(
+        &self,
+        name: &str,
+        patience: std::time::Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<J, String> {
+        let manifest = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        let applied = self.apply(None, &manifest).await?;
+        if applied["metadata"]["deletionTimestamp"].is_null() {
+            return Ok(applied);
+        }
+        crate::ui::info(&format!(
+            "namespace {name} is being deleted (Terminating): waiting for it to go (at most {} s), \
+             then creating it again",
+            patience.as_secs()
+        ));
+        self.namespace_gone(name, patience, stop).await?;
+        self.apply(None, &manifest).await
+    }
+
+    /// Wait until the namespace `name` is gone: at most `patience`, stopping when `stop` is set.
+    async fn namespace_gone(
+        &self,
+        name: &str,
+        patience: std::time::Duration,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), String> {
+        use k8s_openapi::api::core::v1::Namespace;
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let started = std::time::Instant::now();
+        loop {
+            let there = api
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("cannot read the namespace {name}: {}", describe(&e)))?;
+            let Some(ns) = there else {
+                return Ok(());
+            };
+            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(format!(
+                    "stopped while the namespace {name} was being deleted"
+                ));
+            }
+            if started.elapsed() >= patience {
+                // what the namespace controller says it waits for (content left, finalizers)
+                let waits: Vec<String> = ns
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| c.status == "True")
+                    .map(|c| format!("{}: {}", c.type_, c.message.unwrap_or_default()))
+                    .collect();
+                return Err(format!(
+                    "the namespace {name} is still being deleted after {} s{}: `kubectl get \
+                     namespace {name} -o yaml` shows what it waits for (often a finalizer of \
+                     an object or an API that is gone); run again once it is gone",
+                    patience.as_secs(),
+                    if waits.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", waits.join("; "))
+                    }
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
     }
 
     /// The API of one object's kind, looked up through discovery: in `namespace` for a
@@ -699,5 +794,90 @@ mod tests {
             kubeconfig: Some(dir.path().join("missing")),
             ..Default::default()
         }));
+    }
+
+    /// A namespace being deleted: the wait for it ends when it is gone, when the patience is
+    /// spent (saying what it waits for) or when the run is stopped.
+    #[test]
+    fn a_namespace_being_deleted_is_waited_for_within_bounds() {
+        use std::sync::atomic::AtomicBool;
+        use std::time::Duration;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let faults = crate::sandbox::faults::Faults::default();
+        let server = rt
+            .block_on(crate::sandbox::kube::start(faults.clone()))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        std::fs::write(&path, server.kubeconfig()).unwrap();
+        let target = Target {
+            kubeconfig: Some(path),
+            ..Default::default()
+        };
+        let kube = rt.block_on(Kube::connect(&target)).unwrap();
+        let go = AtomicBool::new(false);
+        let delete = |ns: &str| {
+            rt.block_on(kube.delete("v1", "Namespace", None, ns))
+                .unwrap()
+        };
+        // 400 ms of terminating: waited for, then made again
+        faults.terminate_namespaces_after(Duration::from_millis(400));
+        rt.block_on(kube.ensure_namespace("t", Duration::from_secs(30), &go))
+            .unwrap();
+        assert!(delete("t"));
+        let again = rt
+            .block_on(kube.ensure_namespace("t", Duration::from_secs(30), &go))
+            .unwrap();
+        assert_eq!(again["status"]["phase"], "Active");
+        assert!(again["metadata"]["deletionTimestamp"].is_null());
+        // a minute of terminating: the patience (a second) runs out, and the error says so
+        faults.terminate_namespaces_after(Duration::from_secs(60));
+        assert!(delete("t"));
+        let e = rt
+            .block_on(kube.ensure_namespace("t", Duration::from_secs(1), &go))
+            .unwrap_err();
+        assert!(
+            e.starts_with("the namespace t is still being deleted after 1 s: `kubectl get namespace t -o yaml`"),
+            "{e}"
+        );
+        // stopped: at once, whatever the patience
+        let stop = AtomicBool::new(true);
+        let started = std::time::Instant::now();
+        let e = rt
+            .block_on(kube.ensure_namespace("t", Duration::from_secs(60), &stop))
+            .unwrap_err();
+        assert_eq!(e, "stopped while the namespace t was being deleted");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // what the server says when content is refused there, and the advice
+        let map =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        let e = rt.block_on(kube.apply(Some("t"), &map)).unwrap_err();
+        assert!(
+            e.ends_with(
+                "unable to create new content in namespace t because it is being terminated \
+                 (403 Forbidden); the namespace t is being deleted: wait until `kubectl get \
+                 namespace t` no longer finds it, then run again"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_namespace_being_deleted_is_read_from_the_answer() {
+        use super::terminating_namespace as t;
+        let helm = "Error: create: failed to create: secrets \"sh.helm.release.v1.a.v1\" is \
+                    forbidden: unable to create new content in namespace agents because it is \
+                    being terminated";
+        assert_eq!(t(helm), Some("agents"));
+        assert_eq!(
+            t("unable to create new content in namespace  because it is being terminated"),
+            None
+        );
+        assert_eq!(
+            t("unable to create new content in namespace a b because it is being terminated"),
+            None
+        );
+        assert_eq!(t("unable to create new content in namespace agents"), None);
+        assert_eq!(t("secrets is forbidden: User cannot create"), None);
     }
 }

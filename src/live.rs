@@ -336,6 +336,11 @@ impl LiveExecutor {
                     spec.namespace
                 ));
             }
+            // refused by a namespace being deleted: not a workload's wait to diagnose
+            if let Some(ns) = crate::kube::terminating_namespace(&e) {
+                let advice = crate::kube::terminating_advice(ns);
+                return Err(format!("{e}\nThe {advice}"));
+            }
             if let Some(p) = pending {
                 // helm failed and left its record pending: what the next run does about it
                 let state = crate::helm::require_deployed(&spec.release, &spec.namespace, Some(p))
@@ -669,7 +674,12 @@ impl Executor for LiveExecutor {
                 Ok(Value::Bool(true))
             }
             Action::KubeEnsureNamespace { name } => {
-                block_on(self.kube()?.ensure_namespace(name))?;
+                let stop = crate::runtime::interrupt_flag();
+                block_on(self.kube()?.ensure_namespace(
+                    name,
+                    crate::kube::NAMESPACE_PATIENCE,
+                    &stop,
+                ))?;
                 Ok(Value::Null)
             }
             Action::KubeApply {

@@ -1136,3 +1136,69 @@ fn installed_for_status(c: &Cluster) -> String {
     run(c, "install.rhai", &[]).success();
     format!("status.api_url={}", c.sim.sandbox.clearml.url())
 }
+
+/// A namespace deleted just before a run (`kubectl delete namespace clearml`) stays Terminating
+/// a while, and nothing can be created in it: the preflight says so, the install waits for it
+/// to go and creates it again, and with `create_namespace: false` the run stops and says why.
+#[test]
+fn a_namespace_being_deleted_is_waited_for_and_then_created_again() {
+    let c = Cluster::new(4);
+    let terminating = |c: &Cluster| {
+        c.sim
+            .faults
+            .terminate_namespaces_after(std::time::Duration::from_millis(2500));
+        if !exists(c, "/api/v1/namespaces/clearml") {
+            post(
+                c,
+                "/api/v1/namespaces",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "clearml"}}),
+            );
+        }
+        delete(c, "/api/v1/namespaces/clearml");
+        assert_eq!(
+            c.sim.kube_get("/api/v1/namespaces/clearml")["status"]["phase"],
+            "Terminating"
+        );
+    };
+    terminating(&c);
+    let out = run(&c, "preflight.rhai", &["--output", "json"]);
+    let report = out.json();
+    assert_eq!(
+        check(&report, "namespace clearml")["status"],
+        "warn",
+        "{report:#}"
+    );
+    assert!(
+        check(&report, "namespace clearml")["message"]
+            .as_str()
+            .unwrap()
+            .contains("being deleted (Terminating): the install waits for it to go"),
+        "{report:#}"
+    );
+    let out = run(&c, "preflight.rhai", &["--set", "create_namespace=false"]);
+    out.code(1)
+        .stdout_has("is being deleted (Terminating), and the site says create_namespace: false");
+    // the install (skipping the preflight's warning) waits, then installs into a new namespace
+    let out = run(&c, "install.rhai", &["--skip-preflight"]);
+    out.success().stderr_has(
+        "namespace clearml is being deleted (Terminating): waiting for it to go (at most 300 s), \
+         then creating it again",
+    );
+    let ns = c.sim.kube_get("/api/v1/namespaces/clearml");
+    assert_eq!(ns["status"]["phase"], "Active");
+    assert!(ns["metadata"]["deletionTimestamp"].is_null());
+    assert!(exists(
+        &c,
+        "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"
+    ));
+    // with create_namespace: false the namespace is the site's to make again: the run says so
+    terminating(&c);
+    let out = run(
+        &c,
+        "install.rhai",
+        &["--skip-preflight", "--set", "create_namespace=false"],
+    );
+    out.code(2).stderr_has(
+        "the namespace clearml is being deleted and the site says create_namespace: false",
+    );
+}

@@ -2254,3 +2254,95 @@ fn the_sandbox_refuses_the_updates_and_values_the_real_server_refuses() {
         .collect();
     assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
 }
+
+/// A namespace just deleted, while its controller empties it: the real server keeps it
+/// `Terminating`, refuses new content in it (403) and its creation again (409), and takes an
+/// apply of it; the sandbox must answer the same (its namespaces stay `Terminating` 2 s).
+fn termination_steps() -> Vec<Step> {
+    const NS: &str = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"{ns}"}}"#;
+    vec![
+        step(
+            "create the namespace",
+            "POST",
+            "/api/v1/namespaces",
+            JSON,
+            NS,
+        ),
+        step(
+            "a ConfigMap in it",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"}}"#,
+        ),
+        step(
+            "delete the namespace",
+            "DELETE",
+            "/api/v1/namespaces/{ns}",
+            "",
+            "",
+        ),
+        step("read it", "GET", "/api/v1/namespaces/{ns}", "", ""),
+        step(
+            "create a ConfigMap in it",
+            "POST",
+            "/api/v1/namespaces/{ns}/configmaps",
+            JSON,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"b"}}"#,
+        ),
+        step(
+            "apply a Secret in it",
+            "PATCH",
+            "/api/v1/namespaces/{ns}/secrets/s?fieldManager=t",
+            APPLY,
+            r#"{"apiVersion":"v1","kind":"Secret","metadata":{"name":"s"},"stringData":{"k":"v"}}"#,
+        ),
+        step("create it again", "POST", "/api/v1/namespaces", JSON, NS),
+        step(
+            "apply it",
+            "PATCH",
+            "/api/v1/namespaces/{ns}?fieldManager=t&force=true",
+            APPLY,
+            NS,
+        ),
+        step(
+            "delete it again",
+            "DELETE",
+            "/api/v1/namespaces/{ns}",
+            "",
+            "",
+        ),
+    ]
+}
+
+#[test]
+fn a_namespace_being_deleted_answers_in_the_sandbox_as_on_the_real_server() {
+    let real_cluster = real();
+    let real = rt().block_on(async {
+        run_steps(
+            &client_for(&real_cluster.kubeconfig).await,
+            "rc-terminating",
+            &termination_steps(),
+        )
+        .await
+    });
+    let sim = Sim::start();
+    let kubeconfig = sim.sandbox.kubeconfig.clone();
+    let sandbox = sim.rt.block_on(async {
+        run_steps(
+            &client_for(&kubeconfig).await,
+            "rc-terminating",
+            &termination_steps(),
+        )
+        .await
+    });
+    let found: Vec<String> = termination_steps()
+        .iter()
+        .zip(sandbox.iter().zip(&real))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(s, (a, b))| format!("{}: sandbox {a} ≠ real {b}", s.name))
+        .collect();
+    assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
+    // what the tool reads from the real refusal
+    assert_eq!(real[4]["code"], 403, "{:#}", real[4]);
+}

@@ -32,7 +32,15 @@ pub struct Faults {
     /// How long each workload (Deployment, StatefulSet) takes to become ready after each
     /// change of its spec (`ready-after:MS`); at once when unset.
     ready_after: Arc<Mutex<Option<Duration>>>,
+    /// How long a deleted namespace stays `Terminating` (`namespace-terminating:MS`):
+    /// [`DEFAULT_TERMINATING`] when unset.
+    terminating: Arc<Mutex<Option<Duration>>>,
 }
+
+/// How long a deleted namespace stays `Terminating` unless a fault says otherwise: a real
+/// cluster's namespace controller takes a few seconds to empty and finalize one, during which
+/// nothing may be created in it and it cannot be created again.
+pub const DEFAULT_TERMINATING: Duration = Duration::from_secs(2);
 
 /// Why a faulted workload's pods are not ready.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +113,16 @@ impl Faults {
         *lock(&self.ready_after)
     }
 
+    /// How long a deleted namespace stays `Terminating` before it is gone.
+    pub fn terminating(&self) -> Duration {
+        lock(&self.terminating).unwrap_or(DEFAULT_TERMINATING)
+    }
+
+    /// Keep each deleted namespace `Terminating` this long (zero: gone at once).
+    pub fn terminate_namespaces_after(&self, delay: Duration) {
+        *lock(&self.terminating) = Some(delay);
+    }
+
     /// The seeded objects to remove when the sandbox starts.
     pub fn removals(&self) -> Vec<Removal> {
         lock(&self.removals).clone()
@@ -112,17 +130,26 @@ impl Faults {
 
     /// Parse a `--fault`: `METHOD:PATH:COUNT:STATUS`, `METHOD:PATH:COUNT:delay=MS`,
     /// `workload:NAME:Pending|ImagePullBackOff|CrashLoopBackOff|ProbeFailure`,
-    /// `remove:storageclass|ingressclass|chart-repository`, or `ready-after:MS` (each workload
-    /// becomes ready MS milliseconds after each change).
+    /// `remove:storageclass|ingressclass|chart-repository`, `ready-after:MS` (each workload
+    /// becomes ready MS milliseconds after each change) or `namespace-terminating:MS` (a deleted
+    /// namespace stays `Terminating` MS milliseconds; 2000 unless given).
     pub fn add_spec(&self, spec: &str) -> Result<(), String> {
-        if let Some(ms) = spec.strip_prefix("ready-after:") {
-            let ms: u64 = ms.parse().map_err(|_| {
-                format!(
-                    "--fault {spec}: expected ready-after:MS, MS a whole number of milliseconds"
-                )
-            })?;
-            self.delay_readiness(Duration::from_millis(ms));
-            return Ok(());
+        for (prefix, set) in [
+            (
+                "ready-after:",
+                Faults::delay_readiness as fn(&Faults, Duration),
+            ),
+            ("namespace-terminating:", Faults::terminate_namespaces_after),
+        ] {
+            if let Some(ms) = spec.strip_prefix(prefix) {
+                let ms: u64 = ms.parse().map_err(|_| {
+                    format!(
+                        "--fault {spec}: expected {prefix}MS, MS a whole number of milliseconds"
+                    )
+                })?;
+                set(self, Duration::from_millis(ms));
+                return Ok(());
+            }
         }
         if let Some(rest) = spec.strip_prefix("workload:") {
             let (name, why) = rest.rsplit_once(':').unwrap_or((rest, ""));

@@ -131,12 +131,17 @@ pub async fn start(faults: Faults) -> std::io::Result<KubeServer> {
     let store = Arc::new(Store::with_faults(faults.clone()));
     store.set_cluster_ca(&ca_pem);
     super::faults::remove_seeded(&faults, &store);
-    if faults.ready_after().is_some() {
-        // the controllers' later status updates: workloads become ready once their delay passed
+    {
+        // the controllers' later work: workloads become ready once their delay passed (with
+        // `ready-after:MS`), deleted namespaces go once their time is up
         let weak = Arc::downgrade(&store);
+        let delayed = faults.ready_after().is_some();
         tokio::spawn(async move {
             while let Some(store) = weak.upgrade() {
-                store.mature_workloads();
+                if delayed {
+                    store.mature_workloads();
+                }
+                store.finish_terminations();
                 drop(store);
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }

@@ -50,7 +50,13 @@ pub(super) fn simulate(
             }
         }
         "Namespace" => {
-            obj["status"] = json!({"phase": "Active"});
+            // a deleted namespace stays Terminating until its controller finalizes it
+            let phase = if obj["metadata"]["deletionTimestamp"].is_null() {
+                "Active"
+            } else {
+                "Terminating"
+            };
+            obj["status"] = json!({ "phase": phase });
             // the real server labels every namespace with its name
             let name = obj["metadata"]["name"].clone();
             if !obj["metadata"]["labels"].is_object() {

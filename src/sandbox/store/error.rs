@@ -10,6 +10,8 @@ pub struct ApiError {
     pub message: String,
     pub name: String,
     pub kind: String,
+    /// The `details.causes`: reason, message and field of each.
+    pub causes: Vec<(&'static str, String, &'static str)>,
 }
 
 impl ApiError {
@@ -20,6 +22,7 @@ impl ApiError {
             message: message.into(),
             name: String::new(),
             kind: String::new(),
+            causes: Vec::new(),
         }
     }
 
@@ -30,6 +33,7 @@ impl ApiError {
             message: format!("{plural} \"{name}\" not found"),
             name: name.to_string(),
             kind: plural.to_string(),
+            causes: Vec::new(),
         }
     }
 
@@ -49,6 +53,15 @@ impl ApiError {
         });
         if !self.name.is_empty() || !self.kind.is_empty() {
             s["details"] = json!({"name": self.name, "kind": self.kind});
+        }
+        if !self.causes.is_empty() {
+            s["details"]["causes"] = self
+                .causes
+                .iter()
+                .map(|(reason, message, field)| {
+                    json!({"reason": reason, "message": message, "field": field})
+                })
+                .collect();
         }
         s
     }

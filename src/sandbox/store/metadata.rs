@@ -84,6 +84,17 @@ pub(super) fn carry_over(r: &'static Resource, old: &Value, mut new: Value) -> V
     for field in ["uid", "creationTimestamp"] {
         new["metadata"][field] = old["metadata"][field].clone();
     }
+    // a deletion once begun is the server's to keep (a client cannot set or clear it)
+    for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+        match &old["metadata"][field] {
+            Value::Null => {
+                if let Some(m) = new["metadata"].as_object_mut() {
+                    m.remove(field);
+                }
+            }
+            v => new["metadata"][field] = v.clone(),
+        }
+    }
     // an update that does not send the field managers keeps them
     if new["metadata"]["managedFields"].is_null() && !old["metadata"]["managedFields"].is_null() {
         new["metadata"]["managedFields"] = old["metadata"]["managedFields"].clone();

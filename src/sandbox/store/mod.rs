@@ -65,6 +65,8 @@ struct Inner {
     /// With a readiness delay (`ready-after:MS`): each workload's generation, when it becomes
     /// ready, and whether its ready state is stored yet.
     ready_due: BTreeMap<Key, Due>,
+    /// Deleted namespaces still `Terminating`, and when each is gone.
+    terminating: BTreeMap<String, std::time::Instant>,
 }
 
 pub struct Store {
@@ -98,6 +100,7 @@ impl Store {
                 history: Default::default(),
                 history_floor: 0,
                 ready_due: BTreeMap::new(),
+                terminating: BTreeMap::new(),
             }),
             events,
         };
@@ -186,6 +189,22 @@ impl Store {
             let name = obj["metadata"]["name"].as_str().unwrap_or("").to_string();
             objects.insert(key(r, &ns, &name), obj);
         }
+        // a namespace that was terminating when the state was kept is gone by now
+        let namespaces = resources::find("", "v1", "namespaces").expect("served");
+        let gone: Vec<String> = objects
+            .iter()
+            .filter(|((g, p, _, _), o)| {
+                *g == namespaces.group
+                    && *p == namespaces.plural
+                    && !o["metadata"]["deletionTimestamp"].is_null()
+            })
+            .map(|(k, _)| k.3.clone())
+            .collect();
+        objects.retain(|(g, p, ns, name), _| {
+            let is_namespace = *g == namespaces.group && *p == namespaces.plural;
+            !gone.contains(if is_namespace { name } else { ns })
+        });
+        inner.terminating.clear();
         inner.objects = objects;
         inner.rv = snap["rv"].as_u64().unwrap_or(inner.rv);
         inner.next_ip = snap["next_ip"].as_u64().map_or(inner.next_ip, |n| n as u32);

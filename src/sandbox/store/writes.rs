@@ -48,18 +48,41 @@ impl Store {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if r.namespaced
-            && !inner
-                .objects
-                .contains_key(&key(namespace_resource(), "", &ns))
-        {
-            return Err(ApiError::not_found("namespaces", &ns));
+        if r.namespaced {
+            match inner.objects.get(&key(namespace_resource(), "", &ns)) {
+                None => return Err(ApiError::not_found("namespaces", &ns)),
+                // the NamespaceLifecycle admission: nothing new in a namespace being deleted
+                Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => {
+                    let mut e = ApiError::new(
+                        403,
+                        "Forbidden",
+                        format!(
+                            "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                            r.plural
+                        ),
+                    );
+                    e.name = name;
+                    e.kind = r.plural.to_string();
+                    e.causes = vec![(
+                        "NamespaceTerminating",
+                        format!("namespace {ns} is being terminated"),
+                        "metadata.namespace",
+                    )];
+                    return Err(e);
+                }
+                Some(_) => {}
+            }
         }
-        if inner.objects.contains_key(&key(r, &ns, &name)) {
+        if let Some(there) = inner.objects.get(&key(r, &ns, &name)) {
+            let being_deleted = if there["metadata"]["deletionTimestamp"].is_null() {
+                ""
+            } else {
+                "object is being deleted: "
+            };
             let mut e = ApiError::new(
                 409,
                 "AlreadyExists",
-                format!("{} \"{name}\" already exists", r.plural),
+                format!("{being_deleted}{} \"{name}\" already exists", r.plural),
             );
             e.name = name;
             e.kind = r.plural.to_string();
@@ -128,42 +151,89 @@ impl Store {
         Ok(self.commit(&mut inner, r, ns, obj, "MODIFIED"))
     }
 
-    /// Delete an object, what it owns, and for a Namespace everything in it.
+    /// Delete an object, what it owns, and for a Namespace everything in it. A Namespace then
+    /// stays `Terminating` a while (see [`Store::finish_terminations`]), as a real one does
+    /// while its controller empties and finalizes it.
     pub fn delete(&self, r: &'static Resource, ns: &str, name: &str) -> Result<Value> {
         let mut inner = self.lock();
         let ns = if r.namespaced { ns } else { "" };
+        let k = key(r, ns, name);
         let obj = inner
             .objects
-            .remove(&key(r, ns, name))
+            .get(&k)
+            .cloned()
             .ok_or_else(|| ApiError::not_found(r.plural, name))?;
-        self.removed(&mut inner, r, ns, obj.clone());
-        if r.kind == "Namespace" {
-            let inside: Vec<Key> = inner
-                .objects
-                .keys()
-                .filter(|(_, _, n, _)| n == name)
-                .cloned()
-                .collect();
-            for k in inside {
-                if let Some(o) = inner.objects.remove(&k)
-                    && let Some(res) = resource_of(k.0, k.1)
-                {
-                    self.removed(&mut inner, res, &k.2, o);
-                }
-            }
-        }
         let uid = obj["metadata"]["uid"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        self.collect_garbage(&mut inner, &uid);
-        let mut obj = obj;
-        if r.kind == "Namespace" {
-            // the real server answers with the namespace as it starts terminating
-            obj["metadata"]["deletionTimestamp"] = Value::from(now_rfc3339());
-            obj["status"]["phase"] = Value::from("Terminating");
+        if r.kind != "Namespace" {
+            inner.objects.remove(&k);
+            self.removed(&mut inner, r, ns, obj.clone());
+            self.collect_garbage(&mut inner, &uid);
+            return Ok(obj);
         }
+        if !obj["metadata"]["deletionTimestamp"].is_null() {
+            let mut e = ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on namespaces \"{name}\": The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system."
+                ),
+            );
+            e.name = name.to_string();
+            e.kind = "namespaces".to_string();
+            return Err(e);
+        }
+        let inside: Vec<Key> = inner
+            .objects
+            .keys()
+            .filter(|(_, _, n, _)| n == name)
+            .cloned()
+            .collect();
+        for k in inside {
+            if let Some(o) = inner.objects.remove(&k)
+                && let Some(res) = resource_of(k.0, k.1)
+            {
+                self.removed(&mut inner, res, &k.2, o);
+            }
+        }
+        self.collect_garbage(&mut inner, &uid);
+        let linger = inner.faults.terminating();
+        let mut obj = obj;
+        obj["metadata"]["deletionTimestamp"] = Value::from(now_rfc3339());
+        obj["metadata"]["deletionGracePeriodSeconds"] = Value::from(0);
+        let obj = self.commit(&mut inner, r, "", obj, "MODIFIED");
+        inner
+            .terminating
+            .insert(name.to_string(), std::time::Instant::now() + linger);
+        if linger.is_zero() {
+            drop(inner);
+            self.finish_terminations();
+        }
+        // the real server answers with the namespace as it starts terminating
         Ok(obj)
+    }
+
+    /// The namespace controller: remove the deleted namespaces whose time is up. Answers
+    /// whether any is still terminating.
+    pub fn finish_terminations(&self) -> bool {
+        let mut inner = self.lock();
+        let now = std::time::Instant::now();
+        let done: Vec<String> = inner
+            .terminating
+            .iter()
+            .filter(|(_, at)| now >= **at)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let r = namespace_resource();
+        for name in done {
+            inner.terminating.remove(&name);
+            if let Some(obj) = inner.objects.remove(&key(r, "", &name)) {
+                self.removed(&mut inner, r, "", obj);
+            }
+        }
+        !inner.terminating.is_empty()
     }
 
     /// Delete every object of a resource that matches the selectors.
