@@ -1227,6 +1227,30 @@ mod tests {
         assert_eq!(manifest(dir.path()).unwrap().unwrap(), record);
     }
 
+    /// The record follows the directory: a converted zip removed since is no longer recorded,
+    /// even when nothing else is converted (only the record changes).
+    #[test]
+    fn the_record_drops_a_zip_that_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.zip", "b.zip"] {
+            let mut z = zip::ZipWriter::new(File::create(dir.path().join(name)).unwrap());
+            z.start_file("app.yaml", zip::write::SimpleFileOptions::default())
+                .unwrap();
+            z.write_all(format!("image: allegroai/clearml-apps:{name}-1\n").as_bytes())
+                .unwrap();
+            z.finish().unwrap();
+        }
+        let p = default_image_pattern();
+        let moved = convert_native(dir.path(), "reg.local/apps", &p).unwrap();
+        assert_eq!(moved.len(), 2, "{moved:?}");
+        std::fs::remove_file(dir.path().join("b.zip")).unwrap();
+        let moved = convert_native(dir.path(), "reg.local/apps", &p).unwrap();
+        assert_eq!(moved.len(), 1, "{moved:?}");
+        let record = manifest(dir.path()).unwrap().unwrap();
+        let names: Vec<&String> = record.zips.keys().collect();
+        assert_eq!(names, ["a.zip"]);
+    }
+
     /// A file already in place is kept when it is the package's entry, or the conversion the
     /// record says this tool made of it (both hashes must match); any other file is refused.
     #[test]

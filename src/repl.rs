@@ -710,6 +710,8 @@ mod tests {
         // a string after a block comment, nested or not, is a string again
         assert!(is_incomplete("/* note */ let s = \"open"));
         assert!(is_incomplete("/* a /* b */ c */ let s = \"open"));
+        // a quote in the outer comment after the inner one ended is still in the comment
+        assert!(!is_incomplete("/* a /* b */ \"c */ let s = 1;"));
         assert!(!is_incomplete("/* \"in a comment */ let s = 1;"));
         // an apostrophe inside a string is text, not the start or end of a character
         assert!(!is_incomplete("let s = \"it's\";"));

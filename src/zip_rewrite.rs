@@ -518,6 +518,39 @@ mod tests {
         assert_eq!(std::fs::read(&dst).unwrap(), bytes);
     }
 
+    /// A replaced entry's central record loses the descriptor flag (its sizes are there now)
+    /// and keeps every other flag, such as UTF-8 names.
+    #[test]
+    fn a_replaced_entrys_central_record_keeps_its_other_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("in.zip"), dir.path().join("out.zip"));
+        let utf8 = 0x0800;
+        let bytes = handmade(
+            &[("é.conf", b"image: allegroai/x:1", Descriptor::Signed)],
+            utf8,
+        );
+        std::fs::write(&src, &bytes).unwrap();
+        rewrite(&src, &dst, &[(0, b"image: registry.local/x:1")]);
+        assert_eq!(contents(&dst)[0].0, "é.conf");
+        let out = std::fs::read(&dst).unwrap();
+        let central = out
+            .windows(4)
+            .position(|w| w == CENTRAL_SIG.to_le_bytes())
+            .unwrap();
+        assert_eq!(u16_at(&out, central + 8), utf8);
+    }
+
+    /// An extra field holds Zip64 when a block says so, or when its blocks do not parse (a
+    /// length past the end, bytes left over): either way it is unusual.
+    #[test]
+    fn an_extra_field_that_does_not_parse_is_unusual() {
+        assert!(!has_zip64(&[]));
+        assert!(!has_zip64(&[0xaa, 0xbb, 2, 0, 1, 2]));
+        assert!(has_zip64(&[1, 0, 0, 0]));
+        assert!(has_zip64(&[0xaa, 0xbb, 9, 0, 1, 2]));
+        assert!(has_zip64(&[0xaa, 0xbb, 0, 0, 7]));
+    }
+
     #[test]
     fn a_deflated_entry_is_recompressed_and_the_others_keep_their_compressed_bytes() {
         let dir = tempfile::tempdir().unwrap();

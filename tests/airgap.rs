@@ -620,6 +620,10 @@ fn from_the_registry(major: u32) {
     assert!(installed.status.success(), "{err}");
     assert_installed_air_gapped(&err);
     assert!(err.contains("it holds charts/clearml-enterprise:7.14.0, charts/clearml-enterprise-agent:5.3.0, charts/clearml-enterprise-task-traffic-router:1.4.0, charts/redis:17.8.3"), "{err}");
+    assert!(
+        err.contains("charts: the bundle's 4 chart(s) pushed to oci://registry.local:5000/charts"),
+        "{err}"
+    );
     // the preflight rendered the bundle's archives, before anything was pushed
     assert!(!err.contains("could not be rendered"), "{err}");
     let stdout = String::from_utf8_lossy(&installed.stdout);

@@ -145,6 +145,15 @@ fn the_schema_describes_keys_with_defaults() {
         "{}",
         p["service_type"]
     );
+    // a section is described too, from the comment above its key
+    assert!(
+        p["agent"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("The agent (agentk8sglue) and its queues"),
+        "{}",
+        p["agent"]["description"]
+    );
     assert_eq!(p["generation"]["default"], "repo");
     assert_eq!(
         p["generation"]["anyOf"][0]["enum"],
