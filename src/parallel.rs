@@ -24,7 +24,8 @@ use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 use serde::Serialize;
 
-/// Where a step stands in the plan: in which group, in which branch.
+/// Where a step stands in the plan: in which group, in which branch (`outer/inner` for a group
+/// inside a branch).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Place {
     pub group: usize,
@@ -107,14 +108,17 @@ pub type Work<'a, R> = (String, Box<dyn FnOnce() -> R + 'a>);
 /// branch runs until it waits; then the next one runs. When every branch waits, the scheduler
 /// sleeps until a wait ends (or, in a branch of an enclosing group, lets that group go on).
 pub fn run<'a, R: 'a>(group: usize, branches: Vec<Work<'a, R>>) -> Result<Vec<R>, String> {
+    let enclosing = current();
     let mut coroutines = Vec::with_capacity(branches.len());
     for (name, work) in branches {
         let stack = DefaultStack::new(STACK)
             .map_err(|e| format!("cannot make a stack for the branch {name}: {e}"))?;
-        let place = Place {
-            group,
-            branch: name,
+        // a group inside a branch: its branches are named under the enclosing one
+        let branch = match &enclosing {
+            Some(outer) => format!("{}/{name}", outer.place.branch),
+            None => name,
         };
+        let place = Place { group, branch };
         let body = move |yielder: &Yielder<(), ()>, ()| {
             set_current(Some(Rc::new(Branch {
                 yielder: yielder as *const _,
@@ -127,7 +131,6 @@ pub fn run<'a, R: 'a>(group: usize, branches: Vec<Work<'a, R>>) -> Result<Vec<R>
         // function returns or unwinds. None is leaked.
         coroutines.push(unsafe { Coroutine::with_stack_unchecked(stack, body) });
     }
-    let enclosing = current();
     let mut results: Vec<Option<R>> = coroutines.iter().map(|_| None).collect();
     loop {
         let seen = finished_count();
@@ -234,6 +237,6 @@ mod tests {
             ("other".into(), Box::new(|| vec![place().unwrap().branch])),
         ];
         let out = run(1, branches).unwrap();
-        assert_eq!(out, vec![vec!["inner", "outer"], vec!["other"]]);
+        assert_eq!(out, vec![vec!["outer/inner", "outer"], vec!["other"]]);
     }
 }

@@ -109,6 +109,15 @@ fn parallel_answers_each_branch_in_order_and_refuses_what_is_not_a_closure() {
         .stdout_has(
             "     parallel group 1: 2 wait together\n  1. [1:2] kube.ensure_namespace name=b\n",
         );
+    // a group inside a branch: its branches named under the enclosing one
+    Test::new()
+        .script("parallel(#{ outer: || parallel(#{ inner: || ensure_namespace(\"n\") }) });\n")
+        .arg("--dry-run")
+        .run()
+        .success()
+        .stdout_has(
+            "     parallel group 2: outer/inner wait together\n  1. [2:outer/inner] kube.ensure_namespace name=n\n",
+        );
     Test::new()
         .script("parallel([|| 1, 2]);\n")
         .arg("--dry-run")
