@@ -80,9 +80,16 @@ impl Site {
                 let paths = strvals::apply(&mut site.values, spec, mode, &|path| {
                     read_secret_file(Path::new(path))
                 })?;
-                for p in paths {
+                for (i, p) in paths.into_iter().enumerate() {
                     let flag = mode.flag();
-                    site.locations.insert(p.clone(), format!("{flag} {p}"));
+                    // a pair after a comma may be the rest of a value whose comma was meant
+                    let comma = if i > 0 {
+                        " (after a comma: write `\\,` to keep a comma in a value)"
+                    } else {
+                        ""
+                    };
+                    site.locations
+                        .insert(p.clone(), format!("{flag} {p}{comma}"));
                 }
             }
         }

@@ -275,6 +275,16 @@ const CASES: &[Case] = &[
         says: &["--set agnet.namespace: unknown key `agnet`; did you mean `agent`?"],
     },
     Case {
+        class: "a comma meant inside a --set secret",
+        values: None,
+        script: None,
+        args: &["--set", "github_token=gh-part-one,gh-part-two=x"],
+        code: 2,
+        says: &[
+            "--set gh-part-two (after a comma: write `\\,` to keep a comma in a value): unknown key `gh-part-two`",
+        ],
+    },
+    Case {
         class: "misspelled section whose keys start lines below",
         values: Some(
             "base_domain: clearml.example.com\ngatway:\n  # the gateway\n\n  enabled: true\n",
