@@ -61,10 +61,12 @@ pub struct Comparison {
 
 impl Comparison {
     pub fn new(spec: &ChartInstall, before: Option<J>) -> Comparison {
-        // the deployed values' secrets are masked too: where this run has a secret, and under
-        // a key that names one
+        // the deployed values' secrets are masked too: where this run has a secret, under a
+        // key that names one, and in an environment entry whose name names one (a credential
+        // the site no longer gives is still in the deployed release)
         if let Some(b) = &before {
             register_old_secrets(&spec.values, &b["config"]);
+            crate::support_bundle::register_secrets(&b["config"]);
         }
         Comparison {
             before,
@@ -162,25 +164,18 @@ impl Comparison {
     }
 }
 
-/// Register with the redactor each deployed value that stands where this run has a secret, or
-/// under a key the secret rule names (`password`, `token`, …).
+/// Register with the redactor each deployed value that stands where this run has a secret.
 fn register_old_secrets(new: &Value, old: &J) {
     match (new, old) {
         (Value::Secret(_), J::String(s)) => {
             crate::secret::register(s);
         }
         (_, J::Object(m)) => {
-            let siblings: Vec<&str> = m.keys().map(String::as_str).collect();
             for (k, v) in m {
                 let child = match new {
                     Value::Map(n) => n.get(k).unwrap_or(&Value::Null),
                     _ => &Value::Null,
                 };
-                if let J::String(s) = v
-                    && crate::secret::is_secret_key(k, &siblings)
-                {
-                    crate::secret::register(s);
-                }
                 register_old_secrets(child, v);
             }
         }
@@ -198,7 +193,8 @@ fn register_old_secrets(new: &Value, old: &J) {
 }
 
 /// Register with the redactor every value of the Secrets of a rendered manifest: `data` as
-/// written (base64) and decoded, `stringData` as written.
+/// written (base64) and decoded, `stringData` as written; in the other objects, the values of
+/// secret keys and of environment entries whose names are secret (a container's `env`).
 fn register_manifest_secrets(manifest: &str) {
     use base64::Engine as _;
     for doc in manifest.split("\n---") {
@@ -207,6 +203,7 @@ fn register_manifest_secrets(manifest: &str) {
         };
         let j = v.reveal();
         if j["kind"] != "Secret" {
+            crate::support_bundle::register_secrets(&j);
             continue;
         }
         for field in ["data", "stringData"] {
@@ -267,6 +264,22 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn spec_with(values: Value) -> ChartInstall {
+        ChartInstall {
+            release: "r".into(),
+            chart: "repo/c".into(),
+            namespace: "ns".into(),
+            version: None,
+            create_namespace: false,
+            values,
+            values_files: vec![],
+            wait: false,
+            timeout: None,
+            rollback_on_failure: false,
+            plain_http: false,
+        }
+    }
+
     #[test]
     fn deployed_values_where_this_run_has_a_secret_are_registered_however_nested() {
         use crate::secret::Secret;
@@ -277,13 +290,18 @@ mod tests {
                 Value::Secret(Secret::new("new-secret-in-list-1")),
             ]),
         )]));
-        let old =
-            json!({"env": ["plain", "old-secret-in-list-2"], "apiToken": "old-token-value-3"});
-        register_old_secrets(&new, &old);
+        // and, wherever this run has none, under a secret key or a secret environment name
+        let old = json!({"env": ["plain", "old-secret-in-list-2"], "apiToken": "old-token-value-3",
+                         "extraEnvs": [{"name": "DROPPED_TOKEN", "value": "old-env-value-4"}]});
+        Comparison::new(&spec_with(new), Some(json!({"config": old})));
         let text = crate::secret::redact(&old.to_string());
         assert!(!text.contains("old-secret-in-list-2"), "{text}");
         assert!(!text.contains("old-token-value-3"), "{text}");
-        assert!(text.contains("plain"), "{text}");
+        assert!(!text.contains("old-env-value-4"), "{text}");
+        assert!(
+            text.contains("plain") && text.contains("DROPPED_TOKEN"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -312,19 +330,7 @@ mod tests {
 
     #[test]
     fn the_deployed_chart_is_compared_by_name_and_version() {
-        let spec = ChartInstall {
-            release: "r".into(),
-            chart: "repo/c".into(),
-            namespace: "ns".into(),
-            version: None,
-            create_namespace: false,
-            values: crate::value::Value::Null,
-            values_files: vec![],
-            wait: false,
-            timeout: None,
-            rollback_on_failure: false,
-            plain_http: false,
-        };
+        let spec = spec_with(Value::Null);
         let record = |status: &str| {
             json!({"info": {"status": status}, "config": {},
                    "chart": {"metadata": {"name": "c", "version": "1.2.3"}}})

@@ -636,6 +636,24 @@ fn diff_shows_what_a_run_would_change_with_secrets_masked() {
     assert_eq!(status["version"], 1);
 }
 
+/// A credential in a server's environment (`extra_env`, a `…_TOKEN`) that the site no longer
+/// gives: the deployed value is still a secret, masked in `--diff`'s values and manifest.
+#[test]
+fn diff_masks_a_deployed_credential_the_site_dropped() {
+    let live = Cluster::new(3);
+    let canary = "old-env-canary-4411";
+    live.control_plane(&[
+        "--set-json",
+        &format!(r#"extra_env.apiserver=[{{"name":"MY_SERVICE_TOKEN","value":"{canary}"}}]"#),
+    ])
+    .success();
+    live.control_plane(&["--dry-run", "--diff"])
+        .success()
+        .stdout_has("MY_SERVICE_TOKEN")
+        .stdout_has("<redacted>")
+        .nowhere(canary);
+}
+
 /// The `helm-exited` note goes only on the record the tool's own helm wrote. Here another helm
 /// (a colleague's, CI's) starts an upgrade between the tool's read of the release and its own
 /// helm, which then refuses ("another operation is in progress") and exits: the pending record
