@@ -989,6 +989,33 @@ fn uninstall_purge_keeps_the_claims_of_other_software_in_the_namespace() {
     ));
 }
 
+/// The fixed users' password hashes are kept in a Secret of the tool's own: `uninstall.purge`
+/// deletes it with the credentials Secret, so nothing the install made is left behind.
+#[test]
+fn uninstall_purge_deletes_the_fixed_users_password_hashes() {
+    let c = Cluster::new(4);
+    let users = [
+        "--set-json",
+        r#"fixed_users=[{"username":"jane","password":"jane-pass-0001","name":"Jane"}]"#,
+        "--set",
+        "fixed_users_pass_hashed=true",
+    ];
+    run(&c, "install.rhai", &users).success();
+    let hashes = "/api/v1/namespaces/clearml/secrets/clearml-script-fixed-user-hashes";
+    assert!(exists(&c, hashes));
+    run(
+        &c,
+        "uninstall.rhai",
+        &[&users[..], &["--yes", "--set", "uninstall.purge=true"]].concat(),
+    )
+    .success();
+    assert!(!exists(
+        &c,
+        "/api/v1/namespaces/clearml/secrets/clearml-script-internal-credentials"
+    ));
+    assert!(!exists(&c, hashes), "the password hashes were left behind");
+}
+
 /// Status against an identity that may not list Deployments: it cannot tell whether the
 /// install's Deployments are ready, so it must not report the install healthy.
 #[test]
