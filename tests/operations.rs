@@ -1016,6 +1016,26 @@ fn uninstall_purge_deletes_the_fixed_users_password_hashes() {
     assert!(!exists(&c, hashes), "the password hashes were left behind");
 }
 
+/// A site that installs the server chart from an archive (`chart: …/NAME-VERSION.tgz`): the
+/// release is of that chart, so a re-run's preflight finds nothing in the way and the uninstall
+/// removes it.
+#[test]
+fn a_chart_given_as_an_archive_is_the_install_s_on_a_re_run_and_at_uninstall() {
+    let c = Cluster::new(4);
+    let archive = c
+        .home
+        .path()
+        .join("chart-repo/clearml-enterprise-7.14.0.tgz");
+    let chart = format!("chart={}", archive.display());
+    run(&c, "install.rhai", &["--set", &chart]).success();
+    run(&c, "install.rhai", &["--set", &chart])
+        .success()
+        .stderr_has("unchanged (revision 1), not upgraded");
+    run(&c, "uninstall.rhai", &["--set", &chart, "--yes"])
+        .success()
+        .stderr_has("control plane: release clearml in clearml removed");
+}
+
 /// Status against an identity that may not list Deployments: it cannot tell whether the
 /// install's Deployments are ready, so it must not report the install healthy.
 #[test]
