@@ -66,10 +66,13 @@ pub fn keep_plan(plan_json: &crate::secret::Masked) {
 }
 
 /// Walk a JSON document and register as secrets the values of secret keys (the site-values rule,
-/// with the other keys of the map as siblings) and of environment entries whose names are
-/// secret (`{name, value}` items, the other names of the list as siblings).
+/// with the other keys of the map as siblings), of environment entries whose names are secret
+/// (`{name, value}` items, the other names of the list as siblings), and, in a text of several
+/// lines (a configuration file given as a value, such as the fixed users' `apiserver.conf`),
+/// of each `KEY: VALUE` or `KEY = VALUE` line whose key is secret.
 pub fn register_secrets(v: &J) {
     match v {
+        J::String(text) if text.contains('\n') => register_config_lines(text),
         J::Object(m) => {
             let keys: Vec<&str> = m.keys().map(String::as_str).collect();
             for (k, val) in m {
@@ -96,6 +99,27 @@ pub fn register_secrets(v: &J) {
             }
         }
         _ => {}
+    }
+}
+
+/// The values of a configuration text's `KEY: VALUE` and `KEY = VALUE` lines whose key is secret
+/// (HOCON, YAML, properties), as written between their quotes.
+fn register_config_lines(text: &str) {
+    for line in text.lines() {
+        let Some(at) = line.find([':', '=']) else {
+            continue;
+        };
+        let key = line[..at].trim().trim_matches(['"', '\'']);
+        if !is_secret_key(key, &[]) {
+            continue;
+        }
+        let value = line[at + 1..].trim().trim_end_matches(',').trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(value);
+        register(value);
     }
 }
 
@@ -317,6 +341,19 @@ mod tests {
             assert!(!text.contains(&format!("-{n}\"")), "canary {n} in {text}");
         }
         assert!(text.contains("example.com") && text.contains("admin@example.com"));
+        // a configuration file given as a value: its secret keys' values
+        let conf = json!({"apiserver.conf": "users: [\n  {\n    username: \"jane\"\n    password: \"bundle-canary-pw-8\"\n  },\n]\n",
+                          "app.env": "LOG_LEVEL=debug\nAPI_TOKEN = bundle-canary-tok-9\n"});
+        register_secrets(&conf);
+        let text = redact(&conf.to_string());
+        assert!(
+            !text.contains("bundle-canary-pw-8") && !text.contains("bundle-canary-tok-9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("jane") && text.contains("LOG_LEVEL=debug"),
+            "{text}"
+        );
         let mut s = json!({"kind": "Secret", "data": {"a": "c2VjcmV0"}});
         mask_secret_object(&mut s);
         assert_eq!(s["data"]["a"], REDACTED);

@@ -654,6 +654,23 @@ fn diff_masks_a_deployed_credential_the_site_dropped() {
         .nowhere(canary);
 }
 
+/// The fixed users all removed (the site moves to SSO): the deployed `apiserver.conf` still holds
+/// their passwords, masked in `--diff`'s values and manifest.
+#[test]
+fn diff_masks_the_passwords_of_fixed_users_the_site_removed() {
+    let live = Cluster::new(3);
+    let canary = "old-user-pass-canary-5522";
+    live.control_plane(&[
+        "--set-json",
+        &format!(r#"fixed_users=[{{"username":"jane","password":"{canary}","name":"Jane"}}]"#),
+    ])
+    .success();
+    live.control_plane(&["--dry-run", "--diff", "--set-json", "fixed_users=[]"])
+        .success()
+        .stdout_has("apiserver.conf")
+        .nowhere(canary);
+}
+
 /// The `helm-exited` note goes only on the record the tool's own helm wrote. Here another helm
 /// (a colleague's, CI's) starts an upgrade between the tool's read of the release and its own
 /// helm, which then refuses ("another operation is in progress") and exits: the pending record
