@@ -649,6 +649,45 @@ impl Kube {
         }
         Ok(Some(out))
     }
+
+    /// The objects of a release's manifest that the cluster does not hold (deleted by hand):
+    /// `Kind name` of each answered 404. An object whose kind is not served, or that cannot be
+    /// read, is not counted: only what is certainly gone.
+    pub async fn missing_objects(&self, namespace: &str, manifest: &str) -> Vec<String> {
+        let mut missing = Vec::new();
+        let mut apis: BTreeMap<(String, String), Option<(kube::discovery::ApiResource, bool)>> =
+            BTreeMap::new();
+        for obj in crate::helm::parse_manifests(manifest).unwrap_or_default() {
+            let (Some(api_version), Some(kind), Some(name)) = (
+                obj["apiVersion"].as_str(),
+                obj["kind"].as_str(),
+                obj["metadata"]["name"].as_str(),
+            ) else {
+                continue;
+            };
+            let key = (api_version.to_string(), kind.to_string());
+            if !apis.contains_key(&key) {
+                let found = served_resource(&self.client, api_version, kind)
+                    .await
+                    .ok()
+                    .flatten();
+                apis.insert(key.clone(), found);
+            }
+            let Some((ar, namespaced)) = &apis[&key] else {
+                continue;
+            };
+            let ns = obj["metadata"]["namespace"].as_str().unwrap_or(namespace);
+            let api: Api<DynamicObject> = if *namespaced {
+                Api::namespaced_with(self.client.clone(), ns, ar)
+            } else {
+                Api::all_with(self.client.clone(), ar)
+            };
+            if let Ok(None) = api.get_opt(name).await {
+                missing.push(format!("{kind} {name}"));
+            }
+        }
+        missing
+    }
 }
 
 /// Helm's release encoding: base64 of the gzipped JSON of the release.

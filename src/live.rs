@@ -260,6 +260,27 @@ impl LiveExecutor {
             unchanged = comparison.unchanged();
         }
         if unchanged {
+            // nothing to change, unless objects of the release were deleted since: an upgrade
+            // creates them again
+            let manifest = comparison
+                .before
+                .as_ref()
+                .and_then(|b| b["manifest"].as_str());
+            let missing = match (self.kube(), manifest) {
+                (Ok(k), Some(m)) => block_on(k.missing_objects(&spec.namespace, m)),
+                _ => Vec::new(),
+            };
+            if !missing.is_empty() {
+                crate::ui::info(&format!(
+                    "chart {} in {}: unchanged, but the cluster lacks {}: upgraded to restore them",
+                    spec.release,
+                    spec.namespace,
+                    missing.join(", ")
+                ));
+                unchanged = false;
+            }
+        }
+        if unchanged {
             let before = comparison
                 .before
                 .as_ref()

@@ -671,6 +671,25 @@ fn diff_masks_the_passwords_of_fixed_users_the_site_removed() {
         .nowhere(canary);
 }
 
+/// A workload of the release deleted by hand: status says to run the install again, which
+/// restores it (the step is not skipped as unchanged while the release's objects are missing).
+#[test]
+fn a_re_run_restores_a_workload_deleted_from_the_release() {
+    let live = Cluster::new(3);
+    live.control_plane(&[]).success();
+    let path = "/apis/apps/v1/namespaces/clearml/deployments/clearml-apiserver";
+    let (status, text) = live.sim.kube_http("DELETE", path, "application/json", b"");
+    assert_eq!(status, 200, "{text}");
+    live.control_plane(&[])
+        .success()
+        .stderr_has("but the cluster lacks Deployment clearml-apiserver: upgraded to restore them");
+    let (status, _) = live.sim.kube_http("GET", path, "application/json", b"");
+    assert_eq!(
+        status, 200,
+        "the re-run left the deleted Deployment missing"
+    );
+}
+
 /// The `helm-exited` note goes only on the record the tool's own helm wrote. Here another helm
 /// (a colleague's, CI's) starts an upgrade between the tool's read of the release and its own
 /// helm, which then refuses ("another operation is in progress") and exits: the pending record
