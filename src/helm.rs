@@ -337,15 +337,24 @@ impl Helm {
 
     /// Run helm; `stdin` carries a password. The error holds helm's own message.
     pub fn run(&self, args: &[String], stdin: Option<&str>) -> Result<String, String> {
-        self.run_with(args, stdin, &[])
+        self.run_with(args, stdin, &[], None)
     }
 
-    /// The same, with more environment for helm (its private files).
+    /// Run helm for a read of the cluster (`list`, `get`): helm sets no deadline on its
+    /// requests, so a stalled API server would hold it forever; it is stopped after the
+    /// Kubernetes request timeout (`CLEARML_SCRIPT_KUBE_TIMEOUT`, 60 s), with an error that
+    /// says so.
+    pub fn read(&self, args: &[String]) -> Result<String, String> {
+        self.run_with(args, None, &[], Some(crate::kube::request_timeout()?))
+    }
+
+    /// The same, with more environment for helm (its private files) and a deadline.
     fn run_with(
         &self,
         args: &[String],
         stdin: Option<&str>,
         env: &[(&str, &Path)],
+        deadline: Option<Duration>,
     ) -> Result<String, String> {
         let mut cmd = self.command(args);
         for (k, v) in env {
@@ -368,7 +377,14 @@ impl Helm {
                 .map_err(|e| format!("cannot pass the password to helm: {e}"))?;
         }
         let shown: Vec<&str> = args.iter().take(2).map(String::as_str).collect();
-        let out = crate::process::wait(child, &format!("helm {}", shown.join(" ")), None)?;
+        let out = crate::process::wait(child, &format!("helm {}", shown.join(" ")), deadline)
+            .map_err(|e| match deadline {
+                Some(_) => format!(
+                    "{e}: check that the Kubernetes API server is up and not overloaded, or raise \
+                     CLEARML_SCRIPT_KUBE_TIMEOUT (seconds)"
+                ),
+                None => e,
+            })?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
@@ -392,7 +408,7 @@ impl Helm {
         if self.major == 3 {
             args.push("-a".into());
         }
-        let out = self.run(&args, None)?;
+        let out = self.read(&args)?;
         serde_json::from_str(&out).map_err(|e| format!("helm list printed no JSON: {e}"))
     }
 
@@ -485,7 +501,7 @@ impl Helm {
         let file = values_file(u)?;
         let mut args = vec!["template".to_string()];
         args.extend(chart_args(u, &file));
-        let out = self.run_with(&args, None, &env)?;
+        let out = self.run_with(&args, None, &env, None)?;
         drop(file);
         Ok(out)
     }
@@ -578,6 +594,7 @@ impl Helm {
                 ("HELM_REPOSITORY_CONFIG", private.config.as_path()),
                 ("HELM_REPOSITORY_CACHE", private.cache.as_path()),
             ],
+            None,
         )?;
         Ok(private)
     }

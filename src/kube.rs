@@ -135,6 +135,11 @@ pub fn is_list(path: &std::path::Path) -> bool {
 /// How long one request to the API may take before it is given up (no call of the tool
 /// streams, so a longer wait means a stalled API).
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long one request to the API may take: `CLEARML_SCRIPT_KUBE_TIMEOUT` (seconds), else 60 s.
+/// helm's reads of the cluster are given as long in all ([`crate::helm::Helm::read`]).
+pub fn request_timeout() -> Result<std::time::Duration, String> {
+    crate::kube_deadline::timeout(REQUEST_TIMEOUT)
+}
 /// How long the connection check before the first step waits for `/version`.
 const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -225,7 +230,7 @@ impl Kube {
             .map_err(|e| {
                 format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}")
             })?;
-        let timeout = crate::kube_deadline::timeout(REQUEST_TIMEOUT)?;
+        let timeout = request_timeout()?;
         // the deadline below names the call; this is only a backstop behind it
         config.read_timeout = Some(timeout + std::time::Duration::from_secs(5));
         // longer than the check's own deadline, which then names what happened

@@ -187,17 +187,16 @@ impl LiveExecutor {
             let helm = self.helm()?;
             let args =
                 |what: &str| crate::helm::strings(&["get", what, release, "-n", ns, "-o", "json"]);
-            match helm.run(&args("values"), None) {
+            match helm.read(&args("values")) {
                 Ok(out) => {
                     let v: J = serde_json::from_str(&out).unwrap_or(J::Null);
                     files.push((format!("{dir}/values.json"), v));
                 }
                 Err(e) => notes.push(format!("{dir}: values not read: {e}")),
             }
-            match helm.run(
-                &crate::helm::strings(&["get", "manifest", release, "-n", ns]),
-                None,
-            ) {
+            match helm.read(&crate::helm::strings(&[
+                "get", "manifest", release, "-n", ns,
+            ])) {
                 Ok(text) => {
                     let mut docs = Vec::new();
                     for doc in text.split("\n---") {

@@ -1261,3 +1261,61 @@ fn a_resume_after_the_package_changed_does_not_keep_a_spliced_file() {
         );
     }
 }
+
+/// A stalled Kubernetes API server holds helm's reads too: helm sets no deadline on its
+/// requests, so `helm list` (status, `list_releases`) waited forever. It is stopped after the
+/// Kubernetes request timeout, with an error that says what to do.
+#[test]
+fn a_stalled_kubernetes_api_does_not_hold_helm_s_reads_forever() {
+    let version = json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0",
+        "gitCommit": "x", "gitTreeState": "clean", "buildDate": "2025-01-01T00:00:00Z",
+        "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"})
+    .to_string();
+    let ok = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{version}",
+        version.len()
+    )
+    .into_bytes();
+    let server = Scripted::start(move |path, _| match path {
+        "version" => Answer::Raw(ok.clone()),
+        _ => Answer::Stall(Vec::new()),
+    });
+    let t = Test::new()
+        .file(
+            "kubeconfig",
+            &format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n\
+                 contexts:\n- name: ctx\n  context:\n    cluster: c\n    user: u\ncurrent-context: ctx\n\
+                 users:\n- name: u\n  user:\n    token: not-a-real-token\n",
+                server.url
+            ),
+        )
+        .script("print(list_releases(\"clearml\"));\n")
+        .args(["--kubeconfig", "kubeconfig"])
+        .helm(4)
+        .env("CLEARML_SCRIPT_KUBE_TIMEOUT", "2");
+    let mut child = t
+        .command()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // a generous bound that only a hang overruns
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("the run still waits for helm list after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not answer within 2s and was stopped")
+            && stderr.contains("raise CLEARML_SCRIPT_KUBE_TIMEOUT"),
+        "{stderr}"
+    );
+}
