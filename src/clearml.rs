@@ -233,16 +233,18 @@ impl Client {
     /// Every queue of the identity's company.
     pub async fn queues(&self) -> Result<J, ApiError> {
         let body = json!({"only_fields": ["id", "name"], "search_hidden": true});
-        self.call("queues.get_all", &body, None, Retry::Safe)
-            .await
-            .map(|d| d["queues"].clone())
+        let data = self
+            .call("queues.get_all", &body, None, Retry::Safe)
+            .await?;
+        listed("queues.get_all", &data, "queues").map(|q| J::Array(q.clone()))
     }
 
     /// The registered workers, with the queues each serves.
     pub async fn workers(&self) -> Result<J, ApiError> {
-        self.call("workers.get_all", &json!({}), None, Retry::Safe)
-            .await
-            .map(|d| d["workers"].clone())
+        let data = self
+            .call("workers.get_all", &json!({}), None, Retry::Safe)
+            .await?;
+        listed("workers.get_all", &data, "workers").map(|w| J::Array(w.clone()))
     }
 
     pub async fn whoami(&self) -> Result<J, ApiError> {
@@ -266,10 +268,8 @@ impl Client {
         let data = self
             .call("queues.get_all", &body, impersonate_as, Retry::Safe)
             .await?;
-        Ok(data["queues"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        Ok(listed("queues.get_all", &data, "queues")?
+            .iter()
             .find(|q| q["name"] == name)
             .cloned())
     }
@@ -292,9 +292,9 @@ impl Client {
             let data = self
                 .call("queues.get_all", &body, impersonate_as, Retry::Safe)
                 .await?;
-            let queues = data["queues"].as_array().cloned().unwrap_or_default();
+            let queues = listed("queues.get_all", &data, "queues")?;
             let mut fresh = false;
-            for q in &queues {
+            for q in queues {
                 if let (Some(name), Some(id)) = (q["name"].as_str(), q["id"].as_str()) {
                     fresh |= ids.insert(id.to_string());
                     out.insert(name.to_string(), id.to_string());
@@ -368,6 +368,21 @@ impl Client {
         .await
         .map(|_| true)
     }
+}
+
+/// The list under `key` of an answer's data: an answer without it (a proxy's or another
+/// server's JSON) is an error, not an empty list, which would read as "nothing there".
+fn listed<'a>(endpoint: &str, data: &'a J, key: &str) -> Result<&'a Vec<J>, ApiError> {
+    data[key].as_array().ok_or_else(|| {
+        let shown: String = data.to_string().chars().take(200).collect();
+        ApiError {
+            endpoint: endpoint.to_string(),
+            code: None,
+            message: format!(
+                "the server answered no list of {key} (is the URL a ClearML API server?): {shown}"
+            ),
+        }
+    })
 }
 
 /// Queues per page of a listing.

@@ -1319,3 +1319,38 @@ fn a_stalled_kubernetes_api_does_not_hold_helm_s_reads_forever() {
         "{stderr}"
     );
 }
+
+/// A ClearML API (or a proxy before it) answering a listing with an envelope of the wrong
+/// shape, without its list: status reports the API's failure instead of stopping with a
+/// script error ("For loop expects iterable type"), and a queue is not taken for missing and
+/// created on such an answer.
+#[test]
+fn a_listing_without_its_list_is_an_api_error_not_an_empty_list() {
+    let sim = Sim::start();
+    let server = Scripted::start(|path, _| match path {
+        "server.info" => {
+            Answer::Envelope(200, 0, json!({"version": "3.22.0", "api_version": "2.31"}))
+        }
+        "users.get_current_user" => Answer::Envelope(200, 0, json!({"user": {"name": "sup"}})),
+        _ => Answer::Envelope(200, 0, json!({"items": []})),
+    });
+    Test::new()
+        .args(["status", "--values"])
+        .arg(repo().join("examples/site.yaml").display().to_string())
+        .arg("--kubeconfig")
+        .arg(sim.sandbox.kubeconfig.display().to_string())
+        .helm(4)
+        .arg("--set")
+        .arg(format!("status.api_url={}", server.url))
+        .run()
+        .code(1)
+        .stdout_has("FAIL  ClearML API")
+        .stdout_has("queues.get_all: the server answered no list of queues")
+        .nowhere("For loop");
+    let c = client(&server.url, 3, Duration::from_secs(10));
+    let err = block_on(c.create_queue("q-1", &[], None, None)).unwrap_err();
+    assert!(err.message.contains("no list of queues"), "{err}");
+    let err = block_on(c.list_queues(None)).unwrap_err();
+    assert!(err.message.contains("no list of queues"), "{err}");
+    assert_eq!(server.hits("queues.create"), 0);
+}
