@@ -213,8 +213,10 @@ impl LiveExecutor {
                 Err(e) => notes.push(format!("{dir}: manifest not read: {e}")),
             }
         }
-        let nodes = block_on(crate::inspect::list(&client, "v1", "Node", None))?;
-        files.push(("cluster/nodes.json".into(), J::Array(nodes)));
+        match block_on(crate::inspect::list(&client, "v1", "Node", None)) {
+            Ok(nodes) => files.push(("cluster/nodes.json".into(), J::Array(nodes))),
+            Err(e) => notes.push(format!("nodes not read: {e}")),
+        }
         for ns in &spec.namespaces {
             for (kind, api_version) in [("Pod", "v1"), ("Event", "v1")] {
                 match block_on(crate::inspect::list(&client, api_version, kind, Some(ns))) {

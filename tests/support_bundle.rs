@@ -194,3 +194,43 @@ fn an_existing_file_at_the_output_path_does_not_leave_the_bundle_readable() {
         0o600
     );
 }
+
+/// A read that fails while the bundle is collected (the API answers 500 to the Nodes list, as
+/// a failing server does) is a note in the bundle, as every other read's failure: the
+/// bundle is still written, when it is needed most.
+#[test]
+fn a_failed_read_is_a_note_and_the_bundle_is_still_written() {
+    let sim = crate::common::Sim::start();
+    let t = Test::new().file("site.yaml", "base_domain: clearml.example.com\n");
+    let kept = tempfile::tempdir().unwrap();
+    let out = kept.path().join("bundle.tar.gz");
+    let state = kept.path().join("state").display().to_string();
+    sim.faults.fail("GET", "/api/v1/nodes", 1, 500);
+    t.args([
+        "support-bundle",
+        &out.display().to_string(),
+        "--values",
+        "site.yaml",
+    ])
+    .arg("--kubeconfig")
+    .arg(sim.sandbox.kubeconfig.display().to_string())
+    .helm(4)
+    .env("XDG_STATE_HOME", &state)
+    .run()
+    .success();
+    let files = unpack(&out);
+    let notes = &files
+        .iter()
+        .find(|(n, _)| n.ends_with("NOTES.txt"))
+        .expect("NOTES.txt")
+        .1;
+    assert!(
+        notes.contains("nodes not read") && notes.contains("injected fault"),
+        "{notes}"
+    );
+    assert!(
+        files
+            .iter()
+            .any(|(n, _)| n.ends_with("namespaces/clearml/pods.json"))
+    );
+}
