@@ -43,6 +43,13 @@ fn main() {
                         // the flag, not the signal record: the REPL clears the flag after each
                         // input, so a later Ctrl-C there is a first one again
                         let again = flag.swap(true, Ordering::SeqCst);
+                        if process::reading_values() {
+                            eprintln!(
+                                "\ninterrupted ({name}) while the site values were read: nothing was changed"
+                            );
+                            process::cleanup();
+                            std::process::exit(process::interrupted_exit_code());
+                        }
                         if !again {
                             forwarded = false;
                         }

@@ -15,7 +15,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The signal that asked the run to stop (SIGINT or SIGTERM), 0 while none did.
@@ -35,6 +35,32 @@ pub fn interrupted_exit_code() -> i32 {
         0 => 130,
         s => 128 + s,
     }
+}
+
+/// Set while the site values are read: nothing has started then, and the read may wait for
+/// ever (a FIFO no one writes to, `--values -` on a terminal), so a signal stops the tool at
+/// once instead of after a step that will not come.
+static READING_VALUES: AtomicBool = AtomicBool::new(false);
+
+/// Marks the reading of the site values until it is dropped.
+pub struct ReadingValues(());
+
+impl ReadingValues {
+    pub fn start() -> ReadingValues {
+        READING_VALUES.store(true, Ordering::SeqCst);
+        ReadingValues(())
+    }
+}
+
+impl Drop for ReadingValues {
+    fn drop(&mut self) {
+        READING_VALUES.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Whether the site values are being read (see [`ReadingValues`]).
+pub fn reading_values() -> bool {
+    READING_VALUES.load(Ordering::SeqCst)
 }
 
 /// Send SIGINT to the process group of every running child (one, or the waits of a parallel

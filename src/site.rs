@@ -37,6 +37,8 @@ impl Site {
     /// `--set`, `--set-string`, `--set-file`), read `{env: NAME}` and `{file: PATH}` values, and
     /// mark secrets.
     pub fn load(files: &[impl AsRef<Path>], sets: &[(Mode, String)]) -> Result<Site, String> {
+        // a signal while the files are read stops the tool at once: a read may never end
+        let _reading = crate::process::ReadingValues::start();
         let mut site = Site::default();
         let mut stdin_read = false;
         for file in files {

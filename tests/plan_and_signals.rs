@@ -589,3 +589,48 @@ fn a_panic_is_masked_exits_70_and_removes_the_private_files() {
     assert!(!stderr.contains("step 2"), "{stderr}");
     assert_no_run_files(&tmp);
 }
+
+#[test]
+fn sigterm_while_a_values_file_is_read_stops_the_tool_at_once() {
+    // a FIFO no one writes to: the read of the values waits, as `--values -` does on a terminal
+    let t = Test::new().script("ensure_namespace(\"x\");\n");
+    let fifo = t.dir().join("values.fifo");
+    let path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) and open(2) with a NUL-terminated path; no memory is shared.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+    let (mut child, rx) = spawn_job(&t, &["--values", "values.fifo", "--dry-run"], &[]);
+    // a writer can open a FIFO without blocking only once its reader has: the tool is reading
+    let writer = (0..6000)
+        .find_map(|_| {
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_NONBLOCK) };
+            if fd < 0 {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            (fd >= 0).then_some(fd)
+        })
+        .expect("the tool opens the values file");
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: the descriptor opened above, closed once.
+    unsafe { libc::close(writer) };
+    let stderr = rx.iter().collect::<Vec<_>>().join("\n");
+    let status = status.unwrap_or_else(|| panic!("still reading after SIGTERM:\n{stderr}"));
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+}
