@@ -406,14 +406,15 @@ impl Node {
                         );
                     }
                     // a secret written unquoted that YAML reads as a number (`0x1A2B`,
-                    // `1234e5`, `0123`): the text as written, not the number's own form
+                    // `1234e5`, `0123`): the text as written, not the number's own form; where
+                    // it is defined, for one reached through an alias or a merge key (`*pw`)
                     let as_written = matches!(n.value, Node::Int(_) | Node::Float(_))
                         && (is_secret_key(&k, &siblings)
                             || (env_secret && k == "value")
                             || validated_secret_paths().contains(&p))
-                        && n.referenced.line() > 0;
+                        && n.defined.line() > 0;
                     let v = match as_written
-                        .then(|| raw_scalar(text, n.referenced.line(), n.referenced.column()))
+                        .then(|| raw_scalar(text, n.defined.line(), n.defined.column()))
                         .flatten()
                     {
                         Some(raw) => Value::Str(raw),
@@ -437,7 +438,7 @@ fn raw_scalar(text: &str, line: u64, column: u64) -> Option<String> {
         .skip(usize::try_from(column).ok()?.checked_sub(1)?)
         .take_while(|c| !c.is_whitespace() && !",]}#".contains(*c))
         .collect();
-    // a tag, an anchor or an alias stands before the number: its own form, then
+    // a tag stands before the number (`!!int 0x1A`): its own form, then
     (!raw.is_empty() && !raw.starts_with(['!', '&', '*'])).then_some(raw)
 }
 
@@ -605,6 +606,25 @@ mod tests {
             v.at_path("agent.redis.password"),
             Some(&Value::Secret(Secret::new("1.5")))
         );
+    }
+
+    #[test]
+    fn a_number_reused_through_an_alias_under_a_secret_key_is_its_text() {
+        // the same password in two places, the second an alias of the first
+        let text = "github_token: &pw 0123\nagent: {redis: {password: *pw}}\nextra_values:\n  base: &b {password: 0123}\n  chart:\n    <<: *b\n";
+        let (mut v, _) = parse_located(text, "site.yaml").unwrap();
+        mark_secrets(&mut v);
+        for path in [
+            "github_token",
+            "agent.redis.password",
+            "extra_values.chart.password",
+        ] {
+            assert_eq!(
+                v.at_path(path),
+                Some(&Value::Secret(Secret::new("0123"))),
+                "{path}"
+            );
+        }
     }
 
     #[test]
