@@ -287,7 +287,13 @@ pub fn mark_secrets(v: &mut Value) {
 
 /// Parse YAML text into a value and the location of every key path.
 pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), String> {
-    let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(|e| {
+    // the parser's default bounds, but for the ratio of aliases to anchors: a site that merges
+    // one anchor of defaults into each of its many queues is no bomb, and the bound on the
+    // values' nodes, every use of an alias counted, already stops one
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! { enforce_alias_anchor_ratio: false },
+    };
+    let root: Spanned<Node> = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("invalid YAML");
         // the parser quotes an integer it cannot hold, which may be a token's digits
@@ -625,6 +631,17 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    #[test]
+    fn one_anchor_shared_by_many_entries_is_no_alias_bomb() {
+        // the queues' defaults written once and merged into each of 150 queues
+        let mut text = String::from("defaults: &q {shm_size_gi: 8}\nqueues:\n");
+        for i in 0..150 {
+            text.push_str(&format!("  - {{<<: *q, name: q{i}}}\n"));
+        }
+        let (v, _) = parse_located(&text, "site.yaml").unwrap();
+        assert_eq!(v.at_path("queues[149].shm_size_gi"), Some(&Value::Int(8)));
     }
 
     #[test]
