@@ -324,10 +324,25 @@ pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), Str
             &first,
             "duplicate key: `$1` is given twice in the same map: keep one",
         );
-        let first = if first.contains("budget breached: Depth") {
-            "the values nest deeper than 64 levels, the parser's bound: flatten them".into()
-        } else {
-            first
+        // a bound of the parser (its `budget`), named as the parser's type: what it means
+        let first = match first.split_once("budget breached: ").map(|(_, b)| b) {
+            Some(b) if b.starts_with("Depth") => {
+                "the values nest deeper than 64 levels, the parser's bound: flatten them".into()
+            }
+            Some(b) if b.starts_with("Nodes") => "the values hold more than 250000 keys, values \
+                 and list entries (an alias counts those of its anchor again), the parser's \
+                 bound: make the file smaller, or alias smaller anchors"
+                .into(),
+            Some(b) if b.starts_with("Aliases") => {
+                "the values use more than 50000 aliases (`*name`), the parser's bound: use fewer"
+                    .into()
+            }
+            Some(b) => format!(
+                "the values are past a bound of the YAML parser ({}): make the file smaller",
+                b.split(|c: char| !c.is_alphanumeric()).next().unwrap_or(b)
+            )
+            .into(),
+            None => first,
         };
         let first = if first.contains("multiple YAML documents detected") {
             "a values file holds one YAML document: put each document after `---` in a file of \
@@ -642,6 +657,32 @@ mod tests {
         }
         let (v, _) = parse_located(&text, "site.yaml").unwrap();
         assert_eq!(v.at_path("queues[149].shm_size_gi"), Some(&Value::Int(8)));
+    }
+
+    #[test]
+    fn the_parsers_bounds_say_what_they_are() {
+        // an alias bomb: nine levels of ten aliases each, 10^9 entries expanded
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [{}]\n",
+                vec![format!("*a{p}"); 10].join(", ")
+            ));
+        }
+        let mut aliases = String::from("a: &a x\n");
+        for i in 0..50_001 {
+            aliases.push_str(&format!("k{i}: *a\n"));
+        }
+        for (text, says) in [
+            (bomb, "more than 250000 keys, values and list entries"),
+            (aliases, "more than 50000 aliases"),
+        ] {
+            let e = parse_located(&text, "site.yaml").unwrap_err();
+            assert!(e.starts_with("site.yaml:"), "{e}");
+            assert!(e.contains(says), "{e}");
+            assert!(!e.contains("budget breached"), "{e}");
+        }
     }
 
     #[test]
