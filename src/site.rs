@@ -307,11 +307,18 @@ pub fn parse_located(text: &str, source: &str) -> Result<(Value, Locations), Str
         // and a number too large for a float (`7e999`), which may be a token's text too
         static NON_FINITE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
         let non_finite = NON_FINITE
-            .get_or_init(|| regex::Regex::new(r"non-finite float `[^`]*`[^;,]*").expect("regex"));
-        let first = non_finite.replace_all(
-            &first,
-            "a number too large for a float (quote it if it is text, such as a token)",
-        );
+            .get_or_init(|| regex::Regex::new(r"non-finite float `([^`]*)`[^;,]*").expect("regex"));
+        let first = non_finite.replace_all(&first, |c: &regex::Captures| {
+            // `.inf`, `-.Inf`, `.nan`: YAML's own words for them, no token's digits
+            if c[1].trim_start_matches(['+', '-']).starts_with('.') {
+                format!(
+                    "`{}` is not a finite number, which a value must be (quote it if it is text)",
+                    &c[1]
+                )
+            } else {
+                "a number too large for a float (quote it if it is text, such as a token)".into()
+            }
+        });
         // the parser's own advice names its API, not what the user is to do
         static DUPLICATE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
         let duplicate = DUPLICATE.get_or_init(|| {
@@ -691,6 +698,20 @@ mod tests {
         assert!(e.starts_with("t.yaml:1:15: invalid YAML"), "{e}");
         assert!(e.contains("an integer too large for 64 bits"), "{e}");
         assert!(!e.contains("12345678901234567890"), "{e}");
+    }
+
+    #[test]
+    fn infinity_and_nan_are_named_as_such() {
+        for (text, says) in [
+            ("start: .nan\n", "`.nan` is not a finite number"),
+            ("end: -.Inf\n", "`-.Inf` is not a finite number"),
+            ("github_token: 7e999\n", "a number too large for a float"),
+        ] {
+            let e = parse_located(text, "t.yaml").unwrap_err();
+            assert!(e.starts_with("t.yaml:1:"), "{e}");
+            assert!(e.contains(says), "{e}");
+            assert!(!e.contains("7e999"), "{e}");
+        }
     }
 
     #[test]
