@@ -124,3 +124,17 @@ fn a_values_file_whose_name_is_not_utf8_is_no_internal_error() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("internal error"), "{stderr}");
 }
+
+/// A required key set to null (`~`) in a file layered over the site is not "missing": the
+/// problem names the file and line that emptied it.
+#[test]
+fn a_required_key_emptied_by_a_later_file_is_placed_there() {
+    Test::new()
+        .file("site.yaml", "base_domain: good.example.com\n")
+        .file("override.yaml", "base_domain: ~\n")
+        .script("validate(site, #{ base_domain: \"domain\" });")
+        .args(["--values", "site.yaml", "--values", "override.yaml"])
+        .run()
+        .code(2)
+        .stderr_has("  - `base_domain` (override.yaml:1:14) is null (domain): give it a value\n");
+}

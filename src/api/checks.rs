@@ -75,12 +75,23 @@ pub mod checks_api {
             let leaf = v.at_path(path);
             match leaf {
                 None | Some(Value::Null) if optional => {}
-                None | Some(Value::Null) => found.push(format!(
+                None => found.push(format!(
                     "`{path}` is missing ({kind}): {}",
                     if kind == "secret" {
                         validate::secret_hint(path)
                     } else {
                         validate::missing_hint(path)
+                    }
+                )),
+                // given, as null (`~`, or an empty value), perhaps by a file layered over one
+                // that has it: where it was emptied is the place to fix
+                Some(Value::Null) => found.push(format!(
+                    "{} is null ({kind}): {}",
+                    describe(path, leaf),
+                    if kind == "secret" {
+                        validate::secret_hint(path)
+                    } else {
+                        "give it a value".to_string()
                     }
                 )),
                 Some(value) => {
