@@ -127,6 +127,18 @@ fn read_merged(list: &std::path::Path) -> Result<Kubeconfig, String> {
         })
 }
 
+/// `text` with the `user:password@` of each URL in it shown as `<redacted>@`: a kubeconfig's
+/// server or `proxy-url` may carry a password, which is no registered secret.
+fn without_userinfo(text: &str) -> String {
+    static USERINFO: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    USERINFO
+        .get_or_init(|| {
+            regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/?#@]+@").expect("regex")
+        })
+        .replace_all(text, format!("${{1}}{}@", crate::secret::REDACTED))
+        .into_owned()
+}
+
 /// Is the kubeconfig setting a list of files (`KUBECONFIG=a:b`)?
 pub fn is_list(path: &std::path::Path) -> bool {
     std::env::split_paths(path.as_os_str()).count() > 1
@@ -184,7 +196,7 @@ impl Kube {
             .iter()
             .find(|c| c.name == ctx.cluster)
             .and_then(|c| c.cluster.as_ref())
-            .and_then(|c| c.server.clone())
+            .and_then(|c| c.server.as_deref().map(without_userinfo))
             .ok_or_else(|| {
                 format!(
                     "the context `{context}` names the cluster `{}`, which the kubeconfig does not have with a server",
@@ -228,7 +240,9 @@ impl Kube {
         let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
             .await
             .map_err(|e| {
-                format!("cannot use the kubeconfig (context `{context}`, server {server}): {e}")
+                without_userinfo(&format!(
+                    "cannot use the kubeconfig (context `{context}`, server {server}): {e}"
+                ))
             })?;
         let timeout = request_timeout()?;
         // the deadline below names the call; this is only a backstop behind it
@@ -240,7 +254,7 @@ impl Kube {
             server: server.as_str().into(),
         };
         let client = kube::client::ClientBuilder::try_from(config)
-            .map_err(|e| format!("cannot create the Kubernetes client: {e}"))?
+            .map_err(|e| without_userinfo(&format!("cannot create the Kubernetes client: {e}")))?
             .with_layer(&deadline)
             .build();
         Ok(Kube {

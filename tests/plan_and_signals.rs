@@ -634,3 +634,24 @@ fn sigterm_while_a_values_file_is_read_stops_the_tool_at_once() {
     assert_eq!(status.code(), Some(143), "{stderr}");
     assert!(stderr.contains("nothing was changed"), "{stderr}");
 }
+
+/// A kubeconfig's proxy with a user and password (`proxy-url: http://u:PW@proxy`): the
+/// password is in no message of the connection check.
+#[test]
+fn a_kubeconfig_proxy_password_is_in_no_message() {
+    let t = Test::new().script("ensure_namespace(\"x\");\n");
+    let kc = t.dir().join("kubeconfig-proxy");
+    std::fs::write(
+        &kc,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n    \
+         proxy-url: http://bob:pr0xy-canary-91@127.0.0.1:2\ncontexts:\n- name: ctx\n  context:\n    \
+         cluster: c\n    user: u\ncurrent-context: ctx\nusers:\n- name: u\n  user:\n    token: not-a-real-token\n",
+    )
+    .unwrap();
+    t.arg("--kubeconfig")
+        .arg(kc.display().to_string())
+        .run()
+        .code(2)
+        .stderr_has("nothing was changed")
+        .nowhere("pr0xy-canary-91");
+}
