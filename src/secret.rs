@@ -171,20 +171,16 @@ pub(crate) fn is_registered(value: &str) -> bool {
         .contains(value)
 }
 
-/// The forms a leaf may take in output besides itself: URL-encoded (as in a connection string),
-/// and base64 at each of the three alignments, so that the leaf is found inside a larger base64
-/// blob too (a Kubernetes Secret's data). For an alignment, only the characters the leaf alone
-/// determines are kept. Base64 of base64 (a Docker config's `auth` inside a Secret's data) is
-/// not a pattern: [`redact_with`] decodes base64 runs and looks for these forms inside.
+/// The forms a leaf may take in output besides itself: base64 at each of the three alignments,
+/// so that the leaf is found inside a larger base64 blob too (a Kubernetes Secret's data). For
+/// an alignment, only the characters the leaf alone determines are kept. Base64 of base64 (a
+/// Docker config's `auth` inside a Secret's data) is not a pattern: [`redact_with`] decodes
+/// base64 runs and looks for these forms inside; nor is a URL-encoded leaf, as encoders differ
+/// in what they escape: [`redact_with`] decodes the escapes (see [`mask_escaped`]).
 fn encodings(leaf: &str) -> Vec<String> {
     let std = &base64::engine::general_purpose::STANDARD_NO_PAD;
     let url_safe = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut out = Vec::with_capacity(8);
-    let url =
-        percent_encoding::utf8_percent_encode(leaf, percent_encoding::NON_ALPHANUMERIC).to_string();
-    if url != leaf {
-        out.push(url);
-    }
+    let mut out = Vec::with_capacity(6);
     out.extend(aligned_base64(leaf.as_bytes(), std));
     out.extend(aligned_base64(leaf.as_bytes(), url_safe));
     out.extend(escaped_forms(leaf));
@@ -349,13 +345,85 @@ pub fn redact_if_free(text: &str) -> Option<String> {
     None
 }
 
-/// [`redact`] with these automata: every match masked, then every run of base64 whose decoding
-/// holds a match (a leaf's base64 inside base64: a Docker config's `auth` in a Secret's data).
+/// [`redact`] with these automata: every match masked, then every match in the text with its
+/// escapes decoded (see [`mask_escaped`]), then every run of base64 whose decoding holds a match
+/// (a leaf's base64 inside base64: a Docker config's `auth` in a Secret's data).
 fn redact_with(automata: &[Arc<aho_corasick::AhoCorasick>], text: &str) -> String {
     if automata.is_empty() {
         return text.to_string();
     }
-    mask_encoded_runs(automata, masked_matches(automata, text))
+    let text = mask_escaped(automata, masked_matches(automata, text));
+    mask_encoded_runs(automata, text)
+}
+
+/// Mask each match of the automata in `text` read with its escapes decoded: URL escapes
+/// (`%40`, `%2f`), whichever characters the encoder left as they are (RFC 3986 keeps `-._~`,
+/// JavaScript's `encodeURIComponent` also `!*'()`, Python's `quote` also `/`), and JSON's
+/// `\u0026` (Go writes `&`, `<` and `>` so). The text the match covers, escapes and all, is
+/// masked.
+fn mask_escaped(automata: &[Arc<aho_corasick::AhoCorasick>], text: String) -> String {
+    if !text.contains('%') && !text.contains("\\u") {
+        return text;
+    }
+    let bytes = text.as_bytes();
+    let hex = |at: usize, n: usize| {
+        let digits = bytes.get(at..at + n)?;
+        let s = std::str::from_utf8(digits).ok()?;
+        u32::from_str_radix(s, 16)
+            .ok()
+            .filter(|_| digits.iter().all(u8::is_ascii_hexdigit))
+    };
+    // the decoded text, and where in `text` each of its bytes starts (and its end)
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut origin = Vec::with_capacity(bytes.len() + 1);
+    let mut i = 0;
+    let mut utf8 = [0u8; 4];
+    while i < bytes.len() {
+        let escape = match bytes[i] {
+            b'%' => hex(i + 1, 2).map(|b| (char::from(b as u8), 3)),
+            b'\\' if bytes.get(i + 1) == Some(&b'u') => {
+                hex(i + 2, 4).and_then(char::from_u32).map(|c| (c, 6))
+            }
+            _ => None,
+        };
+        let (char_bytes, len): (&[u8], usize) = match escape {
+            // `%XX` is one byte, whatever it is (UTF-8 is escaped a byte at a time)
+            Some((c, 3)) => {
+                utf8[0] = c as u8;
+                (&utf8[..1], 3)
+            }
+            Some((c, len)) => (c.encode_utf8(&mut utf8).as_bytes(), len),
+            None => (&bytes[i..=i], 1),
+        };
+        origin.extend(std::iter::repeat_n(i, char_bytes.len()));
+        decoded.extend_from_slice(char_bytes);
+        i += len;
+    }
+    if decoded.len() == bytes.len() {
+        return text;
+    }
+    origin.push(bytes.len());
+    let mut spans: Vec<std::ops::Range<usize>> = automata
+        .iter()
+        .flat_map(|ac| ac.find_iter(&decoded[..]))
+        .map(|m| origin[m.start()]..origin[m.end()])
+        .filter(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
+        .collect();
+    if spans.is_empty() {
+        return text;
+    }
+    spans.sort_by_key(|r| r.start);
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for r in spans {
+        if r.start >= at {
+            out.push_str(&text[at..r.start]);
+            out.push_str(REDACTED);
+        }
+        at = at.max(r.end);
+    }
+    out.push_str(&text[at..]);
+    out
 }
 
 /// Runs of base64 shorter than this are not decoded: whole groups of four characters that
@@ -765,6 +833,36 @@ mod tests {
         // only this redactor's own mask is passed over, not any run in angle brackets
         assert_eq!(redact(&format!("<{bare}>")), format!("<{REDACTED}>"));
         assert_eq!(redact("<redacted>"), REDACTED);
+    }
+
+    /// URL encoders differ in what they leave as it is (RFC 3986 keeps `-._~`, JavaScript's
+    /// `encodeURIComponent` also `!*'()`, Python's `quote` also `/`) and in the case of the
+    /// hex digits: a leaf is found whichever wrote it.
+    #[test]
+    fn a_leaf_is_found_url_encoded_by_any_encoder() {
+        register("p@ss/w0rd-enc_0043!");
+        for encoded in [
+            "p%40ss%2Fw0rd-enc_0043%21",     // RFC 3986, Go's url.QueryEscape
+            "p%40ss%2Fw0rd-enc_0043!",       // encodeURIComponent
+            "p%40ss/w0rd-enc_0043%21",       // Python's quote
+            "p%40ss%2fw0rd-enc_0043%21",     // lowercase hex
+            "p%40ss%2Fw0rd%2Denc%5F0043%21", // every character not alphanumeric
+        ] {
+            assert_eq!(
+                redact(&format!("postgres://u:{encoded}@db:5432/x")),
+                "postgres://u:<redacted>@db:5432/x",
+                "{encoded}"
+            );
+        }
+        // JSON as Go writes it, `&`, `<` and `>` escaped
+        register("tok&en<0043>");
+        assert_eq!(
+            redact(r#"{"auth":"tok\u0026en\u003c0043\u003e","n":1}"#),
+            r#"{"auth":"<redacted>","n":1}"#
+        );
+        // text without a leaf, escapes and all, is left as it is (a broken escape too)
+        let plain = r#"GET /a%20b?q=%41%zz%4 {"s":"\u00e9\u12"} HTTP/1.1"#;
+        assert_eq!(redact(plain), plain);
     }
 
     #[test]
