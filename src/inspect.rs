@@ -455,19 +455,29 @@ pub async fn diagnose(client: &kube::Client, namespace: &str) -> Result<Option<S
                 "    pod {}{container}: {}: {}\n",
                 p.pod, p.reason, p.message
             ));
-            for e in events_about(client, namespace, &p.pod, 3).await? {
-                out.push_str(&format!("      event: {e}\n"));
+            // what cannot be read (an identity that may not list events nor read logs) is
+            // said, and the diagnosis goes on
+            match events_about(client, namespace, &p.pod, 3).await {
+                Ok(events) => {
+                    for e in events {
+                        out.push_str(&format!("      event: {e}\n"));
+                    }
+                }
+                Err(e) => out.push_str(&format!("      events: not read: {e}\n")),
             }
             if matches!(
                 p.reason.as_str(),
                 "CrashLoopBackOff" | "Error" | "ProbeFailure"
             ) {
-                let log = logs(client, namespace, &p.pod, p.container.as_deref(), 10).await?;
-                if !log.trim().is_empty() {
-                    out.push_str("      last log lines:\n");
-                    for l in log.lines() {
-                        out.push_str(&format!("        | {l}\n"));
+                match logs(client, namespace, &p.pod, p.container.as_deref(), 10).await {
+                    Ok(log) if log.trim().is_empty() => {}
+                    Ok(log) => {
+                        out.push_str("      last log lines:\n");
+                        for l in log.lines() {
+                            out.push_str(&format!("        | {l}\n"));
+                        }
                     }
+                    Err(e) => out.push_str(&format!("      last log lines: not read: {e}\n")),
                 }
             }
             out.push_str(&format!("      likely fix: {}\n", likely_fix(&p.reason)));

@@ -23,7 +23,9 @@ mod plan_and_signals;
 mod plans;
 mod playbooks;
 mod progress;
+
 mod promises;
+mod readback;
 mod real_cluster;
 mod recorder;
 mod repl;
