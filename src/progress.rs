@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::inspect::{PodProblem, Workload};
-use crate::secret::redact;
 
 /// How often the workloads are read.
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -191,7 +190,7 @@ impl View {
             "the progress of {release} in {namespace} cannot be read ({error}); helm goes on waiting"
         );
         match self {
-            View::Live(board) => board.header.set_message(redact(&text)),
+            View::Live(board) => board.header.set_message(crate::ui::shown(&text)),
             View::Lines(_) => crate::ui::info(&text),
         }
     }
@@ -229,7 +228,7 @@ impl Board {
         );
         let header = multi.add(indicatif::ProgressBar::new_spinner());
         header.set_style(style("{spinner} {wide_msg} {elapsed:>4}"));
-        header.set_message(redact(&format!(
+        header.set_message(crate::ui::shown(&format!(
             "helm waits for the workloads of {release} in {namespace}"
         )));
         header.enable_steady_tick(Duration::from_millis(120));
@@ -244,7 +243,7 @@ impl Board {
 
     fn show(&mut self, workloads: &[Workload]) {
         for line in self.milestones.lines(workloads) {
-            crate::support_bundle::log_text(&redact(&format!("• {line}\n")));
+            crate::support_bundle::log_text(&crate::ui::shown(&format!("• {line}\n")));
         }
         for w in workloads {
             let bar = self.lines.entry(title(w)).or_insert_with(|| {
@@ -260,7 +259,7 @@ impl Board {
                 "…"
             };
             bar.set_prefix(mark);
-            bar.set_message(redact(&live_line(w)));
+            bar.set_message(crate::ui::shown(&live_line(w)));
         }
     }
 

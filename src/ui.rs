@@ -1,5 +1,6 @@
 //! Everything the tool writes goes through here, and through the redactor: human output to
-//! stderr, machine output (`--output json`) alone on stdout.
+//! stderr, machine output (`--output json`) alone on stdout; control characters escaped (see
+//! [`printable`]).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +43,26 @@ pub fn is_json_stdout() -> bool {
     JSON_STDOUT.load(Ordering::SeqCst)
 }
 
+/// `text` with the control characters a terminal acts on (all but new line and tab: escape
+/// sequences, carriage return, bell, the C1 controls) written escaped (`\u{1b}`), so that text
+/// from the cluster or an API (an event's message, a log line, a worker's name) cannot drive the
+/// operator's terminal. The tool's own output holds none.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let control = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if control(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Machine or primary output, on stdout.
 pub fn out(text: &str) {
     out_masked(&crate::secret::masked(text));
@@ -49,16 +70,21 @@ pub fn out(text: &str) {
 
 /// [`out`] of text masked already.
 pub fn out_masked(text: &crate::secret::Masked) {
-    let text = text.as_str();
-    crate::support_bundle::log_text(text);
+    let text = printable(text.as_str());
+    crate::support_bundle::log_text(&text);
     let mut o = std::io::stdout().lock();
     let _ = o.write_all(text.as_bytes());
     let _ = o.flush();
 }
 
+/// `text` as the tool shows it: secrets masked, control characters escaped.
+pub fn shown(text: &str) -> String {
+    printable(&redact(text)).into_owned()
+}
+
 /// Human output, on stderr.
 pub fn err(text: &str) {
-    let text = redact(text);
+    let text = shown(text);
     crate::support_bundle::log_text(&text);
     let mut e = std::io::stderr().lock();
     let _ = e.write_all(text.as_bytes());
