@@ -291,6 +291,37 @@ impl LiveExecutor {
     }
 }
 
+/// Credentials in `text` that no Secret holds and no site value names (another application's
+/// log line, its pod's arguments), found by their shape and masked: a URL's password
+/// (`postgres://user:PASSWORD@host`), an `Authorization` header's or a bearer token,
+/// and a value given under a secret key name (`password=…`, `--db-password=…`,
+/// `"api_key": "…"`, `token: …`, and so in JSON inside a JSON string; the key-name rule of
+/// site values). The rest is kept.
+fn mask_credential_shapes(text: &str) -> String {
+    use regex::{Captures, Regex};
+    use std::sync::OnceLock;
+    static SHAPES: OnceLock<[Regex; 3]> = OnceLock::new();
+    let [url, header, keyed] = SHAPES.get_or_init(|| {
+        let re = |r: &str| Regex::new(r).expect("a valid pattern");
+        [
+            re(r#"([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@"'<>]*:)([^\s/@"'<>]+)@"#),
+            re(r#"(?i)(authorization\\?["']?\s*[:=]\s*\\?["']?(?:[a-z]+\s+)?|\bbearer\s+)([^\s"'\\,;<>{}\[\]]+)"#),
+            re(r#"([A-Za-z0-9_.-]+)(\\?["']?\s*[:=]\s*\\?["']?)([^\s"'\\,;&<>{}\[\]]+)"#),
+        ]
+    });
+    let text = url.replace_all(text, |c: &Captures| format!("{}{REDACTED}@", &c[1]));
+    let text = header.replace_all(&text, |c: &Captures| format!("{}{REDACTED}", &c[1]));
+    keyed
+        .replace_all(&text, |c: &Captures| {
+            if is_secret_key(&c[1], &[]) {
+                format!("{}{}{REDACTED}", &c[1], &c[2])
+            } else {
+                c[0].to_string()
+            }
+        })
+        .into_owned()
+}
+
 /// A .tar.gz of text files, each redacted, written 0600: built in memory, then a new file (a
 /// temporary one beside it, 0600, renamed over `out`), so that a file already at `out` (readable
 /// by others, or a symlink) never holds the bundle.
@@ -298,7 +329,7 @@ fn write_archive(out: &str, files: &[(String, String)]) -> Result<(), String> {
     let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     for (name, text) in files {
-        let body = redact(text);
+        let body = redact(&mask_credential_shapes(text));
         let mut header = tar::Header::new_gnu();
         header.set_size(body.len() as u64);
         header.set_mode(0o600);
@@ -354,6 +385,13 @@ mod tests {
         assert!(
             text.contains("jane") && text.contains("LOG_LEVEL=debug"),
             "{text}"
+        );
+        // credentials by their shape, in JSON inside a JSON string too; the rest is kept
+        assert_eq!(
+            mask_credential_shapes(
+                r#"{"a":"{\"Authorization\":\"Basic dXNlcjpwdw==\",\"secretName\":\"tls\"}","token": 42, "token_url": "x"} a=b"#
+            ),
+            r#"{"a":"{\"Authorization\":\"Basic <redacted>\",\"secretName\":\"tls\"}","token": <redacted>, "token_url": "x"} a=b"#
         );
         let mut s = json!({"kind": "Secret", "data": {"a": "c2VjcmV0"}});
         mask_secret_object(&mut s);

@@ -234,3 +234,106 @@ fn a_failed_read_is_a_note_and_the_bundle_is_still_written() {
             .any(|(n, _)| n.ends_with("namespaces/clearml/pods.json"))
     );
 }
+
+/// Credentials the site does not name and no Secret holds, in what another application of the
+/// namespace shows (its log, its pod's environment and arguments): a URL's password, an
+/// `Authorization` header, `password=…`, a JSON `"api_key"`. None is in the bundle; the text
+/// around them is.
+#[test]
+fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
+    let c = Cluster::new(4);
+    let post = |path: &str, body: serde_json::Value| {
+        let (code, text) = c.sim.kube_http(
+            "POST",
+            path,
+            "application/json",
+            body.to_string().as_bytes(),
+        );
+        assert!(code == 201 || code == 200, "POST {path}: {code} {text}");
+    };
+    post(
+        "/api/v1/namespaces",
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "clearml"}}),
+    );
+    c.sim
+        .faults
+        .break_workload("legacy-app", WorkloadFault::CrashLoopBackOff);
+    post(
+        "/apis/apps/v1/namespaces/clearml/deployments",
+        serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "legacy-app", "namespace": "clearml"},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "legacy-app"}},
+                "template": {
+                    "metadata": {"labels": {"app": "legacy-app"}},
+                    "spec": {"containers": [{
+                        "name": "main", "image": "legacy:1",
+                        "args": ["--db", "postgres://app:Pg-Pass-7781@db:5432/x", "--password=Arg-Pass-7785"],
+                        "env": [{"name": "DATABASE_URL", "value": "mysql://root:My-Pass-7786@mysql/db"}],
+                    }]},
+                },
+            },
+        }),
+    );
+    let log = "connecting to postgres://app:Pg-Pass-7781@db:5432/x\n\
+               GET /v1/info Authorization: Bearer eyJhbGciOi.Tok-7782\n\
+               login with password=Hunter-7783 user=admin\n\
+               {\"level\":\"error\",\"api_key\": \"Key-7784\",\"msg\":\"refused\"}\n";
+    let (code, text) = c.sim.kube_http(
+        "PATCH",
+        "/api/v1/namespaces/clearml/pods/legacy-app-sbx0",
+        "application/merge-patch+json",
+        serde_json::json!({"metadata": {"annotations": {
+            clearml_script::sandbox::faults::LOG_ANNOTATION: log,
+        }}})
+        .to_string()
+        .as_bytes(),
+    );
+    assert_eq!(code, 200, "{text}");
+    let t = Test::new();
+    let out = t.dir().join("bundle.tar.gz");
+    std::fs::write(
+        t.dir().join("site.yaml"),
+        "base_domain: clearml.example.com\n",
+    )
+    .unwrap();
+    Test::new()
+        .args(["support-bundle", &out.display().to_string(), "--values"])
+        .arg(t.dir().join("site.yaml").display().to_string())
+        .arg("--kubeconfig")
+        .arg(c.sim.sandbox.kubeconfig.display().to_string())
+        .helm(4)
+        .env(
+            "XDG_STATE_HOME",
+            &t.dir().join("state").display().to_string(),
+        )
+        .arg("--set")
+        .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
+        .run()
+        .success();
+    let files = unpack(&out);
+    let log = &files
+        .iter()
+        .find(|(n, _)| n.ends_with("logs/clearml/legacy-app-sbx0.log"))
+        .expect("the crashing pod's log")
+        .1;
+    for kept in [
+        "postgres://app:",
+        "@db:5432/x",
+        "Authorization: Bearer ",
+        "user=admin",
+        "\"msg\":\"refused\"",
+    ] {
+        assert!(log.contains(kept), "{kept} lost from:\n{log}");
+    }
+    for (name, body) in &files {
+        for n in 7781..=7786 {
+            assert!(
+                !body.contains(&format!("-{n}")),
+                "canary {n} is in {name}:\n{body}"
+            );
+        }
+    }
+}
