@@ -231,14 +231,16 @@ impl LiveExecutor {
                 Ok(ws) => {
                     for w in ws.iter().filter(|w| !w.healthy) {
                         for p in &w.problems {
-                            if let Ok(log) = block_on(crate::inspect::logs(
+                            let name = format!("logs/{ns}/{}.log", p.pod);
+                            match block_on(crate::inspect::logs(
                                 &client,
                                 ns,
                                 &p.pod,
                                 p.container.as_deref(),
                                 200,
                             )) {
-                                texts.push((format!("logs/{ns}/{}.log", p.pod), log));
+                                Ok(log) => texts.push((name, log)),
+                                Err(e) => notes.push(format!("{name}: not read: {e}")),
                             }
                         }
                     }

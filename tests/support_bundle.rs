@@ -235,13 +235,9 @@ fn a_failed_read_is_a_note_and_the_bundle_is_still_written() {
     );
 }
 
-/// Credentials the site does not name and no Secret holds, in what another application of the
-/// namespace shows (its log, its pod's environment and arguments): a URL's password, an
-/// `Authorization` header, `password=…`, a JSON `"api_key"`. None is in the bundle; the text
-/// around them is.
-#[test]
-fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
-    let c = Cluster::new(4);
+/// A crashing Deployment `legacy-app` of another application in the namespace `clearml`
+/// (created first), with these container `args` and `env`; its pod's log is `log`.
+fn legacy_app(c: &Cluster, args: serde_json::Value, env: serde_json::Value, log: &str) {
     let post = |path: &str, body: serde_json::Value| {
         let (code, text) = c.sim.kube_http(
             "POST",
@@ -268,19 +264,11 @@ fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
                 "selector": {"matchLabels": {"app": "legacy-app"}},
                 "template": {
                     "metadata": {"labels": {"app": "legacy-app"}},
-                    "spec": {"containers": [{
-                        "name": "main", "image": "legacy:1",
-                        "args": ["--db", "postgres://app:Pg-Pass-7781@db:5432/x", "--password=Arg-Pass-7785"],
-                        "env": [{"name": "DATABASE_URL", "value": "mysql://root:My-Pass-7786@mysql/db"}],
-                    }]},
+                    "spec": {"containers": [{"name": "main", "image": "legacy:1", "args": args, "env": env}]},
                 },
             },
         }),
     );
-    let log = "connecting to postgres://app:Pg-Pass-7781@db:5432/x\n\
-               GET /v1/info Authorization: Bearer eyJhbGciOi.Tok-7782\n\
-               login with password=Hunter-7783 user=admin\n\
-               {\"level\":\"error\",\"api_key\": \"Key-7784\",\"msg\":\"refused\"}\n";
     let (code, text) = c.sim.kube_http(
         "PATCH",
         "/api/v1/namespaces/clearml/pods/legacy-app-sbx0",
@@ -292,6 +280,10 @@ fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
         .as_bytes(),
     );
     assert_eq!(code, 200, "{text}");
+}
+
+/// The support bundle of the cluster with a site that names no secret: its files.
+fn bundle_of(c: &Cluster) -> Vec<(String, String)> {
     let t = Test::new();
     let out = t.dir().join("bundle.tar.gz");
     std::fs::write(
@@ -313,7 +305,30 @@ fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
         .arg(format!("status.api_url={}", c.sim.sandbox.clearml.url()))
         .run()
         .success();
-    let files = unpack(&out);
+    unpack(&out)
+}
+
+/// Credentials the site does not name and no Secret holds, in what another application of the
+/// namespace shows (its log, its pod's environment and arguments): a URL's password, an
+/// `Authorization` header, `password=…`, a JSON `"api_key"`. None is in the bundle; the text
+/// around them is.
+#[test]
+fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
+    let c = Cluster::new(4);
+    legacy_app(
+        &c,
+        serde_json::json!([
+            "--db",
+            "postgres://app:Pg-Pass-7781@db:5432/x",
+            "--password=Arg-Pass-7785"
+        ]),
+        serde_json::json!([{"name": "DATABASE_URL", "value": "mysql://root:My-Pass-7786@mysql/db"}]),
+        "connecting to postgres://app:Pg-Pass-7781@db:5432/x\n\
+         GET /v1/info Authorization: Bearer eyJhbGciOi.Tok-7782\n\
+         login with password=Hunter-7783 user=admin\n\
+         {\"level\":\"error\",\"api_key\": \"Key-7784\",\"msg\":\"refused\"}\n",
+    );
+    let files = bundle_of(&c);
     let log = &files
         .iter()
         .find(|(n, _)| n.ends_with("logs/clearml/legacy-app-sbx0.log"))
@@ -336,4 +351,33 @@ fn credentials_no_secret_holds_are_masked_in_logs_and_pods() {
             );
         }
     }
+}
+
+/// The log of a pod that is not ready but cannot be read (an identity that may not read pod
+/// logs) is said in NOTES.txt, as every other read that failed, not left out silently.
+#[test]
+fn a_log_that_cannot_be_read_is_noted() {
+    let c = Cluster::new(4);
+    legacy_app(
+        &c,
+        serde_json::json!([]),
+        serde_json::json!([]),
+        "crashed\n",
+    );
+    c.sim.faults.fail(
+        "GET",
+        "/api/v1/namespaces/clearml/pods/legacy-app-sbx0/log",
+        10,
+        403,
+    );
+    let files = bundle_of(&c);
+    let notes = &files
+        .iter()
+        .find(|(n, _)| n.ends_with("NOTES.txt"))
+        .unwrap()
+        .1;
+    assert!(
+        notes.contains("logs/clearml/legacy-app-sbx0.log: not read: cannot read the log of clearml/legacy-app-sbx0: "),
+        "{notes}"
+    );
 }
