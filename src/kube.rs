@@ -670,12 +670,14 @@ impl Kube {
     }
 
     /// The objects of a release's manifest that the cluster does not hold (deleted by hand):
-    /// `Kind name` of each answered 404. An object whose kind is not served, or that cannot be
-    /// read, is not counted: only what is certainly gone.
+    /// `Kind name` of each answered 404, in the manifest's order. An object whose kind is not
+    /// served, or that cannot be read, is not counted: only what is certainly gone. Each kind
+    /// is looked up once; the objects are read a few at a time.
     pub async fn missing_objects(&self, namespace: &str, manifest: &str) -> Vec<String> {
-        let mut missing = Vec::new();
+        use futures_util::StreamExt as _;
         let mut apis: BTreeMap<(String, String), Option<(kube::discovery::ApiResource, bool)>> =
             BTreeMap::new();
+        let mut reads = Vec::new();
         for obj in crate::helm::parse_manifests(manifest).unwrap_or_default() {
             let (Some(api_version), Some(kind), Some(name)) = (
                 obj["apiVersion"].as_str(),
@@ -701,11 +703,16 @@ impl Kube {
             } else {
                 Api::all_with(self.client.clone(), ar)
             };
-            if let Ok(None) = api.get_opt(name).await {
-                missing.push(format!("{kind} {name}"));
-            }
+            let shown = format!("{kind} {name}");
+            let name = name.to_string();
+            reads
+                .push(async move { matches!(api.get_opt(&name).await, Ok(None)).then_some(shown) });
         }
-        missing
+        futures_util::stream::iter(reads)
+            .buffered(8)
+            .filter_map(|m| async move { m })
+            .collect()
+            .await
     }
 }
 
