@@ -2225,33 +2225,30 @@ fn update_steps() -> Vec<Step> {
     ]
 }
 
-#[test]
-fn the_sandbox_refuses_the_updates_and_values_the_real_server_refuses() {
+/// The steps sent in order to the real server and to a fresh sandbox, namespace `ns`: each
+/// server's significant answers, and each step where they differ (`step: sandbox ≠ real`).
+fn differential(ns: &str, steps: &[Step]) -> (Vec<Value>, Vec<String>) {
     let real_cluster = real();
     let real = rt().block_on(async {
-        run_steps(
-            &client_for(&real_cluster.kubeconfig).await,
-            "rc-immutable",
-            &update_steps(),
-        )
-        .await
+        run_steps(&client_for(&real_cluster.kubeconfig).await, ns, steps).await
     });
     let sim = Sim::start();
     let kubeconfig = sim.sandbox.kubeconfig.clone();
-    let sandbox = sim.rt.block_on(async {
-        run_steps(
-            &client_for(&kubeconfig).await,
-            "rc-immutable",
-            &update_steps(),
-        )
-        .await
-    });
-    let found: Vec<String> = update_steps()
+    let sandbox = sim
+        .rt
+        .block_on(async { run_steps(&client_for(&kubeconfig).await, ns, steps).await });
+    let found = steps
         .iter()
         .zip(sandbox.iter().zip(&real))
         .filter(|(_, (a, b))| a != b)
         .map(|(s, (a, b))| format!("{}: sandbox {a} ≠ real {b}", s.name))
         .collect();
+    (real, found)
+}
+
+#[test]
+fn the_sandbox_refuses_the_updates_and_values_the_real_server_refuses() {
+    let (_, found) = differential("rc-immutable", &update_steps());
     assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
 }
 
@@ -2317,31 +2314,7 @@ fn termination_steps() -> Vec<Step> {
 
 #[test]
 fn a_namespace_being_deleted_answers_in_the_sandbox_as_on_the_real_server() {
-    let real_cluster = real();
-    let real = rt().block_on(async {
-        run_steps(
-            &client_for(&real_cluster.kubeconfig).await,
-            "rc-terminating",
-            &termination_steps(),
-        )
-        .await
-    });
-    let sim = Sim::start();
-    let kubeconfig = sim.sandbox.kubeconfig.clone();
-    let sandbox = sim.rt.block_on(async {
-        run_steps(
-            &client_for(&kubeconfig).await,
-            "rc-terminating",
-            &termination_steps(),
-        )
-        .await
-    });
-    let found: Vec<String> = termination_steps()
-        .iter()
-        .zip(sandbox.iter().zip(&real))
-        .filter(|(_, (a, b))| a != b)
-        .map(|(s, (a, b))| format!("{}: sandbox {a} ≠ real {b}", s.name))
-        .collect();
+    let (real, found) = differential("rc-terminating", &termination_steps());
     assert!(found.is_empty(), "divergences:\n{}", found.join("\n"));
     // what the tool reads from the real refusal
     assert_eq!(real[4]["code"], 403, "{:#}", real[4]);
