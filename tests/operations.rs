@@ -40,7 +40,8 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name} in {report:#}"))
 }
 
-fn post(c: &Cluster, path: &str, body: Value) {
+/// POST an object to the cluster's Kubernetes API; it must be created.
+pub(crate) fn post(c: &Cluster, path: &str, body: Value) {
     let (status, text) = c.sim.kube_http(
         "POST",
         path,

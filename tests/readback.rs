@@ -2,25 +2,13 @@
 //! progress lines, the status), when the cluster's content is hostile or its reads are refused.
 
 use clearml_script::sandbox::faults::WorkloadFault;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{Cluster, repo};
+use crate::operations::post;
 
 fn site() -> String {
     repo().join("examples/site.yaml").display().to_string()
-}
-
-fn post(c: &Cluster, path: &str, body: Value) {
-    let (status, text) = c.sim.kube_http(
-        "POST",
-        path,
-        "application/json",
-        body.to_string().as_bytes(),
-    );
-    assert!(
-        status == 201 || status == 200,
-        "POST {path}: {status} {text}"
-    );
 }
 
 /// An identity that may not read pod logs nor list events (the least-privilege role grants
